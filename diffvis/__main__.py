@@ -1,0 +1,5 @@
+import sys
+
+from diffvis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""``diffvis bench``: the performance figures of the issues, each next to a bare-PyTorch baseline run in the same
+process. Timings are medians of ``repeats`` runs; the quality runs (≈ 4 min) run once each unless ``quick``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffvis.core.datasets import make_dataset
+from diffvis.core.metrics import quality_report
+from diffvis.core.models import ModelConfig, build_model
+from diffvis.core.pipeline import evaluate_run, make_trainer, train_run
+from diffvis.core.samplers import sample_ddim, sample_ddpm
+from diffvis.core.schedules import Schedule
+from diffvis.core.sources import fresh_draw, load_source
+from diffvis.core.training import TrainConfig
+
+QUALITY_SETS = {"butterfly": (2.0, 1.5), "spirals": (3.0, 2.0)}  # targets: precision, recall (× floor)
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --- bare PyTorch baselines: what a user would write by hand ------------------------------------------------
+
+
+def bare_train_steps(model: nn.Module, data: torch.Tensor, abar: torch.Tensor, steps: int, batch: int) -> None:
+    """Adam on the ε-loss with per-point t; no EMA, clipping or schedule."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(steps):
+        x0 = data[torch.randint(len(data), (batch,))]
+        t = torch.randint(len(abar), (batch,))
+        noise = torch.randn_like(x0)
+        a = abar[t][:, None]
+        loss = ((model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t) - noise) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@torch.no_grad()
+def bare_ddpm(model: nn.Module, x: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    betas, abar = torch.tensor(schedule.betas).float(), torch.tensor(schedule.alphas_cumprod).float()
+    var = torch.tensor(schedule.posterior_variance).float()
+    for t in reversed(range(schedule.T)):
+        eps = model(x, torch.full((len(x),), t))
+        x = (x - betas[t] / (1 - abar[t]).sqrt() * eps) / (1 - betas[t]).sqrt()
+        if t > 0:
+            x = x + var[t].sqrt() * torch.randn_like(x)
+    return x
+
+
+@torch.no_grad()
+def bare_ddim(model: nn.Module, x: torch.Tensor, schedule: Schedule, steps: int) -> torch.Tensor:
+    abar = torch.tensor(schedule.alphas_cumprod).float()
+    ts = list(range(0, schedule.T, schedule.T // steps))[::-1]
+    for i, t in enumerate(ts):
+        a, a_prev = abar[t], abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
+        eps = model(x, torch.full((len(x),), t))
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+
+
+class BareMLP(nn.Module):
+    """The hand-written baseline network: (x, y, t/T) → 128 × 3 ReLU MLP → ε."""
+
+    def __init__(self, T: int, width: int = 128, depth: int = 3):
+        super().__init__()
+        layers, d = [], 3
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        self.net, self.T = nn.Sequential(*layers, nn.Linear(d, 2)), T
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, (t.float() / self.T)[:, None]], 1))
+
+
+# --- the figures ---------------------------------------------------------------------------------------------
+
+
+def bench_training(repeats: int) -> None:
+    cfg, steps = TrainConfig(batch=1024, steps=10**6, device="cpu"), 100
+    data = make_dataset("butterfly", 20_000, seed=0).points
+    trainer, _ = make_trainer(data, ModelConfig(), cfg)
+    ours = median_time(lambda: [trainer.train_step() for _ in range(steps)], repeats)
+    model = build_model(ModelConfig())
+    abar = torch.tensor(trainer.schedule.alphas_cumprod).float()
+    bare = median_time(lambda: bare_train_steps(model, trainer.data, abar, steps, 1024), repeats)
+    print(f"training, batch 1024:        {steps / ours:7.0f} steps/s   bare loop {steps / bare:7.0f} steps/s   "
+          f"ratio {bare / ours:.2f}× (target ≥ 0.9×)")
+
+
+def bench_sampling(repeats: int) -> None:
+    schedule = Schedule.make("linear", 1000)
+    model = build_model(ModelConfig()).eval()
+    g = torch.Generator().manual_seed(0)
+    for name, n, target, ours_fn, bare_fn in [
+        ("DDIM 50 steps, 10,000 points", 10_000, 0.25,
+         lambda x: sample_ddim(model, x, schedule, steps=50), lambda x: bare_ddim(model, x, schedule, 50)),
+        ("DDPM 1000 steps, 2,000 points", 2_000, 1.5,
+         lambda x: sample_ddpm(model, x, schedule, generator=g), lambda x: bare_ddpm(model, x, schedule)),
+    ]:
+        x = torch.randn(n, 2, generator=g)
+        ours, bare = median_time(lambda: ours_fn(x), repeats), median_time(lambda: bare_fn(x), repeats)
+        print(f"{name}: {ours:6.3f} s (target ≤ {target} s)   bare loop {bare:6.3f} s   speed-up {bare / ours:.2f}×")
+
+
+def bench_quality(name: str) -> None:
+    """Default training on ``name``, then DDPM samples against fresh data; the bare loop gets the same time."""
+    points, info = load_source(name, n=20_000, seed=0)
+    draw = fresh_draw(info, points.points, 2000)
+    t0 = time.perf_counter()
+    run = train_run(points.points, ModelConfig(), TrainConfig(), info)
+    budget = time.perf_counter() - t0
+    report = evaluate_run(run, draw)
+    elapsed = time.perf_counter() - t0
+    bare = bare_quality(points.points, draw, budget)
+    p_target, r_target = QUALITY_SETS[name]
+    print(f"{name:<10} train+eval {elapsed:5.1f} s (target ≤ 60 s)  "
+          f"precision {report['nn_precision'].ratio:.2f}× (≤ {p_target}×, bare {bare['nn_precision'].ratio:.2f}×)  "
+          f"recall {report['nn_recall'].ratio:.2f}× (≤ {r_target}×, bare {bare['nn_recall'].ratio:.2f}×)  "
+          f"energy {report['energy'].value:.2e} vs floor {report['energy'].floor:.2e} ± {report['energy'].floor_std:.1e}"
+          f" ({'within' if report['energy'].within_floor_spread else 'OUTSIDE'} spread; bare "
+          f"{bare['energy'].ratio:.1f}×)")
+
+
+def bare_quality(points: np.ndarray, draw, budget: float) -> dict:
+    """The bare 128 × 3 MLP trained for ``budget`` seconds (batch 256, Adam 1e-3), DDPM-sampled."""
+    torch.manual_seed(0)
+    schedule = Schedule.make("linear", 1000)
+    mean, scale = points.mean(0), points.std()
+    data = torch.tensor((points - mean) / scale).float()
+    model, abar = BareMLP(1000), torch.tensor(schedule.alphas_cumprod).float()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < budget:
+        bare_train_steps(model, data, abar, 100, 256)
+    samples = bare_ddpm(model.eval(), torch.randn(2000, 2), schedule).numpy() * scale + mean
+    return quality_report(samples.astype(np.float64), draw)
+
+
+def run_bench(repeats: int = 5, quick: bool = False) -> int:
+    torch.manual_seed(0)
+    print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
+    bench_training(repeats)
+    bench_sampling(repeats)
+    if not quick:
+        for name in QUALITY_SETS:
+            bench_quality(name)
+    return 0

@@ -1,0 +1,115 @@
+"""Command line: the same core calls as the app, headless. ``diffvis`` alone opens the desktop app.
+
+User errors (``DiffvisError`` and bad arguments) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from diffvis.errors import ConfigError, DiffvisError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, raised as ConfigError."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
+    p.add_argument("--n", type=_positive_int, default=n_default, help=f"number of points (default {n_default})")
+    p.add_argument("--noise", type=float, default=None, help="noise level (default: the data set's own)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from diffvis.core.datasets import DATASETS
+
+    names = ", ".join(DATASETS)
+    parser = _Parser(prog="diffvis", description="A desktop laboratory for diffusion models on 2D point sets.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("data", help="write a built-in data set to .npy or .csv")
+    p.add_argument("name", help=f"one of: {names}")
+    _data_args(p, n_default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("train", help="train a noise predictor (ddpm) or score network (ncsn)")
+    p.add_argument("--data", required=True, help=f"a built-in data set ({names}) or a .csv/.txt/.npy file")
+    _data_args(p, n_default=20_000)
+    p.add_argument("--data-seed", type=int, default=0, help="seed of a built-in data set's draw")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--steps", type=_positive_int)
+    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm")
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"])
+    p.add_argument("--timesteps", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--depth", type=int)
+    p.add_argument("--batch", type=_positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser is the model")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "langevin"], default="ddim")
+    p.add_argument("--n", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
+    p.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50) or Langevin steps per level (100)")
+    p.add_argument("--eta", type=float, default=0.0)
+    p.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default="leading")
+    p.add_argument("--variance", choices=["beta", "beta_tilde"], default="beta_tilde")
+    p.add_argument("--step-size", type=float, default=2e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
+    p.add_argument("--init", type=Path, help="initial noise, (N, 2) .npy in standardised space")
+    p.add_argument("--trajectory", type=Path, help="also save the path: .npy (frames) or .npz (all fields)")
+    p.add_argument("--objective", choices=["ddpm", "ncsn"], help="with --ideal (default: from --sampler)")
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
+    p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+
+    p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")
+    p.add_argument("--repeats", type=_positive_int, default=5, help="runs per timing (the median is shown)")
+    p.add_argument("--quick", action="store_true", help="skip the 60 s quality runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        if not argv:
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
+        from diffvis import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except DiffvisError as e:
+        print(f"diffvis: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("diffvis: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The bodies of the CLI commands; each takes the parsed arguments and returns an exit status."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from diffvis.errors import ConfigError, DataFileError
+
+
+def cmd_data(args) -> int:
+    from diffvis.core.datasets import make_dataset
+    from diffvis.core.pointfiles import save_points
+
+    points = make_dataset(args.name, args.n, noise=args.noise, seed=args.seed)
+    save_points(points, args.out)
+    print(f"wrote {len(points)} points of {args.name} to {args.out}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.tty, self.last_decile = stream, stream.isatty(), -1
+
+    def __call__(self, p) -> None:
+        frac = p.step / p.total
+        left = (p.total - p.step) / max(p.steps_per_second, 1e-9)
+        bar = "#" * int(30 * frac)
+        line = f"[{bar:<30}] {p.step}/{p.total}  loss {p.loss:.4f}  {p.steps_per_second:.0f} steps/s  {left:.0f}s left"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if p.step == p.total else ""))
+        elif int(10 * frac) > self.last_decile:
+            self.last_decile = int(10 * frac)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def cmd_train(args) -> int:
+    from diffvis.core.checkpoint import save_run
+    from diffvis.core.models import ModelConfig
+    from diffvis.core.pipeline import evaluate_run, quality_to_dict, train_run
+    from diffvis.core.sources import fresh_draw, load_source
+    from diffvis.core.training import TrainConfig
+
+    points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
+    model_keys = ("width", "depth")
+    train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device")
+    model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
+    cfg = TrainConfig(**_given(args, train_keys))
+    started = time.perf_counter()
+    run = train_run(points.points, model_config, cfg, info, on_progress=None if args.quiet else ProgressBar())
+    trained = time.perf_counter() - started
+    report = evaluate_run(run, fresh_draw(info, points.points, 2000))
+    run.quality = quality_to_dict(report)
+    save_run(run, args.out)
+    print(f"trained {cfg.steps} steps in {trained:.1f} s; final loss {run.loss_history[-1]:.4f}; saved {args.out}")
+    print(format_quality(report))
+    return 0
+
+
+def _given(args, keys) -> dict:
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+def format_quality(report) -> str:
+    lines = [f"{'metric':<14}{'value':>12}{'floor':>12}{'± spread':>11}{'ratio':>8}"]
+    for r in report.values():
+        lines.append(f"{r.name:<14}{r.value:>12.5f}{r.floor:>12.5f}{r.floor_std:>11.5f}{r.ratio:>7.2f}×")
+    return "\n".join(lines)
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from diffvis.core.datasets import Normaliser, PointSet
+    from diffvis.core.pointfiles import load_points, save_points
+    from diffvis.core.run import ideal_model, sample
+    from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
+    from diffvis.core.training import resolve_device
+
+    device = resolve_device(args.device)
+    if args.run is not None:
+        from diffvis.core.checkpoint import load_run
+
+        run = load_run(args.run)
+        model, objective = run.ema.to(device), run.objective
+        schedule, ladder, normaliser = run.schedule, run.ladder, run.normaliser
+    else:
+        data = load_points(args.ideal)
+        if len(data) < 2:
+            raise DataFileError(f"{args.ideal.name}: the exact denoiser needs at least two points")
+        normaliser = Normaliser.fit(data.points)
+        std = torch.as_tensor(normaliser.to_std(data.points), dtype=torch.float32, device=device)
+        objective = args.objective or ("ncsn" if args.sampler == "langevin" else "ddpm")
+        schedule = Schedule.make(args.schedule, args.timesteps)
+        ladder = SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
+        model = ideal_model(std, objective, schedule)
+    generator = torch.Generator().manual_seed(args.seed)
+    x_T = _initial_noise(args, generator).to(device)
+    params = _sampler_params(args)
+    traj = sample(model, objective, args.sampler, x_T, schedule=schedule, ladder=ladder, normaliser=normaliser,
+                  generator=generator, **params)
+    save_points(PointSet(traj.samples.astype(np.float64)), args.out)
+    if args.trajectory is not None:
+        _save_trajectory(traj, args.trajectory)
+    print(f"wrote {len(traj.samples)} samples ({args.sampler}, {traj.nfe} model evaluations) to {args.out}")
+    return 0
+
+
+def _initial_noise(args, generator):
+    import torch
+
+    if args.init is None:
+        return torch.randn(args.n, 2, generator=generator)
+    try:
+        init = np.load(args.init, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataFileError(f"{args.init}: cannot read the initial noise ({e})") from None
+    if init.ndim != 2 or init.shape[1] != 2 or init.dtype.kind not in "iuf" or len(init) == 0:
+        raise DataFileError(f"{args.init.name}: initial noise must be a numeric (N, 2) array, got {init.shape}")
+    if not np.isfinite(init).all():
+        raise DataFileError(f"{args.init.name}: initial noise contains NaN or infinite values")
+    return torch.as_tensor(init, dtype=torch.float32)
+
+
+def _sampler_params(args) -> dict:
+    if args.sampler == "ddpm":
+        return {"variance": args.variance}
+    if args.sampler == "ddim":
+        return {"steps": args.steps or 50, "eta": args.eta, "spacing": args.spacing}
+    return {"steps_per_level": args.steps or 100, "step_size": args.step_size}
+
+
+def _save_trajectory(traj, path: Path) -> None:
+    from diffvis.core.atomic import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    if path.suffix.lower() == ".npy":
+        np.save(buffer, traj.frames, allow_pickle=False)
+    elif path.suffix.lower() == ".npz":
+        np.savez(buffer, frames=traj.frames, times=traj.times, x0_hat=traj.x0_hat, nfe=np.array(traj.nfe))
+    else:
+        raise ConfigError(f"{path.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)")
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot be written ({e.strerror or e})") from None
+
+
+def cmd_bench(args) -> int:
+    from diffvis.bench import run_bench
+
+    return run_bench(repeats=args.repeats, quick=args.quick)

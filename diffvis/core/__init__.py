@@ -1,0 +1,1 @@
+"""The diffusion engine: numpy + torch only, never Qt."""

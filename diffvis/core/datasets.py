@@ -1,0 +1,182 @@
+"""Built-in 2D data sets and the standardising transform.
+
+Every maker has the signature ``make_<name>(n, *, noise, seed) -> PointSet`` and draws its points i.i.d.
+(random positions along the curve or inside the region, never evenly spaced), so two draws with different
+seeds are independent samples of one distribution. ``noise`` is the standard deviation of isotropic Gaussian
+jitter added in the set's own data coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffvis.errors import ConfigError
+
+MAX_POINTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """``points``: (N, 2) float64 in data coordinates; ``labels``: (N,) int64 class ids, or None."""
+
+    points: np.ndarray
+    labels: np.ndarray | None = None
+    name: str = "points"
+
+    def __post_init__(self) -> None:
+        if self.points.ndim != 2 or self.points.shape[1] != 2:
+            raise ConfigError(f"points must have shape (N, 2), got {self.points.shape}")
+        if self.labels is not None and self.labels.shape != (len(self.points),):
+            raise ConfigError("labels must have one entry per point")
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def _jitter(rng: np.random.Generator, xy: np.ndarray, noise: float) -> np.ndarray:
+    return xy + noise * rng.standard_normal(xy.shape)
+
+
+def make_butterfly(n: int, *, noise: float, seed: int) -> PointSet:
+    """Fay's butterfly: r = e^cos t − 2 cos 4t + sin⁵(t/12), x = r sin t, y = r cos t, t ~ U[0, 12π)."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0.0, 12 * math.pi, n)
+    r = np.exp(np.cos(t)) - 2 * np.cos(4 * t) + np.sin(t / 12) ** 5
+    xy = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
+    return PointSet(_jitter(rng, xy, noise), None, "butterfly")
+
+
+def make_spirals(n: int, *, noise: float, seed: int) -> PointSet:
+    """Two interleaved Archimedean arms r = θ/π, θ ∈ [π/2, 4π], drawn uniformly in arc length (θ² uniform)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = math.pi / 2, 4 * math.pi
+    theta = np.sqrt(rng.uniform(lo**2, hi**2, n))
+    arm = rng.integers(0, 2, n)
+    r = theta / math.pi
+    angle = theta + math.pi * arm
+    xy = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
+    return PointSet(_jitter(rng, xy, noise), arm.astype(np.int64), "spirals")
+
+
+def make_swiss_roll(n: int, *, noise: float, seed: int) -> PointSet:
+    """The 2D swiss roll of scikit-learn: t ~ U[1.5π, 4.5π], (x, y) = (t cos t, t sin t) / 5."""
+    rng = np.random.default_rng(seed)
+    t = 1.5 * math.pi * (1 + 2 * rng.uniform(0.0, 1.0, n))
+    xy = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / 5
+    return PointSet(_jitter(rng, xy, noise), None, "swiss_roll")
+
+
+def make_moons(n: int, *, noise: float, seed: int) -> PointSet:
+    """Two interleaved half circles: (cos θ, sin θ) and (1 − cos θ, 0.5 − sin θ), θ ~ U[0, π]."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(0.0, math.pi, n)
+    moon = rng.integers(0, 2, n)
+    upper = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    lower = np.stack([1 - np.cos(theta), 0.5 - np.sin(theta)], axis=1)
+    xy = np.where(moon[:, None] == 0, upper, lower)
+    return PointSet(_jitter(rng, xy, noise), moon.astype(np.int64), "moons")
+
+
+def make_rings(n: int, *, noise: float, seed: int) -> PointSet:
+    """Three concentric circles of radius 1, 2, 3; a point's ring is drawn with probability ∝ radius."""
+    rng = np.random.default_rng(seed)
+    radii = np.array([1.0, 2.0, 3.0])
+    ring = rng.choice(3, size=n, p=radii / radii.sum())
+    theta = rng.uniform(0.0, 2 * math.pi, n)
+    r = radii[ring]
+    xy = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+    return PointSet(_jitter(rng, xy, noise), ring.astype(np.int64), "rings")
+
+
+def make_gaussians8(n: int, *, noise: float, seed: int) -> PointSet:
+    """Eight Gaussians of standard deviation ``noise`` centred at radius 2, angles kπ/4."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 8, n)
+    centres = 2 * np.stack([np.cos(k * math.pi / 4), np.sin(k * math.pi / 4)], axis=1)
+    return PointSet(_jitter(rng, centres, noise), k.astype(np.int64), "gaussians8")
+
+
+def make_checkerboard(n: int, *, noise: float, seed: int) -> PointSet:
+    """Uniform points on the 8 dark squares of a 4 × 4 board spanning [−4, 4]²."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, n)
+    y = rng.uniform(0.0, 1.0, n) - 2 * rng.integers(0, 2, n) + np.floor(x) % 2
+    xy = 2 * np.stack([x, y], axis=1)
+    return PointSet(_jitter(rng, xy, noise), None, "checkerboard")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    make: Callable[..., PointSet]
+    default_noise: float
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "butterfly": DatasetSpec(make_butterfly, 0.03, "Fay's butterfly curve"),
+    "spirals": DatasetSpec(make_spirals, 0.05, "two interleaved spirals (labelled by arm)"),
+    "swiss_roll": DatasetSpec(make_swiss_roll, 0.05, "2D swiss roll"),
+    "moons": DatasetSpec(make_moons, 0.05, "two moons (labelled)"),
+    "rings": DatasetSpec(make_rings, 0.05, "three concentric rings (labelled)"),
+    "gaussians8": DatasetSpec(make_gaussians8, 0.1, "eight Gaussians on a circle (labelled)"),
+    "checkerboard": DatasetSpec(make_checkerboard, 0.0, "checkerboard"),
+}
+
+
+def make_dataset(name: str, n: int, *, noise: float | None = None, seed: int = 0) -> PointSet:
+    """Draw ``n`` points of the built-in set ``name`` (``noise=None`` takes the set's default)."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if not 1 <= n <= MAX_POINTS:
+        raise ConfigError(f"n must be between 1 and {MAX_POINTS:,}, got {n}")
+    spec = DATASETS[name]
+    noise = spec.default_noise if noise is None else noise
+    if not (math.isfinite(noise) and 0 <= noise <= 100):
+        raise ConfigError(f"noise must be a finite number in [0, 100], got {noise}")
+    return spec.make(n, noise=noise, seed=seed)
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """x_std = (x − mean) / scale with one scalar scale, the overall standard deviation (keeps aspect ratio)."""
+
+    mean: tuple[float, float]
+    scale: float
+
+    @classmethod
+    def fit(cls, points: np.ndarray) -> Normaliser:
+        mean = points.mean(axis=0)
+        scale = float(np.sqrt(((points - mean) ** 2).mean()))
+        if not math.isfinite(scale) or scale <= 1e-12:
+            raise ConfigError("the data set has no spread: all points coincide")
+        return cls((float(mean[0]), float(mean[1])), scale)
+
+    def to_std(self, points):
+        """Data → standardised coordinates; works on numpy arrays and torch tensors."""
+        return (points - _like(self.mean, points)) / self.scale
+
+    def to_data(self, points):
+        """Standardised → data coordinates; works on numpy arrays and torch tensors."""
+        return points * self.scale + _like(self.mean, points)
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normaliser:
+        mean, scale = d["mean"], float(d["scale"])
+        if len(mean) != 2 or not scale > 0:
+            raise ValueError("bad normaliser")
+        return cls((float(mean[0]), float(mean[1])), scale)
+
+
+def _like(values: tuple[float, float], array):
+    if isinstance(array, np.ndarray):
+        return np.asarray(values, dtype=array.dtype)
+    import torch
+
+    return torch.tensor(values, dtype=array.dtype, device=array.device)

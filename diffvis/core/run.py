@@ -1,0 +1,97 @@
+"""A trained run: the EMA network plus everything needed to sample from it in data coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from diffvis.core.datasets import Normaliser
+from diffvis.core.ideal import IdealNoisePredictor, IdealScore
+from diffvis.core.models import ConditionalMLP, ModelConfig
+from diffvis.core.samplers import SAMPLERS, Callback, sample_ddim, sample_ddpm, sample_langevin
+from diffvis.core.schedules import Schedule, SigmaLadder
+from diffvis.core.training import TrainConfig, Trainer
+from diffvis.core.trajectory import Trajectory
+from diffvis.errors import ConfigError
+
+
+@dataclass
+class Run:
+    """``ema`` is the network that samples; ``data`` describes where the training points came from."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    normaliser: Normaliser
+    schedule: Schedule
+    ladder: SigmaLadder
+    ema: ConditionalMLP
+    data: dict = field(default_factory=dict)
+    step: int = 0
+    loss_history: list[float] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        return self.model_config.objective
+
+    @classmethod
+    def from_trainer(cls, trainer: Trainer, normaliser: Normaliser, data: dict) -> Run:
+        return cls(
+            trainer.model_config,
+            trainer.cfg,
+            normaliser,
+            trainer.schedule,
+            trainer.ladder,
+            trainer.ema_model(),
+            data,
+            trainer.step,
+            list(trainer.loss_history),
+        )
+
+
+def sample(
+    model,
+    objective: str,
+    sampler: str,
+    x_T: torch.Tensor,
+    *,
+    schedule: Schedule,
+    ladder: SigmaLadder,
+    normaliser: Normaliser,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    **params,
+) -> Trajectory:
+    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn')."""
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    needs = "ncsn" if sampler == "langevin" else "ddpm"
+    if objective != needs:
+        raise ConfigError(f"the {sampler} sampler needs a {needs} model, but this one was trained for {objective}")
+    common = {"generator": generator, "callback": callback, "normaliser": normaliser}
+    if sampler == "ddpm":
+        return sample_ddpm(model, x_T, schedule, **params, **common)
+    if sampler == "ddim":
+        return sample_ddim(model, x_T, schedule, **params, **common)
+    return sample_langevin(model, x_T, ladder, **params, **common)
+
+
+def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:
+    """Sample from a trained run's EMA network."""
+    with torch.inference_mode():
+        return sample(
+            run.ema,
+            run.objective,
+            sampler,
+            x_T,
+            schedule=run.schedule,
+            ladder=run.ladder,
+            normaliser=run.normaliser,
+            **kwargs,
+        )
+
+
+def ideal_model(points_std: torch.Tensor, objective: str, schedule: Schedule):
+    """The exact denoiser (ddpm) or exact score (ncsn) of standardised points."""
+    return IdealNoisePredictor(points_std, schedule) if objective == "ddpm" else IdealScore(points_std)

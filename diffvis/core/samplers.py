@@ -1,0 +1,210 @@
+"""Samplers: plain functions with one contract, returning a ``Trajectory``.
+
+``model`` is anything callable as model(x, t) → ε̂ (DDPM, DDIM) or model(x, σ) → score (Langevin), with x the
+(N, 2) standardised points and t/σ a scalar shared by the step: a trained network or the exact denoiser.
+``x_T`` is the initial noise, N(0, I) in standardised space. ``callback(StepInfo)`` runs after each step;
+returning True cancels (the sampler raises ``Cancelled``). ``normaliser`` maps the frames back to data
+coordinates. Every random draw comes from ``generator``: same generator state, same trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from diffvis.core.datasets import Normaliser
+from diffvis.core.parametrization import x0_from_eps, x0_from_score
+from diffvis.core.schedules import Schedule, SigmaLadder
+from diffvis.core.trajectory import StepInfo, Trajectory
+from diffvis.errors import Cancelled, ConfigError
+
+Callback = Callable[[StepInfo], bool | None]
+SPACINGS = ("leading", "trailing", "linspace")
+VARIANCES = ("beta", "beta_tilde")
+
+
+class _Recorder:
+    """Preallocated frame and x̂₀ buffers; samplers write each step straight into them (no copies)."""
+
+    def __init__(self, x_T: torch.Tensor, n_frames: int, callback: Callback | None):
+        self.frames = torch.empty((n_frames, *x_T.shape), dtype=torch.float32, device=x_T.device)
+        self.frames[0] = x_T
+        self.x0_hat = torch.empty_like(self.frames)
+        self.times = np.empty(n_frames, dtype=np.float32)
+        self.callback = callback
+
+    def report(self, k: int, t: float) -> None:
+        """Frame k (at time or level t) and its x̂₀ are written; tell the callback, which may cancel."""
+        self.times[k] = t
+        if k > 0 and self.callback is not None:
+            info = StepInfo(k, len(self.times) - 1, t, self.frames[k], self.x0_hat[k])
+            if self.callback(info):
+                raise Cancelled("sampling cancelled")
+
+    def finish(self, nfe: int, name: str, params: dict, normaliser: Normaliser | None) -> Trajectory:
+        frames, x0_hat = self.frames.cpu(), self.x0_hat.cpu()
+        if normaliser is not None:
+            frames, x0_hat = normaliser.to_data(frames), normaliser.to_data(x0_hat)
+        return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), nfe, name, params)
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def _check_init(x_T: torch.Tensor) -> None:
+    if x_T.ndim != 2 or x_T.shape[1] != 2 or len(x_T) == 0:
+        raise ConfigError(f"initial noise must have shape (N, 2) with N ≥ 1, got {tuple(x_T.shape)}")
+    if not torch.isfinite(x_T).all():
+        raise ConfigError("initial noise contains NaN or infinite values")
+
+
+@torch.inference_mode()
+def sample_ddpm(
+    model,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    *,
+    variance: str = "beta_tilde",
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    normaliser: Normaliser | None = None,
+) -> Trajectory:
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2), t = T−1 … 0:
+
+    x_{t−1} = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε̂) + σ_t z,  σ_t² = β_t or β̃_t,  no noise at the last step.
+    """
+    if variance not in VARIANCES:
+        raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
+    _check_init(x_T)
+    s = schedule
+    var = s.betas if variance == "beta" else s.posterior_variance
+    rec = _Recorder(x_T, s.T + 1, callback)
+    for k, t in enumerate(range(s.T - 1, -1, -1)):
+        x, x_next = rec.frames[k], rec.frames[k + 1]
+        eps = model(x, t)
+        abar = float(s.alphas_cumprod[t])
+        x0_from_eps(x, eps, abar, out=rec.x0_hat[k])
+        rec.report(k, t)
+        torch.sub(x, eps, alpha=float(s.betas[t] / np.sqrt(1 - abar)), out=x_next).div_(float(np.sqrt(s.alphas[t])))
+        if t > 0:
+            x_next.add_(_noise(x, generator), alpha=float(np.sqrt(var[t])))
+    rec.x0_hat[s.T] = rec.frames[s.T]
+    rec.report(s.T, -1)
+    return rec.finish(s.T, "ddpm", {"variance": variance}, normaliser)
+
+
+def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
+    """The S descending timesteps a DDIM run visits, with diffusers' meaning of each spacing:
+
+    leading:  (0, r, 2r, …)·[::-1], r = T // S          trailing: round(T, T − T/S, …) − 1
+    linspace: round(linspace(0, T − 1, S))[::-1]
+    """
+    if not 1 <= steps <= T:
+        raise ConfigError(f"steps must be between 1 and T = {T}, got {steps}")
+    if spacing == "leading":
+        ts = (np.arange(steps) * (T // steps))[::-1]
+    elif spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / steps)) - 1
+    elif spacing == "linspace":
+        ts = np.round(np.linspace(0, T - 1, steps))[::-1]
+    else:
+        raise ConfigError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+    return ts.astype(np.int64)
+
+
+@torch.inference_mode()
+def sample_ddim(
+    model,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    *,
+    steps: int = 50,
+    eta: float = 0.0,
+    spacing: str = "leading",
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    normaliser: Normaliser | None = None,
+) -> Trajectory:
+    """DDIM (Song, Meng & Ermon 2021, eq. 12) from each visited t to the next one, t_prev (ᾱ = 1 after the last):
+
+    x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z,
+    σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)   (eq. 16; η = 0 deterministic, η = 1 with S = T is DDPM
+    with β̃).
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ConfigError(f"eta must be in [0, 1], got {eta}")
+    _check_init(x_T)
+    ts = ddim_timesteps(schedule.T, steps, spacing)
+    abars = schedule.alphas_cumprod
+    rec = _Recorder(x_T, len(ts) + 1, callback)
+    for k, t in enumerate(ts):
+        x, x_next, x0_hat = rec.frames[k], rec.frames[k + 1], rec.x0_hat[k]
+        abar = float(abars[t])
+        abar_prev = float(abars[ts[k + 1]]) if k + 1 < len(ts) else 1.0
+        eps = model(x, int(t))
+        x0_from_eps(x, eps, abar, out=x0_hat)
+        rec.report(k, int(t))
+        sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+        direction = float(np.sqrt(max(1 - abar_prev - sigma**2, 0.0)))
+        torch.add(eps.mul_(direction), x0_hat, alpha=abar_prev**0.5, out=x_next)
+        if sigma > 0:
+            x_next.add_(_noise(x, generator), alpha=float(sigma))
+    rec.x0_hat[len(ts)] = rec.frames[len(ts)]
+    rec.report(len(ts), -1)
+    params = {"steps": steps, "eta": eta, "spacing": spacing}
+    return rec.finish(len(ts), "ddim", params, normaliser)
+
+
+@torch.inference_mode()
+def sample_langevin(
+    model,
+    x_T: torch.Tensor,
+    ladder: SigmaLadder,
+    *,
+    steps_per_level: int = 100,
+    step_size: float = 2e-5,
+    denoise: bool = True,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    normaliser: Normaliser | None = None,
+) -> Trajectory:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1), starting from x = σ_1 · x_T:
+
+    for i = 1…L: α_i = ε σ_i²/σ_L²; repeat K times: x ← x + α_i/2 · s(x, σ_i) + √α_i z.
+    With ``denoise`` a final Tweedie step x ← x + σ_L² s(x, σ_L) removes the last noise (Song & Ermon 2020).
+    x̂₀ of a frame is its Tweedie estimate x + σ² s(x, σ) at the level of the step that follows it.
+    """
+    K = steps_per_level
+    if not 1 <= K <= 100_000:
+        raise ConfigError(f"steps per level must be between 1 and 100,000, got {K}")
+    if not (np.isfinite(step_size) and step_size > 0):
+        raise ConfigError(f"the step size ε must be positive, got {step_size}")
+    _check_init(x_T)
+    sigmas = ladder.sigmas
+    n_steps = ladder.L * K
+    rec = _Recorder(float(sigmas[0]) * x_T, n_steps + 1 + int(denoise), callback)
+    k = 0
+    for sigma in map(float, sigmas):
+        alpha = step_size * (sigma / sigmas[-1]) ** 2
+        for _ in range(K):
+            x = rec.frames[k]
+            score = model(x, sigma)
+            x0_from_score(x, score, sigma, out=rec.x0_hat[k])
+            rec.report(k, sigma)
+            torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(_noise(x, generator), alpha=alpha**0.5)
+            k += 1
+    sigma_L = float(sigmas[-1])
+    x0_from_score(rec.frames[k], model(rec.frames[k], sigma_L), sigma_L, out=rec.x0_hat[k])
+    rec.report(k, sigma_L)
+    if denoise:
+        rec.frames[k + 1] = rec.x0_hat[k + 1] = rec.x0_hat[k]
+        rec.report(k + 1, 0.0)
+    params = {"levels": ladder.L, "steps_per_level": K, "step_size": step_size, "denoise": denoise}
+    return rec.finish(n_steps + 1, "langevin", params, normaliser)
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "langevin": sample_langevin}

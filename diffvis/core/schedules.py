@@ -1,0 +1,154 @@
+"""Noise schedules, computed once as tables and indexed, never recomputed per step.
+
+Notation (Ho et al. 2020, indices shifted to 0…T−1 as in diffusers: entry t is the paper's step t+1)::
+
+    β_t            betas                  variance added at step t
+    α_t = 1 − β_t  alphas
+    ᾱ_t = ∏ α_s    alphas_cumprod         q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)
+    ᾱ_{t−1}        alphas_cumprod_prev    with ᾱ_{−1} = 1
+    β̃_t            posterior_variance     (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t
+    SNR_t          snr                    ᾱ_t / (1 − ᾱ_t)
+
+The NCSN noise levels (Song & Ermon 2019) are a separate table, ``SigmaLadder``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from diffvis.errors import ConfigError
+
+SCHEDULE_KINDS = ("linear", "cosine", "sigmoid")
+MIN_T, MAX_T = 2, 10_000
+MAX_BETA = 0.999
+
+
+def linear_betas(T: int) -> np.ndarray:
+    """β from 1e-4 to 0.02 at T = 1000, both ends scaled by 1000/T (Nichol & Dhariwal), capped at 0.999."""
+    scale = 1000 / T
+    return np.minimum(np.linspace(1e-4 * scale, 0.02 * scale, T), MAX_BETA)
+
+
+def cosine_betas(T: int, s: float = 0.008) -> np.ndarray:
+    """ᾱ(t) = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2); β_t = 1 − ᾱ(t+1)/ᾱ(t), capped at 0.999."""
+    steps = np.arange(T + 1, dtype=np.float64) / T
+    f = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    return np.minimum(1 - f[1:] / f[:-1], MAX_BETA)
+
+
+def sigmoid_betas(T: int, start: float = -6.0, end: float = 6.0) -> np.ndarray:
+    """β_t = β_min + (β_max − β_min) · sigmoid(linspace(−6, 6, T)), with the linear schedule's β_min, β_max."""
+    ends = linear_betas(T)
+    return ends[0] + (ends[-1] - ends[0]) / (1 + np.exp(-np.linspace(start, end, T)))
+
+
+_BETAS = {"linear": linear_betas, "cosine": cosine_betas, "sigmoid": sigmoid_betas}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A discrete DDPM schedule of T steps; every array has shape (T,) and dtype float64."""
+
+    kind: str
+    T: int
+    betas: np.ndarray = field(repr=False)
+    alphas: np.ndarray = field(init=False, repr=False)
+    alphas_cumprod: np.ndarray = field(init=False, repr=False)
+    alphas_cumprod_prev: np.ndarray = field(init=False, repr=False)
+    posterior_variance: np.ndarray = field(init=False, repr=False)
+    snr: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        betas = np.asarray(self.betas, dtype=np.float64)
+        if betas.shape != (self.T,) or not np.all((betas > 0) & (betas < 1)):
+            raise ConfigError("betas must be T numbers strictly between 0 and 1")
+        alphas = 1 - betas
+        abar = np.cumprod(alphas)
+        abar_prev = np.concatenate([[1.0], abar[:-1]])
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        put("betas", betas)
+        put("alphas", alphas)
+        put("alphas_cumprod", abar)
+        put("alphas_cumprod_prev", abar_prev)
+        put("posterior_variance", (1 - abar_prev) / (1 - abar) * betas)
+        put("snr", abar / (1 - abar))
+        for array in (betas, alphas, abar, abar_prev):
+            array.flags.writeable = False
+
+    @classmethod
+    def make(cls, kind: str = "linear", T: int = 1000) -> Schedule:
+        if kind not in _BETAS:
+            raise ConfigError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULE_KINDS)}")
+        if not MIN_T <= T <= MAX_T:
+            raise ConfigError(f"the number of timesteps T must be between {MIN_T} and {MAX_T:,}, got {T}")
+        return cls(kind, T, _BETAS[kind](T))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "T": self.T}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Schedule:
+        return cls.make(str(d["kind"]), int(d["T"]))
+
+
+@dataclass(frozen=True)
+class SigmaLadder:
+    """NCSN noise levels σ_1 > … > σ_L, geometric: σ_i = σ_max · (σ_min/σ_max)^((i−1)/(L−1))."""
+
+    sigmas: np.ndarray
+
+    def __post_init__(self) -> None:
+        s = np.asarray(self.sigmas, dtype=np.float64)
+        if s.ndim != 1 or len(s) < 1 or not np.all(s > 0) or np.any(np.diff(s) >= 0):
+            raise ConfigError("noise levels must be positive and strictly decreasing")
+        object.__setattr__(self, "sigmas", s)
+
+    @classmethod
+    def geometric(cls, sigma_max: float, sigma_min: float = 0.01, levels: int = 10) -> SigmaLadder:
+        if not (math.isfinite(sigma_max) and math.isfinite(sigma_min) and 0 < sigma_min < sigma_max):
+            raise ConfigError(f"need 0 < σ_min < σ_max, got σ_min={sigma_min}, σ_max={sigma_max}")
+        if not 2 <= levels <= 10_000:
+            raise ConfigError(f"the number of noise levels must be between 2 and 10,000, got {levels}")
+        return cls(np.geomspace(sigma_max, sigma_min, levels))
+
+    @property
+    def L(self) -> int:
+        return len(self.sigmas)
+
+    def to_dict(self) -> dict:
+        return {"sigmas": [float(s) for s in self.sigmas]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SigmaLadder:
+        return cls(np.asarray(d["sigmas"], dtype=np.float64))
+
+
+def max_pairwise_distance(points: np.ndarray) -> float:
+    """The diameter of a 2D point set: the largest distance between two vertices of its convex hull."""
+    hull = convex_hull(points)
+    diff = hull[:, None, :] - hull[None, :, :]
+    return float(np.sqrt((diff**2).sum(-1)).max())
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull (Andrew's monotone chain), shape (H, 2)."""
+    pts = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    if len(pts) <= 2:
+        return pts
+
+    def half(seq: np.ndarray) -> list:
+        chain: list = []
+        for p in seq:
+            while len(chain) >= 2 and _cross(chain[-2], chain[-1], p) <= 0:
+                chain.pop()
+            chain.append(p)
+        return chain[:-1]
+
+    return np.array(half(pts) + half(pts[::-1]))
+
+
+def _cross(o, a, b) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])

@@ -1,0 +1,36 @@
+"""Where training points come from: a built-in data set or a user file, and fresh draws for the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from diffvis.core.datasets import DATASETS, PointSet, make_dataset
+from diffvis.core.metrics import subsample_draw
+from diffvis.core.pointfiles import load_points
+from diffvis.errors import DataFileError
+
+
+def load_source(source: str, *, n: int, noise: float | None = None, seed: int = 0) -> tuple[PointSet, dict]:
+    """A built-in name draws ``n`` points; anything else is read as a point file. Returns the points and a
+    JSON-able description that ``fresh_draw`` understands."""
+    if source in DATASETS:
+        points = make_dataset(source, n, noise=noise, seed=seed)
+        noise = DATASETS[source].default_noise if noise is None else noise
+        return points, {"source": source, "n": n, "noise": noise, "seed": seed}
+    path = Path(source)
+    if not path.suffix:
+        raise DataFileError(f"{source!r} is neither a built-in data set ({', '.join(DATASETS)}) nor a point file")
+    points = load_points(path)
+    return points, {"source": str(path.resolve()), "n": len(points)}
+
+
+def fresh_draw(info: dict, points: np.ndarray, n: int) -> Callable[[int], np.ndarray]:
+    """``draw(seed)`` → n fresh points of the data set: new i.i.d. draws for a built-in set, random subsets of
+    the training points for a file (the file is all we know of its distribution)."""
+    name = info.get("source")
+    if name in DATASETS:
+        return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed).points
+    return subsample_draw(points, n)

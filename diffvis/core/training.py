@@ -1,0 +1,235 @@
+"""One training loop for the app and the CLI.
+
+Objectives (x_0 from the standardised data, uniform t or noise level):
+  ddpm  L = E ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖²                 (Ho et al. 2020, eq. 14)
+  ncsn  L = E λ(σ) ½‖s_θ(x_0 + σz, σ) + z/σ‖², λ(σ) = σ²             (Song & Ermon 2019, eq. 6)
+(both as a mean over the two coordinates). Adam with linear warm-up and cosine decay of the learning rate,
+gradient-norm clipping, and an exponential moving average of the weights, which is what samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
+from diffvis.core.schedules import Schedule, SigmaLadder
+from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
+
+N_BUCKETS = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run; validated on construction with the reason in the error."""
+
+    steps: int = 6000
+    batch: int = 1024
+    lr: float = 3e-3
+    seed: int = 0
+    warmup: int = 100
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    schedule: str = "linear"
+    timesteps: int = 1000
+    levels: int = 10
+    sigma_min: float = 0.01
+    device: str = "auto"
+    report_every: int = 50
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.steps <= 10_000_000, f"steps must be between 1 and 10,000,000, got {self.steps}"),
+            (1 <= self.batch <= 1_000_000, f"batch must be between 1 and 1,000,000, got {self.batch}"),
+            (math.isfinite(self.lr) and 0 < self.lr <= 1, f"lr must be in (0, 1], got {self.lr}"),
+            (self.warmup >= 0, f"warmup must be ≥ 0, got {self.warmup}"),
+            (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
+            (math.isfinite(self.grad_clip) and self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (2 <= self.levels <= 10_000, f"levels must be between 2 and 10,000, got {self.levels}"),
+            (0 < self.sigma_min < 1e3, f"sigma_min must be positive, got {self.sigma_min}"),
+            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (self.report_every >= 1, f"report_every must be ≥ 1, got {self.report_every}"),
+        ]
+        for ok, reason in checks:
+            if not ok:
+                raise ConfigError(reason)
+        Schedule.make(self.schedule, self.timesteps)  # validates kind and T
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A report every ``report_every`` steps: mean loss since the last report and per t (or σ) bucket."""
+
+    step: int
+    total: int
+    loss: float
+    lr: float
+    steps_per_second: float
+    bucket_loss: np.ndarray  # (N_BUCKETS,), NaN where a bucket saw no sample
+
+
+class TrainControl:
+    """Thread-safe pause / resume / cancel, checked by the loop between steps."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def wait(self) -> bool:
+        """Block while paused; True when the run should stop."""
+        self._running.wait()
+        return self._cancelled.is_set()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when torch sees one, else CPU; 'cuda' without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 10 % of ``lr`` at the last step."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+class Trainer:
+    """Owns the network, its EMA copy, the optimiser and the loss history of one run.
+
+    ``data`` is the standardised training set (N, 2). For 'ncsn' the σ ladder runs from ``sigma_max`` (pass the
+    data's largest pairwise distance) down to ``cfg.sigma_min``.
+    """
+
+    def __init__(self, data: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, sigma_max: float = 1.0):
+        if not np.isfinite(data).all() or len(data) < 2:
+            raise ConfigError("training needs at least two finite points")
+        self.cfg, self.model_config = cfg, model_config
+        self.device = resolve_device(cfg.device)
+        self.data = torch.as_tensor(data, dtype=torch.float32, device=self.device)
+        self.schedule = Schedule.make(cfg.schedule, cfg.timesteps)
+        self.ladder = SigmaLadder.geometric(sigma_max, cfg.sigma_min, cfg.levels)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.model = build_model(model_config).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        fused = self.device.type == "cpu" or self.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.step = 0
+        self.loss_history: list[float] = []
+        self._sqrt_abar = torch.as_tensor(
+            np.sqrt(self.schedule.alphas_cumprod), dtype=torch.float32, device=self.device
+        )
+        self._sqrt_1m_abar = torch.as_tensor(
+            np.sqrt(1 - self.schedule.alphas_cumprod), dtype=torch.float32, device=self.device
+        )
+        self._sigmas = torch.as_tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
+
+    @property
+    def n_conditions(self) -> int:
+        return self.schedule.T if self.model_config.objective == "ddpm" else self.ladder.L
+
+    def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The objective's loss of each sample (B,), for condition indices k (timestep or σ level)."""
+        noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
+        if self.model_config.objective == "ddpm":
+            x_t = self._sqrt_abar[k, None] * x0 + self._sqrt_1m_abar[k, None] * noise
+            return (self.model(x_t, k) - noise).square().mean(1)
+        sigma = self._sigmas[k]
+        score = self.model(x0 + sigma[:, None] * noise, sigma)
+        return (sigma[:, None] * score + noise).square().mean(1)
+
+    def train_step(self) -> torch.Tensor:
+        """One optimiser step; returns the per-sample losses and condition indices, detached."""
+        cfg = self.cfg
+        idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
+        k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
+        losses = self.per_sample_loss(self.data[idx], k)
+        loss = losses.mean()
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(
+                f"the loss became {loss.item()} at step {self.step}; training stopped and the last good "
+                "weights were kept (try a smaller learning rate)"
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        return losses.detach(), k
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """θ_ema ← d θ_ema + (1 − d) θ, with d warmed up as min(decay, (1 + step)/(10 + step))."""
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - d)
+
+    def run(self, on_progress: Callable[[Progress], None] | None = None, control: TrainControl | None = None):
+        """Train until ``cfg.steps``; report every ``report_every`` steps; raise ``Cancelled`` when asked to."""
+        cfg = self.cfg
+        sums = torch.zeros(N_BUCKETS, device=self.device)
+        counts = torch.zeros(N_BUCKETS, device=self.device)
+        t0, since = time.perf_counter(), self.step
+        while self.step < cfg.steps:
+            if control is not None and control.wait():
+                raise Cancelled(f"training cancelled at step {self.step}")
+            losses, k = self.train_step()
+            bucket = k * N_BUCKETS // self.n_conditions
+            sums.index_add_(0, bucket, losses)
+            counts.index_add_(0, bucket, torch.ones_like(losses))
+            if self.step % cfg.report_every == 0 or self.step == cfg.steps:
+                elapsed = time.perf_counter() - t0
+                loss = float(sums.sum() / counts.sum())
+                self.loss_history.append(loss)
+                if on_progress is not None:
+                    per_bucket = (sums / counts).cpu().numpy()
+                    rate = (self.step - since) / max(elapsed, 1e-9)
+                    on_progress(Progress(self.step, cfg.steps, loss, lr_at(self.step - 1, cfg), rate, per_bucket))
+                sums.zero_()
+                counts.zero_()
+                t0, since = time.perf_counter(), self.step
+
+    def ema_model(self) -> ConditionalMLP:
+        """A CPU copy of the EMA network, safe to hand to another thread."""
+        return copy.deepcopy(self.ema).cpu().eval()
