@@ -104,8 +104,17 @@ def cmd_sample(args) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     x_T = _initial_noise(args, generator).to(device)
     params = _sampler_params(args)
-    traj = sample(model, objective, args.sampler, x_T, schedule=schedule, ladder=ladder, normaliser=normaliser,
-                  generator=generator, **params)
+    traj = sample(
+        model,
+        objective,
+        args.sampler,
+        x_T,
+        schedule=schedule,
+        ladder=ladder,
+        normaliser=normaliser,
+        generator=generator,
+        **params,
+    )
     save_points(PointSet(traj.samples.astype(np.float64)), args.out)
     if args.trajectory is not None:
         _save_trajectory(traj, args.trajectory)

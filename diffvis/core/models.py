@@ -2,7 +2,7 @@
 
 Both share one body: each coordinate of x gets a sinusoidal embedding scaled by ``input_scale`` (tiny-diffusion's
 ablation: it lets a small MLP draw sharp detail), the condition gets a sinusoidal embedding, and residual blocks
-x ← x + act(Linear(x)) follow. The first layer is split into an x part and a condition part, so that a condition
+h ← h + act(Linear(h)) follow. The first layer is split into an x part and a condition part, so that a condition
 shared by every point of a sampling step (a scalar t or σ) is embedded and projected once, not N times.
 """
 
@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from diffvis.errors import ConfigError
 
-ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
+_IN_PLACE = {"silu": partial(F.silu, inplace=True), "relu": torch.relu_, "gelu": F.gelu, "tanh": torch.tanh_}
 OBJECTIVES = ("ddpm", "ncsn")
 
 
@@ -25,9 +28,9 @@ class ModelConfig:
     """``objective`` picks the network: 'ddpm' predicts ε from (x, t), 'ncsn' the score from (x, σ)."""
 
     objective: str = "ddpm"
-    width: int = 128
+    width: int = 64
     depth: int = 3
-    activation: str = "gelu"
+    activation: str = "silu"
     embed_dim: int = 64
     input_scale: float = 25.0
 
@@ -54,27 +57,22 @@ class ModelConfig:
 
 
 class SinusoidalEmbedding(nn.Module):
-    """emb(u) = [sin(s·u·ω_k), cos(s·u·ω_k)], ω_k = 10000^(−k/(d/2−1)), k = 0…d/2−1; shape (…,) → (…, d)."""
+    """emb(u) = [sin(s·u·ω_k), cos(s·u·ω_k)], ω_k = 10000^(−k/(d/2−1)), k = 0…d/2−1; shape (…,) → (…, d).
+
+    Computed as one sine, sin(s·u·ω + φ) with φ = 0 for the first half and π/2 (cos) for the second.
+    """
 
     def __init__(self, dim: int, scale: float = 1.0):
         super().__init__()
         half = dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half) / max(half - 1, 1))
-        self.register_buffer("freqs", scale * freqs, persistent=False)
+        freqs = scale * torch.exp(-math.log(10000.0) * torch.arange(half) / max(half - 1, 1))
+        self.register_buffer("freqs", torch.cat([freqs, freqs]), persistent=False)
+        self.register_buffer(
+            "phase", torch.cat([torch.zeros(half), torch.full((half,), math.pi / 2)]), persistent=False
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        angles = u[..., None] * self.freqs
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-
-
-class _Residual(nn.Module):
-    def __init__(self, width: int, activation: str):
-        super().__init__()
-        self.linear = nn.Linear(width, width)
-        self.act = ACTIVATIONS[activation]()
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.act(self.linear(h))
+        return torch.addcmul(self.phase, u[..., None], self.freqs).sin_()
 
 
 class ConditionalMLP(nn.Module):
@@ -88,14 +86,23 @@ class ConditionalMLP(nn.Module):
         self.embed_c = SinusoidalEmbedding(d)
         self.in_x = nn.Linear(2 * d, config.width)
         self.in_c = nn.Linear(d, config.width, bias=False)
-        self.act = ACTIVATIONS[config.activation]()
-        self.blocks = nn.Sequential(*[_Residual(config.width, config.activation) for _ in range(config.depth)])
+        self.act, self.act_ = ACTIVATIONS[config.activation], _IN_PLACE[config.activation]
+        self.blocks = nn.ModuleList(nn.Linear(config.width, config.width) for _ in range(config.depth))
         self.out = nn.Linear(config.width, 2)
 
     def body(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """h = act(W_x emb(x) + W_c emb(c)); h ← h + act(W_i h + b_i) per block; out = W_o h + b_o."""
         ex = self.embed_x(x).flatten(1)  # (N, 2d): both coordinates' embeddings side by side
         ec = self.in_c(self.embed_c(c.reshape(-1)))  # (N, width) or (1, width) for a shared condition
-        return self.out(self.blocks(self.act(self.in_x(ex) + ec)))
+        if torch.is_grad_enabled():
+            h = self.act(self.in_x(ex) + ec)
+            for block in self.blocks:
+                h = h + self.act(block(h))
+        else:  # sampling: the same arithmetic in place, sparing an (N, width) allocation per operation
+            h = self.act_(self.in_x(ex).add_(ec))
+            for block in self.blocks:
+                h.add_(self.act_(block(h)))
+        return self.out(h)
 
 
 class NoisePredictor(ConditionalMLP):

@@ -49,4 +49,6 @@ def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALIT
 
 
 def quality_to_dict(report: dict[str, MetricResult]) -> dict:
-    return {k: {"value": r.value, "floor": r.floor, "floor_std": r.floor_std, "ratio": r.ratio} for k, r in report.items()}
+    return {
+        k: {"value": r.value, "floor": r.floor, "floor_std": r.floor_std, "ratio": r.ratio} for k, r in report.items()
+    }

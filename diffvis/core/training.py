@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
@@ -30,7 +31,7 @@ N_BUCKETS = 10
 class TrainConfig:
     """Hyperparameters of one run; validated on construction with the reason in the error."""
 
-    steps: int = 6000
+    steps: int = 10_000
     batch: int = 1024
     lr: float = 3e-3
     seed: int = 0
@@ -150,18 +151,12 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             self.model = build_model(model_config).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        fused = self.device.type == "cpu" or self.device.type == "cuda"
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=True)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.loss_history: list[float] = []
-        self._sqrt_abar = torch.as_tensor(
-            np.sqrt(self.schedule.alphas_cumprod), dtype=torch.float32, device=self.device
-        )
-        self._sqrt_1m_abar = torch.as_tensor(
-            np.sqrt(1 - self.schedule.alphas_cumprod), dtype=torch.float32, device=self.device
-        )
-        self._sigmas = torch.as_tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
+        self._abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32, device=self.device)
+        self._sigmas = torch.tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
 
     @property
     def n_conditions(self) -> int:
@@ -171,7 +166,7 @@ class Trainer:
         """The objective's loss of each sample (B,), for condition indices k (timestep or σ level)."""
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         if self.model_config.objective == "ddpm":
-            x_t = self._sqrt_abar[k, None] * x0 + self._sqrt_1m_abar[k, None] * noise
+            x_t = q_sample(x0, self._abar[k, None], noise)
             return (self.model(x_t, k) - noise).square().mean(1)
         sigma = self._sigmas[k]
         score = self.model(x0 + sigma[:, None] * noise, sigma)
