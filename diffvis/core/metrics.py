@@ -98,7 +98,7 @@ class MetricResult:
         return self.value <= self.floor + 2 * self.floor_std
 
 
-def floors(draw: Callable[[int], np.ndarray], n_pairs: int = 5, seed: int = 10_000) -> dict[str, tuple]:
+def floors(draw: Callable[[int], np.ndarray], n_pairs: int = 8, seed: int = 10_000) -> dict[str, tuple]:
     """(mean, std) of every metric between ``n_pairs`` pairs of independent draws ``draw(seed)``."""
     values = {name: [] for name in METRICS}
     for p in range(n_pairs):
@@ -109,7 +109,7 @@ def floors(draw: Callable[[int], np.ndarray], n_pairs: int = 5, seed: int = 10_0
 
 
 def quality_report(
-    samples: np.ndarray, draw: Callable[[int], np.ndarray], *, n_pairs: int = 5, seed: int = 10_000
+    samples: np.ndarray, draw: Callable[[int], np.ndarray], *, n_pairs: int = 8, seed: int = 10_000
 ) -> dict[str, MetricResult]:
     """Every metric of ``samples`` against a fresh draw, next to its floor.
 

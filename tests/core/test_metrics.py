@@ -1,0 +1,82 @@
+"""Metrics against closed forms and independent computations; floors separate good from bad samples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from diffvis.core.datasets import make_dataset
+from diffvis.core.metrics import (
+    energy_distance,
+    floors,
+    frechet_distance,
+    nn_precision,
+    nn_recall,
+    quality_report,
+    sliced_w1,
+    subsample_draw,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def test_energy_distance_closed_forms():
+    x = RNG.standard_normal((300, 2))
+    assert energy_distance(x, x) == pytest.approx(0.0, abs=1e-12)
+    a, b = np.array([[0.0, 0.0]]), np.array([[3.0, 4.0]])
+    assert energy_distance(a, b) == pytest.approx(10.0)  # 2·5 − 0 − 0
+
+
+def test_sliced_w1_of_a_shift_is_its_mean_projection():
+    x = RNG.standard_normal((2000, 2))
+    v = np.array([0.6, -0.8])  # |v| = 1: E_θ |θ·v| = 2/π for θ uniform on the half circle
+    assert sliced_w1(x, x + v, n_projections=2048) == pytest.approx(2 / math.pi, rel=0.02)
+    assert sliced_w1(x, x) == pytest.approx(0.0, abs=1e-12)
+    # unequal sizes: W1 between a point mass and two equal masses at ±1 along x is E|θ_x|·1
+    w = sliced_w1(np.zeros((1, 2)), np.array([[1.0, 0.0], [-1.0, 0.0]]), n_projections=4096)
+    assert w == pytest.approx(2 / math.pi, rel=0.03)
+
+
+def test_nearest_neighbour_distances():
+    data = np.array([[0.0, 0.0], [10.0, 0.0]])
+    samples = np.array([[0.0, 0.1], [0.0, -0.3]])
+    assert nn_precision(samples, data) == pytest.approx(0.2)  # both samples near the first point
+    assert nn_recall(samples, data) == pytest.approx((0.1 + math.hypot(10, 0.1)) / 2)
+
+
+def _sqrtm_psd(m):
+    w, v = np.linalg.eigh(m)
+    return v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def test_frechet_matches_the_matrix_square_root_formula():
+    x = RNG.standard_normal((5000, 2)) @ np.array([[2.0, 0.3], [0.0, 0.5]]) + [1.0, 2.0]
+    y = RNG.standard_normal((4000, 2)) @ np.array([[0.7, -0.4], [0.2, 1.5]])
+    cx, cy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    s = _sqrtm_psd(cx)
+    expected = ((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(cx + cy - 2 * _sqrtm_psd(s @ cy @ s))
+    assert frechet_distance(x, y) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["butterfly", "spirals"])
+def test_fresh_draws_sit_at_the_floor_and_a_blob_far_above(name):
+    """Perfect samples (fresh draws) score about 1× the floor: nearest-neighbour distances tightly (±10 %),
+    energy and sliced W1 loosely (heavy-tailed: a few hundred points' class imbalance moves them a lot)."""
+    draw = lambda seed: make_dataset(name, 1000, seed=seed).points  # noqa: E731
+    good = [quality_report(draw(seed), draw, n_pairs=4, seed=1000 * seed) for seed in range(1, 6)]
+    blob = quality_report(RNG.standard_normal((1000, 2)), draw, n_pairs=4)  # a standard Gaussian blob
+    for metric in ("nn_precision", "nn_recall"):
+        assert all(0.9 < g[metric].ratio < 1.1 for g in good)
+    for metric in ("energy", "sliced_w1", "frechet"):
+        assert np.median([g[metric].ratio for g in good]) < 2.0
+    assert blob["energy"].ratio > 5 and blob["frechet"].ratio > 5 and blob["sliced_w1"].ratio > 3
+    assert blob["nn_precision"].ratio > 2.5 and blob["nn_recall"].ratio > 2.5
+    assert not blob["energy"].within_floor_spread
+
+
+def test_floors_report_spread_and_subsample_draw_is_seeded():
+    pts = make_dataset("moons", 3000, seed=0).points
+    draw = subsample_draw(pts, 500)
+    np.testing.assert_array_equal(draw(4), draw(4))
+    f = floors(draw, n_pairs=3)
+    assert all(mean > 0 and std >= 0 for mean, std in f.values())

@@ -1,0 +1,143 @@
+"""The training loop: learns, reproducible, reports, pauses, cancels, and stops cleanly on NaN."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from diffvis.core.datasets import make_dataset
+from diffvis.core.models import ModelConfig
+from diffvis.core.pipeline import make_trainer
+from diffvis.core.training import N_BUCKETS, TrainConfig, TrainControl, lr_at, resolve_device
+from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
+
+DATA = make_dataset("moons", 2000, seed=0).points
+
+
+def _trainer(objective="ddpm", **cfg):
+    settings = {"steps": 300, "batch": 256, "report_every": 50, "device": "cpu", **cfg}
+    trainer, _ = make_trainer(DATA, ModelConfig(objective=objective, width=32, depth=2), TrainConfig(**settings))
+    return trainer
+
+
+@pytest.mark.parametrize("objective", ["ddpm", "ncsn"])
+def test_short_training_lowers_the_loss(objective):
+    trainer = _trainer(objective)
+    reports = []
+    trainer.run(on_progress=reports.append)
+    assert [r.step for r in reports] == [50, 100, 150, 200, 250, 300]
+    assert reports[-1].loss < 0.8 * reports[0].loss
+    assert reports[-1].bucket_loss.shape == (N_BUCKETS,) and np.isfinite(reports[-1].bucket_loss).all()
+    assert all(r.steps_per_second > 0 for r in reports)
+    assert trainer.loss_history == [r.loss for r in reports]
+
+
+def test_ddpm_loss_per_bucket_falls_with_t():
+    """Predicting ε is hardest at small t (x_t ≈ x_0 hides the noise): the first bucket's loss is the largest."""
+    trainer = _trainer(steps=400)
+    reports = []
+    trainer.run(on_progress=reports.append)
+    buckets = reports[-1].bucket_loss
+    assert buckets[0] > buckets[-1] and buckets[0] == buckets.max()
+
+
+def test_training_is_reproducible_for_a_seed():
+    a, b, c = _trainer(seed=3), _trainer(seed=3), _trainer(seed=4)
+    for t in (a, b, c):
+        t.run()
+    assert a.loss_history == b.loss_history != c.loss_history
+    for pa, pb in zip(a.ema.parameters(), b.ema.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_weights():
+    trainer = _trainer()
+    real = trainer.per_sample_loss
+
+    def poisoned(x0, k):
+        losses = real(x0, k)
+        return losses * float("nan") if trainer.step == 7 else losses
+
+    trainer.per_sample_loss = poisoned
+    for _ in range(7):
+        trainer.train_step()
+    good_model = [p.detach().clone() for p in trainer.model.parameters()]
+    good_ema = [p.detach().clone() for p in trainer.ema.parameters()]
+    with pytest.raises(TrainingDiverged, match="step 7.*last good weights"):
+        trainer.run()
+    assert trainer.step == 7
+    for kept, now in zip(
+        good_model + good_ema, list(trainer.model.parameters()) + list(trainer.ema.parameters()), strict=True
+    ):
+        assert torch.isfinite(now).all()
+        torch.testing.assert_close(now.detach(), kept, rtol=0, atol=0)
+
+
+def test_pause_resume_and_cancel_from_another_thread():
+    trainer = _trainer(steps=10**6)
+    control = TrainControl()
+    outcome = {}
+
+    def work():
+        try:
+            trainer.run(control=control)
+        except Cancelled as e:
+            outcome["cancelled"] = (time.perf_counter(), str(e))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.3)
+    control.pause()
+    time.sleep(0.1)
+    paused_at = trainer.step
+    time.sleep(0.3)
+    assert trainer.step == paused_at and control.paused
+    control.resume()
+    time.sleep(0.3)
+    assert trainer.step > paused_at
+    asked = time.perf_counter()
+    control.cancel()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    assert outcome["cancelled"][0] - asked < 0.2 and "cancelled" in outcome["cancelled"][1]
+
+
+def test_cancel_while_paused_stops_at_once():
+    trainer = _trainer(steps=10**6)
+    control = TrainControl()
+    control.pause()
+    thread = threading.Thread(target=lambda: pytest.raises(Cancelled, trainer.run, control=control))
+    thread.start()
+    time.sleep(0.1)
+    control.cancel()
+    thread.join(timeout=1)
+    assert not thread.is_alive() and trainer.step == 0
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    cfg = TrainConfig(steps=1000, warmup=100, lr=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-5)
+    assert lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(550, cfg) == pytest.approx(0.55e-3)
+    assert lr_at(1000, cfg) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"steps": 0}, {"batch": 0}, {"lr": 0.0}, {"lr": float("nan")}, {"lr": 5.0}, {"ema_decay": 1.0},
+     {"timesteps": 1}, {"schedule": "exp"}, {"device": "tpu"}, {"grad_clip": -1.0}],
+)  # fmt: skip
+def test_absurd_hyperparameters_are_user_errors(kwargs):
+    with pytest.raises(ConfigError):
+        TrainConfig(**kwargs)
+
+
+def test_cuda_request_without_a_gpu_is_a_user_error():
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+    else:
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")
