@@ -38,6 +38,8 @@ def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.datasets import DATASETS
+    from diffvis.core.models import ModelConfig as M
+    from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
     parser = _Parser(prog="diffvis", description="A desktop laboratory for diffusion models on 2D point sets.")
@@ -54,16 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p, n_default=20_000)
     p.add_argument("--data-seed", type=int, default=0, help="seed of a built-in data set's draw")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
-    p.add_argument("--steps", type=_positive_int)
-    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm")
-    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"])
-    p.add_argument("--timesteps", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--depth", type=int)
-    p.add_argument("--batch", type=_positive_int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--steps", type=_positive_int, help=f"optimiser steps (default {T.steps:,})")
+    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm", help="ε-prediction or NCSN score")
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], help=f"default {T.schedule}")
+    p.add_argument("--timesteps", type=int, help=f"T, 2 to 10,000 (default {T.timesteps})")
+    p.add_argument("--width", type=int, help=f"hidden width (default {M.width})")
+    p.add_argument("--depth", type=int, help=f"residual blocks (default {M.depth})")
+    p.add_argument("--batch", type=_positive_int, help=f"batch size (default {T.batch})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {T.lr})")
+    p.add_argument("--seed", type=int, help="seed of initialisation and batches (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when torch sees one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eta", type=float, default=0.0)
     p.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default="leading")
     p.add_argument("--variance", choices=["beta", "beta_tilde"], default="beta_tilde")
-    p.add_argument("--step-size", type=float, default=2e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
+    p.add_argument("--step-size", type=float, default=5e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
     p.add_argument("--init", type=Path, help="initial noise, (N, 2) .npy in standardised space")
     p.add_argument("--trajectory", type=Path, help="also save the path: .npy (frames) or .npz (all fields)")
     p.add_argument("--objective", choices=["ddpm", "ncsn"], help="with --ideal (default: from --sampler)")

@@ -166,7 +166,7 @@ def sample_langevin(
     ladder: SigmaLadder,
     *,
     steps_per_level: int = 100,
-    step_size: float = 2e-5,
+    step_size: float = 5e-5,
     denoise: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,

@@ -1,0 +1,411 @@
+"""The `diffvis` command: data, train and sample end to end, and user errors as one line with exit status 2."""
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffvis.cli import main
+from diffvis.core.checkpoint import load_run
+from diffvis.core.datasets import make_dataset
+from diffvis.core.pointfiles import load_points
+from diffvis.core.run import sample_run
+
+METRIC_NAMES = ("nn_precision", "nn_recall", "energy", "sliced_w1", "frechet")
+TINY = ["--n", "500", "--steps", "30", "--width", "16", "--depth", "1", "--batch", "64", "--device", "cpu"]
+SCRIPT = shutil.which("diffvis", path=os.path.dirname(sys.executable))
+
+
+def cli(capsys, *argv):
+    """Run ``diffvis argv`` in-process; returns (exit status, stdout, stderr)."""
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_user_error(rc, err, fragment=""):
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("diffvis: error:") and lines[0][len("diffvis: error:") :].strip(), err
+    assert fragment.lower() in lines[0].lower(), err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`diffvis train` of a tiny model, run once: (run directory, exit status, stdout, stderr)."""
+    run_dir = tmp_path_factory.mktemp("cli") / "RUN"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["train", "--data", "moons", *TINY, "--out", str(run_dir), "--quiet"])
+    return run_dir, rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def run_dir(trained):
+    assert trained[1] == 0, trained[3]
+    return trained[0]
+
+
+# --- headless: never Qt ---------------------------------------------------------------------------------------------
+
+
+def test_headless_command_never_loads_pyside6(tmp_path):
+    out = tmp_path / "m.npy"
+    code = (
+        "import sys, diffvis.cli\n"
+        f"rc = diffvis.cli.main(['data', 'moons', '--n', '10', '--out', {str(out)!r}])\n"
+        "assert rc == 0, rc\n"
+        "qt = [m for m in sys.modules if m.startswith('PySide6') or m.startswith('pyqtgraph')]\n"
+        "assert not qt, qt\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(out).shape == (10, 3)
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_data_writes_the_points(tmp_path, capsys, suffix):
+    out = tmp_path / f"moons{suffix}"
+    rc, stdout, err = cli(capsys, "data", "moons", "--n", "123", "--noise", "0.1", "--seed", "3", "--out", out)
+    assert (rc, err) == (0, "")
+    assert f"wrote 123 points of moons to {out}" in stdout
+    back, expected = load_points(out), make_dataset("moons", 123, noise=0.1, seed=3)
+    assert len(back) == 123
+    np.testing.assert_allclose(back.points, expected.points, rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(back.labels, expected.labels)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_data_same_seed_same_file(tmp_path, capsys, suffix):
+    paths = [tmp_path / f"{name}{suffix}" for name in "abc"]
+    for path, seed in zip(paths, (5, 5, 6), strict=True):
+        assert cli(capsys, "data", "spirals", "--n", "50", "--seed", seed, "--out", path)[0] == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() != paths[2].read_bytes()
+
+
+def test_data_noise_changes_the_points(tmp_path, capsys):
+    for noise in ("0", "0.5"):
+        assert (
+            cli(capsys, "data", "swiss_roll", "--n", "40", "--noise", noise, "--out", tmp_path / f"{noise}.npy")[0] == 0
+        )
+    clean, noisy = np.load(tmp_path / "0.npy"), np.load(tmp_path / "0.5.npy")
+    assert clean.shape == noisy.shape == (40, 2)
+    assert 0.1 < np.abs(clean - noisy).mean() < 2.0
+
+
+# --- train ----------------------------------------------------------------------------------------------------------
+
+
+def test_train_prints_quality_and_saves_the_run(trained):
+    run_dir, rc, out, err = trained
+    assert rc == 0, err
+    assert "Traceback" not in err and "loss" not in err  # --quiet: no progress bar
+    assert "trained 30 steps in" in out and f"saved {run_dir}" in out
+    for name in METRIC_NAMES:
+        assert any(line.split()[:1] == [name] for line in out.splitlines()), name
+    assert (run_dir / "run.json").is_file()
+    run = load_run(run_dir)
+    assert run.step == 30 and (run.model_config.width, run.model_config.depth) == (16, 1)
+    assert run.data == {"source": "moons", "n": 500, "noise": 0.05, "seed": 0}
+    assert set(run.quality) == set(METRIC_NAMES)
+
+
+def test_quality_table_columns_stay_apart(trained):
+    """Every row of the table reads as a name and four numbers, however large the ratio is."""
+    out = trained[2]
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in METRIC_NAMES]
+    assert len(rows) == len(METRIC_NAMES)
+    for row in rows:
+        assert len(row) == 5, row
+        [float(v.rstrip("×")) for v in row[1:]]
+
+
+def test_progress_bar_writes_to_the_stderr_of_the_moment(capsys):
+    """In-process callers (tests, the app) swap sys.stderr; the bar must write to the current one, a line per 10 %."""
+    from diffvis.commands import ProgressBar
+    from diffvis.core.training import Progress
+
+    bar = ProgressBar()
+    for step in range(5, 101, 5):
+        bar(Progress(step, 100, 0.25, 1e-3, 50.0, np.zeros(10)))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10, lines
+    assert lines[-1].startswith("[" + "#" * 30 + "] 100/100") and "loss 0.2500" in lines[-1]
+
+
+# --- sample from a run ----------------------------------------------------------------------------------------------
+
+
+def test_sample_ddim_with_trajectory(run_dir, tmp_path, capsys):
+    s, t = tmp_path / "S.npy", tmp_path / "T.npz"
+    argv = ["sample", "--run", run_dir, "--sampler", "ddim", "--steps", "10", "--n", "50", "--seed", "4"]
+    rc, out, err = cli(capsys, *argv, "--out", s, "--trajectory", t)
+    assert (rc, err) == (0, "")
+    assert f"wrote 50 samples (ddim, 10 model evaluations) to {s}" in out
+    samples = np.load(s)
+    assert samples.shape == (50, 2) and np.isfinite(samples).all()
+    with np.load(t, allow_pickle=False) as traj:
+        frames, times, x0_hat, nfe = traj["frames"], traj["times"], traj["x0_hat"], int(traj["nfe"])
+    assert frames.shape == (11, 50, 2) and x0_hat.shape == (11, 50, 2) and times.shape == (11,)
+    np.testing.assert_array_equal(times, [900, 800, 700, 600, 500, 400, 300, 200, 100, 0, -1])
+    assert nfe == 10
+    np.testing.assert_array_equal(frames[-1].astype(np.float64), samples)
+    # the same call through the core API gives the same samples
+    run = load_run(run_dir)
+    x_T = torch.randn(50, 2, generator=torch.Generator().manual_seed(4))
+    np.testing.assert_allclose(frames[0], run.normaliser.to_data(x_T.numpy()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(sample_run(run, "ddim", x_T, steps=10).samples.astype(np.float64), samples)
+
+
+def test_sample_ddpm_is_seeded(run_dir, tmp_path, capsys):
+    outs = [tmp_path / f"{name}.csv" for name in "abc"]
+    for out, seed in zip(outs, (3, 3, 4), strict=True):
+        rc, stdout, err = cli(
+            capsys, "sample", "--run", run_dir, "--sampler", "ddpm", "--n", "40", "--seed", seed, "--out", out
+        )
+        assert (rc, err) == (0, "")
+        assert "(ddpm, 1000 model evaluations)" in stdout
+    assert len(load_points(outs[0])) == 40
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert outs[0].read_bytes() != outs[2].read_bytes()
+
+
+def test_sample_from_given_initial_noise(run_dir, tmp_path, capsys):
+    noise = torch.randn(37, 2, generator=torch.Generator().manual_seed(9)).numpy()
+    np.save(tmp_path / "noise.npy", noise)
+    base = ["sample", "--run", run_dir, "--sampler", "ddim", "--steps", "10"]
+    assert cli(capsys, *base, "--init", tmp_path / "noise.npy", "--n", "5", "--out", tmp_path / "a.npy")[0] == 0
+    assert cli(capsys, *base, "--init", tmp_path / "noise.npy", "--out", tmp_path / "b.npy")[0] == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (37, 2)  # the file's N wins over --n
+    np.testing.assert_array_equal(a, b)
+    # the same noise drawn by --seed gives the same samples
+    assert cli(capsys, *base, "--n", "37", "--seed", "9", "--out", tmp_path / "c.npy")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), a)
+
+
+# --- sample from the exact denoiser of a data file ------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_data(tmp_path, capsys):
+    path = tmp_path / "D.csv"
+    assert cli(capsys, "data", "moons", "--n", "20", "--seed", "2", "--out", path)[0] == 0
+    return path
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "langevin"])
+def test_ideal_sampling_reproduces_the_data_points(small_data, tmp_path, capsys, sampler):
+    out = tmp_path / "S.csv"
+    argv = ["sample", "--ideal", small_data, "--sampler", sampler, "--steps", "20", "--n", "30", "--seed", "1"]
+    rc, stdout, err = cli(capsys, *argv, "--out", out)
+    assert (rc, err) == (0, "")
+    assert f"wrote 30 samples ({sampler}," in stdout
+    samples, data = load_points(out).points, load_points(small_data).points
+    assert samples.shape == (30, 2)
+    distances = np.linalg.norm(samples[:, None] - data[None], axis=2)
+    assert distances.min(1).max() < 0.05, distances.min(1)
+    # and not all on one point: the exact denoiser spreads the samples over the data set
+    assert len(np.unique(distances.argmin(1))) >= 5
+
+
+# --- user errors ----------------------------------------------------------------------------------------------------
+
+
+def _bad_csv(tmp):
+    path = tmp / "bad.csv"
+    path.write_text("x,y\n1,2\nhello,world\n")
+    return path
+
+
+def _one_point_csv(tmp):
+    path = tmp / "one.csv"
+    path.write_text("1,2\n")
+    return path
+
+
+def _noise(tmp, shape, *, fill=0.0, name="noise.npy"):
+    np.save(tmp / name, np.full(shape, fill))
+    return tmp / name
+
+
+def _corrupt_run(tmp, run_dir):
+    copy = tmp / "corrupt"
+    shutil.copytree(run_dir, copy)
+    (copy / "run.json").write_text("{this is not json")
+    return copy
+
+
+def _empty_file(tmp, name):
+    (tmp / name).write_bytes(b"")
+    return tmp / name
+
+
+USER_ERRORS = {
+    "unknown command": lambda t, r: (["frobnicate"], "invalid choice"),
+    "unknown data set": lambda t, r: (["data", "nosuch", "--out", t / "x.csv"], "unknown data set 'nosuch'"),
+    "unknown training data": lambda t, r: (["train", "--data", "nosuch", "--out", t / "R"], "nosuch"),
+    "data to .json": lambda t, r: (["data", "moons", "--out", t / "x.json"], ".json"),
+    "data --n 0": lambda t, r: (["data", "moons", "--n", "0", "--out", t / "x.csv"], "at least 1"),
+    "data --n text": lambda t, r: (["data", "moons", "--n", "many", "--out", t / "x.csv"], "not an integer"),
+    "data negative noise": lambda t, r: (["data", "moons", "--noise", "-1", "--out", t / "x.csv"], "noise"),
+    "data missing --out": lambda t, r: (["data", "moons"], "--out"),
+    "train missing --out": lambda t, r: (["train", "--data", "moons"], "--out"),
+    "train csv with text": lambda t, r: (["train", "--data", _bad_csv(t), *TINY, "--out", t / "R"], "not numeric"),
+    "train negative lr": lambda t, r: (["train", "--data", "moons", *TINY, "--lr", "-1", "--out", t / "R"], "lr"),
+    "train timesteps 1": lambda t, r: (
+        ["train", "--data", "moons", *TINY, "--timesteps", "1", "--out", t / "R"],
+        "timesteps",
+    ),
+    "train width 0": lambda t, r: (
+        ["train", "--data", "moons", "--n", "50", "--width", "0", "--out", t / "R"],
+        "width",
+    ),
+    "train width 7": lambda t, r: (
+        ["train", "--data", "moons", "--n", "50", "--width", "7", "--out", t / "R"],
+        "width",
+    ),
+    "train depth 0": lambda t, r: (
+        ["train", "--data", "moons", "--n", "50", "--depth", "0", "--out", t / "R"],
+        "depth",
+    ),
+    "train steps 0": lambda t, r: (
+        ["train", "--data", "moons", "--n", "50", "--steps", "0", "--out", t / "R"],
+        "steps",
+    ),
+    "train one point": lambda t, r: (
+        ["train", "--data", _one_point_csv(t), *TINY, "--quiet", "--out", t / "R"],
+        "two",
+    ),
+    "sample no run dir": lambda t, r: (["sample", "--run", t / "nowhere", "--out", t / "s.csv"], "nowhere"),
+    "sample corrupt run": lambda t, r: (["sample", "--run", _corrupt_run(t, r), "--out", t / "s.csv"], "JSON"),
+    "sample no source": lambda t, r: (["sample", "--out", t / "s.csv"], "--run"),
+    "sample run and ideal": lambda t, r: (
+        ["sample", "--run", r, "--ideal", t / "d.csv", "--out", t / "s.csv"],
+        "--ideal",
+    ),
+    "sample langevin from ddpm": lambda t, r: (
+        ["sample", "--run", r, "--sampler", "langevin", "--steps", "2", "--out", t / "s.csv"],
+        "needs a ncsn model",
+    ),
+    "sample init wrong shape": lambda t, r: (
+        ["sample", "--run", r, "--init", _noise(t, (37, 3)), "--out", t / "s.csv"],
+        "(37, 3)",
+    ),
+    "sample init nan": lambda t, r: (
+        ["sample", "--run", r, "--init", _noise(t, (5, 2), fill=np.nan), "--out", t / "s.csv"],
+        "NaN",
+    ),
+    "sample init missing": lambda t, r: (
+        ["sample", "--run", r, "--init", t / "no.npy", "--out", t / "s.csv"],
+        "no.npy",
+    ),
+    "sample init empty file": lambda t, r: (
+        ["sample", "--run", r, "--init", _empty_file(t, "empty.npy"), "--out", t / "s.csv"],
+        "empty.npy",
+    ),
+    "sample eta 2": lambda t, r: (["sample", "--run", r, "--eta", "2", "--steps", "5", "--out", t / "s.csv"], "eta"),
+    "sample spacing bogus": lambda t, r: (["sample", "--run", r, "--spacing", "bogus", "--out", t / "s.csv"], "bogus"),
+    "sample ddim steps > T": lambda t, r: (["sample", "--run", r, "--steps", "1001", "--out", t / "s.csv"], "1001"),
+    "sample to .json": lambda t, r: (["sample", "--run", r, "--steps", "2", "--out", t / "s.json"], ".json"),
+    "ideal bad csv": lambda t, r: (["sample", "--ideal", _bad_csv(t), "--out", t / "s.csv"], "not numeric"),
+    "ideal one point": lambda t, r: (["sample", "--ideal", _one_point_csv(t), "--out", t / "s.csv"], "two points"),
+    "ideal missing file": lambda t, r: (["sample", "--ideal", t / "none.csv", "--out", t / "s.csv"], "none.csv"),
+    "trajectory suffix": lambda t, r: (
+        ["sample", "--run", r, "--steps", "2", "--n", "3", "--out", t / "s.csv", "--trajectory", t / "t.txt"],
+        "t.txt",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_user_error_is_one_line_and_status_2(case, run_dir, tmp_path, capsys):
+    argv, fragment = USER_ERRORS[case](tmp_path, run_dir)
+    rc, out, err = cli(capsys, *argv)
+    assert_user_error(rc, err, fragment)
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", "moons", "--n", "50", "--width", "0", "--out", "{t}/R"],
+        ["train", "--data", "moons", "--n", "50", "--lr", "-1", "--out", "{t}/R"],
+        ["sample", "--run", "{r}", "--eta", "2", "--out", "{t}/s.csv"],
+        ["sample", "--run", "{r}", "--steps", "2", "--n", "3", "--out", "{t}/s.csv", "--trajectory", "{t}/t.txt"],
+    ],
+    ids=["width", "lr", "eta", "trajectory-suffix"],
+)
+def test_user_error_writes_nothing(argv, run_dir, tmp_path, capsys):
+    """A refused command leaves no run directory or samples file behind (it is checked before any work)."""
+    rc, _, err = cli(capsys, *[a.format(t=tmp_path, r=run_dir) for a in argv])
+    assert_user_error(rc, err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_ideal_langevin_step_size_must_be_positive(small_data, tmp_path, capsys):
+    argv = ["sample", "--ideal", small_data, "--sampler", "langevin", "--step-size", "-1", "--out", tmp_path / "s.csv"]
+    rc, _, err = cli(capsys, *argv)
+    assert_user_error(rc, err, "step size")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a CUDA GPU")
+def test_cuda_without_gpu_is_a_user_error(run_dir, tmp_path, capsys):
+    rc, _, err = cli(capsys, "sample", "--run", run_dir, "--device", "cuda", "--out", tmp_path / "s.csv")
+    assert_user_error(rc, err, "cuda")
+
+
+# --- the real console script ----------------------------------------------------------------------------------------
+
+
+def _script(tmp_path, *argv):
+    assert SCRIPT, "the diffvis console script is not installed next to this python"
+    return subprocess.run([SCRIPT, *map(str, argv)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_writes_data(tmp_path):
+    proc = _script(tmp_path, "data", "rings", "--n", "15", "--out", tmp_path / "r.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(load_points(tmp_path / "r.csv")) == 15
+    assert sorted(os.listdir(tmp_path)) == ["r.csv"]
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["data", "nosuch", "--out", "x.csv"], "unknown data set"),
+        (["train", "--data", "moons", "--n", "50", "--timesteps", "1", "--out", "R"], "timesteps"),
+    ],
+)
+def test_console_script_user_error(tmp_path, argv, fragment):
+    proc = _script(tmp_path, *argv)
+    assert proc.returncode == 2
+    assert_user_error(proc.returncode, proc.stderr, fragment)
+    assert proc.stdout == ""
+    assert os.listdir(tmp_path) == []
+
+
+def test_python_dash_m_reports_user_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffvis", "sample", "--ideal", "absent.csv", "--out", "s.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_user_error(proc.returncode, proc.stderr, "absent.csv")
+    assert not Path(tmp_path, "s.csv").exists()
