@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, raised as ConfigError."""
 
     def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message}")
+        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def _positive_int(text: str) -> int:

@@ -25,8 +25,9 @@ def cmd_data(args) -> int:
 class ProgressBar:
     """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.tty, self.last_decile = stream, stream.isatty(), -1
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty, self.last_decile = self.stream.isatty(), -1
 
     def __call__(self, p) -> None:
         frac = p.step / p.total
@@ -69,9 +70,9 @@ def _given(args, keys) -> dict:
 
 
 def format_quality(report) -> str:
-    lines = [f"{'metric':<14}{'value':>12}{'floor':>12}{'± spread':>11}{'ratio':>8}"]
+    lines = [f"{'metric':<14}{'value':>11} {'floor':>11} {'± spread':>11} {'ratio':>9}"]
     for r in report.values():
-        lines.append(f"{r.name:<14}{r.value:>12.5f}{r.floor:>12.5f}{r.floor_std:>11.5f}{r.ratio:>7.2f}×")
+        lines.append(f"{r.name:<14}{r.value:>11.4g} {r.floor:>11.4g} {r.floor_std:>11.3g} {r.ratio:>8.3g}×")
     return "\n".join(lines)
 
 
@@ -84,6 +85,10 @@ def cmd_sample(args) -> int:
     from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
     from diffvis.core.training import resolve_device
 
+    if args.trajectory is not None and args.trajectory.suffix.lower() not in (".npy", ".npz"):
+        raise ConfigError(
+            f"{args.trajectory.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)"
+        )
     device = resolve_device(args.device)
     if args.run is not None:
         from diffvis.core.checkpoint import load_run
@@ -125,17 +130,16 @@ def cmd_sample(args) -> int:
 def _initial_noise(args, generator):
     import torch
 
+    from diffvis.core.pointfiles import read_npy
+
     if args.init is None:
         return torch.randn(args.n, 2, generator=generator)
-    try:
-        init = np.load(args.init, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataFileError(f"{args.init}: cannot read the initial noise ({e})") from None
-    if init.ndim != 2 or init.shape[1] != 2 or init.dtype.kind not in "iuf" or len(init) == 0:
-        raise DataFileError(f"{args.init.name}: initial noise must be a numeric (N, 2) array, got {init.shape}")
+    init = read_npy(args.init, "initial noise")
+    if init.shape[1] != 2 or len(init) == 0:
+        raise DataFileError(f"{args.init.name}: initial noise must be an (N, 2) array, got {init.shape}")
     if not np.isfinite(init).all():
         raise DataFileError(f"{args.init.name}: initial noise contains NaN or infinite values")
-    return torch.as_tensor(init, dtype=torch.float32)
+    return torch.tensor(np.asarray(init), dtype=torch.float32)
 
 
 def _sampler_params(args) -> dict:
@@ -152,10 +156,8 @@ def _save_trajectory(traj, path: Path) -> None:
     buffer = io.BytesIO()
     if path.suffix.lower() == ".npy":
         np.save(buffer, traj.frames, allow_pickle=False)
-    elif path.suffix.lower() == ".npz":
-        np.savez(buffer, frames=traj.frames, times=traj.times, x0_hat=traj.x0_hat, nfe=np.array(traj.nfe))
     else:
-        raise ConfigError(f"{path.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)")
+        np.savez(buffer, frames=traj.frames, times=traj.times, x0_hat=traj.x0_hat, nfe=np.array(traj.nfe))
     try:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError as e:

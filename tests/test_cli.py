@@ -133,16 +133,20 @@ def test_quality_table_columns_stay_apart(trained):
         [float(v.rstrip("×")) for v in row[1:]]
 
 
-def test_progress_bar_writes_to_the_stderr_of_the_moment(capsys):
-    """In-process callers (tests, the app) swap sys.stderr; the bar must write to the current one, a line per 10 %."""
+def test_progress_bar_writes_to_the_stderr_of_the_moment(monkeypatch):
+    """In-process callers (tests, the app) swap sys.stderr; the bar must write to the current one: the first
+    report (so a log shows the run started), then a line per 10 %."""
     from diffvis.commands import ProgressBar
     from diffvis.core.training import Progress
 
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
     bar = ProgressBar()
     for step in range(5, 101, 5):
         bar(Progress(step, 100, 0.25, 1e-3, 50.0, np.zeros(10)))
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 10, lines
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 11, lines
+    assert lines[0].startswith("[#") and " 5/100 " in lines[0]
     assert lines[-1].startswith("[" + "#" * 30 + "] 100/100") and "loss 0.2500" in lines[-1]
 
 
@@ -225,116 +229,63 @@ def test_ideal_sampling_reproduces_the_data_points(small_data, tmp_path, capsys,
 # --- user errors ----------------------------------------------------------------------------------------------------
 
 
-def _bad_csv(tmp):
-    path = tmp / "bad.csv"
-    path.write_text("x,y\n1,2\nhello,world\n")
-    return path
+@pytest.fixture
+def inputs(tmp_path, run_dir):
+    """Bad input files in tmp_path/in: a CSV with text rows, a one-point CSV, initial-noise files, a corrupt run."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.csv").write_text("x,y\n1,2\nhello,world\n")
+    (folder / "one.csv").write_text("1,2\n")
+    np.save(folder / "noise37x3.npy", np.zeros((37, 3)))
+    np.save(folder / "nan.npy", np.full((5, 2), np.nan))
+    (folder / "empty.npy").write_bytes(b"")
+    shutil.copytree(run_dir, folder / "corrupt")
+    (folder / "corrupt" / "run.json").write_text("{this is not json")
+    return folder
 
 
-def _one_point_csv(tmp):
-    path = tmp / "one.csv"
-    path.write_text("1,2\n")
-    return path
+TINY_ARGS = " ".join(TINY)
+USER_ERRORS = [  # (id, argv with {i} = inputs, {t} = tmp_path, {r} = the trained run; a fragment of the message)
+    ("unknown command", "frobnicate", "invalid choice"),
+    ("unknown data set", "data nosuch --out {t}/x.csv", "unknown data set 'nosuch'"),
+    ("unknown training data", "train --data nosuch --out {t}/R", "nosuch"),
+    ("data to .json", "data moons --out {t}/x.json", ".json"),
+    ("data --n 0", "data moons --n 0 --out {t}/x.csv", "at least 1"),
+    ("data --n text", "data moons --n many --out {t}/x.csv", "not an integer"),
+    ("data negative noise", "data moons --noise -1 --out {t}/x.csv", "noise"),
+    ("data missing --out", "data moons", "--out"),
+    ("train missing --out", "train --data moons", "--out"),
+    ("train csv with text", "train --data {i}/bad.csv --quiet --out {t}/R", "not numeric"),
+    ("train one point", "train --data {i}/one.csv " + TINY_ARGS + " --quiet --out {t}/R", "spread"),
+    ("train negative lr", "train --data moons " + TINY_ARGS + " --lr -1 --out {t}/R", "lr"),
+    ("train timesteps 1", "train --data moons " + TINY_ARGS + " --timesteps 1 --out {t}/R", "timesteps"),
+    ("train width 0", "train --data moons --n 50 --width 0 --out {t}/R", "width"),
+    ("train width 7", "train --data moons --n 50 --width 7 --out {t}/R", "width"),
+    ("train depth 0", "train --data moons --n 50 --depth 0 --out {t}/R", "depth"),
+    ("train steps 0", "train --data moons --n 50 --steps 0 --out {t}/R", "steps"),
+    ("sample no run dir", "sample --run {t}/nowhere --out {t}/s.csv", "nowhere"),
+    ("sample corrupt run", "sample --run {i}/corrupt --out {t}/s.csv", "JSON"),
+    ("sample no source", "sample --out {t}/s.csv", "--run"),
+    ("sample run and ideal", "sample --run {r} --ideal {i}/bad.csv --out {t}/s.csv", "--ideal"),
+    ("sample langevin from ddpm", "sample --run {r} --sampler langevin --steps 2 --out {t}/s.csv", "ncsn model"),
+    ("sample init wrong shape", "sample --run {r} --init {i}/noise37x3.npy --out {t}/s.csv", "(37, 3)"),
+    ("sample init nan", "sample --run {r} --init {i}/nan.npy --out {t}/s.csv", "NaN"),
+    ("sample init missing", "sample --run {r} --init {t}/no.npy --out {t}/s.csv", "no.npy"),
+    ("sample init empty file", "sample --run {r} --init {i}/empty.npy --out {t}/s.csv", "empty.npy"),
+    ("sample eta 2", "sample --run {r} --eta 2 --steps 5 --out {t}/s.csv", "eta"),
+    ("sample spacing bogus", "sample --run {r} --spacing bogus --out {t}/s.csv", "bogus"),
+    ("sample ddim steps > T", "sample --run {r} --steps 1001 --out {t}/s.csv", "1001"),
+    ("sample to .json", "sample --run {r} --steps 2 --out {t}/s.json", ".json"),
+    ("sample trajectory suffix", "sample --run {r} --steps 2 --n 3 --out {t}/s.csv --trajectory {t}/t.txt", "t.txt"),
+    ("ideal bad csv", "sample --ideal {i}/bad.csv --out {t}/s.csv", "not numeric"),
+    ("ideal one point", "sample --ideal {i}/one.csv --out {t}/s.csv", "two points"),
+    ("ideal missing file", "sample --ideal {t}/none.csv --out {t}/s.csv", "none.csv"),
+]
 
 
-def _noise(tmp, shape, *, fill=0.0, name="noise.npy"):
-    np.save(tmp / name, np.full(shape, fill))
-    return tmp / name
-
-
-def _corrupt_run(tmp, run_dir):
-    copy = tmp / "corrupt"
-    shutil.copytree(run_dir, copy)
-    (copy / "run.json").write_text("{this is not json")
-    return copy
-
-
-def _empty_file(tmp, name):
-    (tmp / name).write_bytes(b"")
-    return tmp / name
-
-
-USER_ERRORS = {
-    "unknown command": lambda t, r: (["frobnicate"], "invalid choice"),
-    "unknown data set": lambda t, r: (["data", "nosuch", "--out", t / "x.csv"], "unknown data set 'nosuch'"),
-    "unknown training data": lambda t, r: (["train", "--data", "nosuch", "--out", t / "R"], "nosuch"),
-    "data to .json": lambda t, r: (["data", "moons", "--out", t / "x.json"], ".json"),
-    "data --n 0": lambda t, r: (["data", "moons", "--n", "0", "--out", t / "x.csv"], "at least 1"),
-    "data --n text": lambda t, r: (["data", "moons", "--n", "many", "--out", t / "x.csv"], "not an integer"),
-    "data negative noise": lambda t, r: (["data", "moons", "--noise", "-1", "--out", t / "x.csv"], "noise"),
-    "data missing --out": lambda t, r: (["data", "moons"], "--out"),
-    "train missing --out": lambda t, r: (["train", "--data", "moons"], "--out"),
-    "train csv with text": lambda t, r: (["train", "--data", _bad_csv(t), *TINY, "--out", t / "R"], "not numeric"),
-    "train negative lr": lambda t, r: (["train", "--data", "moons", *TINY, "--lr", "-1", "--out", t / "R"], "lr"),
-    "train timesteps 1": lambda t, r: (
-        ["train", "--data", "moons", *TINY, "--timesteps", "1", "--out", t / "R"],
-        "timesteps",
-    ),
-    "train width 0": lambda t, r: (
-        ["train", "--data", "moons", "--n", "50", "--width", "0", "--out", t / "R"],
-        "width",
-    ),
-    "train width 7": lambda t, r: (
-        ["train", "--data", "moons", "--n", "50", "--width", "7", "--out", t / "R"],
-        "width",
-    ),
-    "train depth 0": lambda t, r: (
-        ["train", "--data", "moons", "--n", "50", "--depth", "0", "--out", t / "R"],
-        "depth",
-    ),
-    "train steps 0": lambda t, r: (
-        ["train", "--data", "moons", "--n", "50", "--steps", "0", "--out", t / "R"],
-        "steps",
-    ),
-    "train one point": lambda t, r: (
-        ["train", "--data", _one_point_csv(t), *TINY, "--quiet", "--out", t / "R"],
-        "two",
-    ),
-    "sample no run dir": lambda t, r: (["sample", "--run", t / "nowhere", "--out", t / "s.csv"], "nowhere"),
-    "sample corrupt run": lambda t, r: (["sample", "--run", _corrupt_run(t, r), "--out", t / "s.csv"], "JSON"),
-    "sample no source": lambda t, r: (["sample", "--out", t / "s.csv"], "--run"),
-    "sample run and ideal": lambda t, r: (
-        ["sample", "--run", r, "--ideal", t / "d.csv", "--out", t / "s.csv"],
-        "--ideal",
-    ),
-    "sample langevin from ddpm": lambda t, r: (
-        ["sample", "--run", r, "--sampler", "langevin", "--steps", "2", "--out", t / "s.csv"],
-        "needs a ncsn model",
-    ),
-    "sample init wrong shape": lambda t, r: (
-        ["sample", "--run", r, "--init", _noise(t, (37, 3)), "--out", t / "s.csv"],
-        "(37, 3)",
-    ),
-    "sample init nan": lambda t, r: (
-        ["sample", "--run", r, "--init", _noise(t, (5, 2), fill=np.nan), "--out", t / "s.csv"],
-        "NaN",
-    ),
-    "sample init missing": lambda t, r: (
-        ["sample", "--run", r, "--init", t / "no.npy", "--out", t / "s.csv"],
-        "no.npy",
-    ),
-    "sample init empty file": lambda t, r: (
-        ["sample", "--run", r, "--init", _empty_file(t, "empty.npy"), "--out", t / "s.csv"],
-        "empty.npy",
-    ),
-    "sample eta 2": lambda t, r: (["sample", "--run", r, "--eta", "2", "--steps", "5", "--out", t / "s.csv"], "eta"),
-    "sample spacing bogus": lambda t, r: (["sample", "--run", r, "--spacing", "bogus", "--out", t / "s.csv"], "bogus"),
-    "sample ddim steps > T": lambda t, r: (["sample", "--run", r, "--steps", "1001", "--out", t / "s.csv"], "1001"),
-    "sample to .json": lambda t, r: (["sample", "--run", r, "--steps", "2", "--out", t / "s.json"], ".json"),
-    "ideal bad csv": lambda t, r: (["sample", "--ideal", _bad_csv(t), "--out", t / "s.csv"], "not numeric"),
-    "ideal one point": lambda t, r: (["sample", "--ideal", _one_point_csv(t), "--out", t / "s.csv"], "two points"),
-    "ideal missing file": lambda t, r: (["sample", "--ideal", t / "none.csv", "--out", t / "s.csv"], "none.csv"),
-    "trajectory suffix": lambda t, r: (
-        ["sample", "--run", r, "--steps", "2", "--n", "3", "--out", t / "s.csv", "--trajectory", t / "t.txt"],
-        "t.txt",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(USER_ERRORS))
-def test_user_error_is_one_line_and_status_2(case, run_dir, tmp_path, capsys):
-    argv, fragment = USER_ERRORS[case](tmp_path, run_dir)
-    rc, out, err = cli(capsys, *argv)
+@pytest.mark.parametrize("argv, fragment", [e[1:] for e in USER_ERRORS], ids=[e[0] for e in USER_ERRORS])
+def test_user_error_is_one_line_and_status_2(argv, fragment, inputs, run_dir, tmp_path, capsys):
+    rc, out, err = cli(capsys, *argv.format(i=inputs, t=tmp_path, r=run_dir).split())
     assert_user_error(rc, err, fragment)
     assert "Traceback" not in out
 

@@ -75,7 +75,11 @@ def load_run(path: str | Path) -> Run:
         ladder = SigmaLadder.from_dict(meta["ladder"])
         normaliser = Normaliser.from_dict(meta["normaliser"])
         state = meta["state"]
-        step, history = int(state["step"]), [float(v) for v in state["loss_history"]]
+        step = int(state["step"])
+        history = [math.nan if v is None else float(v) for v in state["loss_history"]]
+        data, quality = meta.get("data", {}), meta.get("quality", {})
+        if not isinstance(data, dict) or not isinstance(quality, dict):
+            raise ValueError("'data' and 'quality' must be objects")
         weights_name = str(meta["weights"])
         digest = str(meta["weights_sha256"])
     except (KeyError, TypeError, ValueError, DiffvisError) as e:
@@ -83,18 +87,7 @@ def load_run(path: str | Path) -> Run:
     model = build_model(model_config)
     model.load_state_dict(_read_weights(meta_path.parent / Path(weights_name).name, digest, model.state_dict()))
     model.eval().requires_grad_(False)
-    return Run(
-        model_config,
-        train_config,
-        normaliser,
-        schedule,
-        ladder,
-        model,
-        dict(meta.get("data", {})),
-        step,
-        history,
-        dict(meta.get("quality", {})),
-    )
+    return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality)
 
 
 def _read_meta(meta_path: Path) -> dict:

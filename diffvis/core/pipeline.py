@@ -13,12 +13,15 @@ from diffvis.core.models import ModelConfig
 from diffvis.core.run import Run, sample_run
 from diffvis.core.schedules import max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
+from diffvis.errors import ConfigError
 
 QUALITY_N = 2000
 
 
 def make_trainer(points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig) -> tuple[Trainer, Normaliser]:
     """Standardise the points and build the trainer; NCSN's σ_max is the standardised data's diameter."""
+    if len(points) < 2:
+        raise ConfigError(f"training needs at least two points, got {len(points)}")
     normaliser = Normaliser.fit(points)
     std = normaliser.to_std(points)
     return Trainer(std, model_config, cfg, sigma_max=max_pairwise_distance(std)), normaliser

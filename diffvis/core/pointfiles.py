@@ -33,14 +33,27 @@ def load_points(path: str | Path) -> PointSet:
     return _to_pointset(table, path)
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def read_npy(path: str | Path, what: str = "points") -> np.ndarray:
+    """Memory-map a numeric 2-D .npy array without unpickling; the caller checks its shape.
+
+    Only the header is read here, so a huge file is refused by its shape before any data is loaded."""
+    path = Path(path)
     try:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
-    except ValueError as e:
-        raise DataFileError(f"{path.name}: not a numeric .npy array ({e})") from None
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except (ValueError, EOFError):
+        raise DataFileError(f"{path.name}: not a numeric .npy array of {what}") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
-        raise DataFileError(f"{path.name}: the array must be numeric")
-    if array.ndim != 2 or array.shape[1] not in (2, 3):
+        raise DataFileError(f"{path.name}: the array of {what} must be numeric")
+    if array.ndim != 2:
+        raise DataFileError(f"{path.name}: expected a 2-D array of {what}, got shape {array.shape}")
+    return array
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    array = read_npy(path)
+    if array.shape[1] not in (2, 3):
         raise DataFileError(f"{path.name}: expected an array of shape (N, 2) or (N, 3), got {array.shape}")
     _check_count(len(array), path)
     return np.asarray(array, dtype=np.float64)
@@ -49,7 +62,7 @@ def _read_npy(path: Path) -> np.ndarray:
 def _read_text(path: Path) -> np.ndarray:
     rows: list[list[float]] = []
     width = None
-    with open(path, encoding="utf-8", errors="strict") as f:
+    with open(path, encoding="utf-8-sig", errors="strict") as f:  # -sig: Excel's byte-order mark
         try:
             for number, line in enumerate(f, start=1):
                 fields = _SPLIT.split(line.split("#", 1)[0].strip())

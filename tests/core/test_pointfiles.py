@@ -294,6 +294,19 @@ def test_atomic_write_creates_and_replaces(tmp_path):
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+def test_atomic_write_keeps_permissions(tmp_path):
+    new, private = tmp_path / "new.bin", tmp_path / "private.bin"
+    atomic_write_bytes(new, b"a")
+    assert new.stat().st_mode & 0o777 == 0o644
+    private.write_bytes(b"secret")
+    private.chmod(0o600)
+    atomic_write_bytes(private, b"still secret")
+    assert private.stat().st_mode & 0o777 == 0o600
+    private.chmod(0o664)
+    atomic_write_bytes(private, b"shared")
+    assert private.stat().st_mode & 0o777 == 0o664
+
+
 def _fail(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
