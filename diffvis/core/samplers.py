@@ -100,7 +100,7 @@ def sample_ddpm(
 def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
     """The S descending timesteps a DDIM run visits, with diffusers' meaning of each spacing:
 
-    leading:  (0, r, 2r, …)·[::-1], r = T // S          trailing: round(T, T − T/S, …) − 1
+    leading:  (0, r, 2r, …)·[::-1], r = T // S          trailing: round(T − i·T/S) − 1, i = 0 … S−1
     linspace: round(linspace(0, T − 1, S))[::-1]
     """
     if not 1 <= steps <= T:
@@ -108,7 +108,7 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
     if spacing == "leading":
         ts = (np.arange(steps) * (T // steps))[::-1]
     elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)) - 1
+        ts = np.round(np.arange(T, 0, -T / steps)[:steps]) - 1  # diffusers' arange; float error can add an S+1-th
     elif spacing == "linspace":
         ts = np.round(np.linspace(0, T - 1, steps))[::-1]
     else:

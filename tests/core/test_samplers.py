@@ -122,3 +122,14 @@ def test_bad_sampler_arguments_are_user_errors(call):
     schedule = Schedule.make("linear", 100)
     with pytest.raises(ConfigError):
         call(IdealNoisePredictor(POINTS, schedule), schedule)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+@pytest.mark.parametrize("T", [2, 7, 50, 99, 1000, 1001])
+def test_ddim_visits_exactly_S_distinct_timesteps_for_every_S(spacing, T):
+    """diffusers' trailing arange(T, 0, −T/S) yields S + 1 entries for some S (e.g. T = 50, S = 29); ours never."""
+    from diffvis.core.samplers import ddim_timesteps
+
+    for S in range(1, T + 1):
+        ts = ddim_timesteps(T, S, spacing)
+        assert len(ts) == S and ts[0] <= T - 1 and ts[-1] >= 0 and np.all(np.diff(ts) < 0), (S, ts)
