@@ -256,7 +256,7 @@ USER_ERRORS = [  # (id, argv with {i} = inputs, {t} = tmp_path, {r} = the traine
     ("data missing --out", "data moons", "--out"),
     ("train missing --out", "train --data moons", "--out"),
     ("train csv with text", "train --data {i}/bad.csv --quiet --out {t}/R", "not numeric"),
-    ("train one point", "train --data {i}/one.csv " + TINY_ARGS + " --quiet --out {t}/R", "spread"),
+    ("train one point", "train --data {i}/one.csv " + TINY_ARGS + " --quiet --out {t}/R", "at least two points"),
     ("train negative lr", "train --data moons " + TINY_ARGS + " --lr -1 --out {t}/R", "lr"),
     ("train timesteps 1", "train --data moons " + TINY_ARGS + " --timesteps 1 --out {t}/R", "timesteps"),
     ("train width 0", "train --data moons --n 50 --width 0 --out {t}/R", "width"),
