@@ -30,14 +30,20 @@ from diffvis.core.training import TrainConfig
 QUALITY_SETS = {"butterfly": (2.0, 1.5), "spirals": (3.0, 2.0)}  # targets: precision, recall (× floor)
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def paired_times(ours: Callable[[], object], bare: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median seconds of ``ours`` and ``bare`` and the median of their per-pair ratio bare/ours.
+
+    The two alternate run by run, so that a slow phase of a shared machine hits both alike."""
+    ours(), bare()  # warm-up
+    pairs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        ours()
+        t1 = time.perf_counter()
+        bare()
+        pairs.append((t1 - t0, time.perf_counter() - t1))
+    a, b = zip(*pairs, strict=True)
+    return statistics.median(a), statistics.median(b), statistics.median(y / x for x, y in pairs)
 
 
 # --- bare PyTorch baselines: what a user would write by hand ------------------------------------------------
@@ -103,13 +109,16 @@ def bench_training(repeats: int) -> None:
     cfg, steps = TrainConfig(batch=1024, steps=10**6, device="cpu"), 100
     data = make_dataset("butterfly", 20_000, seed=0).points
     trainer, _ = make_trainer(data, ModelConfig(), cfg)
-    ours = median_time(lambda: [trainer.train_step() for _ in range(steps)], repeats)
     model = build_model(ModelConfig())
     abar = torch.tensor(trainer.schedule.alphas_cumprod).float()
-    bare = median_time(lambda: bare_train_steps(model, trainer.data, abar, steps, 1024), repeats)
+    ours, bare, ratio = paired_times(
+        lambda: [trainer.train_step() for _ in range(steps)],
+        lambda: bare_train_steps(model, trainer.data, abar, steps, 1024),
+        repeats,
+    )
     print(
         f"training, batch 1024:        {steps / ours:7.0f} steps/s   bare loop {steps / bare:7.0f} steps/s   "
-        f"ratio {bare / ours:.2f}× (target ≥ 0.9×)"
+        f"ratio {ratio:.2f}× (target ≥ 0.9×)"
     )
 
 
@@ -143,9 +152,8 @@ def bench_sampling(repeats: int) -> None:
     ]
     for name, n, target, ours_fn, bare_fn in cases:
         x = torch.randn(n, 2, generator=g)
-        ours = median_time(partial(ours_fn, x), repeats)
-        bare = median_time(partial(bare_fn, x), repeats)
-        print(f"{name}: {ours:6.3f} s (target ≤ {target} s)   bare loop {bare:6.3f} s   speed-up {bare / ours:.2f}×")
+        ours, bare, ratio = paired_times(partial(ours_fn, x), partial(bare_fn, x), repeats)
+        print(f"{name}: {ours:6.3f} s (target ≤ {target} s)   bare loop {bare:6.3f} s   speed-up {ratio:.2f}×")
 
 
 def bench_quality(name: str) -> None:
