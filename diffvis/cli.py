@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=int, help=f"T, 2 to 10,000 (default {T.timesteps})")
     p.add_argument("--width", type=int, help=f"hidden width (default {M.width})")
     p.add_argument("--depth", type=int, help=f"residual blocks (default {M.depth})")
+    p.add_argument("--activation", choices=["silu", "relu", "gelu", "tanh"], help=f"default {M.activation}")
     p.add_argument("--batch", type=_positive_int, help=f"batch size (default {T.batch})")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {T.lr})")
     p.add_argument("--seed", type=int, help="seed of initialisation and batches (default 0)")

@@ -50,7 +50,7 @@ def cmd_train(args) -> int:
     from diffvis.core.training import TrainConfig
 
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
-    model_keys = ("width", "depth")
+    model_keys = ("width", "depth", "activation")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device")
     model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
     cfg = TrainConfig(**_given(args, train_keys))
