@@ -42,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
-    parser = _Parser(prog="diffvis", description="A desktop laboratory for diffusion models on 2D point sets.")
+    parser = _Parser(
+        prog="diffvis",
+        description="A desktop laboratory for diffusion models on 2D point sets. Without a command, opens the app.",
+    )
+    parser.add_argument("--demo", action="store_true", help="open the app and start a short butterfly training")
+    parser.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="save the window to a PNG once the work settles, then exit"
+    )
+    parser.add_argument("--run", type=Path, metavar="RUN_DIR", help="open a saved run in the app")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("data", help="write a built-in data set to .npy or .csv")
@@ -98,11 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()
-        if not argv:
-            parser.print_help()
-            return 0
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return open_app(args)
         from diffvis import commands
 
         return getattr(commands, f"cmd_{args.command}")(args)
@@ -112,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("diffvis: interrupted", file=sys.stderr)
         return 130
+
+
+def open_app(args) -> int:
+    """The desktop app; the process leaves through ``exit_now`` to skip a crash-prone interpreter shutdown."""
+    from diffvis.app.main import exit_now, run_app
+
+    exit_now(run_app(demo=args.demo, screenshot=args.screenshot, run=args.run))
+    return 0  # not reached
 
 
 if __name__ == "__main__":

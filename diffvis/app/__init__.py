@@ -1,0 +1,1 @@
+"""The desktop app (PySide6 + pyqtgraph): presents and orchestrates; every number comes from diffvis.core."""

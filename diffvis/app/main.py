@@ -1,0 +1,89 @@
+"""Starting the app: the QApplication, the palette-aware plot style, --demo and --screenshot."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DEMO_STEPS = 4000
+
+
+def quiet_offscreen_warnings() -> None:
+    """The offscreen platform warns about window hints it cannot honour; those lines are noise, not errors."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message: str) -> None:
+        if "does not support propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
+
+
+def configure_pyqtgraph(app) -> None:
+    """Plots follow the system's light or dark palette; antialiased lines."""
+    import pyqtgraph as pg
+
+    palette = app.palette()
+    pg.setConfigOptions(background=palette.window().color(), foreground=palette.text().color(), antialias=True)
+
+
+def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | None = None) -> int:
+    """Open the main window; returns the exit status. With ``screenshot`` the window is saved to a PNG once the
+    work settles (halfway through the demo training, or when an opened run's preview is drawn), then it closes."""
+    from PySide6.QtWidgets import QApplication
+
+    from diffvis.app.main_window import MainWindow
+
+    quiet_offscreen_warnings()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("diffvis")
+    configure_pyqtgraph(app)
+    window = MainWindow()
+    if screenshot is not None:
+        window.resize(1280, 800)  # pictures of the same size whatever the last session's layout
+    window.show()
+    if run is not None:
+        window.open_run(run)
+    if demo:
+        window.data_panel.source.setCurrentText("butterfly")
+        window.state.update_train_config(steps=DEMO_STEPS)
+        window.start_training()
+    if screenshot is not None:
+        _screenshot_when_settled(window, Path(screenshot), demo)
+    status = app.exec()
+    window.controller.shutdown()
+    return status
+
+
+def _screenshot_when_settled(window, path: Path, demo: bool) -> None:
+    from PySide6.QtCore import QTimer
+
+    def shoot() -> None:
+        window.grab().save(str(path))
+        window.close()
+
+    if demo:
+
+        def on_progress(p) -> None:
+            if p is not None and p.step >= p.total // 2 and window.state.preview is not None:
+                window.state.progress_changed.disconnect(on_progress)
+                QTimer.singleShot(200, shoot)
+
+        window.state.progress_changed.connect(on_progress)
+    else:
+        QTimer.singleShot(1500, shoot)
+
+
+def exit_now(status: int) -> None:
+    """Leave without running the interpreter's finaliser: PySide6 6.12 with pyqtgraph 0.14 can crash there
+    ("Fatal Python error: bool_dealloc") after a clean close. Everything worth keeping is written by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,221 @@
+"""The main window: panels on the left, views in tabs, menus, shortcuts and the status bar (composition only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffvis import __version__
+from diffvis.app.controller import TrainingController
+from diffvis.app.panels.data_panel import DataPanel
+from diffvis.app.panels.model_panel import ModelPanel
+from diffvis.app.panels.training_panel import TrainingPanel
+from diffvis.app.settings import Settings, runs_dir
+from diffvis.app.state import LabState
+from diffvis.app.views.data_view import DataView
+from diffvis.app.views.training_view import TrainingView
+from diffvis.core.checkpoint import load_run, save_run
+from diffvis.core.datasets import DATASETS
+from diffvis.core.sources import load_source
+from diffvis.errors import DiffvisError
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None):
+        super().__init__()
+        self.setWindowTitle("diffvis — diffusion on 2D point sets")
+        self.settings = settings or Settings()
+        self.state = LabState(self)
+        self.controller = TrainingController(self.state, self)
+
+        self.data_panel = DataPanel(self.state)
+        self.model_panel = ModelPanel(self.state)
+        self.training_panel = TrainingPanel(self.state)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        for panel in (self.data_panel, self.training_panel, self.model_panel):
+            side_layout.addWidget(panel)
+        side_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(340)
+
+        self.data_view = DataView(self.state, self.data_panel)
+        self.training_view = TrainingView(self.state)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.data_view, "Data")
+        self.tabs.addTab(self.training_view, "Training")
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(4, 4, 4, 4)
+        row.addWidget(scroll)
+        row.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage("ready")
+
+        self._wire()
+        self._build_menus()
+        self._restore()
+
+    # --- wiring ---------------------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        tp = self.training_panel
+        tp.train_requested.connect(self.start_training)
+        tp.pause_requested.connect(self.controller.pause)
+        tp.resume_requested.connect(self.controller.resume)
+        tp.stop_requested.connect(self.controller.stop)
+        tp.reset_requested.connect(self.controller.reset)
+        self.model_panel.validity_changed.connect(tp.set_inputs_valid)
+        self.state.message.connect(lambda text: self.statusBar().showMessage(text))
+
+    def start_training(self) -> bool:
+        started = self.controller.start()
+        if started:
+            self.tabs.setCurrentWidget(self.training_view)
+        return started
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open run…", QKeySequence.StandardKey.Open, self.choose_run)
+        self.save_action = self._action(file_menu, "&Save run…", QKeySequence.StandardKey.Save, self.choose_save)
+        self.recent_menu = file_menu.addMenu("Recent runs")
+        self._action(file_menu, "&Load points…", "Ctrl+L", self.data_panel.choose_file)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        view_menu = self.menuBar().addMenu("&View")
+        for i in range(self.tabs.count()):
+            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i))
+        train_menu = self.menuBar().addMenu("&Training")
+        self._action(train_menu, "&Train", "Ctrl+T", self.start_training)
+        self._action(train_menu, "&Pause / resume", "Space", self.training_panel._on_pause_click)
+        self._action(train_menu, "&Stop", "Ctrl+.", self.controller.stop)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About diffvis", None, self.about)
+        self._refresh_recent()
+
+    def _action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, "About diffvis", f"diffvis {__version__}\nA laboratory for diffusion models on 2D points."
+        )
+
+    # --- runs -----------------------------------------------------------------------------------------------
+    def choose_save(self) -> None:
+        if self.state.run is None:
+            self.error("Nothing to save yet: train a model first.")
+            return
+        name = f"{self.state.data_info.get('source', 'run')}-{self.state.run.step}-steps"
+        path, _ = QFileDialog.getSaveFileName(self, "Save run (a folder)", str(runs_dir() / Path(name).name))
+        if path:
+            self.save_run(path)
+
+    def save_run(self, path: str | Path) -> bool:
+        try:
+            save_run(self.state.run, path)
+        except DiffvisError as e:
+            self.error(str(e))
+            return False
+        self.settings.add_recent_run(path)
+        self._refresh_recent()
+        self.state.say(f"saved the run to {path}")
+        return True
+
+    def choose_run(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open run", str(runs_dir()), "diffvis run (run.json)")
+        if path:
+            self.open_run(path)
+
+    def open_run(self, path: str | Path) -> bool:
+        """Open a saved run; a bad one shows the reason and leaves the current state untouched."""
+        if self.controller.busy:
+            self.error("Stop the training before opening another run.")
+            return False
+        try:
+            run = load_run(path)
+            points, info = self._run_data(run)
+        except DiffvisError as e:
+            self.error(str(e))
+            return False
+        self.state.set_data(points, info)
+        self.state.set_run(run)
+        self.controller.refresh_preview(run)
+        self.settings.add_recent_run(Path(path).parent if Path(path).name == "run.json" else path)
+        self._refresh_recent()
+        self.tabs.setCurrentWidget(self.training_view)
+        self.state.say(f"opened {path}: {run.objective}, {run.step:,} steps")
+        return True
+
+    def _run_data(self, run):
+        """The run's training points, drawn again (built-in set) or read again (file)."""
+        info = run.data
+        source = info.get("source", "")
+        if source in DATASETS:
+            return load_source(source, n=int(info["n"]), noise=info.get("noise"), seed=int(info.get("seed", 0)))
+        if source and Path(source).exists():
+            return load_source(source, n=0)
+        return self.state.data, self.state.data_info
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_runs():
+            self.recent_menu.addAction(path, lambda p=path: self.open_run(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent_runs()))
+
+    def error(self, text: str) -> None:
+        self.state.say(text)
+        box = QMessageBox(QMessageBox.Icon.Warning, "diffvis", text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+
+    # --- settings and closing -------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.get("geometry")
+        if isinstance(geometry, str):
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+        else:
+            self.resize(1280, 800)
+        data = self.settings.get("data", {})
+        if isinstance(data, dict) and data.get("source") in DATASETS:
+            p = self.data_panel
+            for widget, key in ((p.n, "n"), (p.noise, "noise"), (p.seed, "seed")):
+                widget.blockSignals(True)
+                if isinstance(data.get(key), int | float):
+                    widget.setValue(data[key])
+                widget.blockSignals(False)
+            p.source.setCurrentText(data["source"])
+            p.regenerate()
+        self.model_panel.load(self.settings.get("model", {}), self.settings.get("train", {}))
+        self.tabs.setCurrentIndex(int(self.settings.get("tab", 0)) % self.tabs.count())
+
+    def closeEvent(self, event) -> None:
+        self.controller.shutdown()
+        self.settings.set("geometry", bytes(self.saveGeometry().toBase64()).decode())
+        if self.state.data_info.get("source") in DATASETS:
+            self.settings.set("data", {k: self.state.data_info[k] for k in ("source", "n", "noise", "seed")})
+        self.settings.set("model", self.state.model_config.to_dict())
+        self.settings.set("train", self.state.train_config.to_dict())
+        self.settings.set("tab", self.tabs.currentIndex())
+        self.settings.save()
+        super().closeEvent(event)

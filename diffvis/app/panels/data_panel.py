@@ -1,0 +1,140 @@
+"""Data set controls: a built-in set with n, noise and seed (live preview), a point file, or drawing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffvis.app.state import LabState
+from diffvis.core.datasets import DATASETS, MAX_POINTS, PointSet
+from diffvis.core.sources import load_source
+from diffvis.errors import DiffvisError
+
+DRAWN = "drawn"
+
+
+class DataPanel(QGroupBox):
+    """Writes the chosen points to ``state.data``; the draw controls drive the data view's canvas."""
+
+    def __init__(self, state: LabState, parent: QWidget | None = None):
+        super().__init__("Data", parent)
+        self.state = state
+        self.source = QComboBox()
+        self.source.addItems(list(DATASETS))
+        self.n = QSpinBox(minimum=2, maximum=MAX_POINTS, value=20_000, singleStep=1000)
+        self.noise = QDoubleSpinBox(minimum=0.0, maximum=10.0, decimals=3, singleStep=0.01)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.load_button = QPushButton("Load points…")
+        self.draw = QCheckBox("Draw points")
+        self.brush = QDoubleSpinBox(minimum=0.01, maximum=5.0, value=0.2, singleStep=0.05, decimals=2)
+        self.erase = QCheckBox("Erase")
+        self.label = QSpinBox(minimum=0, maximum=9)
+        self.clear_button = QPushButton("Clear")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Data set", self.source)
+        form.addRow("Points", self.n)
+        form.addRow("Noise", self.noise)
+        form.addRow("Seed", self.seed)
+        draw = QGridLayout()
+        draw.addWidget(self.draw, 0, 0)
+        draw.addWidget(self.erase, 0, 1)
+        draw.addWidget(self.clear_button, 0, 2)
+        draw.addWidget(QLabel("Brush"), 1, 0)
+        draw.addWidget(self.brush, 1, 1)
+        draw.addWidget(QLabel("Class"), 2, 0)
+        draw.addWidget(self.label, 2, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.load_button)
+        layout.addLayout(draw)
+        layout.addWidget(self.summary)
+
+        self.source.currentTextChanged.connect(self._on_source_change)
+        for spin in (self.n, self.noise, self.seed):
+            spin.valueChanged.connect(self.regenerate)
+        self.load_button.clicked.connect(self.choose_file)
+        self.clear_button.clicked.connect(self.clear_drawing)
+        self.state.data_changed.connect(self._on_data_change)
+        self._on_source_change(self.source.currentText())
+
+    def _on_source_change(self, name: str) -> None:
+        if name in DATASETS:
+            self.noise.blockSignals(True)
+            self.noise.setValue(DATASETS[name].default_noise)
+            self.noise.blockSignals(False)
+            self.regenerate()
+        for w in (self.n, self.noise, self.seed):
+            w.setEnabled(name in DATASETS)
+
+    def regenerate(self) -> None:
+        """Draw the chosen built-in set again (live preview of n, noise and seed)."""
+        name = self.source.currentText()
+        if name not in DATASETS:
+            return
+        try:
+            points, info = load_source(name, n=self.n.value(), noise=self.noise.value(), seed=self.seed.value())
+        except DiffvisError as e:
+            self.state.say(str(e))
+            return
+        self.state.set_data(points, info)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load points", "", "Point files (*.csv *.txt *.npy)")
+        if path:
+            self.load_file(path)
+
+    def load_file(self, path: str | Path) -> bool:
+        """Load a point file; a bad one leaves the current data untouched and says why (signal ``message``)."""
+        try:
+            points, info = load_source(str(path), n=0)
+        except DiffvisError as e:
+            self.state.say(str(e))
+            return False
+        self._select_source(Path(path).name)
+        self.state.set_data(points, info)
+        return True
+
+    def set_drawn_points(self, points: np.ndarray, labels: np.ndarray | None) -> None:
+        """Called by the drawing canvas with the whole drawn set."""
+        self._select_source(DRAWN)
+        self.state.set_data(PointSet(points, labels, DRAWN), {"source": DRAWN, "n": len(points)})
+
+    def clear_drawing(self) -> None:
+        self.set_drawn_points(np.zeros((0, 2)), None)
+
+    def _select_source(self, name: str) -> None:
+        self.source.blockSignals(True)
+        if self.source.findText(name) < 0:
+            self.source.addItem(name)
+        self.source.setCurrentText(name)
+        self.source.blockSignals(False)
+        for w in (self.n, self.noise, self.seed):
+            w.setEnabled(False)
+
+    def _on_data_change(self, data: PointSet) -> None:
+        if len(data) == 0:
+            self.summary.setText("No points yet: draw some, or pick a data set.")
+            return
+        lo, hi = data.points.min(0), data.points.max(0)
+        classes = "" if data.labels is None else f", {len(np.unique(data.labels))} classes"
+        self.summary.setText(
+            f"{len(data):,} points{classes}\nx ∈ [{lo[0]:.2f}, {hi[0]:.2f}], y ∈ [{lo[1]:.2f}, {hi[1]:.2f}]"
+        )

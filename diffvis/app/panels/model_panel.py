@@ -1,0 +1,108 @@
+"""Model, schedule and optimiser settings, validated as they are typed: an invalid set cannot start a run."""
+
+from __future__ import annotations
+
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, QWidget
+
+from diffvis.app.state import LabState
+from diffvis.core.models import ACTIVATIONS, ModelConfig
+from diffvis.core.schedules import MAX_T, MIN_T, SCHEDULE_KINDS
+from diffvis.core.training import TrainConfig
+from diffvis.errors import ConfigError
+
+
+class ModelPanel(QGroupBox):
+    validity_changed = Signal(bool)
+
+    def __init__(self, state: LabState, parent: QWidget | None = None):
+        super().__init__("Model and training", parent)
+        self.state = state
+        m, t = state.model_config, state.train_config
+        self.objective = QComboBox()
+        self.objective.addItem("DDPM (predict ε)", "ddpm")
+        self.objective.addItem("NCSN (predict the score)", "ncsn")
+        self.schedule = QComboBox()
+        self.schedule.addItems(SCHEDULE_KINDS)
+        self.timesteps = QSpinBox(minimum=MIN_T, maximum=MAX_T, value=t.timesteps, singleStep=100)
+        self.width = QSpinBox(minimum=8, maximum=4096, value=m.width, singleStep=16)
+        self.depth = QSpinBox(minimum=1, maximum=32, value=m.depth)
+        self.activation = QComboBox()
+        self.activation.addItems(list(ACTIVATIONS))
+        self.lr = QDoubleSpinBox(minimum=1e-5, maximum=1.0, decimals=5, value=t.lr, singleStep=1e-4)
+        self.batch = QSpinBox(minimum=1, maximum=1_000_000, value=t.batch, singleStep=128)
+        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=t.steps, singleStep=1000)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=t.seed)
+        self.device = QComboBox()
+        self.device.addItem("auto", "auto")
+        self.device.addItem("CPU", "cpu")
+        if torch.cuda.is_available():
+            self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d0453a")
+
+        form = QFormLayout(self)
+        for label, widget in [
+            ("Objective", self.objective), ("Schedule", self.schedule), ("Timesteps T", self.timesteps),
+            ("Width", self.width), ("Depth", self.depth), ("Activation", self.activation),
+            ("Learning rate", self.lr), ("Batch size", self.batch), ("Steps", self.steps), ("Seed", self.seed),
+            ("Device", self.device),
+        ]:  # fmt: skip
+            form.addRow(label, widget)
+        form.addRow(self.error)
+        for combo in (self.objective, self.schedule, self.activation, self.device):
+            combo.currentIndexChanged.connect(self.apply)
+        for spin in (self.timesteps, self.width, self.depth, self.lr, self.batch, self.steps, self.seed):
+            spin.valueChanged.connect(self.apply)
+        self.valid = True
+        state.train_config_changed.connect(lambda cfg: self.load(self.state.model_config.to_dict(), cfg.to_dict()))
+        state.model_config_changed.connect(lambda m: self.load(m.to_dict(), self.state.train_config.to_dict()))
+
+    def load(self, model: dict, train: dict) -> None:
+        """Show saved settings (from the last session); unknown or invalid values keep the defaults."""
+        try:
+            m, t = ModelConfig.from_dict({**ModelConfig().to_dict(), **model}), TrainConfig.from_dict(train)
+        except (ConfigError, KeyError, TypeError, ValueError):
+            return
+        widgets = [self.objective, self.schedule, self.timesteps, self.width, self.depth, self.activation,
+                   self.lr, self.batch, self.steps, self.seed, self.device]  # fmt: skip
+        for w in widgets:
+            w.blockSignals(True)
+        self.objective.setCurrentIndex(max(0, self.objective.findData(m.objective)))
+        self.schedule.setCurrentText(t.schedule)
+        self.activation.setCurrentText(m.activation)
+        self.device.setCurrentIndex(max(0, self.device.findData(t.device)))
+        values = [(self.timesteps, t.timesteps), (self.width, m.width), (self.depth, m.depth), (self.lr, t.lr),
+                  (self.batch, t.batch), (self.steps, t.steps), (self.seed, t.seed)]  # fmt: skip
+        for spin, value in values:
+            spin.setValue(value)
+        for w in widgets:
+            w.blockSignals(False)
+        self.apply()
+
+    def apply(self) -> None:
+        """Validate the widgets' values and write them to the state; show the reason when they do not fit."""
+        try:
+            model = ModelConfig(
+                objective=self.objective.currentData(), width=self.width.value(), depth=self.depth.value(),
+                activation=self.activation.currentText(),
+            )  # fmt: skip
+            train = TrainConfig(
+                steps=self.steps.value(), batch=self.batch.value(), lr=self.lr.value(), seed=self.seed.value(),
+                schedule=self.schedule.currentText(), timesteps=self.timesteps.value(),
+                device=self.device.currentData(),
+            )  # fmt: skip
+        except ConfigError as e:
+            self._set_valid(False, str(e))
+            return
+        self.state.set_model_config(model)
+        self.state.set_train_config(train)
+        self._set_valid(True, "")
+
+    def _set_valid(self, valid: bool, reason: str) -> None:
+        self.error.setText(reason)
+        if valid != self.valid:
+            self.valid = valid
+            self.validity_changed.emit(valid)

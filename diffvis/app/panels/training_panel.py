@@ -1,0 +1,80 @@
+"""Train / Pause / Stop / Reset with a progress bar, steps per second and time left."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QWidget
+
+from diffvis.app.state import LabState
+
+
+class TrainingPanel(QGroupBox):
+    train_requested = Signal()
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+    reset_requested = Signal()
+
+    def __init__(self, state: LabState, parent: QWidget | None = None):
+        super().__init__("Training", parent)
+        self.state = state
+        self.train_button = QPushButton("Train")
+        self.train_button.setDefault(True)
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.reset_button = QPushButton("Reset")
+        self.bar = QProgressBar()
+        self.rate = QLabel("")
+        self.rate.setWordWrap(True)
+        layout = QGridLayout(self)
+        layout.addWidget(self.train_button, 0, 0)
+        layout.addWidget(self.pause_button, 0, 1)
+        layout.addWidget(self.stop_button, 1, 0)
+        layout.addWidget(self.reset_button, 1, 1)
+        layout.addWidget(self.bar, 2, 0, 1, 2)
+        layout.addWidget(self.rate, 3, 0, 1, 2)
+        self.inputs_valid = True
+
+        self.train_button.clicked.connect(self.train_requested)
+        self.pause_button.clicked.connect(self._on_pause_click)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.reset_button.clicked.connect(self.reset_requested)
+        state.status_changed.connect(self._on_status_change)
+        state.progress_changed.connect(self._on_progress_change)
+        state.data_changed.connect(lambda _: self._on_status_change(self.state.status))
+        self._on_status_change(state.status)
+
+    def set_inputs_valid(self, valid: bool) -> None:
+        self.inputs_valid = valid
+        self._on_status_change(self.state.status)
+
+    def _on_pause_click(self) -> None:
+        (self.resume_requested if self.state.status == "paused" else self.pause_requested).emit()
+
+    def _on_status_change(self, status: str) -> None:
+        busy = status in ("training", "paused")
+        enough_points = len(self.state.data) >= 2
+        self.train_button.setEnabled(not busy and self.inputs_valid and enough_points)
+        self.train_button.setToolTip("" if enough_points else "Training needs at least two points")
+        self.pause_button.setEnabled(busy)
+        self.pause_button.setText("Resume" if status == "paused" else "Pause")
+        self.stop_button.setEnabled(busy)
+        self.reset_button.setEnabled(not busy)
+
+    def _on_progress_change(self, progress) -> None:
+        if progress is None:
+            self.bar.setValue(0)
+            self.rate.setText("")
+            return
+        self.bar.setMaximum(progress.total)
+        self.bar.setValue(progress.step)
+        left = (progress.total - progress.step) / max(progress.steps_per_second, 1e-9)
+        self.rate.setText(
+            f"step {progress.step:,} / {progress.total:,} · {progress.steps_per_second:,.0f} steps/s · "
+            f"{_duration(left)} left · loss {progress.loss:.4f}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"

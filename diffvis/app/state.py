@@ -1,0 +1,81 @@
+"""LabState: the one place the app keeps what it knows, emitting a signal per field (napari's pattern).
+
+Views and panels read it, connect ``<field>_changed`` to ``_on_<field>_change`` and write back through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from diffvis.core.datasets import PointSet
+from diffvis.core.models import ModelConfig
+from diffvis.core.run import Run
+from diffvis.core.training import Progress, TrainConfig
+
+
+class LabState(QObject):
+    data_changed = Signal(object)  # PointSet
+    model_config_changed = Signal(object)  # ModelConfig
+    train_config_changed = Signal(object)  # TrainConfig
+    run_changed = Signal(object)  # Run | None
+    progress_changed = Signal(object)  # Progress | None
+    preview_changed = Signal(object)  # (N, 2) samples in data coordinates | None
+    status_changed = Signal(str)  # 'idle', 'training', 'paused'
+    message = Signal(str)  # a line for the status bar
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.data: PointSet = PointSet(np.zeros((0, 2)))
+        self.data_info: dict = {}
+        self.model_config = ModelConfig()
+        self.train_config = TrainConfig()
+        self.run: Run | None = None
+        self.progress_history: list[Progress] = []
+        self.preview: np.ndarray | None = None
+        self.status = "idle"
+
+    def set_data(self, data: PointSet, info: dict) -> None:
+        """New training points: the run trained on the old ones no longer matches them."""
+        self.data, self.data_info = data, info
+        self.data_changed.emit(data)
+        self.set_run(None)
+
+    def set_model_config(self, config: ModelConfig) -> None:
+        if config != self.model_config:
+            self.model_config = config
+            self.model_config_changed.emit(config)
+
+    def set_train_config(self, config: TrainConfig) -> None:
+        if config != self.train_config:
+            self.train_config = config
+            self.train_config_changed.emit(config)
+
+    def update_train_config(self, **changes) -> None:
+        self.set_train_config(replace(self.train_config, **changes))
+
+    def set_run(self, run: Run | None) -> None:
+        self.run = run
+        self.run_changed.emit(run)
+        if run is None:
+            self.progress_history = []
+            self.progress_changed.emit(None)
+            self.set_preview(None)
+
+    def add_progress(self, progress: Progress) -> None:
+        self.progress_history.append(progress)
+        self.progress_changed.emit(progress)
+
+    def set_preview(self, samples: np.ndarray | None) -> None:
+        self.preview = samples
+        self.preview_changed.emit(samples)
+
+    def set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.status_changed.emit(status)
+
+    def say(self, text: str) -> None:
+        self.message.emit(text)

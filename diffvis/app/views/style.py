@@ -1,0 +1,29 @@
+"""Colours shared by the views: an Okabe–Ito palette (colour-blind safe) for classes and series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+DATA_COLOUR = "#0072B2"
+SAMPLE_COLOUR = "#D55E00"
+
+
+def class_brushes(labels: np.ndarray | None, default: str = DATA_COLOUR, alpha: int = 200) -> list | pg.QtGui.QBrush:
+    """One brush per point coloured by class label, or a single brush when there are no labels."""
+    if labels is None:
+        return pg.mkBrush(pg.mkColor(default).red(), pg.mkColor(default).green(), pg.mkColor(default).blue(), alpha)
+    brushes = []
+    for colour in PALETTE:
+        c = pg.mkColor(colour)
+        c.setAlpha(alpha)
+        brushes.append(pg.mkBrush(c))
+    return [brushes[int(k) % len(brushes)] for k in labels]
+
+
+def equal_aspect_plot(title: str = "") -> pg.PlotWidget:
+    plot = pg.PlotWidget(title=title)
+    plot.setAspectLocked(True)
+    plot.showGrid(x=True, y=True, alpha=0.15)
+    return plot

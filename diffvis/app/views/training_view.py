@@ -1,0 +1,89 @@
+"""Training at a glance: live samples of the EMA network over the data, the loss curve (raw and smoothed, log
+scale) and the loss per timestep bucket."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from diffvis.app.state import LabState
+from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR
+from diffvis.core.training import N_BUCKETS
+
+SMOOTHING = 0.9  # EMA weight of the smoothed loss curve
+
+
+def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
+    """Bias-corrected exponential moving average, as TensorBoard draws it."""
+    out, avg = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+class TrainingView(pg.GraphicsLayoutWidget):
+    def __init__(self, state: LabState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.samples_plot = self.addPlot(row=0, col=0, rowspan=2, title="Samples of the EMA network (DDIM, 25 steps)")
+        self.samples_plot.setAspectLocked(True)
+        self.samples_plot.showGrid(x=True, y=True, alpha=0.15)
+        faint = pg.mkColor(DATA_COLOUR)
+        faint.setAlpha(50)
+        self.data_scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(faint))
+        self.sample_scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
+        self.samples_plot.addItem(self.data_scatter)
+        self.samples_plot.addItem(self.sample_scatter)
+
+        self.loss_plot = self.addPlot(row=0, col=1, title="Loss")
+        self.loss_plot.setLogMode(y=True)
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.15)
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen("#9aa5b1", width=1), name="raw")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(SAMPLE_COLOUR, width=2), name="smoothed")
+
+        self.bucket_plot = self.addPlot(row=1, col=1, title="Loss per timestep bucket (latest report)")
+        self.bucket_plot.setLabel("bottom", "t / T")
+        self.bucket_plot.setXRange(0, 1)
+        self.bars = pg.BarGraphItem(x=(np.arange(N_BUCKETS) + 0.5) / N_BUCKETS, height=np.zeros(N_BUCKETS),
+                                    width=0.8 / N_BUCKETS, brush=DATA_COLOUR)  # fmt: skip
+        self.bucket_plot.addItem(self.bars)
+        self.ci.layout.setColumnStretchFactor(0, 3)
+        self.ci.layout.setColumnStretchFactor(1, 2)
+
+        state.data_changed.connect(self._on_data_change)
+        state.progress_changed.connect(self._on_progress_change)
+        state.preview_changed.connect(self._on_preview_change)
+        state.run_changed.connect(self._on_run_change)
+        self._on_data_change(state.data)
+
+    def _on_data_change(self, data) -> None:
+        self.data_scatter.setData(pos=data.points[:5000])
+        self.samples_plot.autoRange()
+
+    def _on_progress_change(self, progress) -> None:
+        history = self.state.progress_history
+        if progress is None or not history:
+            self.raw_curve.setData([], [])
+            self.smooth_curve.setData([], [])
+            self.bars.setOpts(height=np.zeros(N_BUCKETS))
+            return
+        steps = np.array([p.step for p in history], dtype=float)
+        losses = np.array([p.loss for p in history], dtype=float)
+        self.raw_curve.setData(steps, losses)
+        self.smooth_curve.setData(steps, smoothed(losses))
+        self.bars.setOpts(height=np.nan_to_num(progress.bucket_loss))
+
+    def _on_preview_change(self, samples) -> None:
+        self.sample_scatter.setData(pos=np.zeros((0, 2)) if samples is None else samples)
+
+    def _on_run_change(self, run) -> None:
+        """A run opened from disk has no live progress: draw its saved loss history instead."""
+        if run is not None and not self.state.progress_history and run.loss_history:
+            every = run.train_config.report_every
+            steps = every * np.arange(1, len(run.loss_history) + 1, dtype=float)
+            losses = np.asarray(run.loss_history, dtype=float)
+            self.raw_curve.setData(steps, losses)
+            self.smooth_curve.setData(steps, smoothed(losses))

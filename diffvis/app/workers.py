@@ -1,0 +1,85 @@
+"""QThread workers around core calls. Workers never touch widgets: they report by signals, and hand over
+copies of the EMA weights, never the live network."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import numpy as np
+import torch
+from PySide6.QtCore import QThread, Signal
+
+from diffvis.core.models import ModelConfig
+from diffvis.core.pipeline import make_trainer
+from diffvis.core.run import Run, sample_run
+from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
+from diffvis.errors import Cancelled, DiffvisError, TrainingDiverged
+
+PREVIEW_POINTS = 1000
+PREVIEW_STEPS = 25
+
+
+class TrainWorker(QThread):
+    """Trains on ``points`` with the core loop; emits progress, preview samples and the resulting run.
+
+    ``ended(run, outcome, message)``: outcome 'done', 'stopped' (run holds the weights so far), 'diverged' (run
+    holds the last good EMA weights) or 'failed' (run is None).
+    """
+
+    progressed = Signal(object)  # Progress
+    previewed = Signal(object)  # (PREVIEW_POINTS, 2) samples in data coordinates
+    ended = Signal(object, str, str)
+
+    def __init__(self, points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
+                 *, preview_every: int = 500, parent=None):  # fmt: skip
+        super().__init__(parent)
+        self.points, self.model_config, self.cfg, self.data_info = points, model_config, cfg, data_info
+        self.preview_every = preview_every
+        self.control = TrainControl()
+        self._trainer: Trainer | None = None
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def stop(self) -> None:
+        self.control.cancel()
+
+    def run(self) -> None:  # runs in the worker thread
+        try:
+            trainer, normaliser = make_trainer(self.points, self.model_config, self.cfg)
+            self._trainer = trainer
+            trainer.run(lambda p: self._report(p, trainer, normaliser), self.control)
+            outcome, message = "done", f"training finished: {trainer.step:,} steps"
+        except Cancelled:
+            outcome, message = "stopped", f"training stopped at step {self._step():,}"
+        except TrainingDiverged as e:
+            outcome, message = "diverged", str(e)
+        except DiffvisError as e:
+            self.ended.emit(None, "failed", str(e))
+            return
+        except Exception as e:  # a bug: say so in the app, keep the traceback for the report
+            traceback.print_exc(file=sys.stderr)
+            self.ended.emit(None, "failed", f"training failed unexpectedly: {e}")
+            return
+        self.ended.emit(Run.from_trainer(trainer, normaliser, self.data_info), outcome, message)
+
+    def _step(self) -> int:
+        return self._trainer.step if self._trainer is not None else 0
+
+    def _report(self, progress: Progress, trainer: Trainer, normaliser) -> None:
+        self.progressed.emit(progress)
+        if progress.step % self.preview_every == 0 or progress.step == progress.total:
+            self.previewed.emit(preview_samples(Run.from_trainer(trainer, normaliser, self.data_info)))
+
+
+def preview_samples(run: Run, n: int = PREVIEW_POINTS, seed: int = 0) -> np.ndarray:
+    """A fast look at what the EMA network draws now: DDIM in 25 steps (annealed Langevin for NCSN)."""
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn(n, 2, generator=g)
+    if run.objective == "ddpm":
+        return sample_run(run, "ddim", x_T, steps=PREVIEW_STEPS).samples
+    return sample_run(run, "langevin", x_T, generator=g, steps_per_level=10).samples

@@ -1,0 +1,184 @@
+"""The real main window, driven offscreen with pytest-qt: data, drawing, training, runs, bad files, closing."""
+
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from diffvis.app.main_window import MainWindow
+from diffvis.app.settings import Settings
+from diffvis.core.checkpoint import load_run
+
+TINY = {"steps": 400, "batch": 128}
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(Settings(tmp_path / "settings.json"))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    win.model_panel.width.setValue(16)
+    win.data_panel.n.setValue(2000)
+    yield win
+    win.controller.shutdown()
+
+
+def _train(window, qtbot, **cfg):
+    window.state.update_train_config(**{**TINY, **cfg})
+    assert window.start_training()
+    qtbot.waitUntil(lambda: len(window.state.progress_history) > 0, timeout=10_000)
+
+
+def test_picking_a_data_set_previews_it(window):
+    panel, state = window.data_panel, window.state
+    panel.source.setCurrentText("moons")
+    assert state.data.name == "moons" and len(state.data) == 2000
+    assert set(np.unique(state.data.labels)) == {0, 1}
+    panel.n.setValue(500)
+    assert len(state.data) == 500
+    np.testing.assert_array_equal(window.data_view.scatter.getData()[0], state.data.points[:, 0])
+    assert "500 points" in panel.summary.text() and "2 classes" in panel.summary.text()
+
+
+def _mouse(widget, kind, pos, buttons):
+    event = QMouseEvent(kind, QPointF(pos), widget.mapToGlobal(QPointF(pos)), Qt.MouseButton.LeftButton,
+                        buttons, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    QApplication.sendEvent(widget, event)
+
+
+def test_drawing_points_with_the_mouse(window, qtbot):
+    window.tabs.setCurrentWidget(window.data_view)
+    window.data_panel.draw.setChecked(True)
+    window.data_panel.clear_button.click()
+    assert len(window.state.data) == 0
+    viewport = window.data_view.viewport()
+    centre = viewport.rect().center()
+    left = Qt.MouseButton.LeftButton
+    _mouse(viewport, QEvent.Type.MouseButtonPress, centre, left)
+    for dx in range(0, 120, 10):
+        qtbot.wait(15)  # pyqtgraph drops mouse moves closer than 10 ms apart (mouseRateLimit)
+        _mouse(viewport, QEvent.Type.MouseMove, centre + type(centre)(dx, dx // 2), left)
+    _mouse(viewport, QEvent.Type.MouseButtonRelease, centre + type(centre)(120, 60), Qt.MouseButton.NoButton)
+    drawn = window.state.data
+    assert drawn.name == "drawn" and len(drawn) >= 20
+    assert window.state.data_info["source"] == "drawn"
+    # the stroke runs right and down on screen: x grows, y falls (the view's y axis points up)
+    assert np.corrcoef(drawn.points[:, 0], drawn.points[:, 1])[0, 1] < -0.5
+    # erase where the stroke began: fewer points remain
+    window.data_panel.erase.setChecked(True)
+    window.data_panel.brush.setValue(1.0)
+    before = len(window.state.data)
+    _mouse(viewport, QEvent.Type.MouseButtonPress, centre, left)
+    _mouse(viewport, QEvent.Type.MouseButtonRelease, centre, Qt.MouseButton.NoButton)
+    assert len(window.state.data) < before
+
+
+def test_train_pause_resume_stop(window, qtbot):
+    _train(window, qtbot, steps=10**6)
+    state, panel = window.state, window.training_panel
+    assert state.status == "training" and not panel.train_button.isEnabled()
+    panel.pause_button.click()
+    assert state.status == "paused" and panel.pause_button.text() == "Resume"
+    qtbot.wait(300)
+    frozen = window.controller.worker._trainer.step
+    qtbot.wait(300)
+    assert window.controller.worker._trainer.step == frozen
+    panel.pause_button.click()
+    assert state.status == "training"
+    qtbot.waitUntil(lambda: window.controller.worker._trainer.step > frozen, timeout=5000)
+    with qtbot.waitSignal(window.controller.ended, timeout=2000) as ended:
+        panel.stop_button.click()
+    assert ended.args == ["stopped"]
+    assert state.status == "idle" and state.run is not None and state.run.step > frozen
+    assert panel.train_button.isEnabled()
+
+
+def test_training_reports_progress_and_preview_then_save_and_reopen(window, qtbot, tmp_path):
+    window.state.update_train_config(**TINY)
+    with qtbot.waitSignal(window.controller.ended, timeout=30_000) as ended:
+        window.controller.start(preview_every=200)
+    assert ended.args == ["done"]
+    state = window.state
+    assert [p.step for p in state.progress_history][-1] == 400
+    assert state.preview is not None and state.preview.shape == (1000, 2)
+    x, _ = window.training_view.raw_curve.getData()
+    assert len(x) == len(state.progress_history)
+    assert window.save_run(tmp_path / "myrun")
+    saved = load_run(tmp_path / "myrun")
+    assert saved.step == 400
+    window.data_panel.source.setCurrentText("spirals")
+    assert state.run is None
+    assert window.open_run(tmp_path / "myrun")
+    assert state.run.step == 400 and state.data.name == "butterfly" and len(state.data) == 2000
+    assert str((tmp_path / "myrun").resolve()) in window.settings.recent_runs()
+
+
+def test_bad_files_leave_the_state_untouched(window, tmp_path):
+    state = window.state
+    before = state.data.points.copy()
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("x,y\n1,2\nhello,world\n")
+    assert not window.data_panel.load_file(bad_csv)
+    corrupt = tmp_path / "run"
+    corrupt.mkdir()
+    (corrupt / "run.json").write_text("{not json")
+    assert not window.open_run(corrupt)
+    assert not window.open_run(tmp_path / "missing")
+    np.testing.assert_array_equal(state.data.points, before)
+    assert state.run is None
+    assert "not" in window.statusBar().currentMessage()
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_weights(window, qtbot, monkeypatch):
+    from diffvis.core import training
+
+    real = training.Trainer.per_sample_loss
+
+    def poisoned(self, x0, k):
+        losses = real(self, x0, k)
+        return losses * float("nan") if self.step == 120 else losses
+
+    monkeypatch.setattr(training.Trainer, "per_sample_loss", poisoned)
+    window.state.update_train_config(**TINY)
+    with qtbot.waitSignal(window.controller.ended, timeout=30_000) as ended:
+        window.start_training()
+    assert ended.args == ["diverged"]
+    assert window.state.run is not None and window.state.run.step == 120
+    assert all(np.isfinite(p.detach().numpy()).all() for p in window.state.run.ema.parameters())
+    assert "nan" in window.statusBar().currentMessage().lower()
+
+
+def test_too_few_points_cannot_start_training(window):
+    window.data_panel.draw.setChecked(True)
+    window.data_panel.clear_button.click()
+    assert not window.training_panel.train_button.isEnabled()
+    assert not window.start_training()
+
+
+def test_closing_mid_run_stops_the_worker(window, qtbot):
+    _train(window, qtbot, steps=10**6)
+    worker = window.controller.worker
+    window.close()
+    assert worker.wait(1000) and not worker.isRunning()
+    assert window.controller.worker is None
+
+
+def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
+    threads_before = threading.active_count()
+    for i in range(100):
+        win = MainWindow(Settings(tmp_path / "s.json"))
+        qtbot.addWidget(win)
+        win.data_panel.n.setValue(200)
+        win.model_panel.width.setValue(8)
+        win.state.update_train_config(steps=10**6, batch=32)
+        assert win.start_training()
+        if i % 2:
+            win.controller.stop()
+        win.close()
+        assert win.controller.worker is None
+    QApplication.processEvents()
+    assert threading.active_count() <= threads_before + 1
