@@ -5,6 +5,7 @@ process. Timings are medians of ``repeats`` runs; the quality runs (≈ 4 min) r
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -199,11 +200,57 @@ def bare_quality(points: np.ndarray, draw, budget: float) -> dict:
     return quality_report(samples.astype(np.float64), draw)
 
 
+def bench_gui_stall(seconds: float = 8.0) -> None:
+    """The GUI thread's longest stall while the app trains with default settings, next to the idle app's."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from diffvis.app.main import configure_pyqtgraph, share_the_interpreter
+    from diffvis.app.main_window import MainWindow
+    from diffvis.app.settings import Settings
+    from diffvis.app.stall import StallMeter
+    from diffvis.app.workers import warm_up
+
+    share_the_interpreter()
+    warm_up()
+    app = QApplication.instance() or QApplication([])
+    configure_pyqtgraph(app)
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(Settings(Path(tmp) / "settings.json"))
+        window.resize(1280, 800)
+        window.show()
+        window.data_panel.source.setCurrentText("butterfly")
+
+        def measure(busy: bool) -> StallMeter:
+            meter = StallMeter()
+            if busy:
+                window.start_training()
+            meter.start()
+            loop = QEventLoop()
+            QTimer.singleShot(int(seconds * 1000), loop.quit)
+            loop.exec()
+            window.controller.shutdown()
+            meter.stop()
+            return meter
+
+        idle, training = measure(False), measure(True)
+        steps = window.state.progress_history[-1].step if window.state.progress_history else 0
+        window.close()
+    over = sum(stall > 0.05 for _, stall in training.stalls)
+    print(
+        f"GUI thread while training ({seconds:.0f} s, {steps:,} steps, live preview): longest stall "
+        f"{training.longest() * 1000:.0f} ms (target ≤ 50 ms), {over} stall(s) over 50 ms, "
+        f"longest after the first second {training.longest(1.0) * 1000:.0f} ms; idle app {idle.longest() * 1000:.0f} ms"
+    )
+
+
 def run_bench(repeats: int = 5, quick: bool = False) -> int:
     torch.manual_seed(0)
     print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
     bench_training(repeats)
     bench_sampling(repeats)
+    bench_gui_stall()
     if not quick:
         for name in QUALITY_SETS:
             bench_quality(name)

@@ -26,6 +26,12 @@ def quiet_offscreen_warnings() -> None:
     previous = qInstallMessageHandler(handler)
 
 
+def share_the_interpreter() -> None:
+    """The training thread runs Python between torch calls; by default it keeps the GIL for up to 5 ms whenever
+    the GUI thread asks for it, and a repaint asks hundreds of times. Hand it over within 0.5 ms instead."""
+    sys.setswitchinterval(0.0005)
+
+
 def configure_pyqtgraph(app) -> None:
     """Plots follow the system's light or dark palette; antialiased lines."""
     import pyqtgraph as pg
@@ -40,8 +46,11 @@ def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | N
     from PySide6.QtWidgets import QApplication
 
     from diffvis.app.main_window import MainWindow
+    from diffvis.app.workers import warm_up
 
     quiet_offscreen_warnings()
+    warm_up()
+    share_the_interpreter()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffvis")
     configure_pyqtgraph(app)

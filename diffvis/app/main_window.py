@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_menus()
         self._restore()
+        QTimer.singleShot(0, self.training_view.grab)  # lay out and paint the hidden tab once, while idle
 
     # --- wiring ---------------------------------------------------------------------------------------------
     def _wire(self) -> None:
@@ -84,10 +85,12 @@ class MainWindow(QMainWindow):
         self.state.message.connect(lambda text: self.statusBar().showMessage(text))
 
     def start_training(self) -> bool:
-        started = self.controller.start()
-        if started:
-            self.tabs.setCurrentWidget(self.training_view)
-        return started
+        """Show the training tab (painted now, before the worker competes for the CPU), then train."""
+        if self.controller.busy or len(self.state.data) < 2:
+            return False
+        self.tabs.setCurrentWidget(self.training_view)
+        self.training_view.repaint()
+        return self.controller.start()
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

@@ -3,7 +3,10 @@ copies of the EMA weights, never the live network."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
 import traceback
 
 import numpy as np
@@ -18,6 +21,7 @@ from diffvis.errors import Cancelled, DiffvisError, TrainingDiverged
 
 PREVIEW_POINTS = 1000
 PREVIEW_STEPS = 25
+GUI_HEAD_START_MS = 100  # the GUI repaints the new state (tab, buttons, cleared plots) before training competes
 
 
 class TrainWorker(QThread):
@@ -49,6 +53,10 @@ class TrainWorker(QThread):
         self.control.cancel()
 
     def run(self) -> None:  # runs in the worker thread
+        yield_cpu_to_gui()
+        self.msleep(GUI_HEAD_START_MS)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
         try:
             trainer, normaliser = make_trainer(self.points, self.model_config, self.cfg)
             self._trainer = trainer
@@ -65,6 +73,8 @@ class TrainWorker(QThread):
             traceback.print_exc(file=sys.stderr)
             self.ended.emit(None, "failed", f"training failed unexpectedly: {e}")
             return
+        finally:
+            torch.set_num_threads(threads)
         self.ended.emit(Run.from_trainer(trainer, normaliser, self.data_info), outcome, message)
 
     def _step(self) -> int:
@@ -74,6 +84,23 @@ class TrainWorker(QThread):
         self.progressed.emit(progress)
         if progress.step % self.preview_every == 0 or progress.step == progress.total:
             self.previewed.emit(preview_samples(Run.from_trainer(trainer, normaliser, self.data_info)))
+
+
+def warm_up() -> None:
+    """Train two steps of a tiny model and sample it once, so that torch's lazy imports and first-call set-up
+    happen at start-up, not in the worker while the GUI waits for the interpreter lock."""
+    points = np.random.default_rng(0).standard_normal((64, 2))
+    trainer, normaliser = make_trainer(points, ModelConfig(width=8, depth=1), TrainConfig(steps=2, batch=8))
+    trainer.run(lambda p: None)
+    preview_samples(Run.from_trainer(trainer, normaliser, {}), n=8)
+
+
+def yield_cpu_to_gui(niceness: int = 10) -> None:
+    """Lower the calling thread's scheduling priority (Linux threads have their own nice value, and the OpenMP
+    threads torch starts from it inherit it): with 2 cores, training would otherwise starve the GUI's repaints.
+    The GUI is idle most of the time, so training loses little."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def preview_samples(run: Run, n: int = PREVIEW_POINTS, seed: int = 0) -> np.ndarray:

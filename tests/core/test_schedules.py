@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from diffvis.core.schedules import Schedule, SigmaLadder, convex_hull, max_pairwise_distance
+from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.errors import ConfigError
 
 
@@ -54,9 +54,10 @@ def test_sigma_ladder_is_geometric():
         SigmaLadder.geometric(0.01, 10.0, 7)
 
 
-def test_max_pairwise_distance_matches_brute_force():
-    pts = np.random.default_rng(1).standard_normal((400, 2)) * [3, 1]
+@pytest.mark.parametrize("seed", range(5))
+def test_max_pairwise_distance_matches_brute_force(seed):
+    pts = np.random.default_rng(seed).standard_normal((600, 2)) * [3, 1]
     brute = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)).max()
-    assert max_pairwise_distance(pts) == pytest.approx(brute)
+    assert brute * (1 - 8e-5) <= max_pairwise_distance(pts) <= brute
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]])
-    assert len(convex_hull(square)) == 4
+    assert max_pairwise_distance(square) == pytest.approx(math.sqrt(2))

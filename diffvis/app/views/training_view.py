@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 
 from diffvis.app.state import LabState
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR
 from diffvis.core.training import N_BUCKETS
 
 SMOOTHING = 0.9  # EMA weight of the smoothed loss curve
+BACKDROP_POINTS = 3000  # the faint data behind the samples: enough to see the shape, cheap to repaint
+REDRAW_MS = 250  # progress arrives up to ~10 times a second; the curves are redrawn at most this often
 
 
 def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
@@ -52,7 +55,11 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self.bucket_plot.addItem(self.bars)
         self.ci.layout.setColumnStretchFactor(0, 3)
         self.ci.layout.setColumnStretchFactor(1, 2)
+        for plot in (self.samples_plot, self.loss_plot, self.bucket_plot):
+            plot.getAxis("left").setWidth(48)  # tick labels that change width would re-lay out every plot
 
+        self.redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self.redraw_timer.timeout.connect(self.redraw_progress)
         state.data_changed.connect(self._on_data_change)
         state.progress_changed.connect(self._on_progress_change)
         state.preview_changed.connect(self._on_preview_change)
@@ -60,12 +67,22 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self._on_data_change(state.data)
 
     def _on_data_change(self, data) -> None:
-        self.data_scatter.setData(pos=data.points[:5000])
+        self.data_scatter.setData(pos=data.points[:BACKDROP_POINTS])
         self.samples_plot.autoRange()
 
     def _on_progress_change(self, progress) -> None:
+        """Coalesce progress reports: the first one in a quiet spell draws at once, the rest every REDRAW_MS."""
+        if progress is None:
+            self.redraw_timer.stop()
+            self.redraw_progress()
+        elif not self.redraw_timer.isActive():
+            self.redraw_progress()
+            self.redraw_timer.start()
+
+    def redraw_progress(self) -> None:
         history = self.state.progress_history
-        if progress is None or not history:
+        progress = history[-1] if history else None
+        if progress is None:
             self.raw_curve.setData([], [])
             self.smooth_curve.setData([], [])
             self.bars.setOpts(height=np.zeros(N_BUCKETS))
