@@ -184,3 +184,48 @@ def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
         assert win.controller.worker is None
     QApplication.processEvents()
     assert threading.active_count() <= threads_before + 1
+
+
+def test_last_data_set_settings_and_layout_return_at_the_next_launch(qtbot, tmp_path):
+    settings_file = tmp_path / "settings.json"
+    first = MainWindow(Settings(settings_file))
+    qtbot.addWidget(first)
+    first.data_panel.source.setCurrentText("rings")
+    first.data_panel.n.setValue(1234)
+    first.data_panel.seed.setValue(7)
+    first.model_panel.width.setValue(48)
+    first.model_panel.schedule.setCurrentText("cosine")
+    first.tabs.setCurrentIndex(1)
+    first.show()
+    first.resize(700, 500)  # within the offscreen platform's 800 × 600 screen, which restoreGeometry respects
+    first.close()
+    second = MainWindow(Settings(settings_file))
+    qtbot.addWidget(second)
+    assert second.state.data.name == "rings" and len(second.state.data) == 1234
+    assert second.state.data_info["seed"] == 7
+    assert second.state.model_config.width == 48 and second.state.train_config.schedule == "cosine"
+    assert second.model_panel.width.value() == 48
+    assert second.tabs.currentIndex() == 1
+    assert (second.width(), second.height()) == (700, 500)
+
+
+def test_plots_follow_a_dark_palette(qtbot):
+    import pyqtgraph as pg
+    from PySide6.QtGui import QColor, QPalette
+
+    from diffvis.app.main import configure_pyqtgraph
+
+    app = QApplication.instance()
+    old = app.palette()
+    dark = QPalette()
+    dark.setColor(QPalette.ColorRole.Window, QColor(30, 30, 30))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    dark.setColor(QPalette.ColorRole.Text, QColor(230, 230, 230))
+    try:
+        app.setPalette(dark)
+        configure_pyqtgraph(app)
+        assert pg.mkColor(pg.getConfigOption("background")).lightness() < 60
+        assert pg.mkColor(pg.getConfigOption("foreground")).lightness() > 180
+    finally:
+        app.setPalette(old)
+        configure_pyqtgraph(app)
