@@ -206,7 +206,7 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.main import configure_pyqtgraph, share_the_interpreter
+    from diffvis.app.main import configure_pyqtgraph, freeze_startup_objects, share_the_interpreter
     from diffvis.app.main_window import MainWindow
     from diffvis.app.settings import Settings
     from diffvis.app.stall import StallMeter
@@ -221,6 +221,10 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
         window.resize(1280, 800)
         window.show()
         window.data_panel.source.setCurrentText("butterfly")
+        freeze_startup_objects()
+        settle = QEventLoop()
+        QTimer.singleShot(1000, settle.quit)  # let the first paints of the new window happen
+        settle.exec()
 
         def measure(busy: bool) -> StallMeter:
             meter = StallMeter()
