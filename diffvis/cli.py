@@ -121,11 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_app(args) -> int:
-    """The desktop app; the process leaves through ``exit_now`` to skip a crash-prone interpreter shutdown."""
-    from diffvis.app.main import exit_now, run_app
+    from diffvis.app.main import run_app
 
-    exit_now(run_app(demo=args.demo, screenshot=args.screenshot, run=args.run))
-    return 0  # not reached
+    return run_app(demo=args.demo, screenshot=args.screenshot, run=args.run)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class TrainingController(QObject):
         worker = TrainWorker(self.state.data.points, self.state.model_config, self.state.train_config,
                              self.state.data_info, preview_every=preview_every)  # fmt: skip
         worker.progressed.connect(self.state.add_progress)
-        worker.previewed.connect(self.state.set_preview)
+        worker.previewed.connect(self.state.add_preview)
         worker.ended.connect(self._on_ended)
         self.worker = worker
         self.state.set_status("training")
@@ -91,19 +91,22 @@ class TrainingController(QObject):
     def refresh_preview(self, run: Run) -> None:
         """Sample a preview of an opened run off the GUI thread."""
         helper = FunctionWorker(lambda: preview_samples(run))
-        helper.done.connect(lambda samples: self.state.set_preview(samples) if self.state.run is run else None)
+        helper.done.connect(
+            lambda samples: self.state.add_preview(run.step, samples) if self.state.run is run else None
+        )
         helper.finished.connect(lambda: self.helpers.remove(helper) if helper in self.helpers else None)
         self.helpers.append(helper)
         helper.start()
 
-    def shutdown(self, timeout_ms: int = 1000) -> None:
-        """Stop every thread and wait for it (closing the window mid-run must not leave a thread running)."""
+    def shutdown(self) -> None:
+        """Stop every thread and wait until it has ended: a QThread destroyed while running aborts the process.
+        Training checks for cancellation between steps, so this takes milliseconds."""
         if self.worker is not None:
             self.worker.stop()
             self.worker.blockSignals(True)
-            self.worker.wait(timeout_ms)
+            self.worker.wait()
             self.worker = None
         for helper in list(self.helpers):
             helper.blockSignals(True)
-            helper.wait(timeout_ms)
+            helper.wait()
         self.helpers.clear()

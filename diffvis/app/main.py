@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from pathlib import Path
 
@@ -97,11 +96,3 @@ def _screenshot_when_settled(window, path: Path, demo: bool) -> None:
         window.state.progress_changed.connect(on_progress)
     else:
         QTimer.singleShot(1500, shoot)
-
-
-def exit_now(status: int) -> None:
-    """Leave without running the interpreter's finaliser: PySide6 6.12 with pyqtgraph 0.14 can crash there
-    ("Fatal Python error: bool_dealloc") after a clean close. Everything worth keeping is written by then."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -105,11 +105,26 @@ class MainWindow(QMainWindow):
             self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i))
         train_menu = self.menuBar().addMenu("&Training")
         self._action(train_menu, "&Train", "Ctrl+T", self.start_training)
-        self._action(train_menu, "&Pause / resume", "Space", self.training_panel._on_pause_click)
+        self._action(train_menu, "&Pause / resume", "Ctrl+P", self.training_panel._on_pause_click)
         self._action(train_menu, "&Stop", "Ctrl+.", self.controller.stop)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About diffvis", None, self.about)
         self._refresh_recent()
+        # inside the views: Space plays / pauses the current view's timeline, the arrow keys step it
+        for key, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Left, lambda: self.step_frame(-1)),
+                          (Qt.Key.Key_Right, lambda: self.step_frame(1))):  # fmt: skip
+            QShortcut(QKeySequence(key), self.tabs, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    def _current_timeline(self):
+        return getattr(self.tabs.currentWidget(), "timeline", None)
+
+    def toggle_play(self) -> None:
+        if (timeline := self._current_timeline()) is not None:
+            timeline.toggle_play()
+
+    def step_frame(self, delta: int) -> None:
+        if (timeline := self._current_timeline()) is not None:
+            timeline.step(delta)
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)

@@ -22,7 +22,7 @@ class LabState(QObject):
     train_config_changed = Signal(object)  # TrainConfig
     run_changed = Signal(object)  # Run | None
     progress_changed = Signal(object)  # Progress | None
-    preview_changed = Signal(object)  # (N, 2) samples in data coordinates | None
+    previews_changed = Signal()  # a snapshot was added to ``previews``, or they were cleared
     status_changed = Signal(str)  # 'idle', 'training', 'paused'
     message = Signal(str)  # a line for the status bar
 
@@ -34,7 +34,7 @@ class LabState(QObject):
         self.train_config = TrainConfig()
         self.run: Run | None = None
         self.progress_history: list[Progress] = []
-        self.preview: np.ndarray | None = None
+        self.previews: list[tuple[int, np.ndarray]] = []  # (training step, (N, 2) samples in data coordinates)
         self.status = "idle"
 
     def set_data(self, data: PointSet, info: dict) -> None:
@@ -62,15 +62,21 @@ class LabState(QObject):
         if run is None:
             self.progress_history = []
             self.progress_changed.emit(None)
-            self.set_preview(None)
+            self.previews = []
+            self.previews_changed.emit()
 
     def add_progress(self, progress: Progress) -> None:
         self.progress_history.append(progress)
         self.progress_changed.emit(progress)
 
-    def set_preview(self, samples: np.ndarray | None) -> None:
-        self.preview = samples
-        self.preview_changed.emit(samples)
+    def add_preview(self, step: int, samples: np.ndarray) -> None:
+        self.previews.append((step, samples))
+        self.previews_changed.emit()
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        """The newest snapshot of samples, or None."""
+        return self.previews[-1][1] if self.previews else None
 
     def set_status(self, status: str) -> None:
         if status != self.status:

@@ -32,7 +32,7 @@ class TrainWorker(QThread):
     """
 
     progressed = Signal(object)  # Progress
-    previewed = Signal(object)  # (PREVIEW_POINTS, 2) samples in data coordinates
+    previewed = Signal(int, object)  # training step, (PREVIEW_POINTS, 2) samples in data coordinates
     ended = Signal(object, str, str)
 
     def __init__(self, points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
@@ -54,7 +54,9 @@ class TrainWorker(QThread):
 
     def run(self) -> None:  # runs in the worker thread
         yield_cpu_to_gui()
-        self.msleep(GUI_HEAD_START_MS)
+        if self.control.sleep(GUI_HEAD_START_MS / 1000):
+            self.ended.emit(None, "stopped", "training stopped before it began")
+            return
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
         try:
@@ -83,7 +85,8 @@ class TrainWorker(QThread):
     def _report(self, progress: Progress, trainer: Trainer, normaliser) -> None:
         self.progressed.emit(progress)
         if progress.step % self.preview_every == 0 or progress.step == progress.total:
-            self.previewed.emit(preview_samples(Run.from_trainer(trainer, normaliser, self.data_info)))
+            run = Run.from_trainer(trainer, normaliser, self.data_info)
+            self.previewed.emit(progress.step, preview_samples(run))
 
 
 def warm_up() -> None:

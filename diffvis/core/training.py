@@ -109,6 +109,10 @@ class TrainControl:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early on cancel; True when the run should stop."""
+        return self._cancelled.wait(seconds)
+
     def wait(self) -> bool:
         """Block while paused; True when the run should stop."""
         self._running.wait()

@@ -1,6 +1,7 @@
 """The real main window, driven offscreen with pytest-qt: data, drawing, training, runs, bad files, closing."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,6 +172,7 @@ def test_closing_mid_run_stops_the_worker(window, qtbot):
 
 def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
     threads_before = threading.active_count()
+    slowest = 0.0
     for i in range(100):
         win = MainWindow(Settings(tmp_path / "s.json"))
         qtbot.addWidget(win)
@@ -180,10 +182,13 @@ def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
         assert win.start_training()
         if i % 2:
             win.controller.stop()
+        started = time.perf_counter()
         win.close()
+        slowest = max(slowest, time.perf_counter() - started)
         assert win.controller.worker is None
     QApplication.processEvents()
     assert threading.active_count() <= threads_before + 1
+    assert slowest < 1.0, f"closing took {slowest:.2f} s"
 
 
 def test_last_data_set_settings_and_layout_return_at_the_next_launch(qtbot, tmp_path):
@@ -229,3 +234,24 @@ def test_plots_follow_a_dark_palette(qtbot):
     finally:
         app.setPalette(old)
         configure_pyqtgraph(app)
+
+
+def test_timeline_scrubs_and_plays_the_preview_snapshots(window, qtbot):
+    window.state.update_train_config(**TINY)
+    with qtbot.waitSignal(window.controller.ended, timeout=30_000):
+        window.controller.start(preview_every=100)
+    view, state = window.training_view, window.state
+    assert [step for step, _ in state.previews] == [100, 200, 300, 400]
+    assert view.timeline.frame == 3  # it followed the newest snapshot
+    window.tabs.setCurrentWidget(view)
+    view.plots.setFocus()
+    qtbot.keyClick(view.plots, Qt.Key.Key_Left)
+    qtbot.keyClick(view.plots, Qt.Key.Key_Left)
+    assert view.timeline.frame == 1
+    x, y = view.sample_scatter.getData()
+    np.testing.assert_array_equal(np.column_stack([x, y]), state.previews[1][1])
+    assert "step 200" in view.timeline.label.text()
+    qtbot.keyClick(view.plots, Qt.Key.Key_Space)
+    assert view.timeline.playing
+    qtbot.waitUntil(lambda: not view.timeline.playing, timeout=3000)  # played to the end and stopped
+    assert view.timeline.frame == 3

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from diffvis.app.state import LabState
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR
+from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.training import N_BUCKETS
 
 SMOOTHING = 0.9  # EMA weight of the smoothed loss curve
@@ -25,11 +27,21 @@ def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
     return out
 
 
-class TrainingView(pg.GraphicsLayoutWidget):
+class TrainingView(QWidget):
+    """The plots, and a timeline over the preview snapshots: scrub or play to watch the shape emerge."""
+
     def __init__(self, state: LabState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.samples_plot = self.addPlot(row=0, col=0, rowspan=2, title="Samples of the EMA network (DDIM, 25 steps)")
+        self.plots = pg.GraphicsLayoutWidget()
+        self.timeline = Timeline(fps=8)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.timeline)
+        self.samples_plot = self.plots.addPlot(
+            row=0, col=0, rowspan=2, title="Samples of the EMA network (DDIM, 25 steps)"
+        )
         self.samples_plot.setAspectLocked(True)
         self.samples_plot.showGrid(x=True, y=True, alpha=0.15)
         faint = pg.mkColor(DATA_COLOUR)
@@ -39,7 +51,7 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self.samples_plot.addItem(self.data_scatter)
         self.samples_plot.addItem(self.sample_scatter)
 
-        self.loss_plot = self.addPlot(row=0, col=1, title="Loss")
+        self.loss_plot = self.plots.addPlot(row=0, col=1, title="Loss")
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.15)
@@ -47,14 +59,14 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen("#9aa5b1", width=1), name="raw")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(SAMPLE_COLOUR, width=2), name="smoothed")
 
-        self.bucket_plot = self.addPlot(row=1, col=1, title="Loss per timestep bucket (latest report)")
+        self.bucket_plot = self.plots.addPlot(row=1, col=1, title="Loss per timestep bucket (latest report)")
         self.bucket_plot.setLabel("bottom", "t / T")
         self.bucket_plot.setXRange(0, 1)
         self.bars = pg.BarGraphItem(x=(np.arange(N_BUCKETS) + 0.5) / N_BUCKETS, height=np.zeros(N_BUCKETS),
                                     width=0.8 / N_BUCKETS, brush=DATA_COLOUR)  # fmt: skip
         self.bucket_plot.addItem(self.bars)
-        self.ci.layout.setColumnStretchFactor(0, 3)
-        self.ci.layout.setColumnStretchFactor(1, 2)
+        self.plots.ci.layout.setColumnStretchFactor(0, 3)
+        self.plots.ci.layout.setColumnStretchFactor(1, 2)
         for plot in (self.samples_plot, self.loss_plot, self.bucket_plot):
             plot.getAxis("left").setWidth(48)  # tick labels that change width would re-lay out every plot
 
@@ -62,9 +74,11 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self.redraw_timer.timeout.connect(self.redraw_progress)
         state.data_changed.connect(self._on_data_change)
         state.progress_changed.connect(self._on_progress_change)
-        state.preview_changed.connect(self._on_preview_change)
+        state.previews_changed.connect(self._on_previews_change)
+        self.timeline.frame_changed.connect(self.show_preview)
         state.run_changed.connect(self._on_run_change)
         self._on_data_change(state.data)
+        self.show_preview(0)
 
     def _on_data_change(self, data) -> None:
         self.data_scatter.setData(pos=data.points[:BACKDROP_POINTS])
@@ -93,8 +107,21 @@ class TrainingView(pg.GraphicsLayoutWidget):
         self.smooth_curve.setData(steps, smoothed(losses))
         self.bars.setOpts(height=np.nan_to_num(progress.bucket_loss))
 
-    def _on_preview_change(self, samples) -> None:
-        self.sample_scatter.setData(pos=np.zeros((0, 2)) if samples is None else samples)
+    def _on_previews_change(self) -> None:
+        self.timeline.set_count(len(self.state.previews))
+        self.show_preview(self.timeline.frame)
+
+    def show_preview(self, frame: int) -> None:
+        """Draw snapshot ``frame`` of the samples (none yet: an empty plot)."""
+        previews = self.state.previews
+        if not previews:
+            self.sample_scatter.setData(pos=np.zeros((0, 2)))
+            self.timeline.set_label("no samples yet")
+            return
+        frame = min(frame, len(previews) - 1)
+        step, samples = previews[frame]
+        self.sample_scatter.setData(pos=samples)
+        self.timeline.set_label(f"step {step:,} · snapshot {frame + 1}/{len(previews)}")
 
     def _on_run_change(self, run) -> None:
         """A run opened from disk has no live progress: draw its saved loss history instead."""

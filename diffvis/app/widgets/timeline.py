@@ -1,0 +1,76 @@
+"""A frame slider with play/pause: the one control every scrubbable view shares.
+
+``frame_changed(int)`` fires when the frame changes by hand or by playback. Playback advances on a timer and
+stops at the last frame. ``follow`` keeps the slider on the newest frame while frames are being added.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+
+
+class Timeline(QWidget):
+    frame_changed = Signal(int)
+
+    def __init__(self, fps: int = 10, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.play_button = QToolButton()
+        self.play_button.setText("▶")
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setToolTip("Scrub (← / →)")
+        self.label = QLabel("")
+        self.label.setMinimumWidth(150)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.addWidget(self.play_button)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.label)
+        self.timer = QTimer(self, interval=max(1, 1000 // fps))
+        self.timer.timeout.connect(self._advance)
+        self.play_button.clicked.connect(self.toggle_play)
+        self.slider.valueChanged.connect(self.frame_changed)
+        self.follow = True
+
+    @property
+    def frame(self) -> int:
+        return self.slider.value()
+
+    @property
+    def playing(self) -> bool:
+        return self.timer.isActive()
+
+    def set_count(self, count: int) -> None:
+        """Frames 0 … count − 1 exist; a slider on the last frame (or following) moves to the new last one."""
+        at_end = self.slider.value() == self.slider.maximum()
+        self.slider.setRange(0, max(count - 1, 0))
+        if (self.follow or at_end) and not self.playing:
+            self.slider.setValue(self.slider.maximum())
+
+    def set_label(self, text: str) -> None:
+        self.label.setText(text)
+
+    def step(self, delta: int) -> None:
+        self.pause()
+        self.slider.setValue(min(max(self.slider.value() + delta, 0), self.slider.maximum()))
+
+    def toggle_play(self) -> None:
+        if self.playing:
+            self.pause()
+        else:
+            if self.slider.value() >= self.slider.maximum():
+                self.slider.setValue(0)
+            self.timer.start()
+            self.play_button.setText("⏸")
+
+    def pause(self) -> None:
+        self.timer.stop()
+        self.play_button.setText("▶")
+
+    def _advance(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.pause()
+        else:
+            self.slider.setValue(self.slider.value() + 1)
