@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from diffvis.app.main_window import MainWindow
 from diffvis.app.settings import Settings
@@ -130,6 +130,8 @@ def test_bad_files_leave_the_state_untouched(window, tmp_path):
     corrupt.mkdir()
     (corrupt / "run.json").write_text("{not json")
     assert not window.open_run(corrupt)
+    dialogs = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert dialogs and "not a diffvis run" in dialogs[-1].text()
     assert not window.open_run(tmp_path / "missing")
     np.testing.assert_array_equal(state.data.points, before)
     assert state.run is None
