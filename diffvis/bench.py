@@ -206,12 +206,18 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.main import configure_pyqtgraph, freeze_startup_objects, share_the_interpreter
+    from diffvis.app.main import (
+        configure_pyqtgraph,
+        freeze_startup_objects,
+        quiet_offscreen_warnings,
+        share_the_interpreter,
+    )
     from diffvis.app.main_window import MainWindow
     from diffvis.app.settings import Settings
     from diffvis.app.stall import StallMeter
     from diffvis.app.workers import warm_up
 
+    quiet_offscreen_warnings()
     share_the_interpreter()
     warm_up()
     app = QApplication.instance() or QApplication([])

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from diffvis.errors import ConfigError, DiffvisError
+from diffvis.malloc import keep_freed_memory
 
 EXIT_USER_ERROR = 2
 
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
