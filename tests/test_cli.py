@@ -367,3 +367,15 @@ def test_cli_keeps_freed_memory_on_linux():
     from diffvis.malloc import keep_freed_memory
 
     assert keep_freed_memory() is sys.platform.startswith("linux")
+
+
+def test_app_without_a_display_says_so_and_a_screenshot_renders_offscreen(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"))
+    done = subprocess.run([sys.executable, "-m", "diffvis"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("diffvis: error: no display")
+    assert len(done.stderr.strip().splitlines()) == 1
+    shot = tmp_path / "s.png"
+    done = subprocess.run([sys.executable, "-m", "diffvis", "--screenshot", str(shot)], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and shot.stat().st_size > 10_000

@@ -177,6 +177,9 @@ class MainWindow(QMainWindow):
             self.error(str(e))
             return False
         self.state.set_data(points, info)
+        self.data_panel.show_source(info)
+        self.state.set_model_config(run.model_config)
+        self.state.set_train_config(run.train_config)
         self.state.set_run(run)
         self.controller.refresh_preview(run)
         self.settings.add_recent_run(Path(path).parent if Path(path).name == "run.json" else path)

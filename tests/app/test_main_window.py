@@ -114,9 +114,13 @@ def test_training_reports_progress_and_preview_then_save_and_reopen(window, qtbo
     saved = load_run(tmp_path / "myrun")
     assert saved.step == 400
     window.data_panel.source.setCurrentText("spirals")
+    window.model_panel.width.setValue(40)
     assert state.run is None
     assert window.open_run(tmp_path / "myrun")
     assert state.run.step == 400 and state.data.name == "butterfly" and len(state.data) == 2000
+    # the panels show the opened run's data set and settings
+    assert window.data_panel.source.currentText() == "butterfly" and window.data_panel.n.value() == 2000
+    assert window.model_panel.width.value() == 16 and window.model_panel.steps.value() == 400
     assert str((tmp_path / "myrun").resolve()) in window.settings.recent_runs()
 
 

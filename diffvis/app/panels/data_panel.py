@@ -112,6 +112,23 @@ class DataPanel(QGroupBox):
         self.state.set_data(points, info)
         return True
 
+    def show_source(self, info: dict) -> None:
+        """Show where the current points came from (an opened run's data) without drawing them again."""
+        name = info.get("source", "")
+        if name in DATASETS:
+            widgets = (self.source, self.n, self.noise, self.seed)
+            for w in widgets:
+                w.blockSignals(True)
+            self.source.setCurrentText(name)
+            self.n.setValue(int(info.get("n", self.n.value())))
+            self.noise.setValue(float(info.get("noise", DATASETS[name].default_noise)))
+            self.seed.setValue(int(info.get("seed", 0)))
+            for w in widgets:
+                w.blockSignals(False)
+                w.setEnabled(True)
+        elif name:
+            self._select_source(Path(name).name)
+
     def set_drawn_points(self, points: np.ndarray, labels: np.ndarray | None) -> None:
         """Called by the drawing canvas with the whole drawn set."""
         self._select_source(DRAWN)
