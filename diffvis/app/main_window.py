@@ -25,6 +25,7 @@ from diffvis.app.panels.training_panel import TrainingPanel
 from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
 from diffvis.app.views.data_view import DataView
+from diffvis.app.views.forward_view import ForwardView
 from diffvis.app.views.training_view import TrainingView
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.datasets import DATASETS
@@ -55,10 +56,12 @@ class MainWindow(QMainWindow):
         scroll.setFixedWidth(340)
 
         self.data_view = DataView(self.state, self.data_panel)
+        self.forward_view = ForwardView(self.state)
         self.training_view = TrainingView(self.state)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.data_view, "Data")
         self.tabs.addTab(self.training_view, "Training")
+        self.tabs.addTab(self.forward_view, "Forward process")
 
         central = QWidget()
         row = QHBoxLayout(central)

@@ -6,6 +6,8 @@ closed form q(x_t | x_0)     = N(√ᾱ_t x_0, (1 − ᾱ_t) I),  i.e. x_t = √
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -28,3 +30,34 @@ def forward_chain(x0: torch.Tensor, schedule: Schedule, generator: torch.Generat
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         frames[t + 1] = float(np.sqrt(schedule.alphas[t])) * frames[t] + float(np.sqrt(schedule.betas[t])) * z
     return frames
+
+
+def noised(x0: np.ndarray, eps: np.ndarray, abar: float) -> np.ndarray:
+    """The numpy twin of ``q_sample`` for drawing: x_t = √ᾱ x_0 + √(1 − ᾱ) ε with a fixed ε per point."""
+    return np.sqrt(abar) * x0 + np.sqrt(1.0 - abar) * eps
+
+
+@dataclass(frozen=True)
+class PriorGap:
+    """How far q(x_T) is from the sampler's starting point N(0, I).
+
+    kl: the prior term L_T of Ho et al. (2020), E_x0 KL(q(x_T | x_0) ‖ N(0, I)) in nats per point, with
+        KL(N(√ᾱ x_0, (1 − ᾱ) I) ‖ N(0, I)) = ½ (ᾱ ‖x_0‖² + d (−ᾱ − ln(1 − ᾱ))) in d = 2 dimensions.
+    signal: √ᾱ_T, the fraction of the data still in x_T.
+    """
+
+    kl: float
+    signal: float
+
+    @property
+    def too_far(self) -> bool:
+        """True when sampling from N(0, I) measurably misses q(x_T): more than 0.01 nats per point."""
+        return self.kl > 0.01
+
+
+def prior_gap(schedule: Schedule, x0_std: np.ndarray) -> PriorGap:
+    """Measure ``PriorGap`` for standardised data x0_std (N, 2)."""
+    abar = float(schedule.alphas_cumprod[-1])
+    mean_sq = float((np.asarray(x0_std) ** 2).sum(1).mean())
+    kl = 0.5 * (abar * mean_sq + 2 * (-abar - np.log1p(-abar)))
+    return PriorGap(kl, float(np.sqrt(abar)))

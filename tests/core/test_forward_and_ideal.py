@@ -77,3 +77,30 @@ def test_parametrisations_round_trip():
     x0 = x0_from_eps(x, eps, abar)
     np.testing.assert_allclose((math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps).numpy(), x.numpy(), atol=1e-6)
     np.testing.assert_allclose(eps_from_score(score_from_eps(eps, abar), abar).numpy(), eps.numpy(), atol=1e-6)
+
+
+def test_noised_matches_q_sample():
+    from diffvis.core.forward import noised
+
+    x0, eps = np.random.default_rng(0).standard_normal((2, 50, 2))
+    expected = q_sample(torch.tensor(x0), 0.3, torch.tensor(eps)).numpy()
+    np.testing.assert_allclose(noised(x0, eps, 0.3), expected, rtol=1e-12)
+
+
+def test_prior_gap_is_the_kl_of_q_xT_from_the_standard_normal():
+    """Against an independent Monte-Carlo estimate of E_x0 KL(N(√ᾱ x0, (1−ᾱ)I) ‖ N(0, I))."""
+    from diffvis.core.forward import prior_gap
+    from diffvis.core.schedules import Schedule
+
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((4000, 2)) * [1.2, 0.7]
+    weak = Schedule(kind="custom", T=5, betas=np.full(5, 0.2))  # ᾱ_T = 0.8⁵ ≈ 0.33: much signal left
+    abar = weak.alphas_cumprod[-1]
+    gap = prior_gap(weak, x0)
+    # Monte Carlo: log q(x | x0) − log N(x; 0, I) averaged over x ~ q(x | x0)
+    x = np.sqrt(abar) * x0 + np.sqrt(1 - abar) * rng.standard_normal(x0.shape)
+    log_q = -((x - np.sqrt(abar) * x0) ** 2).sum(1) / (2 * (1 - abar)) - np.log(2 * np.pi * (1 - abar))
+    log_p = -(x**2).sum(1) / 2 - np.log(2 * np.pi)
+    assert gap.kl == pytest.approx((log_q - log_p).mean(), rel=0.05)
+    assert gap.too_far and gap.signal == pytest.approx(np.sqrt(abar))
+    assert not prior_gap(Schedule.make("linear", 1000), x0).too_far
