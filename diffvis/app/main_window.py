@@ -26,6 +26,7 @@ from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
 from diffvis.app.views.data_view import DataView
 from diffvis.app.views.forward_view import ForwardView
+from diffvis.app.views.reverse_view import ReverseView
 from diffvis.app.views.training_view import TrainingView
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.datasets import DATASETS
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.data_view, "Data")
         self.tabs.addTab(self.training_view, "Training")
         self.tabs.addTab(self.forward_view, "Forward process")
+        self.reverse_view = ReverseView(self.state)
+        self.tabs.addTab(self.reverse_view, "Reverse process")
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -235,6 +238,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
+        self.reverse_view.shutdown()
         self.settings.set("geometry", bytes(self.saveGeometry().toBase64()).decode())
         if self.state.data_info.get("source") in DATASETS:
             self.settings.set("data", {k: self.state.data_info[k] for k in ("source", "n", "noise", "seed")})

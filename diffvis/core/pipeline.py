@@ -55,3 +55,36 @@ def quality_to_dict(report: dict[str, MetricResult]) -> dict:
     return {
         k: {"value": r.value, "floor": r.floor, "floor_std": r.floor_std, "ratio": r.ratio} for k, r in report.items()
     }
+
+
+def reverse_trajectory(
+    run: Run | None,
+    points: np.ndarray,
+    sampler: str,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    exact: bool = False,
+    schedule_kind: str = "linear",
+    timesteps: int = 1000,
+    **params,
+):
+    """A sampler's whole trajectory from seeded N(0, I) noise, in data coordinates.
+
+    The model is the run's EMA network, or (``exact``, or no run) the exact denoiser of ``points``: a perfect
+    model, which lands on training points. Langevin needs an NCSN model, or the exact score."""
+    from diffvis.core.run import ideal_model, sample
+    from diffvis.core.schedules import Schedule, SigmaLadder
+
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn(n, 2, generator=g)
+    if run is not None and not exact:
+        return sample_run(run, sampler, x_T, generator=g, **params)
+    normaliser = Normaliser.fit(points)
+    std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32)
+    objective = "ncsn" if sampler == "langevin" else "ddpm"
+    schedule = run.schedule if run is not None else Schedule.make(schedule_kind, timesteps)
+    ladder = SigmaLadder.geometric(max_pairwise_distance(std.numpy()))
+    model = ideal_model(std, objective, schedule)
+    return sample(model, objective, sampler, x_T, schedule=schedule, ladder=ladder, normaliser=normaliser,
+                  generator=g, **params)  # fmt: skip
