@@ -208,7 +208,7 @@ def test_last_data_set_settings_and_layout_return_at_the_next_launch(qtbot, tmp_
     first.model_panel.schedule.setCurrentText("cosine")
     first.tabs.setCurrentIndex(1)
     first.show()
-    first.resize(700, 500)  # within the offscreen platform's 800 × 600 screen, which restoreGeometry respects
+    first.resize(790, 560)  # within the offscreen platform's 800 × 600 screen, which restoreGeometry respects
     first.close()
     second = MainWindow(Settings(settings_file))
     qtbot.addWidget(second)
@@ -217,7 +217,7 @@ def test_last_data_set_settings_and_layout_return_at_the_next_launch(qtbot, tmp_
     assert second.state.model_config.width == 48 and second.state.train_config.schedule == "cosine"
     assert second.model_panel.width.value() == 48
     assert second.tabs.currentIndex() == 1
-    assert (second.width(), second.height()) == (700, 500)
+    assert (second.width(), second.height()) == (790, 560)
 
 
 def test_plots_follow_a_dark_palette(qtbot):

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -39,19 +39,20 @@ class ReverseView(QWidget):
         self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
         self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
         self.model = QComboBox()
-        self.model.addItem("trained model", False)
-        self.model.addItem("exact denoiser (perfect, memorises)", True)
+        self.model.addItem("trained", False)
+        self.model.addItem("exact", True)
+        self.model.setToolTip("exact: the exact denoiser of the data, a perfect model that memorises it")
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
         self.compute_button = QPushButton("Sample")
         self.show_x0 = QCheckBox("show x̂₀")
-        controls = QHBoxLayout()
-        for label, widget in [("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
-                              ("Model", self.model), ("Points", self.points)]:  # fmt: skip
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addWidget(self.compute_button)
-        controls.addWidget(self.show_x0)
-        controls.addStretch(1)
+        controls = QGridLayout()
+        for i, (label, widget) in enumerate([("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
+                                             ("Model", self.model), ("Points", self.points)]):  # fmt: skip
+            controls.addWidget(QLabel(label), i // 3, 2 * (i % 3))
+            controls.addWidget(widget, i // 3, 2 * (i % 3) + 1)
+        controls.addWidget(self.show_x0, 1, 4)
+        controls.addWidget(self.compute_button, 1, 5)
+        controls.setColumnStretch(6, 1)
         self.plot = pg.PlotWidget(title="Reverse process (data coordinates)")
         self.plot.setAspectLocked(True)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
