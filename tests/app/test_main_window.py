@@ -121,6 +121,7 @@ def test_training_reports_progress_and_preview_then_save_and_reopen(window, qtbo
     # the panels show the opened run's data set and settings
     assert window.data_panel.source.currentText() == "butterfly" and window.data_panel.n.value() == 2000
     assert window.model_panel.width.value() == 16 and window.model_panel.steps.value() == 400
+    assert window.training_panel.bar.value() == 400 and "trained 400 steps" in window.training_panel.rate.text()
     assert str((tmp_path / "myrun").resolve()) in window.settings.recent_runs()
 
 

@@ -41,6 +41,7 @@ class TrainingPanel(QGroupBox):
         self.reset_button.clicked.connect(self.reset_requested)
         state.status_changed.connect(self._on_status_change)
         state.progress_changed.connect(self._on_progress_change)
+        state.run_changed.connect(self._on_run_change)
         state.data_changed.connect(lambda _: self._on_status_change(self.state.status))
         self._on_status_change(state.status)
 
@@ -73,6 +74,14 @@ class TrainingPanel(QGroupBox):
             f"step {progress.step:,} / {progress.total:,} · {progress.steps_per_second:,.0f} steps/s · "
             f"{_duration(left)} left · loss {progress.loss:.4f}"
         )
+
+    def _on_run_change(self, run) -> None:
+        """An opened run has no live progress: show how far it was trained."""
+        if run is not None and not self.state.progress_history:
+            self.bar.setMaximum(max(run.train_config.steps, 1))
+            self.bar.setValue(min(run.step, run.train_config.steps))
+            loss = f" · final loss {run.loss_history[-1]:.4f}" if run.loss_history else ""
+            self.rate.setText(f"trained {run.step:,} steps{loss}")
 
 
 def _duration(seconds: float) -> str:
