@@ -79,10 +79,10 @@ def format_quality(report) -> str:
 def cmd_sample(args) -> int:
     import torch
 
-    from diffvis.core.datasets import Normaliser, PointSet
+    from diffvis.core.datasets import PointSet
     from diffvis.core.pointfiles import load_points, save_points
-    from diffvis.core.run import ideal_model, sample
-    from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
+    from diffvis.core.run import ideal_setup, sample
+    from diffvis.core.schedules import Schedule
     from diffvis.core.training import resolve_device
 
     if args.trajectory is not None and args.trajectory.suffix.lower() not in (".npy", ".npz"):
@@ -100,12 +100,10 @@ def cmd_sample(args) -> int:
         data = load_points(args.ideal)
         if len(data) < 2:
             raise DataFileError(f"{args.ideal.name}: the exact denoiser needs at least two points")
-        normaliser = Normaliser.fit(data.points)
-        std = torch.as_tensor(normaliser.to_std(data.points), dtype=torch.float32, device=device)
         objective = args.objective or ("ncsn" if args.sampler == "langevin" else "ddpm")
         schedule = Schedule.make(args.schedule, args.timesteps)
-        ladder = SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
-        model = ideal_model(std, objective, schedule)
+        ideal = ideal_setup(data.points, objective, schedule, device)
+        model, normaliser, ladder = ideal.model, ideal.normaliser, ideal.ladder
     generator = torch.Generator().manual_seed(args.seed)
     x_T = _initial_noise(args, generator).to(device)
     params = _sampler_params(args)

@@ -14,8 +14,8 @@ import torch
 from diffvis.core.schedules import Schedule
 
 
-def q_sample(x0: torch.Tensor, abar, noise: torch.Tensor) -> torch.Tensor:
-    """x_t = √ᾱ x_0 + √(1 − ᾱ) ε; ``abar`` a float or a tensor broadcasting against x0 (one per point)."""
+def q_sample(x0, abar, noise):
+    """x_t = √ᾱ x_0 + √(1 − ᾱ) ε for tensors or numpy arrays; ``abar`` a float or broadcasting against x0."""
     return abar**0.5 * x0 + (1 - abar) ** 0.5 * noise
 
 
@@ -30,11 +30,6 @@ def forward_chain(x0: torch.Tensor, schedule: Schedule, generator: torch.Generat
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         frames[t + 1] = float(np.sqrt(schedule.alphas[t])) * frames[t] + float(np.sqrt(schedule.betas[t])) * z
     return frames
-
-
-def noised(x0: np.ndarray, eps: np.ndarray, abar: float) -> np.ndarray:
-    """The numpy twin of ``q_sample`` for drawing: x_t = √ᾱ x_0 + √(1 − ᾱ) ε with a fixed ε per point."""
-    return np.sqrt(abar) * x0 + np.sqrt(1.0 - abar) * eps
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.metrics import MetricResult, quality_report
 from diffvis.core.models import ModelConfig
-from diffvis.core.run import Run, sample_run
-from diffvis.core.schedules import max_pairwise_distance
+from diffvis.core.run import Run, ideal_setup, sample, sample_run
+from diffvis.core.schedules import Schedule, max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
 from diffvis.errors import ConfigError
 
@@ -73,18 +73,12 @@ def reverse_trajectory(
 
     The model is the run's EMA network, or (``exact``, or no run) the exact denoiser of ``points``: a perfect
     model, which lands on training points. Langevin needs an NCSN model, or the exact score."""
-    from diffvis.core.run import ideal_model, sample
-    from diffvis.core.schedules import Schedule, SigmaLadder
-
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, 2, generator=g)
     if run is not None and not exact:
         return sample_run(run, sampler, x_T, generator=g, **params)
-    normaliser = Normaliser.fit(points)
-    std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32)
     objective = "ncsn" if sampler == "langevin" else "ddpm"
     schedule = run.schedule if run is not None else Schedule.make(schedule_kind, timesteps)
-    ladder = SigmaLadder.geometric(max_pairwise_distance(std.numpy()))
-    model = ideal_model(std, objective, schedule)
-    return sample(model, objective, sampler, x_T, schedule=schedule, ladder=ladder, normaliser=normaliser,
-                  generator=g, **params)  # fmt: skip
+    ideal = ideal_setup(points, objective, schedule)
+    return sample(ideal.model, objective, sampler, x_T, schedule=schedule, ladder=ideal.ladder,
+                  normaliser=ideal.normaliser, generator=g, **params)  # fmt: skip

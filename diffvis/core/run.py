@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from diffvis.core.datasets import Normaliser
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.samplers import SAMPLERS, Callback, sample_ddim, sample_ddpm, sample_langevin
-from diffvis.core.schedules import Schedule, SigmaLadder
+from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig, Trainer
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import ConfigError
@@ -92,6 +93,20 @@ def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajector
         )
 
 
-def ideal_model(points_std: torch.Tensor, objective: str, schedule: Schedule):
-    """The exact denoiser (ddpm) or exact score (ncsn) of standardised points."""
-    return IdealNoisePredictor(points_std, schedule) if objective == "ddpm" else IdealScore(points_std)
+@dataclass(frozen=True)
+class IdealSetup:
+    """Everything ``sample`` needs to sample with the exact denoiser (or exact score) of a point set."""
+
+    model: object
+    normaliser: Normaliser
+    ladder: SigmaLadder
+
+
+def ideal_setup(points: np.ndarray, objective: str, schedule: Schedule, device: str | torch.device = "cpu"):
+    """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact denoiser (ddpm) or exact score
+    (ncsn); the σ ladder runs from the standardised data's diameter down, as for training."""
+    normaliser = Normaliser.fit(points)
+    std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
+    ladder = SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
+    model = IdealNoisePredictor(std, schedule) if objective == "ddpm" else IdealScore(std)
+    return IdealSetup(model, normaliser, ladder)

@@ -4,18 +4,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from diffvis.app.main_window import MainWindow
-from diffvis.app.settings import Settings
 from diffvis.core.datasets import Normaliser
-from diffvis.core.forward import noised
+from diffvis.core.forward import q_sample
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
+def window(make_window):
+    win = make_window()
     win.data_panel.n.setValue(1500)
     win.tabs.setCurrentWidget(win.forward_view)
     return win
@@ -29,7 +24,7 @@ def test_slider_shows_the_cores_noised_points(window):
     np.testing.assert_allclose(np.column_stack(view.scatter.getData()), x0, atol=1e-12)
     view.timeline.slider.setValue(300)
     abar = view.schedule.alphas_cumprod[299]
-    np.testing.assert_allclose(np.column_stack(view.scatter.getData()), noised(x0, view.eps, abar), atol=1e-12)
+    np.testing.assert_allclose(np.column_stack(view.scatter.getData()), q_sample(x0, abar, view.eps), atol=1e-12)
     assert all(cursor.value() == 300 for cursor in view.cursors)
     assert "t = 300 / 1000" in view.timeline.label.text()
     view.timeline.slider.setValue(1000)

@@ -17,15 +17,11 @@ TINY = {"steps": 400, "batch": 128}
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
+def window(make_window):
+    win = make_window()
     win.model_panel.width.setValue(16)
     win.data_panel.n.setValue(2000)
-    yield win
-    win.controller.shutdown()
+    return win
 
 
 def _train(window, qtbot, **cfg):

@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from diffvis.app.main_window import MainWindow
-from diffvis.app.settings import Settings
-
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
+def window(make_window):
+    win = make_window()
     win.data_panel.source.setCurrentText("moons")
     win.data_panel.n.setValue(60)
     win.tabs.setCurrentWidget(win.reverse_view)
@@ -54,3 +48,17 @@ def test_langevin_with_the_exact_score_and_stale_marking(window, qtbot):
     assert view.trajectory.name == "langevin" and "σ =" in view.timeline.label.text()
     window.data_panel.n.setValue(80)
     assert "stale" in view.timeline.label.text()
+
+
+def test_closing_while_sampling_cancels_at_once(window):
+    import time
+
+    view = window.reverse_view
+    window.data_panel.n.setValue(2000)
+    view.sampler.setCurrentText("ddpm")  # 1000 exact-denoiser steps over 5,000 points: many seconds of work
+    view.points.setValue(5000)
+    assert view.compute()
+    worker = view.worker
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 1.0 and not worker.isRunning()

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from diffvis.app.state import LabState
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.datasets import Normaliser, PointSet
-from diffvis.core.forward import noised, prior_gap
+from diffvis.core.forward import prior_gap, q_sample
 from diffvis.core.schedules import Schedule
 from diffvis.errors import DiffvisError
 
@@ -106,10 +106,13 @@ class ForwardView(QWidget):
             else ""
         )
 
+    def abar(self, frame: int) -> float:
+        """ᾱ after ``frame`` noising steps (frame 0 is the clean data, ᾱ = 1)."""
+        return 1.0 if frame == 0 else float(self.schedule.alphas_cumprod[frame - 1])
+
     def frame_points(self, frame: int) -> np.ndarray:
         """x_t at frame t (0 = the clean data, T = after the last noising step)."""
-        abar = 1.0 if frame == 0 else float(self.schedule.alphas_cumprod[frame - 1])
-        return noised(self.x0, self.eps, abar)
+        return q_sample(self.x0, self.abar(frame), self.eps)
 
     def show_frame(self, frame: int) -> None:
         if self.schedule is None:
@@ -121,5 +124,4 @@ class ForwardView(QWidget):
             self.scatter.setData(pos=np.zeros((0, 2)))
         for cursor in self.cursors:
             cursor.setValue(frame)
-        abar = 1.0 if frame == 0 else self.schedule.alphas_cumprod[frame - 1]
-        self.timeline.set_label(f"t = {frame} / {self.schedule.T} · ᾱ = {abar:.4f}")
+        self.timeline.set_label(f"t = {frame} / {self.schedule.T} · ᾱ = {self.abar(frame):.4f}")

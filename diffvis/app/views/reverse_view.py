@@ -3,6 +3,8 @@ with the model's x̂₀ of the current frame as an overlay and the data as a fai
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
@@ -34,6 +36,7 @@ class ReverseView(QWidget):
         self.state = state
         self.trajectory: Trajectory | None = None
         self.worker: FunctionWorker | None = None
+        self.cancel = threading.Event()
         self.sampler = QComboBox()
         self.sampler.addItems(["ddim", "ddpm", "langevin"])
         self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
@@ -101,7 +104,12 @@ class ReverseView(QWidget):
         params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
                   "langevin": {"steps_per_level": steps}}[sampler]  # fmt: skip
         points, n = self.state.data.points, self.points.value()
-        self.worker = FunctionWorker(lambda: reverse_trajectory(run, points, sampler, n=n, exact=exact, **params))
+        cancel = self.cancel = threading.Event()
+        self.worker = FunctionWorker(
+            lambda: reverse_trajectory(
+                run, points, sampler, n=n, exact=exact, callback=lambda _: cancel.is_set(), **params
+            )  # fmt: skip
+        )
         self.worker.done.connect(self._on_computed)
         self.worker.failed.connect(self._on_failed)
         self.compute_button.setEnabled(False)
@@ -129,7 +137,9 @@ class ReverseView(QWidget):
         self.compute_button.setEnabled(True)
 
     def shutdown(self) -> None:
+        """Cancel a sampling in flight (the sampler checks after every step) and wait for its thread."""
         if self.worker is not None:
+            self.cancel.set()
             self.worker.blockSignals(True)
             self.worker.wait()
             self.worker = None

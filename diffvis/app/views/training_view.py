@@ -101,10 +101,7 @@ class TrainingView(QWidget):
             self.smooth_curve.setData([], [])
             self.bars.setOpts(height=np.zeros(N_BUCKETS))
             return
-        steps = np.array([p.step for p in history], dtype=float)
-        losses = np.array([p.loss for p in history], dtype=float)
-        self.raw_curve.setData(steps, losses)
-        self.smooth_curve.setData(steps, smoothed(losses))
+        self._draw_loss([p.step for p in history], [p.loss for p in history])
         self.bars.setOpts(height=np.nan_to_num(progress.bucket_loss))
 
     def _on_previews_change(self) -> None:
@@ -127,7 +124,9 @@ class TrainingView(QWidget):
         """A run opened from disk has no live progress: draw its saved loss history instead."""
         if run is not None and not self.state.progress_history and run.loss_history:
             every = run.train_config.report_every
-            steps = every * np.arange(1, len(run.loss_history) + 1, dtype=float)
-            losses = np.asarray(run.loss_history, dtype=float)
-            self.raw_curve.setData(steps, losses)
-            self.smooth_curve.setData(steps, smoothed(losses))
+            self._draw_loss(every * np.arange(1, len(run.loss_history) + 1), run.loss_history)
+
+    def _draw_loss(self, steps, losses) -> None:
+        losses = np.asarray(losses, dtype=float)
+        self.raw_curve.setData(np.asarray(steps, dtype=float), losses)
+        self.smooth_curve.setData(np.asarray(steps, dtype=float), smoothed(losses))

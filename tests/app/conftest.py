@@ -1,0 +1,23 @@
+import pytest
+
+from diffvis.app.main_window import MainWindow
+from diffvis.app.settings import Settings
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """A shown main window with its own settings file; its threads are stopped after the test."""
+    windows = []
+
+    def make() -> MainWindow:
+        win = MainWindow(Settings(tmp_path / "settings.json"))
+        qtbot.addWidget(win)
+        win.resize(1200, 800)
+        win.show()
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.controller.shutdown()
+        win.reverse_view.shutdown()
