@@ -255,11 +255,65 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
     )
 
 
+def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
+    """Frames per second while the slider sweeps a cached n-point trajectory in the reverse view (each frame
+    drawn and painted), next to a bare pyqtgraph scatter that only sets the points and paints."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
+    from diffvis.app.state import LabState
+    from diffvis.app.views.reverse_view import ReverseView
+    from diffvis.core.pipeline import reverse_trajectory, sampling_model
+
+    quiet_offscreen_warnings()
+    app = QApplication.instance() or QApplication([])
+    configure_pyqtgraph(app)
+    state = LabState()
+    data = make_dataset("butterfly", 2000)
+    state.set_data(data, {})
+    model = sampling_model(None, data.points, "ddpm", schedule=Schedule.make())
+    traj = reverse_trajectory(model, "ddim", n=n, steps=frames - 1)
+    view = ReverseView(state)
+    view.resize(960, 720)
+    view.show()
+    view.result = (model, "ddim", {}, traj)
+    view.timeline.set_count(view.accept(view.result))
+    bare = pg.PlotWidget()
+    bare.resize(960, 720)
+    bare.show()
+    scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush("#D55E00"))
+    bare.addItem(scatter)
+
+    def sweep_view() -> None:
+        for k in range(frames):
+            view.timeline.slider.setValue(k)
+            view.plot.viewport().repaint()
+
+    def sweep_bare() -> None:
+        for k in range(frames):
+            scatter.setData(pos=traj.frames[k])
+            bare.viewport().repaint()
+
+    for overlays in (False, True):
+        view.show_x0.setChecked(overlays)
+        view.show_density.setChecked(overlays)
+        view.trails.setValue(30 if overlays else 0)
+        ours, base, ratio = paired_times(sweep_view, sweep_bare, repeats)
+        what = "with trails, x̂₀ and density" if overlays else "points only"
+        print(f"scrubbing {n:,} points ({what}): {frames / ours:.0f} fps (target ≥ 60)   bare pyqtgraph scatter "
+              f"{frames / base:.0f} fps   ratio {ratio:.2f}×")  # fmt: skip
+    view.close()
+    bare.close()
+
+
 def run_bench(repeats: int = 5, quick: bool = False) -> int:
     torch.manual_seed(0)
     print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
     bench_training(repeats)
     bench_sampling(repeats)
+    bench_scrubbing(repeats)
     bench_gui_stall()
     if not quick:
         for name in QUALITY_SETS:

@@ -33,6 +33,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 960x720") from None
+    return width, height
+
+
 def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
     p.add_argument("--n", type=_positive_int, default=n_default, help=f"number of points (default {n_default})")
     p.add_argument("--noise", type=float, default=None, help="noise level (default: the data set's own)")
@@ -99,6 +107,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
 
+    p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
+    p.add_argument("--view", choices=["forward", "reverse", "score", "langevin"], required=True)
+    p.add_argument("--out", required=True, type=Path, help=".png/.svg (a frame), .csv (its points), .npy (all "
+                   "frames), .gif/.mp4 (the animation)")  # fmt: skip
+    p.add_argument("--frame", type=int, help="the frame of a still (default: the last)")
+    p.add_argument("--fps", type=float, default=30.0, help="animation frames per second (default 30)")
+    p.add_argument("--max-frames", type=int, default=300, help="most frames in an animation, 2 or more (300)")
+    p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the view (default 960x720)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "langevin"], default="ddim", help="reverse view")
+    p.add_argument("--steps", type=_positive_int, help="DDIM steps or Langevin steps per level")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (reverse view)")
+    p.add_argument("--points", type=_positive_int, default=2000, help="particles (reverse, langevin)")
+    p.add_argument("--trails", type=int, default=30, help="points that draw their paths (reverse view)")
+    p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
+    p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
+    p.add_argument("--exact-overlay", action="store_true", help="overlay the exact score (score view)")
+    p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")
+    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm", help="with --ideal: the score view's")
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
+    p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
+
     p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")
     p.add_argument("--repeats", type=_positive_int, default=5, help="runs per timing (the median is shown)")
     p.add_argument("--quick", action="store_true", help="skip the 60 s quality runs")
@@ -112,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             return open_app(args)
+        if args.command == "render":
+            from diffvis.render import cmd_render
+
+            return cmd_render(args)
         from diffvis import commands
 
         return getattr(commands, f"cmd_{args.command}")(args)
@@ -130,7 +166,7 @@ def open_app(args) -> int:
     )
     if headless and args.screenshot is None:
         raise ConfigError("no display to open the app on (set DISPLAY, or QT_QPA_PLATFORM=offscreen); "
-                          "the headless commands are data, train, sample and bench")  # fmt: skip
+                          "the headless commands are data, train, sample, render and bench")  # fmt: skip
     if headless:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from diffvis.app.main import run_app

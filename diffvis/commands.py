@@ -29,17 +29,20 @@ class ProgressBar:
         self.stream = stream or sys.stderr
         self.tty, self.last_decile = self.stream.isatty(), -1
 
-    def __call__(self, p) -> None:
-        frac = p.step / p.total
-        left = (p.total - p.step) / max(p.steps_per_second, 1e-9)
-        bar = "#" * int(30 * frac)
-        line = f"[{bar:<30}] {p.step}/{p.total}  loss {p.loss:.4f}  {p.steps_per_second:.0f} steps/s  {left:.0f}s left"
+    def show(self, done: int, total: int, text: str = "") -> None:
+        frac = done / max(total, 1)
+        line = f"[{'#' * int(30 * frac):<30}] {done}/{total}  {text}".rstrip()
         if self.tty:
-            self.stream.write("\r" + line + ("\n" if p.step == p.total else ""))
+            self.stream.write("\r" + line + ("\n" if done == total else ""))
         elif int(10 * frac) > self.last_decile:
             self.last_decile = int(10 * frac)
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def __call__(self, p) -> None:
+        """Show a training ``Progress``."""
+        left = (p.total - p.step) / max(p.steps_per_second, 1e-9)
+        self.show(p.step, p.total, f"loss {p.loss:.4f}  {p.steps_per_second:.0f} steps/s  {left:.0f}s left")
 
 
 def cmd_train(args) -> int:
@@ -81,7 +84,7 @@ def cmd_sample(args) -> int:
 
     from diffvis.core.datasets import PointSet
     from diffvis.core.pointfiles import load_points, save_points
-    from diffvis.core.run import ideal_setup, sample
+    from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
     from diffvis.core.training import resolve_device
 
@@ -94,30 +97,19 @@ def cmd_sample(args) -> int:
         from diffvis.core.checkpoint import load_run
 
         run = load_run(args.run)
-        model, objective = run.ema.to(device), run.objective
-        schedule, ladder, normaliser = run.schedule, run.ladder, run.normaliser
+        run.ema.to(device)
+        model = SamplingModel.of_run(run)
     else:
         data = load_points(args.ideal)
         if len(data) < 2:
             raise DataFileError(f"{args.ideal.name}: the exact denoiser needs at least two points")
         objective = args.objective or ("ncsn" if args.sampler == "langevin" else "ddpm")
         schedule = Schedule.make(args.schedule, args.timesteps)
-        ideal = ideal_setup(data.points, objective, schedule, device)
-        model, normaliser, ladder = ideal.model, ideal.normaliser, ideal.ladder
+        model = SamplingModel.exact_of(data.points, objective, schedule, device)
     generator = torch.Generator().manual_seed(args.seed)
     x_T = _initial_noise(args, generator).to(device)
     params = _sampler_params(args)
-    traj = sample(
-        model,
-        objective,
-        args.sampler,
-        x_T,
-        schedule=schedule,
-        ladder=ladder,
-        normaliser=normaliser,
-        generator=generator,
-        **params,
-    )
+    traj = model.sample(args.sampler, x_T, generator=generator, **params)
     save_points(PointSet(traj.samples.astype(np.float64)), args.out)
     if args.trajectory is not None:
         _save_trajectory(traj, args.trajectory)

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from diffvis.app.jobs import FunctionWorker
 from diffvis.app.state import LabState
 from diffvis.app.workers import TrainWorker, preview_samples
 from diffvis.core.run import Run
-
-
-class FunctionWorker(QThread):
-    """Runs ``fn()`` off the GUI thread and emits its result (or the error's message)."""
-
-    done = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, fn, parent=None):
-        super().__init__(parent)
-        self.fn = fn
-
-    def run(self) -> None:
-        try:
-            self.done.emit(self.fn())
-        except Exception as e:  # reported to the user, never raised into Qt
-            self.failed.emit(str(e))
 
 
 class TrainingController(QObject):

@@ -26,12 +26,14 @@ from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
 from diffvis.app.views.data_view import DataView
 from diffvis.app.views.forward_view import ForwardView
+from diffvis.app.views.langevin_view import LangevinView
 from diffvis.app.views.reverse_view import ReverseView
+from diffvis.app.views.score_view import ScoreView
 from diffvis.app.views.training_view import TrainingView
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.datasets import DATASETS
-from diffvis.core.sources import load_source
-from diffvis.errors import DiffvisError
+from diffvis.core.sources import run_points
+from diffvis.errors import DataFileError, DiffvisError
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +67,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.forward_view, "Forward process")
         self.reverse_view = ReverseView(self.state)
         self.tabs.addTab(self.reverse_view, "Reverse process")
+        self.score_view = ScoreView(self.state)
+        self.tabs.addTab(self.score_view, "Score field")
+        self.langevin_view = LangevinView(self.state)
+        self.tabs.addTab(self.langevin_view, "Langevin")
+        self.scene_views = (self.reverse_view, self.score_view, self.langevin_view)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -104,6 +111,7 @@ class MainWindow(QMainWindow):
         self.save_action = self._action(file_menu, "&Save run…", QKeySequence.StandardKey.Save, self.choose_save)
         self.recent_menu = file_menu.addMenu("Recent runs")
         self._action(file_menu, "&Load points…", "Ctrl+L", self.data_panel.choose_file)
+        self._action(file_menu, "&Export view…", "Ctrl+E", self.export_current)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         view_menu = self.menuBar().addMenu("&View")
@@ -131,6 +139,14 @@ class MainWindow(QMainWindow):
     def step_frame(self, delta: int) -> None:
         if (timeline := self._current_timeline()) is not None:
             timeline.step(delta)
+
+    def export_current(self) -> None:
+        """Export what the current tab shows (PNG, SVG, CSV, NPY, GIF or MP4)."""
+        view = self.tabs.currentWidget()
+        if hasattr(view, "choose_export"):
+            view.choose_export()
+        else:
+            self.state.say("This view has nothing to export: pick a process, score, Langevin or training view.")
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -195,14 +211,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _run_data(self, run):
-        """The run's training points, drawn again (built-in set) or read again (file)."""
-        info = run.data
-        source = info.get("source", "")
-        if source in DATASETS:
-            return load_source(source, n=int(info["n"]), noise=info.get("noise"), seed=int(info.get("seed", 0)))
-        if source and Path(source).exists():
-            return load_source(source, n=0)
-        return self.state.data, self.state.data_info
+        """The run's training points, drawn or read again; or the current ones when they cannot be found."""
+        try:
+            return run_points(run.data)
+        except DataFileError:
+            return self.state.data, self.state.data_info
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
@@ -238,7 +251,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
-        self.reverse_view.shutdown()
+        for view in self.scene_views:
+            view.shutdown()
         self.settings.set("geometry", bytes(self.saveGeometry().toBase64()).decode())
         if self.state.data_info.get("source") in DATASETS:
             self.settings.set("data", {k: self.state.data_info[k] for k in ("source", "n", "noise", "seed")})

@@ -23,6 +23,7 @@ class LabState(QObject):
     run_changed = Signal(object)  # Run | None
     progress_changed = Signal(object)  # Progress | None
     previews_changed = Signal()  # a snapshot was added to ``previews``, or they were cleared
+    model_changed = Signal()  # ``model_run`` changed: a new run, or a newer snapshot of the one in training
     status_changed = Signal(str)  # 'idle', 'training', 'paused'
     message = Signal(str)  # a line for the status bar
 
@@ -35,6 +36,7 @@ class LabState(QObject):
         self.run: Run | None = None
         self.progress_history: list[Progress] = []
         self.previews: list[tuple[int, np.ndarray]] = []  # (training step, (N, 2) samples in data coordinates)
+        self.snapshot: Run | None = None  # the EMA weights of the newest preview while training runs
         self.status = "idle"
 
     def set_data(self, data: PointSet, info: dict) -> None:
@@ -57,21 +59,30 @@ class LabState(QObject):
         self.set_train_config(replace(self.train_config, **changes))
 
     def set_run(self, run: Run | None) -> None:
-        self.run = run
+        self.run, self.snapshot = run, None
         self.run_changed.emit(run)
         if run is None:
             self.progress_history = []
             self.progress_changed.emit(None)
             self.previews = []
             self.previews_changed.emit()
+        self.model_changed.emit()
+
+    @property
+    def model_run(self) -> Run | None:
+        """The model the views sample: the finished run, or the newest snapshot of the one in training."""
+        return self.run if self.run is not None else self.snapshot
 
     def add_progress(self, progress: Progress) -> None:
         self.progress_history.append(progress)
         self.progress_changed.emit(progress)
 
-    def add_preview(self, step: int, samples: np.ndarray) -> None:
+    def add_preview(self, step: int, samples: np.ndarray, snapshot: Run | None = None) -> None:
         self.previews.append((step, samples))
         self.previews_changed.emit()
+        if snapshot is not None and self.run is None:
+            self.snapshot = snapshot
+            self.model_changed.emit()
 
     @property
     def preview(self) -> np.ndarray | None:

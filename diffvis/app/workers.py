@@ -32,7 +32,7 @@ class TrainWorker(QThread):
     """
 
     progressed = Signal(object)  # Progress
-    previewed = Signal(int, object)  # training step, (PREVIEW_POINTS, 2) samples in data coordinates
+    previewed = Signal(int, object, object)  # training step, (PREVIEW_POINTS, 2) samples, a Run of the EMA copy
     ended = Signal(object, str, str)
 
     def __init__(self, points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
@@ -86,7 +86,7 @@ class TrainWorker(QThread):
         self.progressed.emit(progress)
         if progress.step % self.preview_every == 0 or progress.step == progress.total:
             run = Run.from_trainer(trainer, normaliser, self.data_info)
-            self.previewed.emit(progress.step, preview_samples(run))
+            self.previewed.emit(progress.step, preview_samples(run), run)
 
 
 def warm_up() -> None:

@@ -1,4 +1,5 @@
-"""Score fields ∇ log p on a grid, for drawing arrows: learned (a trained network) or exact (a point set).
+"""Score fields ∇ log p on a grid, for drawing arrows: learned (a trained network) or exact (a point set);
+series of them over the noise levels a view scrubs; and the density of points on a grid.
 
 Score functions here map standardised points (N, 2) to standardised scores. ``score_field`` evaluates one on a
 grid given in data coordinates and returns data-coordinate scores: with x = m + c·x_std,
@@ -18,9 +19,14 @@ import numpy as np
 import torch
 
 from diffvis.core.datasets import Normaliser
+from diffvis.core.forward import q_sample
 from diffvis.core.ideal import mixture_score
 from diffvis.core.parametrization import score_from_eps
+from diffvis.core.run import SamplingModel
+from diffvis.core.samplers import ddim_timesteps
 from diffvis.core.schedules import Schedule
+from diffvis.core.trajectory import Trajectory
+from diffvis.errors import Cancelled
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -73,3 +79,110 @@ def score_field(
     x_std = torch.as_tensor(normaliser.to_std(grid), dtype=torch.float32)
     vectors = score(x_std).cpu().numpy().astype(np.float64) / normaliser.scale
     return ScoreField(xs, ys, vectors.reshape(resolution, resolution, 2))
+
+
+Extent = tuple[float, float, float, float]
+NOISE_SEED = 1234
+
+
+def padded_extent(points: np.ndarray, pad: float = 0.6) -> Extent:
+    """(x_min, x_max, y_min, y_max): the points' bounding box grown by ``pad`` × its longer side on every side."""
+    lo, hi = points.min(0), points.max(0)
+    margin = pad * float((hi - lo).max())
+    return (lo[0] - margin, hi[0] + margin, lo[1] - margin, hi[1] + margin)
+
+
+@dataclass(frozen=True)
+class FieldSeries:
+    """Score fields at the noise levels a view scrubs, all in data coordinates.
+
+    times:   (F,) timestep t (ddpm, from T − 1 down to 0) or σ (ncsn, the ladder from σ_1 down) of frame k.
+    learned: (F, ny, nx, 2) the network's score, or None for the exact model.
+    exact:   (F, ny, nx, 2) the exact score of the noised data set.
+    noised:  (F, N, 2) the data noised to each level with one fixed ε per point (the samples the score is of).
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    times: np.ndarray
+    learned: np.ndarray | None
+    exact: np.ndarray
+    noised: np.ndarray
+
+    @property
+    def shown(self) -> np.ndarray:
+        """The field a view draws: the learned one where there is one."""
+        return self.exact if self.learned is None else self.learned
+
+    def relative_error(self, k: int) -> np.ndarray:
+        """(ny, nx) ‖s_θ − s‖ / ‖s‖ at frame k: how far the learned score is from the exact one (0 for exact)."""
+        if self.learned is None:
+            return np.zeros(self.exact.shape[1:3])
+        diff = np.linalg.norm(self.learned[k] - self.exact[k], axis=-1)
+        return diff / np.maximum(np.linalg.norm(self.exact[k], axis=-1), 1e-12)
+
+
+def field_times(model: SamplingModel, frames: int = 50) -> np.ndarray:
+    """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), or the σ ladder (ncsn)."""
+    if model.objective == "ncsn":
+        return model.ladder.sigmas.copy()
+    return ddim_timesteps(model.schedule.T, min(frames, model.schedule.T), "linspace")
+
+
+def field_series(
+    model: SamplingModel,
+    points: np.ndarray,
+    extent: Extent,
+    *,
+    resolution: int = 24,
+    frames: int = 50,
+    max_noised: int = 2000,
+    cancelled: Callable[[int, int], bool] | None = None,
+) -> FieldSeries:
+    """Evaluate the learned and the exact score of ``points`` (data coordinates) at every level of
+    ``field_times``; ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
+    times = field_times(model, frames)
+    norm = model.normaliser
+    std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
+    x0 = norm.to_std(points[:max_noised])
+    eps = np.random.default_rng(NOISE_SEED).standard_normal(x0.shape)
+    learned, exact, noised = [], [], []
+    for k, level in enumerate(times):
+        if model.objective == "ncsn":
+            exact_fn, learned_fn, x = exact_ncsn_score(std, level), ncsn_score(model.model, level), x0 + level * eps
+        else:
+            t = int(level)
+            abar = float(model.schedule.alphas_cumprod[t])
+            exact_fn, learned_fn = exact_ddpm_score(std, model.schedule, t), ddpm_score(model.model, model.schedule, t)
+            x = q_sample(x0, abar, eps)
+        exact.append(score_field(exact_fn, norm, extent, resolution).vectors)
+        if not model.exact:
+            learned.append(score_field(learned_fn, norm, extent, resolution).vectors)
+        noised.append(norm.to_data(x))
+        if cancelled is not None and cancelled(k + 1, len(times)):
+            raise Cancelled("score fields cancelled")
+    xs, ys = np.linspace(extent[0], extent[1], resolution), np.linspace(extent[2], extent[3], resolution)
+    return FieldSeries(xs, ys, times, np.stack(learned) if learned else None, np.stack(exact), np.stack(noised))
+
+
+def trajectory_scores(traj: Trajectory, model: SamplingModel) -> np.ndarray:
+    """(F, N, 2) the score at every frame's points in data coordinates, recovered from the frame's x̂₀:
+    (√ᾱ_t x̂₀ − x)/(1 − ᾱ_t) for a timestep t, (x̂₀ − x)/σ² for a level σ; NaN at the clean frames."""
+    norm = model.normaliser
+    x, x0 = norm.to_std(traj.frames.astype(np.float64)), norm.to_std(traj.x0_hat.astype(np.float64))
+    scores = np.full_like(x, np.nan)
+    for k, level in enumerate(traj.times.astype(np.float64)):
+        if traj.name == "langevin" and level > 0:
+            scores[k] = (x0[k] - x[k]) / level**2
+        elif traj.name != "langevin" and level >= 0:
+            abar = float(model.schedule.alphas_cumprod[int(level)])
+            scores[k] = (abar**0.5 * x0[k] - x[k]) / (1 - abar)
+    return scores / norm.scale
+
+
+def density_grid(points: np.ndarray, extent: Extent, bins: int = 64) -> np.ndarray:
+    """(bins, bins) points per unit area on a grid over ``extent``, row j at y, column i at x (image layout)."""
+    x_min, x_max, y_min, y_max = extent
+    counts, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=bins, range=[[x_min, x_max], [y_min, y_max]])
+    cell = (x_max - x_min) * (y_max - y_min) / bins**2
+    return counts.T / cell

@@ -1,4 +1,4 @@
-"""The two steps every front end runs: train a run from points, and measure its sample quality."""
+"""What every front end runs: train a run from points, measure its sample quality, sample trajectories."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.metrics import MetricResult, quality_report
 from diffvis.core.models import ModelConfig
-from diffvis.core.run import Run, ideal_setup, sample, sample_run
+from diffvis.core.run import Run, SamplingModel, sample_run
 from diffvis.core.schedules import Schedule, max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
+from diffvis.core.trajectory import Trajectory
 from diffvis.errors import ConfigError
 
 QUALITY_N = 2000
@@ -57,28 +58,34 @@ def quality_to_dict(report: dict[str, MetricResult]) -> dict:
     }
 
 
-def reverse_trajectory(
-    run: Run | None,
-    points: np.ndarray,
-    sampler: str,
-    *,
-    n: int = 2000,
-    seed: int = 0,
-    exact: bool = False,
-    schedule_kind: str = "linear",
-    timesteps: int = 1000,
-    **params,
-):
-    """A sampler's whole trajectory from seeded N(0, I) noise, in data coordinates.
+def sampling_model(
+    run: Run | None, points: np.ndarray, objective: str, *, exact: bool = False, schedule: Schedule | None = None
+) -> SamplingModel:
+    """The run's EMA network, or (``exact``, or no run) the exact model of ``points``: a perfect model, which
+    memorises them. The exact model uses the run's schedule and σ ladder, or ``schedule`` when there is no run."""
+    if run is None:
+        return SamplingModel.exact_of(points, objective, schedule or Schedule.make())
+    if exact:
+        return SamplingModel.exact_of(points, objective, run.schedule, ladder=run.ladder)
+    if run.objective != objective:
+        raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
+                          f"choose the exact model, or train a {objective} model")  # fmt: skip
+    return SamplingModel.of_run(run)
 
-    The model is the run's EMA network, or (``exact``, or no run) the exact denoiser of ``points``: a perfect
-    model, which lands on training points. Langevin needs an NCSN model, or the exact score."""
+
+def reverse_trajectory(model: SamplingModel, sampler: str, *, n: int = 2000, seed: int = 0, **params) -> Trajectory:
+    """A sampler's whole trajectory from seeded N(0, I) noise, in data coordinates."""
     g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn(n, 2, generator=g)
-    if run is not None and not exact:
-        return sample_run(run, sampler, x_T, generator=g, **params)
-    objective = "ncsn" if sampler == "langevin" else "ddpm"
-    schedule = run.schedule if run is not None else Schedule.make(schedule_kind, timesteps)
-    ideal = ideal_setup(points, objective, schedule)
-    return sample(ideal.model, objective, sampler, x_T, schedule=schedule, ladder=ideal.ladder,
-                  normaliser=ideal.normaliser, generator=g, **params)  # fmt: skip
+    return model.sample(sampler, torch.randn(n, 2, generator=g), generator=g, **params)
+
+
+def probe_trajectory(
+    model: SamplingModel, sampler: str, positions: np.ndarray, *, start: int, seed: int = 0, **params
+) -> Trajectory:
+    """The trajectory of particles placed at ``positions`` (M, 2, data coordinates) at frame ``start`` of a
+    run of ``sampler``; the frames before ``start`` are NaN."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(model.normaliser.to_std(np.asarray(positions, dtype=np.float64)), dtype=torch.float32)
+    if sampler == "langevin" and start == 0:
+        x /= float(model.ladder.sigmas[0])  # Langevin scales the noise it starts from by σ_1
+    return model.sample(sampler, x, generator=g, start=start, **params)

@@ -78,35 +78,46 @@ def sample(
     return sample_langevin(model, x_T, ladder, **params, **common)
 
 
-def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:
-    """Sample from a trained run's EMA network."""
-    with torch.inference_mode():
-        return sample(
-            run.ema,
-            run.objective,
-            sampler,
-            x_T,
-            schedule=run.schedule,
-            ladder=run.ladder,
-            normaliser=run.normaliser,
-            **kwargs,
-        )
-
-
 @dataclass(frozen=True)
-class IdealSetup:
-    """Everything ``sample`` needs to sample with the exact denoiser (or exact score) of a point set."""
+class SamplingModel:
+    """A model ready to sample from and to take scores of: a run's EMA network, or the exact denoiser (ddpm) or
+    exact score (ncsn) of a point set, with the tables and the normaliser that go with it."""
 
     model: object
-    normaliser: Normaliser
+    objective: str
+    schedule: Schedule
     ladder: SigmaLadder
+    normaliser: Normaliser
+    exact: bool = False
+
+    @classmethod
+    def of_run(cls, run: Run) -> SamplingModel:
+        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser)
+
+    @classmethod
+    def exact_of(
+        cls,
+        points: np.ndarray,
+        objective: str,
+        schedule: Schedule,
+        device: str | torch.device = "cpu",
+        ladder: SigmaLadder | None = None,
+    ) -> SamplingModel:
+        """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact model; the σ ladder is the
+        given one (a run's), or runs from the standardised data's diameter down, as for training."""
+        normaliser = Normaliser.fit(points)
+        std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
+        ladder = ladder or SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
+        model = IdealNoisePredictor(std, schedule) if objective == "ddpm" else IdealScore(std)
+        return cls(model, objective, schedule, ladder, normaliser, exact=True)
+
+    def sample(self, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:
+        """Run ``sampler`` from standardised noise x_T; the trajectory comes back in data coordinates."""
+        with torch.inference_mode():
+            return sample(self.model, self.objective, sampler, x_T, schedule=self.schedule, ladder=self.ladder,
+                          normaliser=self.normaliser, **kwargs)  # fmt: skip
 
 
-def ideal_setup(points: np.ndarray, objective: str, schedule: Schedule, device: str | torch.device = "cpu"):
-    """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact denoiser (ddpm) or exact score
-    (ncsn); the σ ladder runs from the standardised data's diameter down, as for training."""
-    normaliser = Normaliser.fit(points)
-    std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
-    ladder = SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
-    model = IdealNoisePredictor(std, schedule) if objective == "ddpm" else IdealScore(std)
-    return IdealSetup(model, normaliser, ladder)
+def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:
+    """Sample from a trained run's EMA network."""
+    return SamplingModel.of_run(run).sample(sampler, x_T, **kwargs)

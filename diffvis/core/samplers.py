@@ -10,6 +10,7 @@ coordinates. Every random draw comes from ``generator``: same generator state, s
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,20 +27,26 @@ VARIANCES = ("beta", "beta_tilde")
 
 
 class _Recorder:
-    """Preallocated frame and x̂₀ buffers; samplers write each step straight into them (no copies)."""
+    """Preallocated frame and x̂₀ buffers; samplers write each step straight into them (no copies).
 
-    def __init__(self, x_T: torch.Tensor, n_frames: int, callback: Callback | None):
-        self.frames = torch.empty((n_frames, *x_T.shape), dtype=torch.float32, device=x_T.device)
-        self.frames[0] = x_T
+    ``times`` gives the timestep or σ of every frame. A sampler started at frame ``start`` > 0 has NaN frames
+    and x̂₀ before it: the particle appears there."""
+
+    def __init__(self, x_start: torch.Tensor, times: np.ndarray, callback: Callback | None, start: int = 0):
+        if not 0 <= start < len(times) - 1:
+            raise ConfigError(f"the start frame must be between 0 and {len(times) - 2}, got {start}")
+        self.frames = torch.empty((len(times), *x_start.shape), dtype=torch.float32, device=x_start.device)
         self.x0_hat = torch.empty_like(self.frames)
-        self.times = np.empty(n_frames, dtype=np.float32)
+        self.frames[:start] = self.x0_hat[:start] = float("nan")
+        self.frames[start] = x_start
+        self.times = np.asarray(times, dtype=np.float32)
         self.callback = callback
+        self.start = start
 
-    def report(self, k: int, t: float) -> None:
-        """Frame k (at time or level t) and its x̂₀ are written; tell the callback, which may cancel."""
-        self.times[k] = t
-        if k > 0 and self.callback is not None:
-            info = StepInfo(k, len(self.times) - 1, t, self.frames[k], self.x0_hat[k])
+    def report(self, k: int) -> None:
+        """Frame k and its x̂₀ are written; tell the callback, which may cancel."""
+        if k > self.start and self.callback is not None:
+            info = StepInfo(k, len(self.times) - 1, float(self.times[k]), self.frames[k], self.x0_hat[k])
             if self.callback(info):
                 raise Cancelled("sampling cancelled")
 
@@ -72,29 +79,33 @@ def sample_ddpm(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
+    start: int = 0,
 ) -> Trajectory:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2), t = T−1 … 0:
 
     x_{t−1} = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε̂) + σ_t z,  σ_t² = β_t or β̃_t,  no noise at the last step.
+    With ``start`` = k > 0, x_T is the points of frame k (at t = T−1−k) and the steps before it are skipped.
     """
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
     _check_init(x_T)
     s = schedule
     var = s.betas if variance == "beta" else s.posterior_variance
-    rec = _Recorder(x_T, s.T + 1, callback)
+    rec = _Recorder(x_T, np.arange(s.T - 1, -2, -1), callback, start)
     for k, t in enumerate(range(s.T - 1, -1, -1)):
+        if k < start:
+            continue
         x, x_next = rec.frames[k], rec.frames[k + 1]
         eps = model(x, t)
         abar = float(s.alphas_cumprod[t])
         x0_from_eps(x, eps, abar, out=rec.x0_hat[k])
-        rec.report(k, t)
+        rec.report(k)
         torch.sub(x, eps, alpha=float(s.betas[t] / np.sqrt(1 - abar)), out=x_next).div_(float(np.sqrt(s.alphas[t])))
         if t > 0:
             x_next.add_(_noise(x, generator), alpha=float(np.sqrt(var[t])))
     rec.x0_hat[s.T] = rec.frames[s.T]
-    rec.report(s.T, -1)
-    return rec.finish(s.T, "ddpm", {"variance": variance}, normaliser)
+    rec.report(s.T)
+    return rec.finish(s.T - start, "ddpm", {"variance": variance}, normaliser)
 
 
 def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
@@ -128,35 +139,64 @@ def sample_ddim(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
+    start: int = 0,
 ) -> Trajectory:
     """DDIM (Song, Meng & Ermon 2021, eq. 12) from each visited t to the next one, t_prev (ᾱ = 1 after the last):
 
     x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z,
     σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)   (eq. 16; η = 0 deterministic, η = 1 with S = T is DDPM
-    with β̃).
+    with β̃). With ``start`` = k > 0, x_T is the points of frame k and the steps before it are skipped.
     """
     if not 0.0 <= eta <= 1.0:
         raise ConfigError(f"eta must be in [0, 1], got {eta}")
     _check_init(x_T)
     ts = ddim_timesteps(schedule.T, steps, spacing)
     abars = schedule.alphas_cumprod
-    rec = _Recorder(x_T, len(ts) + 1, callback)
+    rec = _Recorder(x_T, np.append(ts, -1), callback, start)
     for k, t in enumerate(ts):
+        if k < start:
+            continue
         x, x_next, x0_hat = rec.frames[k], rec.frames[k + 1], rec.x0_hat[k]
         abar = float(abars[t])
         abar_prev = float(abars[ts[k + 1]]) if k + 1 < len(ts) else 1.0
         eps = model(x, int(t))
         x0_from_eps(x, eps, abar, out=x0_hat)
-        rec.report(k, int(t))
+        rec.report(k)
         sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
         direction = float(np.sqrt(max(1 - abar_prev - sigma**2, 0.0)))
         torch.add(eps.mul_(direction), x0_hat, alpha=abar_prev**0.5, out=x_next)
         if sigma > 0:
             x_next.add_(_noise(x, generator), alpha=float(sigma))
     rec.x0_hat[len(ts)] = rec.frames[len(ts)]
-    rec.report(len(ts), -1)
+    rec.report(len(ts))
     params = {"steps": steps, "eta": eta, "spacing": spacing}
-    return rec.finish(len(ts), "ddim", params, normaliser)
+    return rec.finish(len(ts) - start, "ddim", params, normaliser)
+
+
+def langevin_times(ladder: SigmaLadder, steps_per_level: int, denoise: bool = True) -> np.ndarray:
+    """The σ of every frame of an annealed Langevin run: each σ_i for K frames, σ_L once more for the frame
+    the last step lands on, and 0 for the denoised frame."""
+    times = np.append(np.repeat(ladder.sigmas, steps_per_level), ladder.sigmas[-1])
+    return np.append(times, 0.0) if denoise else times
+
+
+@dataclass(frozen=True)
+class LangevinFrame:
+    """Where frame k of an annealed Langevin run sits: level i (0-based) of L, inner step j of K, its σ_i and its
+    step size α_i = ε σ_i²/σ_L². The frames after the last step (k ≥ L·K) report the last level, j = K."""
+
+    level: int
+    inner: int
+    sigma: float
+    step_size: float
+
+
+def langevin_frame(ladder: SigmaLadder, steps_per_level: int, step_size: float, k: int) -> LangevinFrame:
+    level, inner = divmod(k, steps_per_level)
+    if level >= ladder.L:
+        level, inner = ladder.L - 1, steps_per_level
+    sigma = float(ladder.sigmas[level])
+    return LangevinFrame(level, inner, sigma, step_size * (sigma / ladder.sigmas[-1]) ** 2)
 
 
 @torch.inference_mode()
@@ -171,12 +211,14 @@ def sample_langevin(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
+    start: int = 0,
 ) -> Trajectory:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1), starting from x = σ_1 · x_T:
 
     for i = 1…L: α_i = ε σ_i²/σ_L²; repeat K times: x ← x + α_i/2 · s(x, σ_i) + √α_i z.
     With ``denoise`` a final Tweedie step x ← x + σ_L² s(x, σ_L) removes the last noise (Song & Ermon 2020).
     x̂₀ of a frame is its Tweedie estimate x + σ² s(x, σ) at the level of the step that follows it.
+    With ``start`` = k > 0, x_T is the points of frame k as they are (not scaled) and the steps before are skipped.
     """
     K = steps_per_level
     if not 1 <= K <= 100_000:
@@ -184,27 +226,24 @@ def sample_langevin(
     if not (np.isfinite(step_size) and step_size > 0):
         raise ConfigError(f"the step size ε must be positive, got {step_size}")
     _check_init(x_T)
-    sigmas = ladder.sigmas
+    times = langevin_times(ladder, K, denoise)
+    rec = _Recorder(x_T if start else float(ladder.sigmas[0]) * x_T, times, callback, start)
     n_steps = ladder.L * K
-    rec = _Recorder(float(sigmas[0]) * x_T, n_steps + 1 + int(denoise), callback)
-    k = 0
-    for sigma in map(float, sigmas):
-        alpha = step_size * (sigma / sigmas[-1]) ** 2
-        for _ in range(K):
-            x = rec.frames[k]
-            score = model(x, sigma)
-            x0_from_score(x, score, sigma, out=rec.x0_hat[k])
-            rec.report(k, sigma)
-            torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(_noise(x, generator), alpha=alpha**0.5)
-            k += 1
-    sigma_L = float(sigmas[-1])
-    x0_from_score(rec.frames[k], model(rec.frames[k], sigma_L), sigma_L, out=rec.x0_hat[k])
-    rec.report(k, sigma_L)
+    for k in range(start, n_steps):
+        x, sigma = rec.frames[k], float(times[k])
+        alpha = langevin_frame(ladder, K, step_size, k).step_size
+        score = model(x, sigma)
+        x0_from_score(x, score, sigma, out=rec.x0_hat[k])
+        rec.report(k)
+        torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(_noise(x, generator), alpha=alpha**0.5)
+    sigma_L = float(ladder.sigmas[-1])
+    x0_from_score(rec.frames[n_steps], model(rec.frames[n_steps], sigma_L), sigma_L, out=rec.x0_hat[n_steps])
+    rec.report(n_steps)
     if denoise:
-        rec.frames[k + 1] = rec.x0_hat[k + 1] = rec.x0_hat[k]
-        rec.report(k + 1, 0.0)
+        rec.frames[n_steps + 1] = rec.x0_hat[n_steps + 1] = rec.x0_hat[n_steps]
+        rec.report(n_steps + 1)
     params = {"levels": ladder.L, "steps_per_level": K, "step_size": step_size, "denoise": denoise}
-    return rec.finish(n_steps + 1, "langevin", params, normaliser)
+    return rec.finish(n_steps + 1 - start, "langevin", params, normaliser)
 
 
 SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "langevin": sample_langevin}

@@ -34,3 +34,13 @@ def fresh_draw(info: dict, points: np.ndarray, n: int) -> Callable[[int], np.nda
     if name in DATASETS:
         return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed).points
     return subsample_draw(points, n)
+
+
+def run_points(info: dict) -> tuple[PointSet, dict]:
+    """The training points a run's ``data`` description names, drawn again (built-in set) or read again (file)."""
+    source = info.get("source", "")
+    if source in DATASETS:
+        return load_source(source, n=int(info["n"]), noise=info.get("noise"), seed=int(info.get("seed", 0)))
+    if source and Path(source).exists():
+        return load_source(source, n=0)
+    raise DataFileError(f"the run's training data ({source or 'unknown'}) cannot be found")

@@ -40,6 +40,11 @@ class Trajectory:
     def steps(self) -> int:
         return len(self.frames) - 1
 
+    def take(self, frames: np.ndarray) -> Trajectory:
+        """The trajectory seen only at the given frame indices (same nfe, name and params)."""
+        f = frames
+        return Trajectory(self.frames[f], self.times[f], self.x0_hat[f], self.nfe, self.name, self.params)
+
 
 @dataclass(frozen=True)
 class StepInfo:

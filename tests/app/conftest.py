@@ -20,4 +20,5 @@ def make_window(qtbot, tmp_path):
     yield make
     for win in windows:
         win.controller.shutdown()
-        win.reverse_view.shutdown()
+        for view in win.scene_views:
+            view.shutdown()

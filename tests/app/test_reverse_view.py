@@ -38,16 +38,23 @@ def test_exact_denoiser_trajectory_scrubs_and_lands_on_the_data(window, qtbot):
     assert gaps.max() < 0.05
 
 
-def test_langevin_with_the_exact_score_and_stale_marking(window, qtbot):
+def test_langevin_with_the_exact_score_recomputes_when_the_data_changes(window, qtbot):
     view = window.reverse_view
     view.sampler.setCurrentText("langevin")
     view.steps.setValue(10)
     view.points.setValue(100)
     with qtbot.waitSignal(view.computed, timeout=30_000):
         view.compute()
-    assert view.trajectory.name == "langevin" and "σ =" in view.timeline.label.text()
-    window.data_panel.n.setValue(80)
-    assert "stale" in view.timeline.label.text()
+    first = view.trajectory
+    assert first.name == "langevin" and "σ =" in view.timeline.label.text()
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # visible: recomputed at once, in the background
+        window.data_panel.n.setValue(80)
+    assert view.trajectory is not first and not view.stale
+    window.tabs.setCurrentWidget(window.forward_view)
+    window.data_panel.n.setValue(70)  # hidden: only marked stale ...
+    assert view.stale and "stale" in view.timeline.label.text() and not view.job.busy
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # ... and recomputed when shown
+        window.tabs.setCurrentWidget(view)
 
 
 def test_closing_while_sampling_cancels_at_once(window):
@@ -58,7 +65,7 @@ def test_closing_while_sampling_cancels_at_once(window):
     view.sampler.setCurrentText("ddpm")  # 1000 exact-denoiser steps over 5,000 points: many seconds of work
     view.points.setValue(5000)
     assert view.compute()
-    worker = view.worker
+    worker = view.job.worker
     started = time.perf_counter()
     window.close()
     assert time.perf_counter() - started < 1.0 and not worker.isRunning()

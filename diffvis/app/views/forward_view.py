@@ -8,6 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from diffvis.app.state import LabState
+from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.style import corner_caption
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.forward import prior_gap, q_sample
@@ -27,7 +29,9 @@ def position_brushes(x0: np.ndarray) -> list:
     return [brushes[int(h * 64) % 64] for h in hue]
 
 
-class ForwardView(QWidget):
+class ForwardView(ExportActions, QWidget):
+    """Exports its frames in the standardised coordinates it draws."""
+
     def __init__(self, state: LabState, parent=None):
         super().__init__(parent)
         self.state = state
@@ -40,6 +44,7 @@ class ForwardView(QWidget):
         self.points_plot.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5))
         self.scatter = pg.ScatterPlotItem(size=3, pen=None)
         self.points_plot.addItem(self.scatter)
+        self.caption = corner_caption(self.points_plot.getPlotItem())
         self.schedule_plots = pg.GraphicsLayoutWidget()
         self.curves, self.cursors = {}, []
         for row, (name, label) in enumerate([("beta", "β_t"), ("abar", "ᾱ_t"), ("log_snr", "log SNR_t")]):
@@ -54,17 +59,22 @@ class ForwardView(QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #d0453a")
         self.timeline = Timeline(fps=30)
-        top = QHBoxLayout()
+        self.export_button = export_button()
+        self.timeline.add_widget(self.export_button)
+        self.figure, self.svg_item = QWidget(), self.points_plot.getPlotItem()
+        top = QHBoxLayout(self.figure)
+        top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.points_plot, 1)
         top.addWidget(self.schedule_plots)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top, 1)
+        layout.addWidget(self.figure, 1)
         layout.addWidget(self.warning)
         layout.addWidget(self.timeline)
 
         self.timeline.follow = False
         self.timeline.frame_changed.connect(self.show_frame)
+        self.export_button.clicked.connect(self.choose_export)
         state.data_changed.connect(self._on_data_change)
         state.train_config_changed.connect(lambda _: self._on_schedule_change())
         self._on_schedule_change()
@@ -114,6 +124,14 @@ class ForwardView(QWidget):
         """x_t at frame t (0 = the clean data, T = after the last noising step)."""
         return q_sample(self.x0, self.abar(frame), self.eps)
 
+    def has_content(self) -> bool:
+        return self.schedule is not None and len(self.x0) > 0
+
+    def all_points(self) -> np.ndarray:
+        """(T + 1, N, 2) x_t for every t, float32."""
+        abar = np.concatenate([[1.0], self.schedule.alphas_cumprod])[:, None, None]
+        return q_sample(self.x0[None], abar, self.eps[None]).astype(np.float32)
+
     def show_frame(self, frame: int) -> None:
         if self.schedule is None:
             return
@@ -124,4 +142,6 @@ class ForwardView(QWidget):
             self.scatter.setData(pos=np.zeros((0, 2)))
         for cursor in self.cursors:
             cursor.setValue(frame)
-        self.timeline.set_label(f"t = {frame} / {self.schedule.T} · ᾱ = {self.abar(frame):.4f}")
+        text = f"t = {frame} / {self.schedule.T} · ᾱ = {self.abar(frame):.4f}"
+        self.caption.setText(text)
+        self.timeline.set_label(text)

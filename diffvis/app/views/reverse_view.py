@@ -1,156 +1,186 @@
-"""The reverse process: a sampler's whole trajectory, computed once in a worker and scrubbed frame by frame,
-with the model's x̂₀ of the current frame as an overlay and the data as a faint backdrop."""
+"""The reverse process: a sampler's whole trajectory, computed once in a worker and scrubbed frame by frame, with
+trails for a subset of points, the model's x̂₀ of the current frame, a density heatmap of the current frame, the
+data as a faint backdrop, and probe particles placed by clicking."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QGridLayout,
-    QLabel,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QPushButton, QSpinBox
 
-from diffvis.app.controller import FunctionWorker
+from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
-from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR
-from diffvis.app.widgets.timeline import Timeline
-from diffvis.core.pipeline import reverse_trajectory
+from diffvis.app.views.probes import Probe, ProbeLayer
+from diffvis.app.views.scene_view import SceneView
+from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
+from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
+from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
+from diffvis.core.schedules import Schedule
 from diffvis.core.trajectory import Trajectory
 
+DENSITY_BINS = 80
+BACKDROP_POINTS = 3000
 
-class ReverseView(QWidget):
-    computed = Signal()
+
+def model_choice() -> QComboBox:
+    """Trained network or exact denoiser: the choice every sampling view offers."""
+    box = QComboBox()
+    box.addItem("trained", False)
+    box.addItem("exact", True)
+    box.setToolTip("exact: the exact denoiser of the data, a perfect model that memorises it\n"
+                   "(used while no model has been trained)")  # fmt: skip
+    return box
+
+
+def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
+    """(…, 2) the paths of ``count`` evenly chosen points over frames 0 … upto, separated by NaN rows."""
+    n = frames.shape[1]
+    index = np.unique(np.linspace(0, n - 1, min(count, n)).astype(int))
+    paths = frames[: upto + 1, index].transpose(1, 0, 2)  # (count, upto + 1, 2)
+    gap = np.full((len(index), 1, 2), np.nan, dtype=frames.dtype)
+    return np.concatenate([paths, gap], axis=1).reshape(-1, 2)
+
+
+class ReverseView(SceneView):
+    compute_text = "Sample"
 
     def __init__(self, state: LabState, parent=None):
-        super().__init__(parent)
-        self.state = state
+        super().__init__(state, "Reverse process (data coordinates) · click to add a probe particle", parent)
         self.trajectory: Trajectory | None = None
-        self.worker: FunctionWorker | None = None
-        self.cancel = threading.Event()
         self.sampler = QComboBox()
         self.sampler.addItems(["ddim", "ddpm", "langevin"])
         self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
+        self.steps.setToolTip("DDIM: steps S; Langevin: steps per noise level K; DDPM always takes T steps")
         self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
-        self.model = QComboBox()
-        self.model.addItem("trained", False)
-        self.model.addItem("exact", True)
-        self.model.setToolTip("exact: the exact denoiser of the data, a perfect model that memorises it")
+        self.model = model_choice()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
-        self.compute_button = QPushButton("Sample")
-        self.show_x0 = QCheckBox("show x̂₀")
-        controls = QGridLayout()
-        for i, (label, widget) in enumerate([("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
-                                             ("Model", self.model), ("Points", self.points)]):  # fmt: skip
-            controls.addWidget(QLabel(label), i // 3, 2 * (i % 3))
-            controls.addWidget(widget, i // 3, 2 * (i % 3) + 1)
-        controls.addWidget(self.show_x0, 1, 4)
-        controls.addWidget(self.compute_button, 1, 5)
-        controls.setColumnStretch(6, 1)
-        self.plot = pg.PlotWidget(title="Reverse process (data coordinates)")
-        self.plot.setAspectLocked(True)
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
-        faint = pg.mkColor(DATA_COLOUR)
-        faint.setAlpha(40)
-        self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(faint))
+        self.trails = QSpinBox(minimum=0, maximum=1000, value=30, singleStep=10)
+        self.trails.setToolTip("how many points draw their path so far (0: none)")
+        self.show_x0 = QCheckBox("x̂₀")
+        self.show_x0.setToolTip("the model's prediction of the clean points at this frame")
+        self.show_density = QCheckBox("density")
+        self.clear_probes = QPushButton("Clear probes")
+        for label, widget in [("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
+                              ("Model", self.model), ("Points", self.points), ("Trails", self.trails),
+                              ("", self.show_x0), ("", self.show_density), ("", self.compute_button)]:  # fmt: skip
+            self.add_setting(label, widget, columns_per_row=3)
+        self.timeline.add_widget(self.clear_probes)
+
+        self.density = pg.ImageItem(axisOrder="row-major")
+        self.density.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (86, 30, 140, 210)]))
+        self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 40))
+        self.trail_curve = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 120, 110, width=1), connect="finite")
         self.x0_scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(0, 158, 115, 140))
         self.scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
-        for item in (self.backdrop, self.x0_scatter, self.scatter):
+        for item in (self.density, self.backdrop, self.trail_curve, self.x0_scatter, self.scatter):
             self.plot.addItem(item)
-        self.timeline = Timeline(fps=30)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.timeline)
+        self.extent = (-1.0, 1.0, -1.0, 1.0)
+        self.probes = ProbeLayer(self.plot)
+        self.probe_job = BackgroundJob(self)
+        self.probe_job.done.connect(self._on_probe)
+        self.probe_job.failed.connect(self.state.say)
 
-        self.compute_button.clicked.connect(self.compute)
-        self.show_x0.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
-        self.timeline.frame_changed.connect(self.show_frame)
+        for box in (self.show_x0, self.show_density):
+            box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
+        self.trails.valueChanged.connect(lambda _: self.show_frame(self.timeline.frame))
+        self.clear_probes.clicked.connect(lambda: self.probes.clear())
         state.data_changed.connect(self._on_data_change)
-        state.run_changed.connect(lambda _: self._mark_stale())
         self._on_data_change(state.data)
 
     def _on_data_change(self, data) -> None:
-        self.backdrop.setData(pos=data.points[:3000])
+        self.backdrop.setData(pos=data.points[:BACKDROP_POINTS])
         if len(data) >= 2:  # frame the data (a few far-flung samples of a weak model must not shrink it)
+            self.extent = padded_extent(data.points)
+            x_min, x_max, y_min, y_max = self.extent
             self.plot.disableAutoRange()
-            lo, hi = data.points.min(0), data.points.max(0)
-            pad = 0.6 * (hi - lo).max()
-            self.plot.setRange(xRange=(lo[0] - pad, hi[0] + pad), yRange=(lo[1] - pad, hi[1] + pad))
-        self._mark_stale()
+            self.plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
+            self.probes.arrow_length = 0.08 * (x_max - x_min)
 
-    def _mark_stale(self) -> None:
-        """A new model or new data: the cached trajectory no longer shows them."""
-        if self.trajectory is not None:
-            self.timeline.set_label("stale: press Sample to recompute")
-
-    def compute(self) -> bool:
-        """Sample the whole trajectory in a worker; the view stays responsive and scrubs it when done."""
-        if self.worker is not None or len(self.state.data) < 2:
-            return False
-        run = self.state.run
-        exact = bool(self.model.currentData()) or run is None
+    # --- computing ------------------------------------------------------------------------------------------
+    def sampler_params(self) -> tuple[str, dict]:
         sampler, steps = self.sampler.currentText(), self.steps.value()
         params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
                   "langevin": {"steps_per_level": steps}}[sampler]  # fmt: skip
+        return sampler, params
+
+    def work(self):
+        run = self.state.model_run
+        exact = bool(self.model.currentData()) or run is None
+        sampler, params = self.sampler_params()
+        objective = "ncsn" if sampler == "langevin" else "ddpm"
+        cfg = self.state.train_config
+        schedule = Schedule.make(cfg.schedule, cfg.timesteps)
         points, n = self.state.data.points, self.points.value()
-        cancel = self.cancel = threading.Event()
-        self.worker = FunctionWorker(
-            lambda: reverse_trajectory(
-                run, points, sampler, n=n, exact=exact, callback=lambda _: cancel.is_set(), **params
-            )  # fmt: skip
-        )
-        self.worker.done.connect(self._on_computed)
-        self.worker.failed.connect(self._on_failed)
-        self.compute_button.setEnabled(False)
-        self.timeline.set_label("sampling…")
-        self.worker.start()
+
+        def compute(progress):
+            model = sampling_model(run, points, objective, exact=exact, schedule=schedule)
+            traj = reverse_trajectory(model, sampler, n=n, callback=lambda s: progress(s.i, s.total), **params)
+            return model, sampler, params, traj
+
+        return compute
+
+    def accept(self, result) -> int:
+        self.trajectory = result[3]
+        self.probes.clear()
+        return len(self.trajectory.frames)
+
+    # --- probes ---------------------------------------------------------------------------------------------
+    def probe(self, position: np.ndarray) -> bool:
+        """A particle at ``position`` in the current frame, sampled on from there with the same sampler."""
+        if self.result is None or self.job.busy:
+            return False
+        frame = self.timeline.frame
+        if frame >= self.trajectory.steps:
+            self.state.say("a probe starts before the last frame: scrub back, then click")
+            return False
+        model, sampler, params, _ = self.result
+        seed = 1 + len(self.probes.probes)
+
+        def compute(progress):
+            traj = probe_trajectory(model, sampler, position[None], start=frame, seed=seed, **params)
+            return Probe(traj, trajectory_scores(traj, model))
+
+        self.probe_job.start(compute)
         return True
 
-    def _on_computed(self, trajectory: Trajectory) -> None:
-        self._finish_worker()
-        self.trajectory = trajectory
-        self.timeline.set_count(len(trajectory.frames))
-        self.timeline.slider.setValue(0)
-        self.show_frame(0)
-        self.computed.emit()
-
-    def _on_failed(self, message: str) -> None:
-        self._finish_worker()
-        self.state.say(message)
-        self.timeline.set_label(message)
-
-    def _finish_worker(self) -> None:
-        self.worker.wait()
-        self.worker.deleteLater()
-        self.worker = None
-        self.compute_button.setEnabled(True)
+    def _on_probe(self, probe: Probe) -> None:
+        self.probes.add(probe)
+        self.show_frame(self.timeline.frame)
 
     def shutdown(self) -> None:
-        """Cancel a sampling in flight (the sampler checks after every step) and wait for its thread."""
-        if self.worker is not None:
-            self.cancel.set()
-            self.worker.blockSignals(True)
-            self.worker.wait()
-            self.worker = None
+        self.probe_job.shutdown()
+        super().shutdown()
 
+    # --- drawing and exporting ------------------------------------------------------------------------------
     def show_frame(self, frame: int) -> None:
         traj = self.trajectory
         if traj is None:
             return
-        frame = min(frame, len(traj.frames) - 1)
-        self.scatter.setData(pos=traj.frames[frame])
+        frame = min(frame, traj.steps)
+        points = traj.frames[frame]
+        self.scatter.setData(pos=points)
         self.x0_scatter.setData(pos=traj.x0_hat[frame] if self.show_x0.isChecked() else np.zeros((0, 2)))
+        trails = trail_paths(traj.frames, frame, self.trails.value()) if self.trails.value() else np.zeros((0, 2))
+        self.trail_curve.setData(trails[:, 0], trails[:, 1])
+        self._show_density(points)
+        self.probes.show(frame)
         t = traj.times[frame]
         when = ("clean" if t < 0 else f"t = {int(t)}") if traj.name != "langevin" else f"σ = {t:.3g}"
-        self.timeline.set_label(f"{traj.name} · frame {frame}/{len(traj.frames) - 1} · {when} · {traj.nfe} NFE")
+        self.describe(f"{traj.name} · frame {frame}/{traj.steps} · {when} · {traj.nfe} NFE")
+
+    def _show_density(self, points: np.ndarray) -> None:
+        if not self.show_density.isChecked():
+            self.density.clear()
+            return
+        grid = density_grid(points, self.extent, DENSITY_BINS)
+        occupied = grid[grid > 0]
+        self.density.setImage(grid, levels=(0.0, float(np.percentile(occupied, 99)) if occupied.size else 1.0))
+        x_min, x_max, y_min, y_max = self.extent
+        self.density.setRect(QRectF(x_min, y_min, x_max - x_min, y_max - y_min))
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        return self.trajectory.frames[frame]
+
+    def all_points(self) -> np.ndarray:
+        return self.trajectory.frames

@@ -22,8 +22,23 @@ def class_brushes(labels: np.ndarray | None, default: str = DATA_COLOUR, alpha: 
     return [brushes[int(k) % len(brushes)] for k in labels]
 
 
+def faint_brush(colour: str, alpha: int) -> pg.QtGui.QBrush:
+    c = pg.mkColor(colour)
+    c.setAlpha(alpha)
+    return pg.mkBrush(c)
+
+
 def equal_aspect_plot(title: str = "") -> pg.PlotWidget:
     plot = pg.PlotWidget(title=title)
     plot.setAspectLocked(True)
     plot.showGrid(x=True, y=True, alpha=0.15)
     return plot
+
+
+def corner_caption(plot_item: pg.PlotItem) -> pg.LabelItem:
+    """A line of text pinned to the top-left corner of the plot area (it stays put when the plot pans), so a
+    saved frame says what it shows."""
+    label = pg.LabelItem(justify="left")
+    label.setParentItem(plot_item.getViewBox())
+    label.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(6, 2))
+    return label

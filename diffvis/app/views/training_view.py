@@ -9,7 +9,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from diffvis.app.state import LabState
-from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR
+from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, corner_caption
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.training import N_BUCKETS
 
@@ -27,14 +28,18 @@ def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
     return out
 
 
-class TrainingView(QWidget):
-    """The plots, and a timeline over the preview snapshots: scrub or play to watch the shape emerge."""
+class TrainingView(ExportActions, QWidget):
+    """The plots, and a timeline over the preview snapshots: scrub or play to watch the shape emerge; exports
+    the snapshots (an animation of training)."""
 
     def __init__(self, state: LabState, parent=None):
         super().__init__(parent)
         self.state = state
         self.plots = pg.GraphicsLayoutWidget()
         self.timeline = Timeline(fps=8)
+        self.export_button = export_button()
+        self.timeline.add_widget(self.export_button)
+        self.figure, self.svg_item = self.plots, self.plots.ci
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plots, 1)
@@ -50,6 +55,7 @@ class TrainingView(QWidget):
         self.sample_scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         self.samples_plot.addItem(self.data_scatter)
         self.samples_plot.addItem(self.sample_scatter)
+        self.caption = corner_caption(self.samples_plot)
 
         self.loss_plot = self.plots.addPlot(row=0, col=1, title="Loss")
         self.loss_plot.setLogMode(y=True)
@@ -76,6 +82,7 @@ class TrainingView(QWidget):
         state.progress_changed.connect(self._on_progress_change)
         state.previews_changed.connect(self._on_previews_change)
         self.timeline.frame_changed.connect(self.show_preview)
+        self.export_button.clicked.connect(self.choose_export)
         state.run_changed.connect(self._on_run_change)
         self._on_data_change(state.data)
         self.show_preview(0)
@@ -114,11 +121,25 @@ class TrainingView(QWidget):
         if not previews:
             self.sample_scatter.setData(pos=np.zeros((0, 2)))
             self.timeline.set_label("no samples yet")
+            self.caption.setText("")
             return
         frame = min(frame, len(previews) - 1)
         step, samples = previews[frame]
         self.sample_scatter.setData(pos=samples)
         self.timeline.set_label(f"step {step:,} · snapshot {frame + 1}/{len(previews)}")
+        self.caption.setText(f"step {step:,}")
+
+    def has_content(self) -> bool:
+        return bool(self.state.previews)
+
+    def show_frame(self, frame: int) -> None:
+        self.show_preview(frame)
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        return self.state.previews[frame][1]
+
+    def all_points(self) -> np.ndarray:
+        return np.stack([samples for _, samples in self.state.previews])
 
     def _on_run_change(self, run) -> None:
         """A run opened from disk has no live progress: draw its saved loss history instead."""

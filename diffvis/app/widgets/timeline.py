@@ -49,6 +49,10 @@ class Timeline(QWidget):
         if (self.follow or at_end) and not self.playing:
             self.slider.setValue(self.slider.maximum())
 
+    def add_widget(self, widget: QWidget) -> None:
+        """Put a view's own control (e.g. its export button) at the end of the row."""
+        self.layout().addWidget(widget)
+
     def set_label(self, text: str) -> None:
         self.label.setText(text)
 

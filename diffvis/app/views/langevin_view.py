@@ -1,0 +1,96 @@
+"""Annealed Langevin dynamics (Song & Ermon 2019) animated level by level: the particles, the score arrows of the
+current noise level behind them, and where the run is: level i of L, σ_i, inner step j of K, step size α_i."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
+
+from diffvis.app.state import LabState
+from diffvis.app.views.reverse_view import model_choice
+from diffvis.app.views.scene_view import SceneView
+from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
+from diffvis.app.widgets.quiver import QuiverItem
+from diffvis.core.fields import FieldSeries, field_series, padded_extent
+from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.samplers import langevin_frame
+from diffvis.core.schedules import Schedule
+from diffvis.core.trajectory import Trajectory
+
+
+class LangevinView(SceneView):
+    compute_text = "Sample"
+
+    def __init__(self, state: LabState, parent=None):
+        super().__init__(state, "Annealed Langevin dynamics (data coordinates)", parent)
+        self.trajectory: Trajectory | None = None
+        self.series: FieldSeries | None = None
+        self.model = model_choice()
+        self.model.setItemText(0, "trained (NCSN)")
+        self.model.setItemText(1, "exact score")
+        self.steps = QSpinBox(minimum=1, maximum=1000, value=20)
+        self.steps.setToolTip("K: Langevin steps at each noise level")
+        self.step_size = QDoubleSpinBox(minimum=1e-7, maximum=1e-2, value=5e-5, decimals=7, singleStep=1e-5)
+        self.step_size.setToolTip("ε: the step at the smallest σ; level i steps α_i = ε σ_i² / σ_L²")
+        self.points = QSpinBox(minimum=10, maximum=20_000, value=1000, singleStep=500)
+        self.resolution = QSpinBox(minimum=6, maximum=64, value=20)
+        settings = [("Model", self.model), ("Steps K", self.steps), ("ε", self.step_size), ("Points", self.points),
+                    ("Grid", self.resolution), ("", self.compute_button)]  # fmt: skip
+        for label, widget in settings:
+            self.add_setting(label, widget, columns_per_row=3)
+        self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
+        self.quiver = QuiverItem(width=1.2, alpha=150)
+        self.scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
+        for item in (self.backdrop, self.quiver, self.scatter):
+            self.plot.addItem(item)
+
+    def work(self):
+        run = self.state.model_run
+        exact = bool(self.model.currentData()) or run is None
+        cfg = self.state.train_config
+        schedule = Schedule.make(cfg.schedule, cfg.timesteps)
+        points, n = self.state.data.points, self.points.value()
+        extent, resolution = padded_extent(points), self.resolution.value()
+        params = {"steps_per_level": self.steps.value(), "step_size": self.step_size.value()}
+
+        def compute(progress):
+            model = sampling_model(run, points, "ncsn", exact=exact, schedule=schedule)
+            traj = reverse_trajectory(model, "langevin", n=n, callback=lambda s: progress(s.i, s.total), **params)
+            series = field_series(model, points, extent, resolution=resolution, max_noised=1)
+            return model, traj, series
+
+        return compute
+
+    def accept(self, result) -> int:
+        _, self.trajectory, self.series = result
+        xs, ys = self.series.xs, self.series.ys
+        self.plot.disableAutoRange()
+        self.plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]))
+        self.backdrop.setData(pos=self.state.data.points[:3000])
+        return len(self.trajectory.frames)
+
+    def show_frame(self, frame: int) -> None:
+        traj = self.trajectory
+        if traj is None:
+            return
+        model = self.result[0]
+        frame = min(frame, traj.steps)
+        K, eps = traj.params["steps_per_level"], traj.params["step_size"]
+        where = langevin_frame(model.ladder, K, eps, frame)
+        s = self.series
+        grid = np.stack(np.meshgrid(s.xs, s.ys), axis=-1).reshape(-1, 2)
+        self.quiver.set_field(grid, s.shown[where.level].reshape(-1, 2), 0.9 * float(s.xs[1] - s.xs[0]))
+        self.scatter.setData(pos=traj.frames[frame])
+        if traj.times[frame] == 0:
+            text = "denoised: x + σ_L² s(x, σ_L) (Tweedie)"
+        else:
+            text = (f"level {where.level + 1}/{model.ladder.L} · σ = {where.sigma:.3g} · "
+                    f"step {where.inner}/{K} · α = {where.step_size:.2e}")  # fmt: skip
+        self.describe(f"frame {frame}/{traj.steps} · {text}")
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        return self.trajectory.frames[frame]
+
+    def all_points(self) -> np.ndarray:
+        return self.trajectory.frames

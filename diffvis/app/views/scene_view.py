@@ -1,0 +1,162 @@
+"""The shape every scrubbable diffusion view shares: settings, a plot in data coordinates, a timeline.
+
+What a view shows is computed once in a ``BackgroundJob`` (progress in the timeline's label; the compute button
+cancels while it runs) and then only indexed while scrubbing. When the model or the data changes, the result is
+stale: a visible view recomputes at once, a hidden one when it is next shown. A click on the plot asks the view
+to probe that point. Every view is ``Exportable``: the export button writes PNG, SVG, CSV, NPY, GIF or MP4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from diffvis.app.jobs import BackgroundJob
+from diffvis.app.state import LabState
+from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.style import corner_caption, equal_aspect_plot
+from diffvis.app.widgets.timeline import Timeline
+
+
+class SceneView(ExportActions, QWidget):
+    """Subclasses add their settings with ``add_setting``, and implement ``work`` (the computation, built on the
+    GUI thread from the current settings), ``accept`` (keep a result, return its frame count), ``show_frame``,
+    ``frame_points`` and ``all_points``; ``probe`` is optional."""
+
+    computed = Signal()
+    compute_text = "Compute"
+
+    def __init__(self, state: LabState, title: str, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.result = None
+        self.stale = False
+        self.job = BackgroundJob(self)
+        self.plot = equal_aspect_plot(title)
+        self.figure, self.svg_item = self.plot, self.plot.getPlotItem()
+        self.caption = corner_caption(self.svg_item)
+        self.timeline = Timeline(fps=30)
+        self.compute_button = QPushButton(self.compute_text)
+        self.export_button = export_button()
+        self.settings = QGridLayout()
+        self.settings.setColumnStretch(20, 1)
+        self._settings_count = 0
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.settings)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.timeline)
+        self.timeline.add_widget(self.export_button)
+
+        self.compute_button.clicked.connect(self._on_compute_click)
+        self.export_button.clicked.connect(self.choose_export)
+        self.job.done.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.progressed.connect(lambda i, n: self.timeline.set_label(f"computing… {100 * i // max(n, 1)} %"))
+        self.timeline.frame_changed.connect(self.show_frame)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        state.model_changed.connect(self._on_model_change)
+
+    def add_setting(self, label: str, widget: QWidget, columns_per_row: int = 4) -> None:
+        """Lay settings out in rows of ``columns_per_row`` label–widget pairs."""
+        row, col = divmod(self._settings_count, columns_per_row)
+        if label:
+            self.settings.addWidget(QLabel(label), row, 2 * col, alignment=Qt.AlignmentFlag.AlignRight)
+        self.settings.addWidget(widget, row, 2 * col + 1)
+        self._settings_count += 1
+
+    # --- to implement ---------------------------------------------------------------------------------------
+    def work(self):
+        """A function of ``progress`` computing the result off the GUI thread (raise DiffvisError for users)."""
+        raise NotImplementedError
+
+    def accept(self, result) -> int:
+        raise NotImplementedError
+
+    def show_frame(self, frame: int) -> None:
+        raise NotImplementedError
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def all_points(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self, text: str) -> None:
+        """Say what the current frame shows, in the plot's corner (so exports carry it) and by the slider."""
+        self.caption.setText(text)
+        self.timeline.set_label(text)
+
+    def has_content(self) -> bool:
+        return self.result is not None
+
+    def probe(self, position: np.ndarray) -> bool:
+        """Add a particle at ``position`` (data coordinates); False when this view cannot."""
+        return False
+
+    # --- computing ------------------------------------------------------------------------------------------
+    def compute(self) -> bool:
+        """Start computing from the current settings (cancelling a computation in flight)."""
+        if len(self.state.data) < 2:
+            return False
+        fn = self.work()
+        self.stale = False
+        self.compute_button.setText("Cancel")
+        self.timeline.set_label("computing…")
+        self.job.start(fn)
+        return True
+
+    def _on_compute_click(self) -> None:
+        if self.job.busy:
+            self.job.cancel()
+            self._idle("cancelled")
+        else:
+            self.compute()
+
+    def _on_done(self, result) -> None:
+        self._idle("")
+        self.result = result
+        self.timeline.set_count(self.accept(result))
+        self.timeline.slider.setValue(0)
+        self.show_frame(0)
+        self.computed.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._idle(message)
+        self.state.say(message)
+
+    def _idle(self, label: str) -> None:
+        self.compute_button.setText(self.compute_text)
+        if label:
+            self.timeline.set_label(label)
+
+    def _on_model_change(self) -> None:
+        """A new model or new data: what is shown was computed from the old one."""
+        if self.result is None and not self.job.busy:
+            return
+        self.stale = True
+        if self.isVisible():
+            self.compute()
+        else:
+            self.timeline.set_label("stale: recomputed when shown")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.stale:
+            self.compute()
+
+    def shutdown(self) -> None:
+        """Cancel a computation in flight (it checks after every step) and wait for its thread."""
+        self.job.shutdown()
+
+    # --- probing ---------------------------------------------------------------------------------------------
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        view_box = self.plot.getPlotItem().vb
+        if not view_box.sceneBoundingRect().contains(event.scenePos()):
+            return
+        point = view_box.mapSceneToView(event.scenePos())
+        if self.probe(np.array([point.x(), point.y()])):
+            event.accept()

@@ -1,0 +1,167 @@
+"""The score field: arrows of the learned score ∇ log p_t on a grid at the current t (or σ for NCSN), over the
+data noised to that level; the exact score of the noised data as an overlay, and a heatmap of how far the
+learned score is from it. A click adds a probe that follows the field down to t = 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QCheckBox, QSpinBox
+
+from diffvis.app.jobs import BackgroundJob
+from diffvis.app.state import LabState
+from diffvis.app.views.probes import Probe, ProbeLayer
+from diffvis.app.views.reverse_view import model_choice
+from diffvis.app.views.scene_view import SceneView
+from diffvis.app.views.style import SAMPLE_COLOUR, faint_brush
+from diffvis.app.widgets.quiver import QuiverItem
+from diffvis.core.fields import FieldSeries, field_series, padded_extent, trajectory_scores
+from diffvis.core.pipeline import probe_trajectory, sampling_model
+from diffvis.core.run import SamplingModel
+from diffvis.core.schedules import Schedule
+
+PROBE_STEPS_PER_LEVEL = 20
+
+
+def level_label(model: SamplingModel, level: float) -> str:
+    if model.objective == "ncsn":
+        return f"σ = {level:.3g}"
+    return f"t = {int(level)} · ᾱ = {model.schedule.alphas_cumprod[int(level)]:.4f}"
+
+
+class ScoreView(SceneView):
+    def __init__(self, state: LabState, parent=None):
+        super().__init__(state, "Score field ∇ log p (data coordinates) · click to add a probe", parent)
+        self.series: FieldSeries | None = None
+        self.model = model_choice()
+        self.resolution = QSpinBox(minimum=6, maximum=64, value=24)
+        self.resolution.setToolTip("arrows per side of the grid")
+        self.levels = QSpinBox(minimum=2, maximum=1000, value=50)
+        self.levels.setToolTip("DDPM: how many timesteps from T − 1 to 0 the slider visits (NCSN: its σ ladder)")
+        self.show_exact = QCheckBox("exact score")
+        self.show_exact.setToolTip("the exact score of the noised data set, in red")
+        self.show_error = QCheckBox("error heatmap")
+        self.show_error.setToolTip("‖learned − exact‖ / ‖exact‖ per grid cell, from 0 (white) to 1 or more (dark)")
+        self.show_samples = QCheckBox("noised data")
+        self.show_samples.setChecked(True)
+        for label, widget in [("Model", self.model), ("Grid", self.resolution), ("Levels", self.levels),
+                              ("", self.show_exact), ("", self.show_error), ("", self.show_samples),
+                              ("", self.compute_button)]:  # fmt: skip
+            self.add_setting(label, widget, columns_per_row=3)
+
+        self.error_image = pg.ImageItem(axisOrder="row-major")
+        self.error_image.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (120, 20, 60, 200)]))
+        self.samples = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(SAMPLE_COLOUR, 90))
+        self.quiver = QuiverItem()
+        self.exact_quiver = QuiverItem(width=1.2, colour="#d0453a", alpha=200)
+        for item in (self.error_image, self.samples, self.quiver, self.exact_quiver):
+            self.plot.addItem(item)
+        self.probes = ProbeLayer(self.plot)
+        self.probe_job = BackgroundJob(self)
+        self.probe_job.done.connect(self._on_probe)
+        self.probe_job.failed.connect(self.state.say)
+        for box in (self.show_exact, self.show_error, self.show_samples):
+            box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
+
+    # --- computing ------------------------------------------------------------------------------------------
+    def work(self):
+        run = self.state.model_run
+        exact = bool(self.model.currentData()) or run is None
+        objective = run.objective if run is not None else self.state.model_config.objective
+        cfg = self.state.train_config
+        schedule = Schedule.make(cfg.schedule, cfg.timesteps)
+        points = self.state.data.points
+        extent = padded_extent(points)
+        resolution, frames = self.resolution.value(), self.levels.value()
+
+        def compute(progress):
+            model = sampling_model(run, points, objective, exact=exact, schedule=schedule)
+            series = field_series(model, points, extent, resolution=resolution, frames=frames, cancelled=progress)
+            return model, series
+
+        return compute
+
+    def accept(self, result) -> int:
+        self.series = result[1]
+        xs, ys = self.series.xs, self.series.ys
+        self.plot.disableAutoRange()
+        self.plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]))
+        self.probes.arrow_length = 1.5 * self.spacing
+        self.probes.clear()
+        return len(self.series.times)
+
+    @property
+    def spacing(self) -> float:
+        """The grid's spacing: the longest arrow."""
+        return float(self.series.xs[1] - self.series.xs[0])
+
+    # --- probes ---------------------------------------------------------------------------------------------
+    def probe(self, position: np.ndarray) -> bool:
+        """A particle placed at this level that follows the model down: DDIM with η = 0 over the slider's
+        timesteps (the probability-flow path), or annealed Langevin from this σ for NCSN."""
+        if self.result is None or self.job.busy:
+            return False
+        model, series = self.result
+        frame = self.timeline.frame
+        seed = 1 + len(self.probes.probes)
+
+        def compute(progress):
+            if model.objective == "ddpm":
+                params = {"steps": len(series.times), "eta": 0.0, "spacing": "linspace"}
+                traj = probe_trajectory(model, "ddim", position[None], start=frame, seed=seed, **params)
+                return Probe(traj, trajectory_scores(traj, model))
+            K = PROBE_STEPS_PER_LEVEL
+            traj = probe_trajectory(model, "langevin", position[None], start=frame * K, seed=seed,
+                                    steps_per_level=K)  # fmt: skip
+            at_levels = np.append(np.arange(len(series.times)) * K, traj.steps)  # the frame entering each level
+            return Probe(traj.take(at_levels), trajectory_scores(traj, model)[at_levels])
+
+        self.probe_job.start(compute)
+        return True
+
+    def _on_probe(self, probe: Probe) -> None:
+        self.probes.add(probe)
+        self.show_frame(self.timeline.frame)
+
+    def shutdown(self) -> None:
+        self.probe_job.shutdown()
+        super().shutdown()
+
+    # --- drawing and exporting ------------------------------------------------------------------------------
+    def show_frame(self, frame: int) -> None:
+        if self.series is None:
+            return
+        model, series = self.result
+        frame = min(frame, len(series.times) - 1)
+        grid = np.stack(np.meshgrid(series.xs, series.ys), axis=-1).reshape(-1, 2)
+        self.quiver.set_field(grid, series.shown[frame].reshape(-1, 2), 0.9 * self.spacing)
+        if self.show_exact.isChecked():
+            self.exact_quiver.set_field(grid, series.exact[frame].reshape(-1, 2), 0.9 * self.spacing)
+        else:
+            self.exact_quiver.clear_field()
+        self._show_error(frame)
+        self.samples.setData(pos=series.noised[frame] if self.show_samples.isChecked() else np.zeros((0, 2)))
+        self.probes.show(frame)
+        lo, hi = self.quiver.magnitude_range
+        error = np.median(series.relative_error(frame))
+        text = f"{level_label(model, series.times[frame])} · |score| {lo:.2g} … {hi:.2g}"
+        if series.learned is not None:
+            text += f" · median error vs exact {error:.2f}"
+        self.describe(text)
+
+    def _show_error(self, frame: int) -> None:
+        if not self.show_error.isChecked() or self.series.learned is None:
+            self.error_image.clear()
+            return
+        s = self.series
+        self.error_image.setImage(np.clip(s.relative_error(frame), 0.0, 1.0), levels=(0.0, 1.0))
+        half = self.spacing / 2
+        self.error_image.setRect(QRectF(s.xs[0] - half, s.ys[0] - half, s.xs[-1] - s.xs[0] + 2 * half,
+                                        s.ys[-1] - s.ys[0] + 2 * half))  # fmt: skip
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        return self.series.noised[frame]
+
+    def all_points(self) -> np.ndarray:
+        return self.series.noised
