@@ -256,8 +256,9 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
 
 
 def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
-    """Frames per second while the slider sweeps a cached n-point trajectory in the reverse view (each frame
-    drawn and painted), next to a bare pyqtgraph scatter that only sets the points and paints."""
+    """Frames per second while the slider sweeps a cached n-point trajectory in the reverse view, each frame
+    drawn and rendered (``grab``: offscreen, ``repaint`` paints nothing), next to a bare pyqtgraph scatter that
+    only sets the points and renders."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
@@ -289,12 +290,12 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     def sweep_view() -> None:
         for k in range(frames):
             view.timeline.slider.setValue(k)
-            view.plot.viewport().repaint()
+            view.plot.grab()
 
     def sweep_bare() -> None:
         for k in range(frames):
             scatter.setData(pos=traj.frames[k])
-            bare.viewport().repaint()
+            bare.grab()
 
     for overlays in (False, True):
         view.show_x0.setChecked(overlays)

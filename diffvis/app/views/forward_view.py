@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
-from diffvis.app.views.style import corner_caption
+from diffvis.app.views.style import corner_caption, equal_aspect_plot
+from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.forward import prior_gap, q_sample
@@ -38,11 +39,9 @@ class ForwardView(ExportActions, QWidget):
         self.schedule: Schedule | None = None
         self.x0 = self.eps = np.zeros((0, 2))
         self.brushes: list = []
-        self.points_plot = pg.PlotWidget(title="x_t (standardised coordinates)")
-        self.points_plot.setAspectLocked(True)
-        self.points_plot.showGrid(x=True, y=True, alpha=0.15)
+        self.points_plot = equal_aspect_plot("x_t (standardised coordinates)")
         self.points_plot.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5))
-        self.scatter = pg.ScatterPlotItem(size=3, pen=None)
+        self.scatter = MovingScatter(size=3, pen=None)
         self.points_plot.addItem(self.scatter)
         self.caption = corner_caption(self.points_plot.getPlotItem())
         self.schedule_plots = pg.GraphicsLayoutWidget()
@@ -101,6 +100,7 @@ class ForwardView(ExportActions, QWidget):
             self.x0 = np.zeros((0, 2))
         self.eps = np.random.default_rng(NOISE_SEED).standard_normal(self.x0.shape)
         self.brushes = position_brushes(self.x0)
+        self.scatter.setData(pos=self.x0, brush=self.brushes)
         self._update_warning()
         self.show_frame(self.timeline.frame)
 
@@ -136,10 +136,7 @@ class ForwardView(ExportActions, QWidget):
         if self.schedule is None:
             return
         frame = min(frame, self.schedule.T)
-        if len(self.x0):
-            self.scatter.setData(pos=self.frame_points(frame), brush=self.brushes)
-        else:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+        self.scatter.move_to(self.frame_points(frame))
         for cursor in self.cursors:
             cursor.setValue(frame)
         text = f"t = {frame} / {self.schedule.T} · ᾱ = {self.abar(frame):.4f}"

@@ -11,6 +11,7 @@ from diffvis.app.state import LabState
 from diffvis.app.views.reverse_view import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
+from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.fields import FieldSeries, field_series, padded_extent
 from diffvis.core.pipeline import reverse_trajectory, sampling_model
@@ -31,7 +32,8 @@ class LangevinView(SceneView):
         self.model.setItemText(1, "exact score")
         self.steps = QSpinBox(minimum=1, maximum=1000, value=20)
         self.steps.setToolTip("K: Langevin steps at each noise level")
-        self.step_size = QDoubleSpinBox(minimum=1e-7, maximum=1e-2, value=5e-5, decimals=7, singleStep=1e-5)
+        self.step_size = QDoubleSpinBox(decimals=7, minimum=1e-7, maximum=1e-2, singleStep=1e-5)
+        self.step_size.setValue(5e-5)  # after the decimals: a value set first is rounded to the default two
         self.step_size.setToolTip("ε: the step at the smallest σ; level i steps α_i = ε σ_i² / σ_L²")
         self.points = QSpinBox(minimum=10, maximum=20_000, value=1000, singleStep=500)
         self.resolution = QSpinBox(minimum=6, maximum=64, value=20)
@@ -41,7 +43,7 @@ class LangevinView(SceneView):
             self.add_setting(label, widget, columns_per_row=3)
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
         self.quiver = QuiverItem(width=1.2, alpha=150)
-        self.scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
+        self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         for item in (self.backdrop, self.quiver, self.scatter):
             self.plot.addItem(item)
 
@@ -81,7 +83,7 @@ class LangevinView(SceneView):
         s = self.series
         grid = np.stack(np.meshgrid(s.xs, s.ys), axis=-1).reshape(-1, 2)
         self.quiver.set_field(grid, s.shown[where.level].reshape(-1, 2), 0.9 * float(s.xs[1] - s.xs[0]))
-        self.scatter.setData(pos=traj.frames[frame])
+        self.scatter.move_to(traj.frames[frame])
         if traj.times[frame] == 0:
             text = "denoised: x + σ_L² s(x, σ_L) (Tweedie)"
         else:

@@ -14,6 +14,7 @@ from diffvis.app.state import LabState
 from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
+from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
 from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
 from diffvis.core.schedules import Schedule
@@ -71,8 +72,8 @@ class ReverseView(SceneView):
         self.density.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (86, 30, 140, 210)]))
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 40))
         self.trail_curve = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 120, 110, width=1), connect="finite")
-        self.x0_scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(0, 158, 115, 140))
-        self.scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
+        self.x0_scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(0, 158, 115, 140))
+        self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         for item in (self.density, self.backdrop, self.trail_curve, self.x0_scatter, self.scatter):
             self.plot.addItem(item)
         self.extent = (-1.0, 1.0, -1.0, 1.0)
@@ -159,8 +160,8 @@ class ReverseView(SceneView):
             return
         frame = min(frame, traj.steps)
         points = traj.frames[frame]
-        self.scatter.setData(pos=points)
-        self.x0_scatter.setData(pos=traj.x0_hat[frame] if self.show_x0.isChecked() else np.zeros((0, 2)))
+        self.scatter.move_to(points)
+        self.x0_scatter.move_to(traj.x0_hat[frame] if self.show_x0.isChecked() else np.zeros((0, 2)))
         trails = trail_paths(traj.frames, frame, self.trails.value()) if self.trails.value() else np.zeros((0, 2))
         self.trail_curve.setData(trails[:, 0], trails[:, 1])
         self._show_density(points)

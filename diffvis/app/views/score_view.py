@@ -15,6 +15,7 @@ from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.reverse_view import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, faint_brush
+from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.fields import FieldSeries, field_series, padded_extent, trajectory_scores
 from diffvis.core.pipeline import probe_trajectory, sampling_model
@@ -52,7 +53,7 @@ class ScoreView(SceneView):
 
         self.error_image = pg.ImageItem(axisOrder="row-major")
         self.error_image.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (120, 20, 60, 200)]))
-        self.samples = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(SAMPLE_COLOUR, 90))
+        self.samples = MovingScatter(size=3, pen=None, brush=faint_brush(SAMPLE_COLOUR, 90))
         self.quiver = QuiverItem()
         self.exact_quiver = QuiverItem(width=1.2, colour="#d0453a", alpha=200)
         for item in (self.error_image, self.samples, self.quiver, self.exact_quiver):
@@ -141,7 +142,7 @@ class ScoreView(SceneView):
         else:
             self.exact_quiver.clear_field()
         self._show_error(frame)
-        self.samples.setData(pos=series.noised[frame] if self.show_samples.isChecked() else np.zeros((0, 2)))
+        self.samples.move_to(series.noised[frame] if self.show_samples.isChecked() else np.zeros((0, 2)))
         self.probes.show(frame)
         lo, hi = self.quiver.magnitude_range
         error = np.median(series.relative_error(frame))

@@ -1,8 +1,8 @@
 """Arrows for a vector field, drawn with a few line items (pyqtgraph has no quiver).
 
 Each arrow points along its vector; its length grows with the magnitude up to ``length`` (reached at the 90th
-percentile, so a few huge vectors far from the data do not shrink the rest) and its colour runs through plasma
-(dark blue to orange) with the log-magnitude, in ``BINS`` bands: one PlotCurveItem per band, drawn as
+percentile, so a few huge vectors far from the data do not shrink the rest) and its colour runs through viridis
+(dark purple to green) with the log-magnitude, in ``BINS`` bands: one PlotCurveItem per band, drawn as
 disconnected segment pairs.
 """
 
@@ -22,7 +22,7 @@ class QuiverItem(pg.ItemGroup):
 
     def __init__(self, width: float = 1.5, alpha: int = 220, colour: str | None = None):
         super().__init__()
-        colours = pg.colormap.get("plasma").getLookupTable(0.0, 0.85, BINS, alpha=False)
+        colours = pg.colormap.get("viridis").getLookupTable(0.0, 0.8, BINS, alpha=False)
         self.curves = []
         for rgb in colours:
             c = pg.mkColor(colour) if colour is not None else pg.mkColor(*map(int, rgb))
