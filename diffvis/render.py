@@ -18,9 +18,10 @@ def cmd_render(args) -> int:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.export import export_view
+    from diffvis.app.export import check_export_target, export_view
     from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
 
+    check_export_target(args.out, fps=args.fps, max_frames=args.max_frames)
     app = QApplication.instance() or QApplication(["diffvis"])
     quiet_offscreen_warnings()
     configure_pyqtgraph(app)
@@ -32,6 +33,8 @@ def cmd_render(args) -> int:
         bar = ProgressBar()
         if hasattr(view, "compute"):
             _compute(view, bar)
+        if args.probe:
+            _add_probes(view, args.probe, args.probe_frame)
         last = view.frame_count() - 1
         view.timeline.slider.setValue(last if args.frame is None else min(max(args.frame, 0), last))
         frames = export_view(view, args.out, fps=args.fps, max_frames=args.max_frames,
@@ -107,3 +110,22 @@ def _compute(view, bar: ProgressBar) -> None:
     loop.exec()
     if failures:
         raise DiffvisError(failures[0])
+
+
+def _add_probes(view, positions: list[list[float]], frame: int) -> None:
+    """Place probe particles at ``frame``, one after another, waiting for each one's trajectory."""
+    import numpy as np
+    from PySide6.QtCore import QEventLoop
+
+    if not hasattr(view, "probes"):
+        raise ConfigError("--probe needs the reverse or score view")
+    view.timeline.slider.setValue(frame)
+    loop, failures = QEventLoop(), []
+    view.probe_job.done.connect(loop.quit)
+    view.probe_job.failed.connect(lambda message: (failures.append(message), loop.quit()))
+    for position in positions:
+        if not view.probe(np.asarray(position, dtype=float)):
+            raise ConfigError(f"no probe can start at frame {frame}: use a frame before the last")
+        loop.exec()
+        if failures:
+            raise DiffvisError(failures[0])

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -10,3 +11,14 @@ def _user_dirs(tmp_path, monkeypatch):
     """Settings and runs go to per-test folders, never the user's own (platformdirs reads XDG_* on Linux)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two CPU cores shared with the GUI thread (and other jobs): torch's spinning OpenMP pool can slow tiny
+    tensors tenfold, so tests that train and sample tiny models in the app use one intra-op thread (as the app's
+    training worker does)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -127,10 +127,7 @@ def export_view(
     it showed before. Bad arguments raise ``ConfigError`` before anything is drawn; a file that cannot be written
     raises ``DiffvisError``."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        allowed = ", ".join(EXPORT_SUFFIXES)
-        raise ConfigError(f"{path.name}: cannot export to {suffix or 'a file without a suffix'}; use {allowed}")
+    suffix = check_export_target(path, fps=fps, max_frames=max_frames)
     if view.frame_count() < 1:
         raise ConfigError("nothing to export: the view has no frames yet")
     if suffix == ".csv":
@@ -143,6 +140,21 @@ def export_view(
     except OSError as e:
         raise DiffvisError(f"{path}: cannot be written ({e.strerror or e})") from None
     return count
+
+
+def check_export_target(path: str | os.PathLike, *, fps: float = 30, max_frames: int = 300) -> str:
+    """Refuse, with ``ConfigError``, an export that cannot succeed (unknown suffix; for an animation, fps out of
+    range or fewer than 2 frames), before anything is computed or drawn; returns the lower-case suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        allowed = ", ".join(EXPORT_SUFFIXES)
+        raise ConfigError(f"{path.name}: cannot export to {suffix or 'a file without a suffix'}; use {allowed}")
+    if suffix in (".gif", ".mp4"):
+        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            raise ConfigError(f"fps must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fps:g}")
+        animation_frames(2, max_frames)  # raises for max_frames < 2
+    return suffix
 
 
 def _encode(
@@ -158,8 +170,6 @@ def _encode(
         buffer = io.BytesIO()
         np.save(buffer, points, allow_pickle=False)
         return buffer.getvalue(), len(points)
-    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
-        raise ConfigError(f"fps must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fps:g}")
     indices = animation_frames(view.frame_count(), max_frames)
     encode = encode_gif if suffix == ".gif" else encode_mp4
     with closing(_grab_frames(view, indices, progress)) as frames:  # closing it shows the previous frame again

@@ -85,7 +85,7 @@ Extent = tuple[float, float, float, float]
 NOISE_SEED = 1234
 
 
-def padded_extent(points: np.ndarray, pad: float = 0.6) -> Extent:
+def padded_extent(points: np.ndarray, pad: float = 0.3) -> Extent:
     """(x_min, x_max, y_min, y_max): the points' bounding box grown by ``pad`` × its longer side on every side."""
     lo, hi = points.min(0), points.max(0)
     margin = pad * float((hi - lo).max())

@@ -391,7 +391,7 @@ def test_probe_trajectory_at_frame_0_places_ddim_particles_at_the_positions():
 def test_padded_extent_by_hand():
     pts = np.array([[0.0, 0.0], [2.0, 1.0], [1.0, 0.5]])
     assert padded_extent(pts, 0.5) == pytest.approx((-1.0, 3.0, -1.0, 2.0))
-    assert padded_extent(pts) == pytest.approx((-1.2, 3.2, -1.2, 2.2))
+    assert padded_extent(pts) == pytest.approx((-0.6, 2.6, -0.6, 1.6))
     assert padded_extent(pts, 0.0) == pytest.approx((0.0, 2.0, 0.0, 1.0))
 
 

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.trajectory import Trajectory
 
-PROBE_COLOUR = "#CC79A7"
+PROBE_COLOUR = "#1a1a1a"  # near-black: apart from every colour the views use for points and arrows
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class ProbeLayer:
         self.probes: list[Probe] = []
         self.arrow_length = arrow_length
         self.path = pg.PlotCurveItem(pen=pg.mkPen(PROBE_COLOUR, width=2), connect="finite")
-        self.x0 = pg.ScatterPlotItem(size=11, pen=pg.mkPen(PROBE_COLOUR, width=2), brush=None, symbol="o")
-        self.marker = pg.ScatterPlotItem(size=12, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(PROBE_COLOUR),
+        self.x0 = pg.ScatterPlotItem(size=13, pen=pg.mkPen(PROBE_COLOUR, width=2), brush=pg.mkBrush(255, 255, 255, 160),
+                                     symbol="o")  # fmt: skip
+        self.marker = pg.ScatterPlotItem(size=16, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(PROBE_COLOUR),
                                          symbol="star")  # fmt: skip
         self.arrows = QuiverItem(width=2.5, colour=PROBE_COLOUR)
         for item in (self.path, self.arrows, self.x0, self.marker):

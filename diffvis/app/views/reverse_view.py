@@ -9,7 +9,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QPushButton, QSpinBox
 
-from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
 from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.scene_view import SceneView
@@ -47,7 +46,8 @@ class ReverseView(SceneView):
     compute_text = "Sample"
 
     def __init__(self, state: LabState, parent=None):
-        super().__init__(state, "Reverse process (data coordinates) · click to add a probe particle", parent)
+        super().__init__(state, "Reverse process (data coordinates)", parent)
+        self.plot.setToolTip("Click to add a probe particle at this frame")
         self.trajectory: Trajectory | None = None
         self.sampler = QComboBox()
         self.sampler.addItems(["ddim", "ddpm", "langevin"])
@@ -78,9 +78,6 @@ class ReverseView(SceneView):
             self.plot.addItem(item)
         self.extent = (-1.0, 1.0, -1.0, 1.0)
         self.probes = ProbeLayer(self.plot)
-        self.probe_job = BackgroundJob(self)
-        self.probe_job.done.connect(self._on_probe)
-        self.probe_job.failed.connect(self.state.say)
 
         for box in (self.show_x0, self.show_density):
             box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
@@ -144,14 +141,6 @@ class ReverseView(SceneView):
 
         self.probe_job.start(compute)
         return True
-
-    def _on_probe(self, probe: Probe) -> None:
-        self.probes.add(probe)
-        self.show_frame(self.timeline.frame)
-
-    def shutdown(self) -> None:
-        self.probe_job.shutdown()
-        super().shutdown()
 
     # --- drawing and exporting ------------------------------------------------------------------------------
     def show_frame(self, frame: int) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.timeline import Timeline
 
@@ -33,6 +34,8 @@ class SceneView(ExportActions, QWidget):
         self.result = None
         self.stale = False
         self.job = BackgroundJob(self)
+        self.probe_job = BackgroundJob(self)  # one probe particle's trajectory at a time
+        self.probes: ProbeLayer | None = None  # set by views that take probes
         self.plot = equal_aspect_plot(title)
         self.figure, self.svg_item = self.plot, self.plot.getPlotItem()
         self.caption = corner_caption(self.svg_item)
@@ -53,6 +56,8 @@ class SceneView(ExportActions, QWidget):
         self.export_button.clicked.connect(self.choose_export)
         self.job.done.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
+        self.probe_job.done.connect(self._on_probe)
+        self.probe_job.failed.connect(self.state.say)
         self.job.progressed.connect(lambda i, n: self.timeline.set_label(f"computing… {100 * i // max(n, 1)} %"))
         self.timeline.frame_changed.connect(self.show_frame)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
@@ -101,6 +106,7 @@ class SceneView(ExportActions, QWidget):
         if len(self.state.data) < 2:
             return False
         fn = self.work()
+        self.probe_job.cancel()  # a probe of the old result must not land on the new one
         self.stale = False
         self.compute_button.setText("Cancel")
         self.timeline.set_label("computing…")
@@ -147,10 +153,15 @@ class SceneView(ExportActions, QWidget):
             self.compute()
 
     def shutdown(self) -> None:
-        """Cancel a computation in flight (it checks after every step) and wait for its thread."""
+        """Cancel the computations in flight (they check after every step) and wait for their threads."""
+        self.probe_job.shutdown()
         self.job.shutdown()
 
     # --- probing ---------------------------------------------------------------------------------------------
+    def _on_probe(self, probe: Probe) -> None:
+        self.probes.add(probe)
+        self.show_frame(self.timeline.frame)
+
     def _on_click(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or event.double():
             return

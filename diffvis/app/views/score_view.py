@@ -9,7 +9,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QCheckBox, QSpinBox
 
-from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
 from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.reverse_view import model_choice
@@ -33,7 +32,8 @@ def level_label(model: SamplingModel, level: float) -> str:
 
 class ScoreView(SceneView):
     def __init__(self, state: LabState, parent=None):
-        super().__init__(state, "Score field ∇ log p (data coordinates) · click to add a probe", parent)
+        super().__init__(state, "Score field ∇ log p_t (data coordinates)", parent)
+        self.plot.setToolTip("Click to add a probe particle that follows the model from this level")
         self.series: FieldSeries | None = None
         self.model = model_choice()
         self.resolution = QSpinBox(minimum=6, maximum=64, value=24)
@@ -59,9 +59,6 @@ class ScoreView(SceneView):
         for item in (self.error_image, self.samples, self.quiver, self.exact_quiver):
             self.plot.addItem(item)
         self.probes = ProbeLayer(self.plot)
-        self.probe_job = BackgroundJob(self)
-        self.probe_job.done.connect(self._on_probe)
-        self.probe_job.failed.connect(self.state.say)
         for box in (self.show_exact, self.show_error, self.show_samples):
             box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
 
@@ -120,14 +117,6 @@ class ScoreView(SceneView):
 
         self.probe_job.start(compute)
         return True
-
-    def _on_probe(self, probe: Probe) -> None:
-        self.probes.add(probe)
-        self.show_frame(self.timeline.frame)
-
-    def shutdown(self) -> None:
-        self.probe_job.shutdown()
-        super().shutdown()
 
     # --- drawing and exporting ------------------------------------------------------------------------------
     def show_frame(self, frame: int) -> None:

@@ -1,0 +1,157 @@
+"""`diffvis render`: the app's views drawn headless and exported, each format read back with an independent reader,
+and bad inputs refused with one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffvis.cli import main
+from diffvis.core.checkpoint import load_run
+from diffvis.core.datasets import Normaliser
+from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.pointfiles import load_points
+from diffvis.core.schedules import SigmaLadder, max_pairwise_distance
+from diffvis.core.sources import run_points
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, one_torch_thread):
+    """A tiny ddpm run trained once through `diffvis train`."""
+    out = tmp_path_factory.mktemp("render") / "RUN"
+    argv = ["train", "--data", "moons", "--n", "300", "--steps", "60", "--width", "16", "--depth", "1",
+            "--batch", "64", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(argv) == 0, stderr.getvalue()
+    return out
+
+
+@pytest.fixture
+def moons(tmp_path, capsys):
+    path = tmp_path / "moons.csv"
+    assert main(["data", "moons", "--n", "200", "--seed", "1", "--out", str(path)]) == 0
+    capsys.readouterr()
+    return path
+
+
+def render(capsys, qapp, *argv):
+    """Run `diffvis render argv` in-process; returns (exit status, stdout, stderr)."""
+    rc = main(["render", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_user_error(rc, err, fragment):
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("diffvis: error: ") and "Traceback" not in err
+    assert fragment.lower() in lines[0].lower(), err
+
+
+def test_forward_view_renders_a_png(moons, tmp_path, capsys, qapp):
+    out = tmp_path / "f.png"
+    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "forward", "--out", out)
+    assert rc == 0, err
+    assert f"wrote 1 frame of the forward view to {out}" in stdout
+    with Image.open(out) as png:
+        assert png.format == "PNG"
+        width, height = png.size
+        assert 200 <= width <= 960 and 150 <= height <= 720
+        assert len(np.unique(np.asarray(png.convert("RGB")).reshape(-1, 3), axis=0)) > 3  # not a blank picture
+
+
+def test_reverse_view_renders_a_gif_of_every_step(moons, tmp_path, capsys, qapp):
+    out = tmp_path / "r.gif"
+    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "reverse", "--steps", "10", "--points", "100",
+                             "--out", out)  # fmt: skip
+    assert rc == 0, err
+    assert f"wrote 11 frames of the reverse view to {out}" in stdout
+    with Image.open(out) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 11
+        assert 200 <= gif.size[0] <= 960 and 150 <= gif.size[1] <= 720
+
+
+def test_score_view_renders_an_mp4_of_every_level(moons, tmp_path, capsys, qapp):
+    out = tmp_path / "s.mp4"
+    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "score", "--out", out)
+    assert rc == 0, err
+    assert f"wrote 50 frames of the score view to {out}" in stdout  # the view's default: 50 levels
+    with av.open(str(out)) as container:
+        frames = [f for f in container.decode(video=0)]
+    assert len(frames) == 50
+    assert frames[0].width % 2 == 0 and frames[0].height % 2 == 0
+
+
+def test_langevin_view_renders_every_frame_as_npy(moons, tmp_path, capsys, qapp):
+    out = tmp_path / "l.npy"
+    rc, _, err = render(capsys, qapp, "--ideal", moons, "--view", "langevin", "--steps", "2", "--points", "30",
+                        "--out", out)  # fmt: skip
+    assert rc == 0, err
+    points = load_points(moons).points
+    L = SigmaLadder.geometric(max_pairwise_distance(Normaliser.fit(points).to_std(points))).L
+    frames = np.load(out)
+    assert frames.shape == (L * 2 + 2, 30, 2) and np.isfinite(frames).all()
+    gaps = np.linalg.norm(frames[-1][:, None] - points[None], axis=2).min(1)
+    assert np.median(gaps) < 0.1  # the exact score draws the data back
+
+
+def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsys, qapp):
+    out = tmp_path / "r.csv"
+    rc, stdout, err = render(capsys, qapp, "--run", run_dir, "--view", "reverse", "--frame", "3", "--steps", "10",
+                             "--points", "200", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    assert f"wrote 1 frame of the reverse view to {out}" in stdout
+    run = load_run(run_dir)
+    points, _ = run_points(run.data)
+    model = sampling_model(run, points.points, "ddpm")
+    expected = reverse_trajectory(model, "ddim", n=200, seed=0, steps=10, eta=0.0)
+    got = load_points(out).points
+    assert got.shape == (200, 2)
+    np.testing.assert_allclose(got, expected.frames[3], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got, expected.frames[4], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--ideal", "{moons}", "--view", "forward", "--out", "{t}/x.jpg"], ".jpg"),
+        (["--run", "{t}/nowhere", "--view", "reverse", "--out", "{t}/x.png"], "nowhere"),
+        (["--ideal", "{moons}", "--view", "forward", "--size", "10x10", "--out", "{t}/x.png"], "200x150"),
+        (["--ideal", "{moons}", "--view", "forward", "--size", "big", "--out", "{t}/x.png"], "WIDTHxHEIGHT"),
+        (["--ideal", "{moons}", "--view", "forward", "--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
+        (["--run", "{run}", "--view", "langevin", "--steps", "2", "--points", "20", "--out", "{t}/x.npy"], "ncsn"),
+    ],
+    ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1", "langevin-of-ddpm"],
+)
+def test_bad_input_is_one_line_and_status_2(argv, fragment, moons, run_dir, tmp_path, capsys, qapp):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc, stdout, err = render(capsys, qapp, *[a.format(moons=moons, run=run_dir, t=out_dir) for a in argv])
+    assert_user_error(rc, err, fragment)
+    assert "wrote" not in stdout
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--out", "{t}/x.jpg"], ".jpg"),
+        (["--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
+    ],
+    ids=["jpg", "max-frames-1"],
+)
+def test_bad_output_is_refused_before_computing(argv, fragment, moons, tmp_path, capsys, qapp):
+    base = ["--ideal", moons, "--view", "reverse", "--steps", "10", "--points", "50"]
+    rc, _, err = render(capsys, qapp, *base, *[a.format(t=tmp_path) for a in argv])
+    assert rc == 2 and fragment in err  # refused, as with the forward view, which computes nothing ...
+    assert "computing" not in err  # ... but only after sampling the whole trajectory
+    assert_user_error(rc, err, fragment)
