@@ -125,8 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trails", type=int, default=30, help="points that draw their paths (reverse view)")
     p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
     p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
-    p.add_argument("--probe", type=float, nargs=2, action="append", metavar=("X", "Y"),
-                   help="add a probe particle at X Y (data coordinates; repeatable; reverse and score views)")
+    p.add_argument(
+        "--probe",
+        type=float,
+        nargs=2,
+        action="append",
+        metavar=("X", "Y"),
+        help="add a probe particle at X Y (data coordinates; repeatable; reverse and score views)",
+    )
     p.add_argument("--probe-frame", type=int, default=0, help="the frame the probes start at (default 0)")
     p.add_argument("--exact-overlay", action="store_true", help="overlay the exact score (score view)")
     p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")

@@ -78,9 +78,9 @@ def _make_view(args, state):
     from diffvis.app.views.reverse_view import ReverseView
     from diffvis.app.views.score_view import ScoreView
 
-    view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView}[
-        args.view
-    ](state)
+    view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView}[args.view](
+        state
+    )
     if args.view == "reverse":
         view.sampler.setCurrentText(args.sampler)
         view.eta.setValue(args.eta)
