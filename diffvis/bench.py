@@ -265,7 +265,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
 
     from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
     from diffvis.app.state import LabState
-    from diffvis.app.views.reverse_view import ReverseView
+    from diffvis.app.views.reverse_view import ReverseView, Sampled
     from diffvis.core.pipeline import reverse_trajectory, sampling_model
 
     quiet_offscreen_warnings()
@@ -279,7 +279,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     view = ReverseView(state)
     view.resize(960, 720)
     view.show()
-    view.result = (model, "ddim", {}, traj)
+    view.result = Sampled(model, "ddim", {}, traj, landed=1.0)
     view.timeline.set_count(view.accept(view.result))
     bare = pg.PlotWidget()
     bare.resize(960, 720)

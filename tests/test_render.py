@@ -128,9 +128,8 @@ def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsy
         (["--ideal", "{moons}", "--view", "forward", "--size", "10x10", "--out", "{t}/x.png"], "200x150"),
         (["--ideal", "{moons}", "--view", "forward", "--size", "big", "--out", "{t}/x.png"], "WIDTHxHEIGHT"),
         (["--ideal", "{moons}", "--view", "forward", "--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
-        (["--run", "{run}", "--view", "langevin", "--steps", "2", "--points", "20", "--out", "{t}/x.npy"], "ncsn"),
     ],
-    ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1", "langevin-of-ddpm"],
+    ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1"],
 )
 def test_bad_input_is_one_line_and_status_2(argv, fragment, moons, run_dir, tmp_path, capsys, qapp):
     out_dir = tmp_path / "out"

@@ -62,6 +62,12 @@ def nn_recall(samples: np.ndarray, data: np.ndarray) -> float:
     return float(_nearest_distances(_as_tensor(data), _as_tensor(samples)).mean())
 
 
+def memorised_fraction(samples: np.ndarray, data: np.ndarray, tol: float) -> float:
+    """The fraction of samples within ``tol`` of a training point: near 1 for a model that memorises (the exact
+    denoiser), small for one that generalises."""
+    return float((_nearest_distances(_as_tensor(samples), _as_tensor(data)) <= tol).double().mean())
+
+
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     cx, cy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)

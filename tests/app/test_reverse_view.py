@@ -36,6 +36,25 @@ def test_exact_denoiser_trajectory_scrubs_and_lands_on_the_data(window, qtbot):
     data = window.state.data.points
     gaps = np.linalg.norm(traj.samples[:, None] - data[None], axis=-1).min(1)
     assert gaps.max() < 0.05
+    view.timeline.slider.setValue(40)
+    on_points = (gaps <= 1e-3 * np.ptp(data, axis=0).max()).mean()
+    assert f"{100 * on_points:.0f} % of samples on a training point" in view.caption.text
+    assert on_points > 0.9
+
+
+def test_play_runs_through_every_frame_and_stops_on_the_last(window, qtbot):
+    view = window.reverse_view
+    view.points.setValue(50)
+    view.steps.setValue(12)
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        view.compute()
+    shown = []
+    view.timeline.frame_changed.connect(shown.append)
+    qtbot.mouseClick(view.timeline.play_button, Qt.MouseButton.LeftButton)
+    assert view.timeline.playing
+    qtbot.waitUntil(lambda: not view.timeline.playing, timeout=5000)
+    assert shown == list(range(1, 13))
+    np.testing.assert_array_equal(np.column_stack(view.scatter.getData()), view.trajectory.frames[12])
 
 
 def test_langevin_with_the_exact_score_recomputes_when_the_data_changes(window, qtbot):

@@ -242,7 +242,8 @@ def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbo
     view.steps.setValue(3)
     view.points.setValue(50)
     view.resolution.setValue(8)
-    model, traj, series = compute(view, qtbot)
+    result = compute(view, qtbot)
+    model, traj, series = result.model, result.trajectory, result.series
     norm = Normaliser.fit(points)
     std = norm.to_std(points)
     ladder = SigmaLadder.geometric(max_pairwise_distance(std))
@@ -263,7 +264,8 @@ def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbo
         assert (where.level, where.inner) == (level, inner)
         sigma = ladder.sigmas[level]
         text = view.timeline.label.text()
-        assert text.startswith(f"frame {k}/{L * K + 1} · level {level + 1}/{L} · σ = {sigma:.3g} · step {inner}/{K}")
+        expected = f"exact score · frame {k}/{L * K + 1} · level {level + 1}/{L} · σ = {sigma:.3g} · step {inner}/{K}"
+        assert text.startswith(expected)
         assert f"α = {eps * (sigma / ladder.sigmas[-1]) ** 2:.2e}" in text
         assert view.caption.text == text
         field = score_field(exact_ncsn_score(torch.as_tensor(std, dtype=torch.float32), sigma), norm,
@@ -280,7 +282,7 @@ def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbo
     assert np.median(gaps) < 0.1  # the exact score draws the data back
 
 
-def test_langevin_view_needs_an_ncsn_run_for_its_trained_model(window, qtbot, runs):
+def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbot, runs):
     view = window.langevin_view
     assert window.open_run(runs["ddpm"])
     window.tabs.setCurrentWidget(view)
@@ -288,18 +290,17 @@ def test_langevin_view_needs_an_ncsn_run_for_its_trained_model(window, qtbot, ru
     view.points.setValue(30)
     view.resolution.setValue(6)
     assert view.model.currentText() == "trained (NCSN)"
-    with qtbot.waitSignal(view.job.failed, timeout=30_000) as failed:
+    with qtbot.waitSignal(view.computed, timeout=30_000):
         qtbot.mouseClick(view.compute_button, LEFT)
-    assert "ncsn" in failed.args[0]
-    assert "ncsn" in view.timeline.label.text() and "ddpm" in view.timeline.label.text()
-    assert "ncsn" in window.statusBar().currentMessage()
-    assert view.result is None and view.trajectory is None and not view.job.busy
+    assert view.result.model.exact and view.result.model.objective == "ncsn"
+    assert "exact score (the run is a DDPM model" in view.caption.text
     assert view.compute_button.text() == "Sample"
-    view.timeline.slider.setValue(0)  # nothing to draw, nothing breaks
 
-    assert window.open_run(runs["ncsn"])
-    window.tabs.setCurrentWidget(view)
-    model, traj, series = compute(view, qtbot)
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # on screen: recomputed for the new run at once
+        assert window.open_run(runs["ncsn"])
+        window.tabs.setCurrentWidget(view)
+    result = view.result
+    model, traj, series = result.model, result.trajectory, result.series
     run = load_run(runs["ncsn"])
     L = run.ladder.L
     assert not model.exact and model.objective == "ncsn"
@@ -512,14 +513,14 @@ def test_new_snapshot_recomputes_a_visible_view_and_marks_a_hidden_one_stale(win
     view.points.setValue(20)
     compute(view, qtbot)
     first = view.trajectory
-    assert view.result[0].exact  # no run yet: the exact model
+    assert view.result.model.exact  # no run yet: the exact model
     run = load_run(runs["ddpm"])
     samples = np.zeros((10, 2))
     with qtbot.waitSignal(view.computed, timeout=30_000):
         window.state.add_preview(100, samples, run)
     second = view.trajectory
     assert second is not first and not view.stale
-    assert view.result[0].model is run.ema
+    assert view.result.model.model is run.ema
     alone = reverse_trajectory(SamplingModel.of_run(run), "ddim", n=20, steps=5, eta=0.0)
     np.testing.assert_allclose(second.frames, alone.frames, rtol=1e-5, atol=1e-5)
     assert not np.allclose(second.frames[-1], first.frames[-1], atol=1e-3)

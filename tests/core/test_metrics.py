@@ -80,3 +80,12 @@ def test_floors_report_spread_and_subsample_draw_is_seeded():
     np.testing.assert_array_equal(draw(4), draw(4))
     f = floors(draw, n_pairs=3)
     assert all(mean > 0 and std >= 0 for mean, std in f.values())
+
+
+def test_memorised_fraction_counts_samples_on_training_points():
+    from diffvis.core.metrics import memorised_fraction
+
+    data = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    samples = np.array([[0.0, 0.0005], [1.0, 0.0], [0.5, 0.5], [0.0, 1.002]])
+    assert memorised_fraction(samples, data, 1e-3) == 0.5
+    assert memorised_fraction(samples, data, 3e-3) == 0.75

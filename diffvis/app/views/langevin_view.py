@@ -3,6 +3,8 @@ current noise level behind them, and where the run is: level i of L, σ_i, inner
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
@@ -15,9 +17,21 @@ from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.fields import FieldSeries, field_series, padded_extent
 from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import langevin_frame
 from diffvis.core.schedules import Schedule
 from diffvis.core.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class Annealed:
+    """What the Langevin view computes: the model, its trajectory, its score field at every level, and which
+    score it is, in words."""
+
+    model: SamplingModel
+    trajectory: Trajectory
+    series: FieldSeries
+    source: str
 
 
 class LangevinView(SceneView):
@@ -48,8 +62,12 @@ class LangevinView(SceneView):
             self.plot.addItem(item)
 
     def work(self):
+        """The trained score when it is an NCSN model; otherwise (no run, a DDPM run, or chosen) the exact score."""
         run = self.state.model_run
-        exact = bool(self.model.currentData()) or run is None
+        exact = bool(self.model.currentData()) or run is None or run.objective != "ncsn"
+        source = "exact score" if exact else "trained NCSN"
+        if exact and not self.model.currentData() and run is not None:
+            source += " (the run is a DDPM model: train an NCSN model for a learned score)"
         cfg = self.state.train_config
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
         points, n = self.state.data.points, self.points.value()
@@ -60,12 +78,12 @@ class LangevinView(SceneView):
             model = sampling_model(run, points, "ncsn", exact=exact, schedule=schedule)
             traj = reverse_trajectory(model, "langevin", n=n, callback=lambda s: progress(s.i, s.total), **params)
             series = field_series(model, points, extent, resolution=resolution, max_noised=1)
-            return model, traj, series
+            return Annealed(model, traj, series, source)
 
         return compute
 
     def accept(self, result) -> int:
-        _, self.trajectory, self.series = result
+        self.trajectory, self.series = result.trajectory, result.series
         xs, ys = self.series.xs, self.series.ys
         self.plot.disableAutoRange()
         self.plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]))
@@ -76,7 +94,7 @@ class LangevinView(SceneView):
         traj = self.trajectory
         if traj is None:
             return
-        model = self.result[0]
+        model = self.result.model
         frame = min(frame, traj.steps)
         K, eps = traj.params["steps_per_level"], traj.params["step_size"]
         where = langevin_frame(model.ladder, K, eps, frame)
@@ -89,7 +107,7 @@ class LangevinView(SceneView):
         else:
             text = (f"level {where.level + 1}/{model.ladder.L} · σ = {where.sigma:.3g} · "
                     f"step {where.inner}/{K} · α = {where.step_size:.2e}")  # fmt: skip
-        self.describe(f"frame {frame}/{traj.steps} · {text}")
+        self.describe(f"{self.result.source} · frame {frame}/{traj.steps} · {text}")
 
     def frame_points(self, frame: int) -> np.ndarray:
         return self.trajectory.frames[frame]

@@ -4,6 +4,8 @@ data as a faint backdrop, and probe particles placed by clicking."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
@@ -15,12 +17,27 @@ from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
+from diffvis.core.metrics import memorised_fraction
 from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
+from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
 from diffvis.core.trajectory import Trajectory
 
 DENSITY_BINS = 80
+MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
 BACKDROP_POINTS = 3000
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """What the reverse view computes: the model and sampler settings (probes reuse them), the trajectory, and
+    the fraction of its final samples that sit on a training point."""
+
+    model: SamplingModel
+    sampler: str
+    params: dict
+    trajectory: Trajectory
+    landed: float
 
 
 def model_choice() -> QComboBox:
@@ -114,12 +131,13 @@ class ReverseView(SceneView):
         def compute(progress):
             model = sampling_model(run, points, objective, exact=exact, schedule=schedule)
             traj = reverse_trajectory(model, sampler, n=n, callback=lambda s: progress(s.i, s.total), **params)
-            return model, sampler, params, traj
+            landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
+            return Sampled(model, sampler, params, traj, landed)
 
         return compute
 
     def accept(self, result) -> int:
-        self.trajectory = result[3]
+        self.trajectory = result.trajectory
         self.probes.clear()
         return len(self.trajectory.frames)
 
@@ -132,7 +150,7 @@ class ReverseView(SceneView):
         if frame >= self.trajectory.steps:
             self.state.say("a probe starts before the last frame: scrub back, then click")
             return False
-        model, sampler, params, _ = self.result
+        model, sampler, params = self.result.model, self.result.sampler, self.result.params
         seed = 1 + len(self.probes.probes)
 
         def compute(progress):
@@ -157,7 +175,10 @@ class ReverseView(SceneView):
         self.probes.show(frame)
         t = traj.times[frame]
         when = ("clean" if t < 0 else f"t = {int(t)}") if traj.name != "langevin" else f"σ = {t:.3g}"
-        self.describe(f"{traj.name} · frame {frame}/{traj.steps} · {when} · {traj.nfe} NFE")
+        text = f"{traj.name} · frame {frame}/{traj.steps} · {when} · {traj.nfe} NFE"
+        if frame == traj.steps:
+            text += f" · {100 * self.result.landed:.0f} % of samples on a training point"
+        self.describe(text)
 
     def _show_density(self, points: np.ndarray) -> None:
         if not self.show_density.isChecked():
