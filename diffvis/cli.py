@@ -49,6 +49,7 @@ def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.datasets import DATASETS
     from diffvis.core.models import ModelConfig as M
+    from diffvis.core.samplers import SAMPLERS
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
@@ -91,11 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--ideal", type=Path, help="data file whose exact denoiser is the model")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "langevin"], default="ddim")
+    p.add_argument(
+        "--sampler",
+        choices=list(SAMPLERS),
+        default="ddim",
+        help="ancestral ddpm, ddim, annealed langevin (NCSN), or an ODE solver: euler, heun, dpmpp_2m",
+    )
     p.add_argument("--n", type=_positive_int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
-    p.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50) or Langevin steps per level (100)")
+    p.add_argument("--steps", type=_positive_int, help="DDIM or ODE solver steps (default 50), Langevin steps per "
+                   "level (100)")  # fmt: skip
     p.add_argument("--eta", type=float, default=0.0)
     p.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default="leading")
     p.add_argument("--variance", choices=["beta", "beta_tilde"], default="beta_tilde")
@@ -118,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=30.0, help="animation frames per second (default 30)")
     p.add_argument("--max-frames", type=int, default=300, help="most frames in an animation, 2 or more (300)")
     p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the view (default 960x720)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "langevin"], default="ddim", help="reverse view")
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="reverse view")
     p.add_argument("--steps", type=_positive_int, help="DDIM steps or Langevin steps per level")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (reverse view)")
     p.add_argument("--points", type=_positive_int, default=2000, help="particles (reverse, langevin)")

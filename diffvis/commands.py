@@ -137,7 +137,9 @@ def _sampler_params(args) -> dict:
         return {"variance": args.variance}
     if args.sampler == "ddim":
         return {"steps": args.steps or 50, "eta": args.eta, "spacing": args.spacing}
-    return {"steps_per_level": args.steps or 100, "step_size": args.step_size}
+    if args.sampler == "langevin":
+        return {"steps_per_level": args.steps or 100, "step_size": args.step_size}
+    return {"steps": args.steps or 50, "spacing": args.spacing}  # the probability-flow ODE solvers
 
 
 def _save_trajectory(traj, path: Path) -> None:

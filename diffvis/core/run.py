@@ -10,10 +10,10 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ConditionalMLP, ModelConfig
-from diffvis.core.samplers import SAMPLERS, Callback, sample_ddim, sample_ddpm, sample_langevin
+from diffvis.core.samplers import SAMPLERS
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig, Trainer
-from diffvis.core.trajectory import Trajectory
+from diffvis.core.trajectory import Callback, Trajectory
 from diffvis.errors import ConfigError
 
 
@@ -71,11 +71,7 @@ def sample(
     if objective != needs:
         raise ConfigError(f"the {sampler} sampler needs a {needs} model, but this one was trained for {objective}")
     common = {"generator": generator, "callback": callback, "normaliser": normaliser}
-    if sampler == "ddpm":
-        return sample_ddpm(model, x_T, schedule, **params, **common)
-    if sampler == "ddim":
-        return sample_ddim(model, x_T, schedule, **params, **common)
-    return sample_langevin(model, x_T, ladder, **params, **common)
+    return SAMPLERS[sampler](model, x_T, ladder if sampler == "langevin" else schedule, **params, **common)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ coordinates. Every random draw comes from ``generator``: same generator state, s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,56 +16,12 @@ import torch
 
 from diffvis.core.datasets import Normaliser
 from diffvis.core.parametrization import x0_from_eps, x0_from_score
-from diffvis.core.schedules import Schedule, SigmaLadder
-from diffvis.core.trajectory import StepInfo, Trajectory
-from diffvis.errors import Cancelled, ConfigError
+from diffvis.core.schedules import Schedule, SigmaLadder, ddim_timesteps
+from diffvis.core.solvers import SOLVERS
+from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init, noise_like
+from diffvis.errors import ConfigError
 
-Callback = Callable[[StepInfo], bool | None]
-SPACINGS = ("leading", "trailing", "linspace")
 VARIANCES = ("beta", "beta_tilde")
-
-
-class _Recorder:
-    """Preallocated frame and x̂₀ buffers; samplers write each step straight into them (no copies).
-
-    ``times`` gives the timestep or σ of every frame. A sampler started at frame ``start`` > 0 has NaN frames
-    and x̂₀ before it: the particle appears there."""
-
-    def __init__(self, x_start: torch.Tensor, times: np.ndarray, callback: Callback | None, start: int = 0):
-        if not 0 <= start < len(times) - 1:
-            raise ConfigError(f"the start frame must be between 0 and {len(times) - 2}, got {start}")
-        self.frames = torch.empty((len(times), *x_start.shape), dtype=torch.float32, device=x_start.device)
-        self.x0_hat = torch.empty_like(self.frames)
-        self.frames[:start] = self.x0_hat[:start] = float("nan")
-        self.frames[start] = x_start
-        self.times = np.asarray(times, dtype=np.float32)
-        self.callback = callback
-        self.start = start
-
-    def report(self, k: int) -> None:
-        """Frame k and its x̂₀ are written; tell the callback, which may cancel."""
-        if k > self.start and self.callback is not None:
-            info = StepInfo(k, len(self.times) - 1, float(self.times[k]), self.frames[k], self.x0_hat[k])
-            if self.callback(info):
-                raise Cancelled("sampling cancelled")
-
-    def finish(self, nfe: int, name: str, params: dict, normaliser: Normaliser | None) -> Trajectory:
-        frames, x0_hat = self.frames.cpu(), self.x0_hat.cpu()
-        if normaliser is not None:
-            frames, x0_hat = normaliser.to_data(frames), normaliser.to_data(x0_hat)
-        return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), nfe, name, params)
-
-
-def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else like.device
-    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
-
-
-def _check_init(x_T: torch.Tensor) -> None:
-    if x_T.ndim != 2 or x_T.shape[1] != 2 or len(x_T) == 0:
-        raise ConfigError(f"initial noise must have shape (N, 2) with N ≥ 1, got {tuple(x_T.shape)}")
-    if not torch.isfinite(x_T).all():
-        raise ConfigError("initial noise contains NaN or infinite values")
 
 
 @torch.inference_mode()
@@ -88,10 +43,11 @@ def sample_ddpm(
     """
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
-    _check_init(x_T)
+    check_init(x_T)
     s = schedule
     var = s.betas if variance == "beta" else s.posterior_variance
-    rec = _Recorder(x_T, np.arange(s.T - 1, -2, -1), callback, start)
+    rec = Recorder(x_T, np.arange(s.T - 1, -2, -1), callback, start)
+    model = rec.counted(model)
     for k, t in enumerate(range(s.T - 1, -1, -1)):
         if k < start:
             continue
@@ -102,29 +58,11 @@ def sample_ddpm(
         rec.report(k)
         torch.sub(x, eps, alpha=float(s.betas[t] / np.sqrt(1 - abar)), out=x_next).div_(float(np.sqrt(s.alphas[t])))
         if t > 0:
-            x_next.add_(_noise(x, generator), alpha=float(np.sqrt(var[t])))
+            x_next.add_(noise_like(x, generator), alpha=float(np.sqrt(var[t])))
+        rec.arrived(k + 1)
     rec.x0_hat[s.T] = rec.frames[s.T]
     rec.report(s.T)
-    return rec.finish(s.T - start, "ddpm", {"variance": variance}, normaliser)
-
-
-def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
-    """The S descending timesteps a DDIM run visits, with diffusers' meaning of each spacing:
-
-    leading:  (0, r, 2r, …)·[::-1], r = T // S          trailing: round(T − i·T/S) − 1, i = 0 … S−1
-    linspace: round(linspace(0, T − 1, S))[::-1]
-    """
-    if not 1 <= steps <= T:
-        raise ConfigError(f"steps must be between 1 and T = {T}, got {steps}")
-    if spacing == "leading":
-        ts = (np.arange(steps) * (T // steps))[::-1]
-    elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)[:steps]) - 1  # diffusers' arange; float error can add an S+1-th
-    elif spacing == "linspace":
-        ts = np.round(np.linspace(0, T - 1, steps))[::-1]
-    else:
-        raise ConfigError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
-    return ts.astype(np.int64)
+    return rec.finish("ddpm", {"variance": variance}, normaliser)
 
 
 @torch.inference_mode()
@@ -149,10 +87,11 @@ def sample_ddim(
     """
     if not 0.0 <= eta <= 1.0:
         raise ConfigError(f"eta must be in [0, 1], got {eta}")
-    _check_init(x_T)
+    check_init(x_T)
     ts = ddim_timesteps(schedule.T, steps, spacing)
     abars = schedule.alphas_cumprod
-    rec = _Recorder(x_T, np.append(ts, -1), callback, start)
+    rec = Recorder(x_T, np.append(ts, -1), callback, start)
+    model = rec.counted(model)
     for k, t in enumerate(ts):
         if k < start:
             continue
@@ -166,11 +105,12 @@ def sample_ddim(
         direction = float(np.sqrt(max(1 - abar_prev - sigma**2, 0.0)))
         torch.add(eps.mul_(direction), x0_hat, alpha=abar_prev**0.5, out=x_next)
         if sigma > 0:
-            x_next.add_(_noise(x, generator), alpha=float(sigma))
+            x_next.add_(noise_like(x, generator), alpha=float(sigma))
+        rec.arrived(k + 1)
     rec.x0_hat[len(ts)] = rec.frames[len(ts)]
     rec.report(len(ts))
     params = {"steps": steps, "eta": eta, "spacing": spacing}
-    return rec.finish(len(ts) - start, "ddim", params, normaliser)
+    return rec.finish("ddim", params, normaliser)
 
 
 def langevin_times(ladder: SigmaLadder, steps_per_level: int, denoise: bool = True) -> np.ndarray:
@@ -225,9 +165,10 @@ def sample_langevin(
         raise ConfigError(f"steps per level must be between 1 and 100,000, got {K}")
     if not (np.isfinite(step_size) and step_size > 0):
         raise ConfigError(f"the step size ε must be positive, got {step_size}")
-    _check_init(x_T)
+    check_init(x_T)
     times = langevin_times(ladder, K, denoise)
-    rec = _Recorder(x_T if start else float(ladder.sigmas[0]) * x_T, times, callback, start)
+    rec = Recorder(x_T if start else float(ladder.sigmas[0]) * x_T, times, callback, start)
+    model = rec.counted(model)
     n_steps = ladder.L * K
     for k in range(start, n_steps):
         x, sigma = rec.frames[k], float(times[k])
@@ -235,15 +176,17 @@ def sample_langevin(
         score = model(x, sigma)
         x0_from_score(x, score, sigma, out=rec.x0_hat[k])
         rec.report(k)
-        torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(_noise(x, generator), alpha=alpha**0.5)
+        torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(noise_like(x, generator), alpha=alpha**0.5)
+        rec.arrived(k + 1)
     sigma_L = float(ladder.sigmas[-1])
     x0_from_score(rec.frames[n_steps], model(rec.frames[n_steps], sigma_L), sigma_L, out=rec.x0_hat[n_steps])
     rec.report(n_steps)
     if denoise:
         rec.frames[n_steps + 1] = rec.x0_hat[n_steps + 1] = rec.x0_hat[n_steps]
+        rec.arrived(n_steps + 1)
         rec.report(n_steps + 1)
     params = {"levels": ladder.L, "steps_per_level": K, "step_size": step_size, "denoise": denoise}
-    return rec.finish(n_steps + 1 - start, "langevin", params, normaliser)
+    return rec.finish("langevin", params, normaliser)
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "langevin": sample_langevin}
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "langevin": sample_langevin, **SOLVERS}

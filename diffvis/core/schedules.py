@@ -22,6 +22,7 @@ import numpy as np
 from diffvis.errors import ConfigError
 
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid")
+SPACINGS = ("leading", "trailing", "linspace")
 MIN_T, MAX_T = 2, 10_000
 MAX_BETA = 0.999
 
@@ -139,3 +140,22 @@ def max_pairwise_distance(points: np.ndarray, directions: int = 256) -> float:
     candidates = pts[np.unique(np.concatenate([proj.argmax(0), proj.argmin(0)]))]
     diff = candidates[:, None, :] - candidates[None, :, :]
     return float(np.sqrt((diff**2).sum(-1)).max())
+
+
+def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> np.ndarray:
+    """The S descending timesteps a DDIM run visits, with diffusers' meaning of each spacing:
+
+    leading:  (0, r, 2r, …)·[::-1], r = T // S          trailing: round(T − i·T/S) − 1, i = 0 … S−1
+    linspace: round(linspace(0, T − 1, S))[::-1]
+    """
+    if not 1 <= steps <= T:
+        raise ConfigError(f"steps must be between 1 and T = {T}, got {steps}")
+    if spacing == "leading":
+        ts = (np.arange(steps) * (T // steps))[::-1]
+    elif spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / steps)[:steps]) - 1  # diffusers' arange; float error can add an S+1-th
+    elif spacing == "linspace":
+        ts = np.round(np.linspace(0, T - 1, steps))[::-1]
+    else:
+        raise ConfigError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+    return ts.astype(np.int64)

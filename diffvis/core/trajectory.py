@@ -1,11 +1,15 @@
-"""The one result type of every sampler."""
+"""The one result type of every sampler, and the recorder samplers fill it with."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from diffvis.core.datasets import Normaliser
+from diffvis.errors import Cancelled, ConfigError
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class Trajectory:
     times:   (F,) the timestep index (DDPM/DDIM; −1 marks clean output) or noise level σ (Langevin) of a frame.
     x0_hat:  (F, N, 2) the model's estimate of the clean points at each frame, in data coordinates.
     nfe:     number of model evaluations.
+    evals:   (F,) the model evaluations spent to reach each frame (0 at the start; nfe at the end), or None.
     """
 
     frames: np.ndarray
@@ -25,6 +30,7 @@ class Trajectory:
     nfe: int
     name: str
     params: dict = field(default_factory=dict)
+    evals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -43,7 +49,8 @@ class Trajectory:
     def take(self, frames: np.ndarray) -> Trajectory:
         """The trajectory seen only at the given frame indices (same nfe, name and params)."""
         f = frames
-        return Trajectory(self.frames[f], self.times[f], self.x0_hat[f], self.nfe, self.name, self.params)
+        evals = self.evals[f] if self.evals is not None else None
+        return Trajectory(self.frames[f], self.times[f], self.x0_hat[f], self.nfe, self.name, self.params, evals)
 
 
 @dataclass(frozen=True)
@@ -55,3 +62,65 @@ class StepInfo:
     t: float
     x: torch.Tensor
     x0_hat: torch.Tensor
+
+
+Callback = Callable[[StepInfo], bool | None]
+
+
+class Recorder:
+    """Preallocated frame and x̂₀ buffers; samplers write each step straight into them (no copies).
+
+    ``times`` gives the timestep or σ of every frame. A sampler started at frame ``start`` > 0 has NaN frames
+    and x̂₀ before it: the particle appears there. Samplers call the model through ``counted`` and say when a
+    frame is written (``arrived``), so every frame knows what it cost."""
+
+    def __init__(self, x_start: torch.Tensor, times: np.ndarray, callback: Callback | None, start: int = 0):
+        if not 0 <= start < len(times) - 1:
+            raise ConfigError(f"the start frame must be between 0 and {len(times) - 2}, got {start}")
+        self.frames = torch.empty((len(times), *x_start.shape), dtype=torch.float32, device=x_start.device)
+        self.x0_hat = torch.empty_like(self.frames)
+        self.frames[:start] = self.x0_hat[:start] = float("nan")
+        self.frames[start] = x_start
+        self.times = np.asarray(times, dtype=np.float32)
+        self.callback = callback
+        self.start = start
+        self.calls = 0
+        self.evals = np.zeros(len(times), dtype=np.int64)
+
+    def counted(self, model):
+        """``model``, with each evaluation counted."""
+
+        def evaluate(x, t):
+            self.calls += 1
+            return model(x, t)
+
+        return evaluate
+
+    def arrived(self, k: int) -> None:
+        """Frame k is written: it cost the evaluations made so far."""
+        self.evals[k] = self.calls
+
+    def report(self, k: int) -> None:
+        """Frame k and its x̂₀ are written; tell the callback, which may cancel."""
+        if k > self.start and self.callback is not None:
+            info = StepInfo(k, len(self.times) - 1, float(self.times[k]), self.frames[k], self.x0_hat[k])
+            if self.callback(info):
+                raise Cancelled("sampling cancelled")
+
+    def finish(self, name: str, params: dict, normaliser: Normaliser | None) -> Trajectory:
+        frames, x0_hat = self.frames.cpu(), self.x0_hat.cpu()
+        if normaliser is not None:
+            frames, x0_hat = normaliser.to_data(frames), normaliser.to_data(x0_hat)
+        return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), self.calls, name, params, self.evals)
+
+
+def noise_like(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def check_init(x_T: torch.Tensor) -> None:
+    if x_T.ndim != 2 or x_T.shape[1] != 2 or len(x_T) == 0:
+        raise ConfigError(f"initial noise must have shape (N, 2) with N ≥ 1, got {tuple(x_T.shape)}")
+    if not torch.isfinite(x_T).all():
+        raise ConfigError("initial noise contains NaN or infinite values")

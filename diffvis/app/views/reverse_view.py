@@ -67,9 +67,10 @@ class ReverseView(SceneView):
         self.plot.setToolTip("Click to add a probe particle at this frame")
         self.trajectory: Trajectory | None = None
         self.sampler = QComboBox()
-        self.sampler.addItems(["ddim", "ddpm", "langevin"])
+        self.sampler.addItems(["ddim", "ddpm", "langevin", "euler", "heun", "dpmpp_2m"])
         self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
-        self.steps.setToolTip("DDIM: steps S; Langevin: steps per noise level K; DDPM always takes T steps")
+        self.steps.setToolTip("DDIM and the ODE solvers (Euler, Heun, DPM-Solver++ 2M): steps S; Langevin: steps per "
+                              "noise level K; DDPM always takes T steps")  # fmt: skip
         self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
         self.model = model_choice()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
@@ -116,7 +117,7 @@ class ReverseView(SceneView):
     def sampler_params(self) -> tuple[str, dict]:
         sampler, steps = self.sampler.currentText(), self.steps.value()
         params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
-                  "langevin": {"steps_per_level": steps}}[sampler]  # fmt: skip
+                  "langevin": {"steps_per_level": steps}}.get(sampler, {"steps": steps})  # fmt: skip
         return sampler, params
 
     def work(self):
