@@ -121,8 +121,11 @@ def quality_report(
 
     ``draw(seed)`` returns a fresh data set of the same size as ``samples`` (in the same coordinates).
     """
-    reference = draw(seed - 1)
-    floor = floors(draw, n_pairs, seed)
+    return score_samples(samples, draw(seed - 1), floors(draw, n_pairs, seed))
+
+
+def score_samples(samples: np.ndarray, reference: np.ndarray, floor: dict[str, tuple]) -> dict[str, MetricResult]:
+    """Every metric of ``samples`` against one fresh ``reference`` draw, next to ``floors``' (mean, std)."""
     return {name: MetricResult(name, fn(samples, reference), *floor[name]) for name, fn in METRICS.items()}
 
 
