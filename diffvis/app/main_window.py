@@ -24,6 +24,7 @@ from diffvis.app.panels.model_panel import ModelPanel
 from diffvis.app.panels.training_panel import TrainingPanel
 from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
+from diffvis.app.views.compare_view import CompareView
 from diffvis.app.views.data_view import DataView
 from diffvis.app.views.forward_view import ForwardView
 from diffvis.app.views.langevin_view import LangevinView
@@ -71,7 +72,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.score_view, "Score field")
         self.langevin_view = LangevinView(self.state)
         self.tabs.addTab(self.langevin_view, "Langevin")
-        self.scene_views = (self.reverse_view, self.score_view, self.langevin_view)
+        self.compare_view = CompareView(self.state)
+        self.tabs.addTab(self.compare_view, "Compare")
+        self.scene_views = (self.reverse_view, self.score_view, self.langevin_view, self.compare_view)
 
         central = QWidget()
         row = QHBoxLayout(central)

@@ -139,6 +139,7 @@ def compare(specs, run, points, schedule, reference: Reference, *, n=2000, seed=
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
     results = []
     for p, spec in enumerate(specs):
+
         def callback(info, p=p):
             done = int(1000 * (p + info.i / info.total))
             return progress is not None and progress(done, 1000 * len(specs))

@@ -36,9 +36,7 @@ class SceneView(ExportActions, QWidget):
         self.job = BackgroundJob(self)
         self.probe_job = BackgroundJob(self)  # one probe particle's trajectory at a time
         self.probes: ProbeLayer | None = None  # set by views that take probes
-        self.plot = equal_aspect_plot(title)
-        self.figure, self.svg_item = self.plot, self.plot.getPlotItem()
-        self.caption = corner_caption(self.svg_item)
+        self.figure, self.svg_item = self.build_figure(title)
         self.timeline = Timeline(fps=30)
         self.compute_button = QPushButton(self.compute_text)
         self.export_button = export_button()
@@ -48,7 +46,7 @@ class SceneView(ExportActions, QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.settings)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.figure, 1)
         layout.addWidget(self.timeline)
         self.timeline.add_widget(self.export_button)
 
@@ -60,8 +58,15 @@ class SceneView(ExportActions, QWidget):
         self.probe_job.failed.connect(self.state.say)
         self.job.progressed.connect(lambda i, n: self.timeline.set_label(f"computing… {100 * i // max(n, 1)} %"))
         self.timeline.frame_changed.connect(self.show_frame)
-        self.plot.scene().sigMouseClicked.connect(self._on_click)
         state.model_changed.connect(self._on_model_change)
+
+    def build_figure(self, title: str):
+        """The figure (what PNG, GIF and MP4 exports show) and its SVG item: one plot, by default, with a caption
+        in its corner; clicks on it probe."""
+        self.plot = equal_aspect_plot(title)
+        self.caption = corner_caption(self.plot.getPlotItem())
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        return self.plot, self.plot.getPlotItem()
 
     def add_setting(self, label: str, widget: QWidget, columns_per_row: int = 4) -> None:
         """Lay settings out in rows of ``columns_per_row`` label–widget pairs."""

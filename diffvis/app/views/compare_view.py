@@ -1,0 +1,384 @@
+"""Samplers side by side: 2 to 6 panels from the same initial noise on one shared timeline of normalised
+progress (pure noise → final samples), each with its own sampler and settings, its current t and the model
+evaluations spent so far; hovering a point highlights the same point in every panel (a click pins it). Below:
+the metrics table (best figure of each column highlighted) and the quality-versus-NFE sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffvis.app.jobs import BackgroundJob
+from diffvis.app.state import LabState
+from diffvis.app.views.scene_view import SceneView
+from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_caption, faint_brush
+from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.core.compare import NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
+from diffvis.core.metrics import METRICS
+from diffvis.core.schedules import Schedule
+from diffvis.core.sources import fresh_draw
+
+BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
+PROGRESS_FRAMES = 100  # the shared slider runs over 0 … 100 % of every panel's trajectory
+MAX_PANELS = 6
+SWEEP_STEPS = "5, 10, 20, 50, 100, 250, 1000"
+METRIC_TITLES = {"energy": "energy", "sliced_w1": "sliced W1", "nn_precision": "NN precision",
+                 "nn_recall": "NN recall", "frechet": "Fréchet"}  # fmt: skip
+
+
+def panel_frame(progress: int, frames: int) -> int:
+    """The frame of a trajectory with ``frames`` frames at shared slider position ``progress`` (0 … 100)."""
+    return round(progress / PROGRESS_FRAMES * (frames - 1))
+
+
+class PanelEditor(QGroupBox):
+    """One panel's sampler and settings."""
+
+    def __init__(self, index: int, spec: PanelSpec):
+        super().__init__(f"Panel {index + 1}")
+        self.sampler = QComboBox()
+        for key, name in NAMES.items():
+            self.sampler.addItem(name, key)
+        self.steps = QSpinBox(minimum=1, maximum=1000)
+        self.steps.setToolTip("S steps (DDIM, ODE solvers) or K steps per level (Langevin); DDPM takes all T")
+        self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
+        self.eta.setToolTip("DDIM η: 0 deterministic, 1 as stochastic as DDPM")
+        self.exact = QCheckBox("exact")
+        self.exact.setToolTip("the exact denoiser (or exact score) of the data instead of the trained model")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(4, 2, 4, 2)
+        grid.addWidget(self.sampler, 0, 0, 1, 3)
+        grid.addWidget(self.steps, 1, 0)
+        grid.addWidget(self.eta, 1, 1)
+        grid.addWidget(self.exact, 1, 2)
+        self.sampler.currentIndexChanged.connect(self._update_enabled)
+        self.set_spec(spec)
+
+    def set_spec(self, spec: PanelSpec) -> None:
+        self.sampler.setCurrentIndex(self.sampler.findData(spec.sampler))
+        self.steps.setValue(spec.steps or 50)
+        self.eta.setValue(spec.params.get("eta", 0.0))
+        self.exact.setChecked(spec.exact)
+        self._update_enabled()
+
+    def spec(self) -> PanelSpec:
+        sampler = self.sampler.currentData()
+        params = {"eta": self.eta.value()} if sampler == "ddim" else {}
+        return PanelSpec(sampler, params, self.exact.isChecked()).with_steps(self.steps.value())
+
+    def _update_enabled(self) -> None:
+        sampler = self.sampler.currentData()
+        self.steps.setEnabled(sampler != "ddpm")
+        self.eta.setEnabled(sampler == "ddim")
+
+
+class ComparePanel:
+    """One plot of the grid: the backdrop, the samples, the highlighted point and its path, a caption."""
+
+    def __init__(self, plot: pg.PlotItem):
+        self.plot = plot
+        plot.setAspectLocked(True)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        for side in ("left", "bottom"):
+            plot.getAxis(side).setStyle(maxTickLevel=0)
+        self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
+        self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
+        self.path = pg.PlotCurveItem(pen=pg.mkPen("#1a1a1a", width=1.5))
+        self.marker = pg.ScatterPlotItem(size=14, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush("#1a1a1a"),
+                                         symbol="star")  # fmt: skip
+        for item in (self.backdrop, self.scatter, self.path, self.marker):
+            plot.addItem(item)
+        self.caption = corner_caption(plot)
+        self.result: PanelResult | None = None
+
+    def show(self, progress: int, highlight: int | None) -> None:
+        traj = self.result.trajectory
+        k = panel_frame(progress, len(traj.frames))
+        self.scatter.move_to(traj.frames[k])
+        if highlight is None:
+            self.path.setData([], [])
+            self.marker.setData(pos=np.zeros((0, 2)))
+        else:
+            path = traj.frames[: k + 1, highlight]
+            self.path.setData(path[:, 0], path[:, 1])
+            self.marker.setData(pos=path[-1:])
+        t = traj.times[k]
+        when = ("clean" if t < 0 else f"t = {int(t)}") if traj.name != "langevin" else f"σ = {t:.3g}"
+        nfe = traj.evals[k] if traj.evals is not None else traj.nfe
+        self.caption.setText(f"{self.result.label} · {when} · NFE {nfe}/{traj.nfe}")
+
+
+class CompareView(SceneView):
+    compute_text = "Compare"
+
+    def __init__(self, state: LabState, parent=None):
+        super().__init__(state, "", parent)
+        self.panels: list[ComparePanel] = []
+        self.highlight: int | None = None  # the point followed in every panel
+        self.pinned = False
+        self.preset = QComboBox()
+        for key, (title, _) in PRESETS.items():
+            self.preset.addItem(title, key)
+        self.count = QSpinBox(minimum=2, maximum=MAX_PANELS, value=3)
+        self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
+        self.seed = 0
+        self.new_noise = QPushButton("New noise")
+        self.new_noise.setToolTip("draw new initial noise for every panel and compare again")
+        for label, widget in [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
+                              ("", self.new_noise), ("", self.compute_button)]:  # fmt: skip
+            self.add_setting(label, widget, columns_per_row=5)
+        specs = PRESETS["ddpm-vs-ddim"][1]
+        self.editors = [PanelEditor(i, specs[i % len(specs)]) for i in range(MAX_PANELS)]
+        editor_row = QWidget()
+        editor_layout = QHBoxLayout(editor_row)
+        editor_layout.setContentsMargins(0, 0, 0, 0)
+        for editor in self.editors:
+            editor_layout.addWidget(editor)
+        self.layout().insertWidget(1, editor_row)
+        self.layout().addWidget(self._build_bottom())
+        self.sweep_job = BackgroundJob(self)
+        self.sweep_job.done.connect(self._on_sweep)
+        self.sweep_job.failed.connect(self._on_sweep_failed)
+        self.sweep_job.progressed.connect(lambda i, n: (self.sweep_bar.setMaximum(n), self.sweep_bar.setValue(i)))
+
+        self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentData()))
+        self.count.valueChanged.connect(self._layout_panels)
+        self.new_noise.clicked.connect(self.reseed)
+        self.figure.scene().sigMouseMoved.connect(self._on_hover)
+        self.figure.scene().sigMouseClicked.connect(self._on_pin)
+        self.apply_preset("ddpm-vs-ddim")
+
+    # --- building ---------------------------------------------------------------------------------------------
+    def build_figure(self, title: str):
+        self.grid = pg.GraphicsLayoutWidget()
+        return self.grid, self.grid.ci
+
+    def _build_bottom(self) -> QTabWidget:
+        self.table = QTableWidget(0, 3 + len(METRICS))
+        self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS)])
+        self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
+                              "metric between two fresh draws); the best of each column is highlighted")  # fmt: skip
+        self.sweep_plot = pg.PlotWidget(title="Quality against model evaluations")
+        self.sweep_plot.setLogMode(x=True, y=True)
+        for side in ("left", "bottom"):
+            self.sweep_plot.getAxis(side).setStyle(maxTextLevel=0)  # decades only: minor log labels collide
+        self.sweep_plot.setLabel("bottom", "NFE")
+        self.sweep_plot.setLabel("left", "× floor")
+        self.sweep_plot.addLegend(offset=(-10, 10))
+        self.sweep_metric = QComboBox()
+        for key, title in METRIC_TITLES.items():
+            self.sweep_metric.addItem(title, key)
+        self.sweep_steps = QLineEdit(SWEEP_STEPS)
+        self.sweep_steps.setToolTip("the step counts to try, separated by commas")
+        self.sweep_button = QPushButton("Sweep")
+        self.sweep_bar = QProgressBar()
+        controls = QHBoxLayout()
+        for widget in (self.sweep_metric, self.sweep_steps, self.sweep_button, self.sweep_bar):
+            controls.addWidget(widget)
+        sweep_page = QWidget()
+        sweep_layout = QVBoxLayout(sweep_page)
+        sweep_layout.setContentsMargins(0, 0, 0, 0)
+        sweep_layout.addLayout(controls)
+        sweep_layout.addWidget(self.sweep_plot, 1)
+        self.sweep_button.clicked.connect(self.start_sweep)
+        self.sweep_metric.currentIndexChanged.connect(lambda _: self._draw_sweep())
+        self.sweep_points: list = []
+        self.bottom = QTabWidget()
+        self.bottom.addTab(self.table, "Metrics")
+        self.bottom.addTab(sweep_page, "Quality vs NFE")
+        self.bottom.setMaximumHeight(240)
+        return self.bottom
+
+    def _layout_panels(self) -> None:
+        """Show ``count`` panels in a grid of at most three columns; their editors follow."""
+        count = self.count.value()
+        for i, editor in enumerate(self.editors):
+            editor.setVisible(i < count)
+        self.grid.clear()
+        self.panels = []
+        columns = 2 if count <= 4 else 3
+        for i in range(count):
+            self.panels.append(ComparePanel(self.grid.addPlot(row=i // columns, col=i % columns)))
+        first = self.panels[0].plot.getViewBox()
+        for panel in self.panels[1:]:
+            panel.plot.setXLink(first)
+            panel.plot.setYLink(first)
+        self._show_backdrop()
+        self.result = None
+
+    def _show_backdrop(self) -> None:
+        points = self.state.data.points[:3000]
+        for panel in self.panels:
+            panel.backdrop.setData(pos=points)
+        if len(self.state.data) >= 2 and self.panels:
+            lo, hi = self.state.data.points.min(0), self.state.data.points.max(0)
+            pad = 0.3 * float((hi - lo).max())
+            self.panels[0].plot.setRange(xRange=(lo[0] - pad, hi[0] + pad), yRange=(lo[1] - pad, hi[1] + pad))
+
+    def apply_preset(self, key: str) -> None:
+        _, specs = PRESETS[key]
+        self.preset.setCurrentIndex(self.preset.findData(key))
+        for editor, spec in zip(self.editors, specs, strict=False):
+            editor.set_spec(spec)
+        self.count.setValue(len(specs))
+        self._layout_panels()
+
+    def specs(self) -> list[PanelSpec]:
+        return [editor.spec() for editor in self.editors[: self.count.value()]]
+
+    # --- computing ------------------------------------------------------------------------------------------
+    def reseed(self) -> None:
+        self.seed += 1
+        self.compute()
+
+    def _context(self):
+        """What every computation needs, read on the GUI thread: run, points, schedule and a fresh-data draw."""
+        run = self.state.model_run
+        cfg = self.state.train_config
+        schedule = run.schedule if run is not None else Schedule.make(cfg.schedule, cfg.timesteps)
+        points, n = self.state.data.points, self.points.value()
+        return run, points, schedule, fresh_draw(self.state.data_info, points, n), n
+
+    def work(self):
+        specs, seed = self.specs(), self.seed
+        run, points, schedule, draw, n = self._context()
+
+        def compute_all(progress):
+            reference = Reference.draw(draw)
+            return compare(specs, run, points, schedule, reference, n=n, seed=seed, progress=progress)
+
+        return compute_all
+
+    def accept(self, results) -> int:
+        if len(results) != len(self.panels):
+            self._layout_panels()
+        for panel, result in zip(self.panels, results, strict=True):
+            panel.result = result
+        self._fill_table(results)
+        self.highlight, self.pinned = None, False
+        return PROGRESS_FRAMES + 1
+
+    def _fill_table(self, results: list[PanelResult]) -> None:
+        self.table.setRowCount(len(results))
+        columns = [[r.trajectory.nfe for r in results], [r.seconds for r in results]]
+        columns += [[r.metrics[m].value for r in results] for m in METRICS]
+        for row, r in enumerate(results):
+            cells = [r.label, f"{r.trajectory.nfe}", f"{r.seconds:.3f}"]
+            cells += [f"{r.metrics[m].value:.3g} ({r.metrics[m].ratio:.2f}×)" for m in METRICS]
+            for col, text in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        bold = QFont()
+        bold.setBold(True)
+        for col, values in enumerate(columns, start=1):
+            best = self.table.item(int(np.argmin(values)), col)
+            best.setFont(bold)
+            best.setBackground(QBrush(QColor(BEST_COLOUR)))
+        self.table.resizeColumnsToContents()
+
+    # --- the sweep ------------------------------------------------------------------------------------------
+    def start_sweep(self) -> bool:
+        try:
+            steps = sorted({int(v) for v in self.sweep_steps.text().replace(" ", "").split(",") if v})
+        except ValueError:
+            self.state.say("step counts are whole numbers separated by commas, e.g. 5, 10, 20")
+            return False
+        if not steps or min(steps) < 1 or len(self.state.data) < 2:
+            self.state.say("give at least one step count of 1 or more")
+            return False
+        specs = list({spec.family: spec for spec in self.specs()}.values())
+        run, points, schedule, draw, n = self._context()
+        steps, seed = [s for s in steps if s <= schedule.T], self.seed
+
+        def compute_sweep(progress):
+            return sweep(specs, steps, run, points, schedule, Reference.draw(draw), n=n, seed=seed, progress=progress)
+
+        self.sweep_button.setEnabled(False)
+        self.sweep_job.start(compute_sweep)
+        return True
+
+    def _on_sweep(self, points) -> None:
+        self.sweep_button.setEnabled(True)
+        self.sweep_points = points
+        self._draw_sweep()
+        self.bottom.setCurrentIndex(1)
+
+    def _on_sweep_failed(self, message: str) -> None:
+        self.sweep_button.setEnabled(True)
+        self.state.say(message)
+
+    def _draw_sweep(self) -> None:
+        """One line per sampler family: the metric's ratio to its floor against NFE."""
+        self.sweep_plot.clear()
+        metric = self.sweep_metric.currentData()
+        families = list(dict.fromkeys(p.label for p in self.sweep_points))
+        for i, family in enumerate(families):
+            rows = sorted((p.nfe, p.metrics[metric].ratio) for p in self.sweep_points if p.label == family)
+            nfe, ratio = np.array(rows, dtype=float).T
+            colour = PALETTE[i % len(PALETTE)]
+            self.sweep_plot.plot(nfe, ratio, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                                 symbolBrush=colour, name=family)  # fmt: skip
+
+    def shutdown(self) -> None:
+        self.sweep_job.shutdown()
+        super().shutdown()
+
+    # --- drawing, highlighting, exporting -------------------------------------------------------------------
+    def show_frame(self, frame: int) -> None:
+        if not self.panels or self.panels[0].result is None:
+            return
+        for panel in self.panels:
+            panel.show(frame, self.highlight)
+        self.timeline.set_label(f"progress {frame} %")
+
+    def _nearest(self, scene_pos) -> int | None:
+        """The index of the point nearest the mouse in the panel under it, or None."""
+        for panel in self.panels:
+            box = panel.plot.getViewBox()
+            if panel.result is not None and box.sceneBoundingRect().contains(scene_pos):
+                p = box.mapSceneToView(scene_pos)
+                traj = panel.result.trajectory
+                frame = traj.frames[panel_frame(self.timeline.frame, len(traj.frames))]
+                return int(np.argmin((frame[:, 0] - p.x()) ** 2 + (frame[:, 1] - p.y()) ** 2))
+        return None
+
+    def _on_hover(self, scene_pos) -> None:
+        if self.pinned:
+            return
+        index = self._nearest(scene_pos)
+        if index is not None and index != self.highlight:
+            self.highlight = index
+            self.show_frame(self.timeline.frame)
+
+    def _on_pin(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.pinned = not self.pinned
+            if self.pinned:
+                self.highlight = self._nearest(event.scenePos())
+            self.show_frame(self.timeline.frame)
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        """Every panel's points at this progress, panel after panel."""
+        return np.concatenate([p.result.trajectory.frames[panel_frame(frame, p.result.trajectory.steps + 1)]
+                               for p in self.panels])  # fmt: skip
+
+    def all_points(self) -> np.ndarray:
+        return np.stack([self.frame_points(k) for k in range(PROGRESS_FRAMES + 1)])
