@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from diffvis.core.datasets import make_dataset
-from diffvis.core.metrics import MetricResult, quality_report
+from diffvis.core.metrics import METRICS, MetricResult, quality_report
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.pipeline import make_trainer
 from diffvis.core.samplers import sample_ddim, sample_ddpm
@@ -309,12 +309,68 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     bare.close()
 
 
+def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
+    """Frames per second while the shared slider sweeps four comparison panels of n points each, every frame
+    rendered, next to four plain pyqtgraph scatters in one layout that set their points and render."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
+    from diffvis.app.state import LabState
+    from diffvis.app.views.compare_view import PROGRESS_FRAMES, CompareView, panel_frame
+    from diffvis.core.compare import PRESETS, Reference, compare
+
+    quiet_offscreen_warnings()
+    app = QApplication.instance() or QApplication([])
+    configure_pyqtgraph(app)
+    state = LabState()
+    data = make_dataset("butterfly", 1000)
+    state.set_data(data, {})
+    view = CompareView(state)
+    view.resize(1100, 900)
+    view.show()
+    view.apply_preset("eta")
+    reference = Reference(data.points, {name: (1.0, 0.0) for name in METRICS})  # scores are not what is timed
+    results = compare(PRESETS["eta"][1], None, data.points, Schedule.make(), reference, n=n)
+    view.result = results
+    view.timeline.set_count(view.accept(results))
+    bare = pg.GraphicsLayoutWidget()
+    bare.resize(view.grid.size())
+    bare.show()
+    scatters = []
+    for i in range(len(results)):
+        scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush("#D55E00"))
+        bare.addPlot(row=i // 2, col=i % 2).addItem(scatter)
+        scatters.append(scatter)
+    frames = PROGRESS_FRAMES + 1
+
+    def sweep_view() -> None:
+        for k in range(frames):
+            view.timeline.slider.setValue(k)
+            view.grid.grab()
+
+    def sweep_bare() -> None:
+        for k in range(frames):
+            for scatter, r in zip(scatters, results, strict=True):
+                scatter.setData(pos=r.trajectory.frames[panel_frame(k, len(r.trajectory.frames))])
+            bare.grab()
+
+    ours, base, ratio = paired_times(sweep_view, sweep_bare, repeats)
+    print(f"scrubbing 4 comparison panels of {n:,} points: {frames / ours:.0f} fps (target ≥ 60)   4 bare pyqtgraph "
+          f"scatters {frames / base:.0f} fps   ratio {ratio:.2f}×")  # fmt: skip
+    view.shutdown()
+    view.close()
+    bare.close()
+
+
 def run_bench(repeats: int = 5, quick: bool = False) -> int:
     torch.manual_seed(0)
     print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
     bench_training(repeats)
     bench_sampling(repeats)
     bench_scrubbing(repeats)
+    bench_compare_scrubbing(repeats)
     bench_gui_stall()
     if not quick:
         for name in QUALITY_SETS:

@@ -47,6 +47,7 @@ def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from diffvis.core.compare import PRESETS
     from diffvis.core.datasets import DATASETS
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.samplers import SAMPLERS
@@ -118,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
-    p.add_argument("--view", choices=["forward", "reverse", "score", "langevin"], required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--view", choices=["forward", "reverse", "score", "langevin"])
+    what.add_argument("--compare", choices=list(PRESETS), help="the comparison view with this preset's panels")
     p.add_argument("--out", required=True, type=Path, help=".png/.svg (a frame), .csv (its points), .npy (all "
                    "frames), .gif/.mp4 (the animation)")  # fmt: skip
     p.add_argument("--frame", type=int, help="the frame of a still (default: the last)")
@@ -146,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm", help="with --ideal: the score view's")
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
     p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
+
+    p = sub.add_parser("sweep", help="quality against model evaluations: samplers × step counts, as a CSV table")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
+    p.add_argument("--samplers", default="ddim,dpmpp_2m,heun,ddpm", help="comma-separated (default ddim,dpmpp_2m,"
+                   "heun,ddpm; langevin needs an NCSN run or uses the exact score)")  # fmt: skip
+    p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
+    p.add_argument("--n", type=_positive_int, default=2000, help="samples per point (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="the table, .csv")
 
     p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")
     p.add_argument("--repeats", type=_positive_int, default=5, help="runs per timing (the median is shown)")

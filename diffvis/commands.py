@@ -160,3 +160,48 @@ def cmd_bench(args) -> int:
     from diffvis.bench import run_bench
 
     return run_bench(repeats=args.repeats, quick=args.quick)
+
+
+def cmd_sweep(args) -> int:
+    from diffvis.core.atomic import atomic_write_bytes
+    from diffvis.core.compare import PanelSpec, Reference, sweep, sweep_csv
+    from diffvis.core.schedules import Schedule
+    from diffvis.core.sources import fresh_draw, load_source, run_points
+
+    if args.out.suffix.lower() != ".csv":
+        raise ConfigError(f"{args.out.name}: the sweep table is written as .csv")
+    try:
+        steps = sorted({int(v) for v in args.steps.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--steps must be whole numbers separated by commas, got {args.steps!r}") from None
+    if not steps or steps[0] < 1:
+        raise ConfigError("--steps needs at least one step count of 1 or more")
+    specs = [PanelSpec(name.strip(), {"eta": args.eta} if name.strip() == "ddim" else {})
+             for name in args.samplers.split(",") if name.strip()]  # fmt: skip
+    run = None
+    if args.run is not None:
+        from diffvis.core.checkpoint import load_run
+
+        run = load_run(args.run)
+        data, info = run_points(run.data)
+        schedule = run.schedule
+    else:
+        data, info = load_source(str(args.ideal), n=0)
+        schedule = Schedule.make()
+    steps = [s for s in steps if s <= schedule.T]
+    reference = Reference.draw(fresh_draw(info, data.points, args.n))
+    bar = ProgressBar()
+    points = sweep(specs, steps, run, data.points, schedule, reference, n=args.n, seed=args.seed,
+                   progress=lambda i, n: bar.show(i, n, "sampler runs"))  # fmt: skip
+    table = sweep_csv(points)
+    try:
+        atomic_write_bytes(args.out, table.encode())
+    except OSError as e:
+        raise ConfigError(f"{args.out}: cannot be written ({e.strerror or e})") from None
+    names = list(points[0].metrics)
+    print(f"{'sampler':<24}{'steps':>6}{'NFE':>6}{'seconds':>9}" + "".join(f"{m:>14}" for m in names))
+    for p in points:
+        cells = "".join(f"{p.metrics[m].ratio:>13.2f}×" for m in names)
+        print(f"{p.label:<24}{'' if p.steps is None else p.steps:>6}{p.nfe:>6}{p.seconds:>9.3f}{cells}")
+    print(f"(each metric as a ratio to its floor; the table with the values: {args.out})")
+    return 0

@@ -43,7 +43,8 @@ def cmd_render(args) -> int:
         if hasattr(view, "shutdown"):
             view.shutdown()
         view.close()
-    print(f"wrote {frames} frame{'s' * (frames != 1)} of the {args.view} view to {args.out}")
+    what = f"the {args.view} view" if args.view else f"the {args.compare} comparison"
+    print(f"wrote {frames} frame{'s' * (frames != 1)} of {what} to {args.out}")
     return 0
 
 
@@ -73,6 +74,13 @@ def _load_state(args):
 
 
 def _make_view(args, state):
+    if args.compare:
+        from diffvis.app.views.compare_view import CompareView
+
+        view = CompareView(state)
+        view.apply_preset(args.compare)
+        view.points.setValue(args.points)
+        return view
     from diffvis.app.views.forward_view import ForwardView
     from diffvis.app.views.langevin_view import LangevinView
     from diffvis.app.views.reverse_view import ReverseView
@@ -117,7 +125,7 @@ def _add_probes(view, positions: list[list[float]], frame: int) -> None:
     import numpy as np
     from PySide6.QtCore import QEventLoop
 
-    if not hasattr(view, "probes"):
+    if getattr(view, "probes", None) is None:
         raise ConfigError("--probe needs the reverse or score view")
     view.timeline.slider.setValue(frame)
     loop, failures = QEventLoop(), []

@@ -13,12 +13,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -136,6 +138,8 @@ class CompareView(SceneView):
         self.highlight: int | None = None  # the point followed in every panel
         self.pinned = False
         self.preset = QComboBox()
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(10)
         for key, (title, _) in PRESETS.items():
             self.preset.addItem(title, key)
         self.count = QSpinBox(minimum=2, maximum=MAX_PANELS, value=3)
@@ -145,7 +149,7 @@ class CompareView(SceneView):
         self.new_noise.setToolTip("draw new initial noise for every panel and compare again")
         for label, widget in [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
                               ("", self.new_noise), ("", self.compute_button)]:  # fmt: skip
-            self.add_setting(label, widget, columns_per_row=5)
+            self.add_setting(label, widget, columns_per_row=3)
         specs = PRESETS["ddpm-vs-ddim"][1]
         self.editors = [PanelEditor(i, specs[i % len(specs)]) for i in range(MAX_PANELS)]
         editor_row = QWidget()
@@ -153,7 +157,13 @@ class CompareView(SceneView):
         editor_layout.setContentsMargins(0, 0, 0, 0)
         for editor in self.editors:
             editor_layout.addWidget(editor)
-        self.layout().insertWidget(1, editor_row)
+        editors = QScrollArea()  # six editors are wider than a small window: they scroll sideways there
+        editors.setWidget(editor_row)
+        editors.setWidgetResizable(True)
+        editors.setFrameShape(QFrame.Shape.NoFrame)
+        editors.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        editors.setFixedHeight(editor_row.sizeHint().height() + editors.horizontalScrollBar().sizeHint().height())
+        self.layout().insertWidget(1, editors)
         self.layout().addWidget(self._build_bottom())
         self.sweep_job = BackgroundJob(self)
         self.sweep_job.done.connect(self._on_sweep)
