@@ -154,3 +154,51 @@ def test_bad_output_is_refused_before_computing(argv, fragment, moons, tmp_path,
     assert rc == 2 and fragment in err  # refused, as with the forward view, which computes nothing ...
     assert "computing" not in err  # ... but only after sampling the whole trajectory
     assert_user_error(rc, err, fragment)
+
+
+# --- the comparison and the sweep -------------------------------------------------------------------------------
+
+
+def test_render_compare_preset_writes_the_shared_timeline(run_dir, tmp_path, capsys, qapp):
+    out = tmp_path / "c.gif"
+    rc, stdout, err = render(capsys, qapp, "--run", run_dir, "--compare", "ddpm-vs-ddim", "--points", "60",
+                             "--max-frames", "11", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    assert "11 frames of the ddpm-vs-ddim comparison" in stdout
+    with Image.open(out) as gif:
+        assert gif.n_frames == 11
+
+
+def sweep(capsys, *argv):
+    rc = main(["sweep", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_sweep_writes_one_row_per_sampler_and_step_count(moons, tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "sweep.csv"
+    rc, stdout, err = sweep(capsys, "--ideal", moons, "--samplers", "ddim,heun,ddpm", "--steps", "4,8", "--n", "80",
+                            "--out", out)  # fmt: skip
+    assert rc == 0, err
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["sampler"], r["steps"], int(r["nfe"])) for r in rows] == [
+        ("ddim", "4", 4), ("ddim", "8", 8), ("heun", "4", 7), ("heun", "8", 15), ("ddpm", "", 1000)]  # fmt: skip
+    for r in rows:
+        assert float(r["energy"]) >= 0 and 0 < float(r["energy_ratio"]) < np.inf
+    assert "DDIM η=0" in stdout and "×" in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--steps", "a,b"], "whole numbers"),
+        (["--samplers", "nope"], "unknown sampler"),
+        (["--steps", "0"], "1 or more"),
+    ],
+)
+def test_sweep_refuses_bad_arguments_with_one_line(argv, fragment, moons, tmp_path, capsys):
+    rc, _, err = sweep(capsys, "--ideal", moons, "--n", "20", "--out", tmp_path / "s.csv", *argv)
+    assert_user_error(rc, err, fragment)
+    assert not (tmp_path / "s.csv").exists()
