@@ -288,7 +288,8 @@ class CompareView(SceneView):
         return PROGRESS_FRAMES + 1
 
     def _fill_table(self, results: list[PanelResult]) -> None:
-        self.table.setRowCount(len(results))
+        """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores)."""
+        self.table.setRowCount(len(results) + 1)
         columns = [[r.trajectory.nfe for r in results], [r.seconds for r in results]]
         columns += [[r.metrics[m].value for r in results] for m in METRICS]
         for row, r in enumerate(results):
@@ -296,6 +297,10 @@ class CompareView(SceneView):
             cells += [f"{r.metrics[m].value:.3g} ({r.metrics[m].ratio:.2f}×)" for m in METRICS]
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
+        floor = results[0].metrics
+        cells = ["floor (fresh data)", "", ""] + [f"{floor[m].floor:.3g} ± {floor[m].floor_std:.2g}" for m in METRICS]
+        for col, text in enumerate(cells):
+            self.table.setItem(len(results), col, QTableWidgetItem(text))
         bold = QFont()
         bold.setBold(True)
         for col, values in enumerate(columns, start=1):
