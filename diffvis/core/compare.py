@@ -20,6 +20,7 @@ from diffvis.errors import Cancelled, ConfigError
 
 Progress = Callable[[int, int], bool]  # progress(i, n) → True to cancel
 FLOOR_PAIRS = 8
+METRIC_POINTS = 2000  # samples scored per panel: the metrics are O(n²), and 2,000 resolve the differences shown
 STEP_KEY = {"ddim": "steps", "euler": "steps", "heun": "steps", "dpmpp_2m": "steps", "langevin": "steps_per_level"}
 DEFAULT_STEPS = {"steps": 50, "steps_per_level": 100}  # the samplers' own defaults
 NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "langevin": "Langevin", "euler": "Euler", "heun": "Heun",
@@ -105,10 +106,14 @@ def panel_model(spec: PanelSpec, run: Run | None, points: np.ndarray, schedule: 
     usable = run is not None and run.objective == spec.objective
     model = sampling_model(run if usable else None, points, spec.objective, exact=spec.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
-    label = spec.label
-    if not spec.exact and not usable:
-        label += " · exact" + ("" if run is None else f" (the run is {run.objective.upper()})")
-    return model, label
+    return model, spec.label + fallback_note(spec, run)
+
+
+def fallback_note(spec: PanelSpec, run: Run | None) -> str:
+    """' · exact (…)' when the trained model was asked for but cannot serve the sampler, else ''."""
+    if spec.exact or (run is not None and run.objective == spec.objective):
+        return ""
+    return " · exact" + ("" if run is None else f" (the run is {run.objective.upper()})")
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,9 @@ class Reference:
     floor: dict[str, tuple]
 
     @classmethod
-    def draw(cls, draw: Callable[[int], np.ndarray], seed: int = 10_000) -> Reference:
-        return cls(draw(seed - 1), floors(draw, FLOOR_PAIRS, seed))
+    def draw(cls, draw: Callable[[int], np.ndarray], seed: int = 10_000, cancelled=None) -> Reference:
+        """``draw(seed)`` gives fresh data of the size to score (at most METRIC_POINTS); ``cancelled()`` may stop."""
+        return cls(draw(seed - 1), floors(draw, FLOOR_PAIRS, seed, cancelled))
 
 
 def run_panel(spec, run, points, schedule, x_T, reference: Reference, *, seed=0, callback=None) -> PanelResult:
@@ -130,8 +136,8 @@ def run_panel(spec, run, points, schedule, x_T, reference: Reference, *, seed=0,
     traj = model.sample(spec.sampler, x_T.clone(), generator=torch.Generator().manual_seed(seed), callback=callback,
                         **spec.params)  # fmt: skip
     seconds = time.perf_counter() - started
-    return PanelResult(spec, label, traj, seconds, score_samples(traj.samples.astype(np.float64),
-                                                                 reference.points, reference.floor))  # fmt: skip
+    samples = traj.samples[: len(reference.points)].astype(np.float64)
+    return PanelResult(spec, label, traj, seconds, score_samples(samples, reference.points, reference.floor))
 
 
 def compare(specs, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: Progress | None = None):
@@ -169,8 +175,10 @@ def sweep(specs, step_counts, run, points, schedule, reference: Reference, *, n=
     for i, spec in enumerate(jobs):
         if progress is not None and progress(i, len(jobs)):
             raise Cancelled("sweep cancelled")
-        r = run_panel(spec, run, points, schedule, x_T, reference, seed=seed)
-        out.append(SweepPoint(spec.family, spec.sampler, spec.steps, r.trajectory.nfe, r.seconds, r.metrics))
+        callback = None if progress is None else lambda info, i=i: progress(i, len(jobs))
+        r = run_panel(spec, run, points, schedule, x_T, reference, seed=seed, callback=callback)
+        label = spec.family + fallback_note(spec, run)
+        out.append(SweepPoint(label, spec.sampler, spec.steps, r.trajectory.nfe, r.seconds, r.metrics))
     if progress is not None:
         progress(len(jobs), len(jobs))
     return out

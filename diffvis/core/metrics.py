@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffvis.errors import Cancelled
+
 _CHUNK = 4096
 N_PROJECTIONS = 256
 
@@ -104,10 +106,18 @@ class MetricResult:
         return self.value <= self.floor + 2 * self.floor_std
 
 
-def floors(draw: Callable[[int], np.ndarray], n_pairs: int = 8, seed: int = 10_000) -> dict[str, tuple]:
-    """(mean, std) of every metric between ``n_pairs`` pairs of independent draws ``draw(seed)``."""
+def floors(
+    draw: Callable[[int], np.ndarray],
+    n_pairs: int = 8,
+    seed: int = 10_000,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict[str, tuple]:
+    """(mean, std) of every metric between ``n_pairs`` pairs of independent draws ``draw(seed)``;
+    ``cancelled()`` is asked before each pair and stops the work (``Cancelled``)."""
     values = {name: [] for name in METRICS}
     for p in range(n_pairs):
+        if cancelled is not None and cancelled():
+            raise Cancelled("floors cancelled")
         a, b = draw(seed + 2 * p), draw(seed + 2 * p + 1)
         for name, fn in METRICS.items():
             values[name].append(fn(a, b))

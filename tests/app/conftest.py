@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from diffvis.app.main_window import MainWindow
@@ -22,3 +24,17 @@ def make_window(qtbot, tmp_path):
         win.controller.shutdown()
         for view in win.scene_views:
             view.shutdown()
+
+
+@pytest.fixture
+def close_at_once():
+    """``close_at_once(window, worker)``: closing the window stops ``worker`` within a second."""
+
+    def close(window, worker) -> None:
+        started = time.perf_counter()
+        window.close()
+        elapsed = time.perf_counter() - started
+        assert not worker.isRunning()
+        assert elapsed < 1.0, f"closing took {elapsed:.2f} s"
+
+    return close

@@ -45,3 +45,18 @@ def test_samplers_on_the_gpu_match_the_cpu():
     pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5]])
     f = sample_langevin(IdealScore(pts), x.cuda(), SigmaLadder.geometric(3.0, 0.01, 5), steps_per_level=20)
     assert np.linalg.norm(f.samples[:, None] - pts.numpy()[None], axis=-1).min(1).max() < 1e-2
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m"])
+def test_ode_solvers_on_the_gpu_match_the_cpu(name):
+    from diffvis.core.ideal import IdealNoisePredictor
+    from diffvis.core.samplers import SAMPLERS
+    from diffvis.core.schedules import Schedule
+
+    schedule = Schedule.make()
+    pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]])
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    a = SAMPLERS[name](IdealNoisePredictor(pts, schedule), x, schedule, steps=25)
+    b = SAMPLERS[name](IdealNoisePredictor(pts.cuda(), schedule), x.cuda(), schedule, steps=25)
+    np.testing.assert_allclose(a.frames, b.frames, atol=1e-3)
+    assert a.nfe == b.nfe and list(a.evals) == list(b.evals)

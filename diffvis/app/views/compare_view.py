@@ -34,7 +34,7 @@ from diffvis.app.state import LabState
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_caption, faint_brush
 from diffvis.app.widgets.moving_scatter import MovingScatter
-from diffvis.core.compare import NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
+from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
@@ -173,6 +173,7 @@ class CompareView(SceneView):
         self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentData()))
         self.count.valueChanged.connect(self._layout_panels)
         self.new_noise.clicked.connect(self.reseed)
+        state.data_changed.connect(lambda _: self._show_backdrop())
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
         self.apply_preset("ddpm-vs-ddim")
@@ -233,7 +234,6 @@ class CompareView(SceneView):
             panel.plot.setXLink(first)
             panel.plot.setYLink(first)
         self._show_backdrop()
-        self.result = None
 
     def _show_backdrop(self) -> None:
         points = self.state.data.points[:3000]
@@ -266,20 +266,27 @@ class CompareView(SceneView):
         cfg = self.state.train_config
         schedule = run.schedule if run is not None else Schedule.make(cfg.schedule, cfg.timesteps)
         points, n = self.state.data.points, self.points.value()
-        return run, points, schedule, fresh_draw(self.state.data_info, points, n), n
+        draw = fresh_draw(self.state.data_info, points, min(n, METRIC_POINTS))
+        return run, points, schedule, draw, n
 
     def work(self):
         specs, seed = self.specs(), self.seed
         run, points, schedule, draw, n = self._context()
 
         def compute_all(progress):
-            reference = Reference.draw(draw)
+            reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
             return compare(specs, run, points, schedule, reference, n=n, seed=seed, progress=progress)
 
         return compute_all
 
+    def has_content(self) -> bool:
+        return bool(self.panels) and all(panel.result is not None for panel in self.panels)
+
     def accept(self, results) -> int:
-        if len(results) != len(self.panels):
+        if len(results) != len(self.panels):  # the panel count changed while computing: show what was computed
+            self.count.blockSignals(True)
+            self.count.setValue(len(results))
+            self.count.blockSignals(False)
             self._layout_panels()
         for panel, result in zip(self.panels, results, strict=True):
             panel.result = result
@@ -324,7 +331,8 @@ class CompareView(SceneView):
         steps, seed = [s for s in steps if s <= schedule.T], self.seed
 
         def compute_sweep(progress):
-            return sweep(specs, steps, run, points, schedule, Reference.draw(draw), n=n, seed=seed, progress=progress)
+            reference = Reference.draw(draw, cancelled=lambda: progress(0, len(specs) * len(steps)))
+            return sweep(specs, steps, run, points, schedule, reference, n=n, seed=seed, progress=progress)
 
         self.sweep_button.setEnabled(False)
         self.sweep_job.start(compute_sweep)
@@ -358,7 +366,7 @@ class CompareView(SceneView):
 
     # --- drawing, highlighting, exporting -------------------------------------------------------------------
     def show_frame(self, frame: int) -> None:
-        if not self.panels or self.panels[0].result is None:
+        if not self.has_content():
             return
         for panel in self.panels:
             panel.show(frame, self.highlight)

@@ -1,0 +1,371 @@
+"""Samplers side by side (diffvis.core.compare): panel labels, presets, which model a panel samples, the shared
+initial noise, every panel's cost and metrics recomputed independently, cancellation, and the quality-vs-NFE sweep
+with its CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from diffvis.core.compare import (
+    PRESETS,
+    PanelSpec,
+    Reference,
+    compare,
+    panel_model,
+    run_panel,
+    sweep,
+    sweep_csv,
+)
+from diffvis.core.datasets import Normaliser, make_dataset
+from diffvis.core.ideal import IdealNoisePredictor, IdealScore
+from diffvis.core.metrics import METRICS, score_samples
+from diffvis.core.models import ModelConfig
+from diffvis.core.pipeline import train_run
+from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
+from diffvis.core.training import TrainConfig
+from diffvis.errors import Cancelled, ConfigError
+
+N = 120  # samples per panel (and points of each fresh draw)
+SEED = 3
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def points() -> np.ndarray:
+    return make_dataset("moons", 150, seed=0).points
+
+
+@pytest.fixture(scope="module")
+def schedule() -> Schedule:
+    return Schedule.make("linear", 1000)
+
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    return Reference.draw(lambda seed: make_dataset("moons", N, seed=seed).points)
+
+
+@pytest.fixture(scope="module")
+def runs(points, one_torch_thread) -> dict:
+    """Two tiny (barely trained) runs on ``points``: {'ddpm': Run, 'ncsn': Run}."""
+    cfg = TrainConfig(steps=20, batch=64, device="cpu", warmup=0)
+    return {
+        objective: train_run(points, ModelConfig(objective=objective, width=16, depth=1, embed_dim=8), cfg, {})
+        for objective in ("ddpm", "ncsn")
+    }
+
+
+def seeded_noise(n: int = N, seed: int = SEED) -> np.ndarray:
+    """The noise compare() and sweep() start every panel from, as float64."""
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)).numpy().astype(np.float64)
+
+
+# --- PanelSpec ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "label", "family", "steps"),
+    [
+        (PanelSpec("ddim", {"steps": 50, "eta": 0.0}), "DDIM S=50 η=0", "DDIM η=0", 50),
+        (PanelSpec("ddim", {"steps": 10, "eta": 0.3}), "DDIM S=10 η=0.3", "DDIM η=0.3", 10),
+        (PanelSpec("ddim"), "DDIM S=50 η=0", "DDIM η=0", 50),
+        (PanelSpec("ddpm"), "DDPM (β̃)", "DDPM (β̃)", None),
+        (PanelSpec("ddpm", {"variance": "beta"}), "DDPM (β)", "DDPM (β)", None),
+        (PanelSpec("ddpm", exact=True), "DDPM (β̃) · exact", "DDPM (β̃) · exact", None),
+        (PanelSpec("langevin", {"steps_per_level": 20}, exact=True), "Langevin K=20 · exact", "Langevin · exact", 20),
+        (PanelSpec("langevin"), "Langevin K=100", "Langevin", 100),
+        (PanelSpec("euler", {"steps": 7}), "Euler S=7", "Euler", 7),
+        (PanelSpec("heun"), "Heun S=50", "Heun", 50),
+        (PanelSpec("dpmpp_2m", {"steps": 10}), "DPM-Solver++(2M) S=10", "DPM-Solver++(2M)", 10),
+    ],
+)
+def test_panel_spec_labels_families_and_steps(spec, label, family, steps):
+    assert spec.label == label
+    assert spec.family == family
+    assert spec.steps == steps
+    assert spec.objective == ("ncsn" if spec.sampler == "langevin" else "ddpm")
+
+
+def test_panel_spec_with_steps():
+    ddim = PanelSpec("ddim", {"steps": 50, "eta": 0.6}, exact=True)
+    five = ddim.with_steps(5)
+    assert five == PanelSpec("ddim", {"steps": 5, "eta": 0.6}, exact=True)
+    assert five.label == "DDIM S=5 η=0.6 · exact" and five.family == ddim.family
+    assert ddim.params == {"steps": 50, "eta": 0.6}  # the original is untouched
+    langevin = PanelSpec("langevin").with_steps(7)
+    assert langevin.params == {"steps_per_level": 7} and langevin.steps == 7
+    assert PanelSpec("heun").with_steps(3).params == {"steps": 3}
+    ddpm = PanelSpec("ddpm", {"variance": "beta"})
+    assert ddpm.with_steps(10) is ddpm  # DDPM always takes all T steps
+
+
+@pytest.mark.parametrize("sampler", ["ddpm2", "DDIM", "", "dpm"])
+def test_panel_spec_refuses_an_unknown_sampler(sampler):
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        PanelSpec(sampler)
+
+
+@pytest.mark.parametrize("key", list(PRESETS))
+def test_every_preset_builds_valid_panels(key):
+    title, specs = PRESETS[key]
+    assert title and 2 <= len(specs) <= 6
+    for spec in specs:
+        assert isinstance(spec, PanelSpec)
+        assert PanelSpec(spec.sampler, dict(spec.params), spec.exact) == spec  # validates again
+        assert spec.label.startswith(spec.family.split(" · ")[0].split(" ")[0])
+        if spec.sampler != "ddpm":
+            assert spec.steps >= 1
+
+
+def test_presets_say_what_they_compare():
+    _, eta = PRESETS["eta"]
+    etas = [spec.params["eta"] for spec in eta]
+    assert etas == [0.0, 0.3, 0.6, 1.0] and etas == sorted(etas)
+    assert {spec.sampler for spec in eta} == {"ddim"} and {spec.steps for spec in eta} == {50}
+    assert [s.label for s in PRESETS["ddpm-vs-ddim"][1]] == ["DDPM (β̃)", "DDIM S=50 η=0", "DDIM S=10 η=0"]
+    assert [s.exact for s in PRESETS["trained-vs-exact"][1]] == [False, True]
+    assert [s.sampler for s in PRESETS["ddpm-vs-langevin"][1]] == ["ddpm", "langevin"]
+
+
+# --- panel_model ----------------------------------------------------------------------------------------------------
+
+
+def test_panel_model_without_a_run_is_exact(points, schedule):
+    for spec in (PanelSpec("ddim", {"steps": 10}), PanelSpec("ddpm"), PanelSpec("heun")):
+        model, label = panel_model(spec, None, points, schedule)
+        assert model.exact and isinstance(model.model, IdealNoisePredictor)
+        assert model.schedule is schedule
+        assert label == spec.label + " · exact"
+    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), None, points, schedule)
+    assert model.exact and isinstance(model.model, IdealScore) and label == "Langevin K=20 · exact"
+    std = Normaliser.fit(points).to_std(points)
+    np.testing.assert_allclose(model.ladder.sigmas, SigmaLadder.geometric(max_pairwise_distance(std)).sigmas)
+    # asked for the exact model: the label says so once
+    model, label = panel_model(PanelSpec("ddim", exact=True), None, points, schedule)
+    assert model.exact and label == "DDIM S=50 η=0 · exact"
+
+
+def test_panel_model_uses_a_run_of_the_samplers_kind(points, schedule, runs):
+    ddpm, ncsn = runs["ddpm"], runs["ncsn"]
+    spec = PanelSpec("ddim", {"steps": 10})
+    model, label = panel_model(spec, ddpm, points, schedule)
+    assert not model.exact and model.model is ddpm.ema and label == "DDIM S=10 η=0"
+    assert model.normaliser == ddpm.normaliser and model.schedule is ddpm.schedule
+
+    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), ncsn, points, schedule)
+    assert not model.exact and model.model is ncsn.ema and label == "Langevin K=20"
+
+    # asked for the exact model with a usable run: the run's schedule and σ ladder
+    model, label = panel_model(PanelSpec("ddim", {"steps": 10}, exact=True), ddpm, points, schedule)
+    assert model.exact and isinstance(model.model, IdealNoisePredictor) and label == "DDIM S=10 η=0 · exact"
+    assert model.schedule is ddpm.schedule and model.ladder is ddpm.ladder
+
+
+def test_panel_model_falls_back_to_the_exact_model_of_the_other_kind(points, schedule, runs):
+    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), runs["ddpm"], points, schedule)
+    assert model.exact and isinstance(model.model, IdealScore)
+    assert label == "Langevin K=20 · exact (the run is DDPM)"
+    model, label = panel_model(PanelSpec("ddim", {"steps": 10}), runs["ncsn"], points, schedule)
+    assert model.exact and isinstance(model.model, IdealNoisePredictor)
+    assert model.schedule is runs["ncsn"].schedule
+    assert label == "DDIM S=10 η=0 · exact (the run is NCSN)"
+    # an exact panel needs no reason
+    _, label = panel_model(PanelSpec("langevin", exact=True), runs["ddpm"], points, schedule)
+    assert label == "Langevin K=100 · exact"
+
+
+# --- compare --------------------------------------------------------------------------------------------------------
+
+SPECS = [
+    PanelSpec("ddpm"),
+    PanelSpec("ddim", {"steps": 10}),
+    PanelSpec("heun", {"steps": 4}),
+    PanelSpec("dpmpp_2m", {"steps": 6}),
+    PanelSpec("euler", {"steps": 5}),
+    PanelSpec("ddim", {"steps": 8, "eta": 1.0}),
+    PanelSpec("langevin", {"steps_per_level": 3}),
+]
+EXPECTED_NFE = [1000, 10, 2 * 4 - 1, 6, 5, 8, 10 * 3 + 1]  # DDPM T, DDIM S, Heun 2S − 1, Langevin L·K + 1
+
+
+@pytest.fixture(scope="module")
+def compared(points, schedule, reference):
+    calls = []
+    results = compare(SPECS, None, points, schedule, reference, n=N, seed=SEED,
+                      progress=lambda i, n: calls.append((i, n)) and False)  # fmt: skip
+    return results, calls
+
+
+def test_compare_starts_every_panel_from_the_same_seeded_noise(compared, points):
+    results, _ = compared
+    assert [r.spec for r in results] == SPECS
+    norm = Normaliser.fit(points)
+    noise = seeded_noise()
+    expected = norm.to_data(noise)
+    first = results[0].trajectory.frames[0]
+    assert first.shape == (N, 2)
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-5)
+    for r in results[:-1]:  # every non-Langevin panel: bit for bit the same frame 0
+        np.testing.assert_array_equal(r.trajectory.frames[0], first)
+    langevin = results[-1].trajectory
+    assert langevin.name == "langevin"
+    sigma_1 = SigmaLadder.geometric(max_pairwise_distance(norm.to_std(points))).sigmas[0]
+    assert sigma_1 > 1
+    np.testing.assert_allclose(
+        norm.to_std(langevin.frames[0].astype(np.float64)), sigma_1 * noise, rtol=1e-4, atol=1e-4
+    )
+    # another seed: other noise
+    assert not np.allclose(seeded_noise(seed=SEED + 1), noise)
+
+
+def test_compare_with_a_run_shares_the_noise_between_trained_and_exact_panels(points, schedule, reference, runs):
+    specs = [PanelSpec("ddim", {"steps": 5}), PanelSpec("ddim", {"steps": 5}, exact=True), PanelSpec("ddpm")]
+    results = compare(specs, runs["ddpm"], points, schedule, reference, n=40, seed=SEED)
+    assert [r.label for r in results] == ["DDIM S=5 η=0", "DDIM S=5 η=0 · exact", "DDPM (β̃)"]
+    expected = runs["ddpm"].normaliser.to_data(seeded_noise(40))
+    for r in results:
+        np.testing.assert_allclose(r.trajectory.frames[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(results[0].trajectory.frames[0], results[1].trajectory.frames[0])
+    # the trained and the exact model go different ways from the same start
+    assert not np.allclose(results[0].trajectory.samples, results[1].trajectory.samples, atol=1e-2)
+
+
+def test_compare_measures_cost_and_metrics(compared, reference):
+    results, _ = compared
+    assert [r.trajectory.nfe for r in results] == EXPECTED_NFE
+    for r in results:
+        traj = r.trajectory
+        assert traj.evals is not None and len(traj.evals) == len(traj.frames)
+        assert traj.evals[0] == 0 and traj.evals[-1] == traj.nfe
+        assert np.all(np.diff(traj.evals) >= 0)
+        assert r.seconds > 0
+        assert list(r.metrics) == list(METRICS)
+        expected = score_samples(traj.samples.astype(np.float64), reference.points, reference.floor)
+        for name, m in r.metrics.items():
+            e = expected[name]
+            assert m.name == name
+            assert m.value == pytest.approx(e.value, rel=1e-12, abs=1e-15)
+            assert (m.floor, m.floor_std) == (e.floor, e.floor_std) == reference.floor[name]
+            assert m.ratio == pytest.approx(e.value / e.floor, rel=1e-12)
+            assert m.value > 0
+    ddim = results[1].trajectory
+    assert len(ddim.frames) == 11 and list(ddim.evals) == list(range(11))
+    heun = results[2].trajectory
+    assert list(heun.evals) == [0, 2, 4, 6, 7]  # two evaluations a step, one on the last
+    ddpm = results[0].trajectory
+    assert len(ddpm.frames) == 1001 and ddpm.evals[500] == 500
+
+
+def test_compare_reports_monotone_progress_in_thousandths(compared):
+    _, calls = compared
+    assert calls and {n for _, n in calls} == {1000 * len(SPECS)}
+    done = [i for i, _ in calls]
+    assert done == sorted(done) and done[-1] == 1000 * len(SPECS)
+    assert len(calls) == sum(len(r.trajectory.frames) - 1 for r in compared[0])  # one call per step
+
+
+def test_compare_is_cancelled_by_its_progress_callback(points, schedule, reference):
+    calls = []
+
+    def progress(i, n):
+        calls.append(i)
+        return i >= 1500  # during the second panel
+
+    with pytest.raises(Cancelled):
+        compare(SPECS[:3], None, points, schedule, reference, n=N, seed=SEED, progress=progress)
+    assert 1000 <= calls[-1] < 2000 and len(calls) < 1000 + 10
+    with pytest.raises(Cancelled):
+        compare(SPECS[:1], None, points, schedule, reference, n=N, progress=lambda i, n: True)
+
+
+def test_run_panel_copies_the_noise(points, schedule, reference):
+    x_T = torch.as_tensor(seeded_noise(), dtype=torch.float32)
+    before = x_T.clone()
+    r = run_panel(PanelSpec("langevin", {"steps_per_level": 2}), None, points, schedule, x_T, reference)
+    torch.testing.assert_close(x_T, before, rtol=0, atol=0)
+    assert r.trajectory.nfe == 21
+
+
+# --- sweep ----------------------------------------------------------------------------------------------------------
+
+SWEEP_SPECS = [PanelSpec("ddpm"), PanelSpec("ddim"), PanelSpec("heun"), PanelSpec("langevin", exact=True)]
+STEP_COUNTS = [2, 5, 100]
+
+
+@pytest.fixture(scope="module")
+def swept(points, schedule, reference):
+    calls = []
+    out = sweep(SWEEP_SPECS, STEP_COUNTS, None, points, schedule, reference, n=N, seed=SEED,
+                progress=lambda i, n: calls.append((i, n)) and False)  # fmt: skip
+    return out, calls
+
+
+def test_sweep_has_one_point_per_spec_and_step_count(swept, reference):
+    out, calls = swept
+    assert [(p.label, p.sampler, p.steps) for p in out] == [
+        ("DDPM (β̃) · exact", "ddpm", None),  # no run: the exact model, and the label says so
+        *[("DDIM η=0 · exact", "ddim", s) for s in STEP_COUNTS],
+        *[("Heun · exact", "heun", s) for s in STEP_COUNTS],
+        *[("Langevin · exact", "langevin", s) for s in STEP_COUNTS],
+    ]
+    assert calls == sorted(calls) and sorted(set(calls)) == [(i, 10) for i in range(11)]  # also asked within runs
+    nfe = {(p.sampler, p.steps): p.nfe for p in out}
+    assert nfe == {("ddpm", None): 1000, ("ddim", 2): 2, ("ddim", 5): 5, ("ddim", 100): 100, ("heun", 2): 3,
+                   ("heun", 5): 9, ("heun", 100): 199, ("langevin", 2): 21, ("langevin", 5): 51,
+                   ("langevin", 100): 1001}  # fmt: skip
+    for family in ("DDIM η=0 · exact", "Heun · exact", "Langevin · exact"):
+        costs = [p.nfe for p in out if p.label == family]
+        assert costs == sorted(costs) and len(set(costs)) == len(costs)
+    for p in out:
+        assert p.seconds > 0 and list(p.metrics) == list(METRICS)
+        assert all(m.floor == reference.floor[name][0] for name, m in p.metrics.items())
+
+
+def test_sweep_points_match_single_panels(swept, points, schedule, reference):
+    out, _ = swept
+    x_T = torch.as_tensor(seeded_noise(), dtype=torch.float32)
+    alone = run_panel(PanelSpec("heun", {"steps": 5}), None, points, schedule, x_T, reference, seed=SEED)
+    heun5 = next(p for p in out if p.sampler == "heun" and p.steps == 5)
+    assert heun5.nfe == alone.trajectory.nfe
+    for name in METRICS:
+        assert heun5.metrics[name].value == pytest.approx(alone.metrics[name].value, rel=1e-9)
+
+
+def test_the_exact_ddim_with_many_steps_sits_near_the_floor(swept):
+    out, _ = swept
+    ddim = {p.steps: p.metrics["energy"].ratio for p in out if p.sampler == "ddim"}
+    assert ddim[100] < 3.0  # the exact denoiser memorises the data: about as close as a fresh draw
+    assert ddim[2] > 3 * ddim[100]  # two steps are far from it
+
+
+def test_sweep_is_cancelled_by_its_progress_callback(points, schedule, reference):
+    with pytest.raises(Cancelled):
+        sweep(SWEEP_SPECS, STEP_COUNTS, None, points, schedule, reference, n=N, progress=lambda i, n: i >= 2)
+
+
+def test_sweep_csv_parses_back_to_the_same_numbers(swept):
+    out, _ = swept
+    text = sweep_csv(out)
+    assert text.endswith("\n")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    assert header[:5] == ["label", "sampler", "steps", "nfe", "seconds"]
+    assert header[5:] == [c for m in METRICS for c in (m, f"{m}_ratio")]
+    assert len(rows) == 1 + len(out)
+    for row, p in zip(rows[1:], out, strict=True):
+        assert len(row) == len(header)
+        cells = dict(zip(header, row, strict=True))
+        assert cells["label"] == p.label and cells["sampler"] == p.sampler
+        assert cells["steps"] == ("" if p.steps is None else str(p.steps))
+        assert int(cells["nfe"]) == p.nfe
+        assert float(cells["seconds"]) == pytest.approx(p.seconds, abs=5e-5)
+        for name, m in p.metrics.items():
+            assert float(cells[name]) == pytest.approx(m.value, rel=1e-5)
+            assert float(cells[f"{name}_ratio"]) == pytest.approx(m.ratio, rel=1e-5)
+    assert sweep_csv([]) == "label,sampler,steps,nfe,seconds\n"
