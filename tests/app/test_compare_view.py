@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -123,7 +124,8 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     assert [e.isVisible() for e in view.editors] == [True] * 4 + [False] * 2
     assert [e.eta.value() for e in view.editors[:4]] == [0.0, 0.3, 0.6, 1.0]
     assert all(e.eta.isEnabled() and e.steps.value() == 50 for e in view.editors[:4])
-    assert view.specs() == PRESETS["eta"][1]  # η given explicitly in both
+    # the editors spell out the spacing the samplers would default to
+    assert view.specs() == [replace(s, params={**s.params, "spacing": "leading"}) for s in PRESETS["eta"][1]]
 
     for count in (2, 6, 5, 3, 4):
         view.count.setValue(count)
@@ -143,8 +145,11 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     # the editor's spec follows its widgets; DDPM has no steps, only DDIM an η
     editor = view.editors[0]
     editor.sampler.setCurrentIndex(editor.sampler.findData("ddpm"))
-    assert not editor.steps.isEnabled() and not editor.eta.isEnabled()
-    assert editor.spec() == PanelSpec("ddpm")
+    assert not editor.steps.isEnabled() and not editor.eta.isEnabled() and not editor.spacing.isEnabled()
+    assert editor.variance.isEnabled() and editor.spec() == PanelSpec("ddpm", {"variance": "beta_tilde"})
+    editor.variance.setCurrentIndex(editor.variance.findData("beta"))
+    assert editor.spec() == PanelSpec("ddpm", {"variance": "beta"}) and editor.spec().label == "DDPM (β)"
+    editor.variance.setCurrentIndex(editor.variance.findData("beta_tilde"))
     editor.sampler.setCurrentIndex(editor.sampler.findData("langevin"))
     editor.steps.setValue(20)
     editor.exact.setChecked(True)

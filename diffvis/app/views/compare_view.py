@@ -36,7 +36,7 @@ from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
-from diffvis.core.schedules import Schedule
+from diffvis.core.schedules import SPACINGS, Schedule
 from diffvis.core.sources import fresh_draw
 
 BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
@@ -66,12 +66,21 @@ class PanelEditor(QGroupBox):
         self.eta.setToolTip("DDIM η: 0 deterministic, 1 as stochastic as DDPM")
         self.exact = QCheckBox("exact")
         self.exact.setToolTip("the exact denoiser (or exact score) of the data instead of the trained model")
+        self.spacing = QComboBox()
+        self.spacing.addItems(SPACINGS)
+        self.spacing.setToolTip("which timesteps DDIM and the ODE solvers visit (as in diffusers)")
+        self.variance = QComboBox()
+        self.variance.addItem("β̃ (posterior)", "beta_tilde")
+        self.variance.addItem("β", "beta")
+        self.variance.setToolTip("DDPM's noise variance at each step")
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.sampler, 0, 0, 1, 3)
         grid.addWidget(self.steps, 1, 0)
         grid.addWidget(self.eta, 1, 1)
         grid.addWidget(self.exact, 1, 2)
+        grid.addWidget(self.spacing, 2, 0, 1, 2)
+        grid.addWidget(self.variance, 2, 2)
         self.sampler.currentIndexChanged.connect(self._update_enabled)
         self.set_spec(spec)
 
@@ -80,17 +89,27 @@ class PanelEditor(QGroupBox):
         self.steps.setValue(spec.steps or 50)
         self.eta.setValue(spec.params.get("eta", 0.0))
         self.exact.setChecked(spec.exact)
+        self.spacing.setCurrentText(spec.params.get("spacing", "leading" if spec.sampler == "ddim" else "trailing"))
+        self.variance.setCurrentIndex(self.variance.findData(spec.params.get("variance", "beta_tilde")))
         self._update_enabled()
 
     def spec(self) -> PanelSpec:
         sampler = self.sampler.currentData()
-        params = {"eta": self.eta.value()} if sampler == "ddim" else {}
+        params = {}
+        if sampler == "ddim":
+            params["eta"] = self.eta.value()
+        if sampler in ("ddim", "euler", "heun", "dpmpp_2m"):
+            params["spacing"] = self.spacing.currentText()
+        if sampler == "ddpm":
+            params["variance"] = self.variance.currentData()
         return PanelSpec(sampler, params, self.exact.isChecked()).with_steps(self.steps.value())
 
     def _update_enabled(self) -> None:
         sampler = self.sampler.currentData()
         self.steps.setEnabled(sampler != "ddpm")
         self.eta.setEnabled(sampler == "ddim")
+        self.spacing.setEnabled(sampler not in ("ddpm", "langevin"))
+        self.variance.setEnabled(sampler == "ddpm")
 
 
 class ComparePanel:
