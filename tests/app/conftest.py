@@ -1,3 +1,4 @@
+import gc
 import time
 
 import pytest
@@ -24,6 +25,9 @@ def make_window(qtbot, tmp_path):
         win.controller.shutdown()
         for view in win.scene_views:
             view.shutdown()
+        win.close()
+    windows.clear()
+    gc.collect()  # collect the closed windows' Qt wrappers now, not in the middle of a later test's repaint
 
 
 @pytest.fixture

@@ -134,8 +134,8 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
         columns = 2 if count <= 4 else 3
         layout = view.grid.ci.layout
         for i, panel in enumerate(view.panels):  # filled row by row
-            assert view.grid.ci.getItem(i // columns, i % columns) is panel.plot
-        assert layout.columnCount() == min(count, columns)
+            assert layout.itemAt(i // columns, i % columns) is panel.plot and panel.plot.isVisible()
+        assert layout.count() == count and not any(p.plot.isVisible() for p in view.all_panels[count:])
         assert len(view.specs()) == count
     view.count.setValue(1)  # clamped by the spin box
     assert view.count.value() == 2 and len(view.panels) == 2

@@ -200,6 +200,11 @@ class CompareView(SceneView):
     # --- building ---------------------------------------------------------------------------------------------
     def build_figure(self, title: str):
         self.grid = pg.GraphicsLayoutWidget()
+        self.all_panels = [ComparePanel(self.grid.addPlot(row=0, col=i)) for i in range(MAX_PANELS)]
+        first = self.all_panels[0].plot.getViewBox()
+        for panel in self.all_panels[1:]:
+            panel.plot.setXLink(first)
+            panel.plot.setYLink(first)
         return self.grid, self.grid.ci
 
     def _build_bottom(self) -> QTabWidget:
@@ -239,19 +244,22 @@ class CompareView(SceneView):
         return self.bottom
 
     def _layout_panels(self) -> None:
-        """Show ``count`` panels in a grid of at most three columns; their editors follow."""
+        """Show ``count`` panels in a grid of at most three columns; their editors follow. The six plots live as
+        long as the view and only move in the grid layout: plot items taken out of a scene and collected later
+        can take a pending repaint down with them."""
         count = self.count.value()
         for i, editor in enumerate(self.editors):
             editor.setVisible(i < count)
-        self.grid.clear()
-        self.panels = []
+        layout = self.grid.ci.layout
+        for panel in self.all_panels:
+            layout.removeItem(panel.plot)
+            panel.plot.setVisible(False)
+            panel.result = None
         columns = 2 if count <= 4 else 3
-        for i in range(count):
-            self.panels.append(ComparePanel(self.grid.addPlot(row=i // columns, col=i % columns)))
-        first = self.panels[0].plot.getViewBox()
-        for panel in self.panels[1:]:
-            panel.plot.setXLink(first)
-            panel.plot.setYLink(first)
+        self.panels = self.all_panels[:count]
+        for i, panel in enumerate(self.panels):
+            layout.addItem(panel.plot, i // columns, i % columns)
+            panel.plot.setVisible(True)
         self._show_backdrop()
 
     def _show_backdrop(self) -> None:
