@@ -251,8 +251,9 @@ class CompareView(SceneView):
         for i, editor in enumerate(self.editors):
             editor.setVisible(i < count)
         layout = self.grid.ci.layout
+        while layout.count():
+            layout.removeAt(layout.count() - 1)
         for panel in self.all_panels:
-            layout.removeItem(panel.plot)
             panel.plot.setVisible(False)
             panel.result = None
         columns = 2 if count <= 4 else 3
