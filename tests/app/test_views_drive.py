@@ -639,3 +639,15 @@ def test_closing_while_computing_score_fields_cancels_at_once(window, close_at_o
     assert worker is not None and worker.isRunning()
     close_at_once(window, worker)
     assert not view.job.busy and view.result is None
+
+
+def test_the_data_view_exports_its_points_and_picture(window, tmp_path):
+    from diffvis.core.pointfiles import load_points
+
+    view = window.data_view
+    window.tabs.setCurrentWidget(view)
+    assert view.export(tmp_path / "data.csv") and view.export(tmp_path / "data.png")
+    np.testing.assert_allclose(load_points(tmp_path / "data.csv").points, window.state.data.points, rtol=1e-8)
+    assert (tmp_path / "data.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert view.export(tmp_path / "data.npy")
+    assert np.load(tmp_path / "data.npy").shape == (1, len(window.state.data), 2)

@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 
 from diffvis.app.state import LabState
+from diffvis.app.views.exporting import ExportActions
 from diffvis.app.views.style import class_brushes
 from diffvis.core.datasets import PointSet
 
@@ -41,8 +42,9 @@ class DrawViewBox(pg.ViewBox):
         self.dabbed.emit(p.x(), p.y())
 
 
-class DataView(pg.GraphicsLayoutWidget):
-    """Shows ``state.data``; with drawing on, each dab adds points in the brush disc (or erases them)."""
+class DataView(ExportActions, pg.GraphicsLayoutWidget):
+    """Shows ``state.data``; with drawing on, each dab adds points in the brush disc (or erases them). Exports
+    (File ▸ Export view…) as a still: one frame, the data's points."""
 
     def __init__(self, state: LabState, panel, parent=None):
         super().__init__(parent)
@@ -53,6 +55,7 @@ class DataView(pg.GraphicsLayoutWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.scatter = pg.ScatterPlotItem(size=3, pen=None)
         self.plot.addItem(self.scatter)
+        self.figure, self.svg_item = self, self.plot
         self.rng = np.random.default_rng(0)
         self.box.dabbed.connect(self.dab)
         panel.draw.toggled.connect(self._on_draw_toggle)
@@ -86,3 +89,21 @@ class DataView(pg.GraphicsLayoutWidget):
         self.scatter.setData(pos=data.points, brush=class_brushes(data.labels))
         if not self.box.drawing:
             self.plot.autoRange()
+
+    def has_content(self) -> bool:
+        return len(self.state.data) > 0
+
+    def frame_count(self) -> int:
+        return 1 if self.has_content() else 0
+
+    def current_frame(self) -> int:
+        return 0
+
+    def show_frame(self, frame: int) -> None:
+        """A still: every frame is the data."""
+
+    def frame_points(self, frame: int) -> np.ndarray:
+        return self.state.data.points
+
+    def all_points(self) -> np.ndarray:
+        return self.state.data.points[None]
