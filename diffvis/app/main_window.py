@@ -144,12 +144,8 @@ class MainWindow(QMainWindow):
             timeline.step(delta)
 
     def export_current(self) -> None:
-        """Export what the current tab shows (PNG, SVG, CSV, NPY, GIF or MP4)."""
-        view = self.tabs.currentWidget()
-        if hasattr(view, "choose_export"):
-            view.choose_export()
-        else:
-            self.state.say("This view has nothing to export: pick a process, score, Langevin or training view.")
+        """Export what the current tab shows (PNG, SVG, CSV, NPY, GIF or MP4): every view is exportable."""
+        self.tabs.currentWidget().choose_export()
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)

@@ -612,18 +612,23 @@ def test_forward_and_training_views_export_at_most_300_frames(window, qtbot, tmp
     np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), np.stack([s for _, s in window.state.previews]))
 
 
-def test_file_menu_export_action(window):
+def test_file_menu_export_action(window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
     actions = {a.text(): a for a in window.menuBar().actions()}
     file_menu = actions["&File"].menu()
     export = next(a for a in file_menu.actions() if a.text() == "&Export view…")
     assert export.shortcut().toString() == "Ctrl+E"
     # with nothing to export, triggering it says so and opens no dialog
-    window.tabs.setCurrentWidget(window.data_view)
-    export.trigger()
-    assert "nothing to export" in window.statusBar().currentMessage()
     window.tabs.setCurrentWidget(window.score_view)
     export.trigger()
     assert window.statusBar().currentMessage() == "Nothing to export yet."
+    # otherwise it exports the current tab to the file the dialog names
+    chosen = tmp_path / "data.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args, **kwargs: (str(chosen), "")))
+    window.tabs.setCurrentWidget(window.data_view)
+    export.trigger()
+    assert chosen.exists() and f"exported 1 frame to {chosen}" in window.statusBar().currentMessage()
 
 
 # --- 8: closing mid-computation -------------------------------------------------------------------------------------
