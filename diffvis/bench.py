@@ -5,7 +5,6 @@ process. Timings are medians of ``repeats`` runs; the quality runs (≈ 4 min) r
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -202,26 +201,17 @@ def bare_quality(points: np.ndarray, draw, budget: float) -> dict:
 
 def bench_gui_stall(seconds: float = 8.0) -> None:
     """The GUI thread's longest stall while the app trains with default settings, next to the idle app's."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.main import (
-        configure_pyqtgraph,
-        freeze_startup_objects,
-        quiet_offscreen_warnings,
-        share_the_interpreter,
-    )
+    from diffvis.app.main import freeze_startup_objects, offscreen_app, share_the_interpreter
     from diffvis.app.main_window import MainWindow
     from diffvis.app.settings import Settings
     from diffvis.app.stall import StallMeter
     from diffvis.app.workers import warm_up
 
-    quiet_offscreen_warnings()
     share_the_interpreter()
     warm_up()
-    app = QApplication.instance() or QApplication([])
-    configure_pyqtgraph(app)
+    offscreen_app()
     with tempfile.TemporaryDirectory() as tmp:
         window = MainWindow(Settings(Path(tmp) / "settings.json"))
         window.resize(1280, 800)
@@ -259,18 +249,14 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     """Frames per second while the slider sweeps a cached n-point trajectory in the reverse view, each frame
     drawn and rendered (``grab``: offscreen, ``repaint`` paints nothing), next to a bare pyqtgraph scatter that
     only sets the points and renders."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
+    from diffvis.app.main import offscreen_app
     from diffvis.app.state import LabState
     from diffvis.app.views.reverse_view import ReverseView, Sampled
     from diffvis.core.pipeline import reverse_trajectory, sampling_model
 
-    quiet_offscreen_warnings()
-    app = QApplication.instance() or QApplication([])
-    configure_pyqtgraph(app)
+    offscreen_app()
     state = LabState()
     data = make_dataset("butterfly", 2000)
     state.set_data(data, {})
@@ -312,18 +298,14 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
 def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
     """Frames per second while the shared slider sweeps four comparison panels of n points each, every frame
     rendered, next to four plain pyqtgraph scatters in one layout that set their points and render."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
 
-    from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
+    from diffvis.app.main import offscreen_app
     from diffvis.app.state import LabState
     from diffvis.app.views.compare_view import PROGRESS_FRAMES, CompareView, panel_frame
     from diffvis.core.compare import PRESETS, Reference, compare
 
-    quiet_offscreen_warnings()
-    app = QApplication.instance() or QApplication([])
-    configure_pyqtgraph(app)
+    offscreen_app()
     state = LabState()
     data = make_dataset("butterfly", 1000)
     state.set_data(data, {})

@@ -15,16 +15,12 @@ VIEWS = ("forward", "reverse", "score", "langevin")
 def cmd_render(args) -> int:
     if args.size[0] < 200 or args.size[1] < 150:
         raise ConfigError(f"--size must be at least 200x150, got {args.size[0]}x{args.size[1]}")
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from PySide6.QtWidgets import QApplication
-
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture, never a window, even where a display exists
     from diffvis.app.export import check_export_target, export_view
-    from diffvis.app.main import configure_pyqtgraph, quiet_offscreen_warnings
+    from diffvis.app.main import offscreen_app
 
     check_export_target(args.out, fps=args.fps, max_frames=args.max_frames)
-    app = QApplication.instance() or QApplication(["diffvis"])
-    quiet_offscreen_warnings()
-    configure_pyqtgraph(app)
+    offscreen_app()
     state = _load_state(args)
     view = _make_view(args, state)
     try:

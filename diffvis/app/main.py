@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def configure_pyqtgraph(app) -> None:
 
     palette = app.palette()
     pg.setConfigOptions(background=palette.window().color(), foreground=palette.text().color(), antialias=True)
+
+
+def offscreen_app():
+    """The QApplication of a headless command (render, bench), set up like the app's; made once per process."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    quiet_offscreen_warnings()
+    app = QApplication.instance() or QApplication(["diffvis"])
+    configure_pyqtgraph(app)
+    return app
 
 
 def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | None = None) -> int:

@@ -61,9 +61,13 @@ class ScoreField:
 
     @property
     def points(self) -> np.ndarray:
-        """(ny·nx, 2) grid points, row by row."""
-        gx, gy = np.meshgrid(self.xs, self.ys)
-        return np.stack([gx.ravel(), gy.ravel()], axis=1)
+        return grid_points(self.xs, self.ys)
+
+
+def grid_points(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(ny·nx, 2) the points of the grid xs × ys, row by row (the layout of a field's ``vectors``)."""
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
 @torch.inference_mode()
@@ -74,15 +78,13 @@ def score_field(
     x_min, x_max, y_min, y_max = extent
     xs = np.linspace(x_min, x_max, resolution)
     ys = np.linspace(y_min, y_max, resolution)
-    gx, gy = np.meshgrid(xs, ys)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    x_std = torch.as_tensor(normaliser.to_std(grid), dtype=torch.float32)
+    x_std = torch.as_tensor(normaliser.to_std(grid_points(xs, ys)), dtype=torch.float32)
     vectors = score(x_std).cpu().numpy().astype(np.float64) / normaliser.scale
     return ScoreField(xs, ys, vectors.reshape(resolution, resolution, 2))
 
 
 Extent = tuple[float, float, float, float]
-NOISE_SEED = 1234
+NOISE_SEED = 1234  # the fixed ε of the noised data in the forward and score views
 
 
 def padded_extent(points: np.ndarray, pad: float = 0.3) -> Extent:
@@ -108,6 +110,11 @@ class FieldSeries:
     learned: np.ndarray | None
     exact: np.ndarray
     noised: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        """(ny·nx, 2) the grid points, in the order of ``shown[k].reshape(-1, 2)``."""
+        return grid_points(self.xs, self.ys)
 
     @property
     def shown(self) -> np.ndarray:

@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 
 from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
+from diffvis.app.views.reverse_view import frame_time
 from diffvis.app.views.scene_view import SceneView
-from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_caption, faint_brush
+from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_caption, faint_brush, style_data_plot
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
@@ -117,10 +118,7 @@ class ComparePanel:
 
     def __init__(self, plot: pg.PlotItem):
         self.plot = plot
-        plot.setAspectLocked(True)
-        plot.showGrid(x=True, y=True, alpha=0.15)
-        for side in ("left", "bottom"):
-            plot.getAxis(side).setStyle(maxTickLevel=0)
+        style_data_plot(plot)
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         self.path = pg.PlotCurveItem(pen=pg.mkPen("#1a1a1a", width=1.5))
@@ -142,8 +140,7 @@ class ComparePanel:
             path = traj.frames[: k + 1, highlight]
             self.path.setData(path[:, 0], path[:, 1])
             self.marker.setData(pos=path[-1:])
-        t = traj.times[k]
-        when = ("clean" if t < 0 else f"t = {int(t)}") if traj.name != "langevin" else f"σ = {t:.3g}"
+        when = frame_time(traj, k)
         nfe = traj.evals[k] if traj.evals is not None else traj.nfe
         self.caption.setText(f"{self.result.label} · {when} · NFE {nfe}/{traj.nfe}")
 

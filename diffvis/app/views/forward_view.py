@@ -13,12 +13,12 @@ from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.datasets import Normaliser, PointSet
+from diffvis.core.fields import NOISE_SEED
 from diffvis.core.forward import prior_gap, q_sample
 from diffvis.core.schedules import Schedule
 from diffvis.errors import DiffvisError
 
 MAX_POINTS = 5000
-NOISE_SEED = 1234
 
 
 def position_brushes(x0: np.ndarray) -> list:

@@ -99,7 +99,7 @@ class LangevinView(SceneView):
         K, eps = traj.params["steps_per_level"], traj.params["step_size"]
         where = langevin_frame(model.ladder, K, eps, frame)
         s = self.series
-        grid = np.stack(np.meshgrid(s.xs, s.ys), axis=-1).reshape(-1, 2)
+        grid = s.points
         self.quiver.set_field(grid, s.shown[where.level].reshape(-1, 2), 0.9 * float(s.xs[1] - s.xs[0]))
         self.scatter.move_to(traj.frames[frame])
         if traj.times[frame] == 0:

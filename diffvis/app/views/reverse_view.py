@@ -50,6 +50,14 @@ def model_choice() -> QComboBox:
     return box
 
 
+def frame_time(traj: Trajectory, k: int) -> str:
+    """Where frame k of a trajectory is: 't = …' (DDPM, DDIM, ODE solvers), 'σ = …' (Langevin) or 'clean'."""
+    t = traj.times[k]
+    if traj.name == "langevin":
+        return f"σ = {t:.3g}"
+    return "clean" if t < 0 else f"t = {int(t)}"
+
+
 def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
     """(…, 2) the paths of ``count`` evenly chosen points over frames 0 … upto, separated by NaN rows."""
     n = frames.shape[1]
@@ -174,9 +182,7 @@ class ReverseView(SceneView):
         self.trail_curve.setData(trails[:, 0], trails[:, 1])
         self._show_density(points)
         self.probes.show(frame)
-        t = traj.times[frame]
-        when = ("clean" if t < 0 else f"t = {int(t)}") if traj.name != "langevin" else f"σ = {t:.3g}"
-        text = f"{traj.name} · frame {frame}/{traj.steps} · {when} · {traj.nfe} NFE"
+        text = f"{traj.name} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
         if frame == traj.steps:
             text += f" · {100 * self.result.landed:.0f} % of samples on a training point"
         self.describe(text)

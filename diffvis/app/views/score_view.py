@@ -124,7 +124,7 @@ class ScoreView(SceneView):
             return
         model, series = self.result
         frame = min(frame, len(series.times) - 1)
-        grid = np.stack(np.meshgrid(series.xs, series.ys), axis=-1).reshape(-1, 2)
+        grid = series.points
         self.quiver.set_field(grid, series.shown[frame].reshape(-1, 2), 0.9 * self.spacing)
         if self.show_exact.isChecked():
             self.exact_quiver.set_field(grid, series.exact[frame].reshape(-1, 2), 0.9 * self.spacing)

@@ -32,11 +32,16 @@ def equal_aspect_plot(title: str = "") -> pg.PlotWidget:
     """A plot in data coordinates with a faint grid at the major ticks only: the minor grid doubles the cost of
     every redraw (the axes repaint their grid lines whenever the points under them move)."""
     plot = pg.PlotWidget(title=title)
+    style_data_plot(plot.getPlotItem())
+    return plot
+
+
+def style_data_plot(plot: pg.PlotItem) -> None:
+    """Equal aspect, and the faint grid at the major ticks only (see ``equal_aspect_plot``)."""
     plot.setAspectLocked(True)
     plot.showGrid(x=True, y=True, alpha=0.15)
     for side in ("left", "bottom"):
         plot.getAxis(side).setStyle(maxTickLevel=0)
-    return plot
 
 
 def corner_caption(plot_item: pg.PlotItem) -> pg.LabelItem:
