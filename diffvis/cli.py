@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {T.lr})")
     p.add_argument("--seed", type=int, help="seed of initialisation and batches (default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when torch sees one")
+    p.add_argument("--unconditional", action="store_true", help="ignore the data's class labels")
+    p.add_argument("--p-uncond", type=float, help=f"label dropout rate of a conditional model (default {T.p_uncond})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")
@@ -108,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default="leading")
     p.add_argument("--variance", choices=["beta", "beta_tilde"], default="beta_tilde")
     p.add_argument("--step-size", type=float, default=5e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
+    p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="C",
+        help="sample class C (a name or number) or 'all' (each "
+        "class in proportion); needs a conditional run or labelled --ideal data",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="W",
+        help="classifier-free guidance scale w ≥ 0 (default 1: plain conditional; 0: unconditional)",
+    )
     p.add_argument("--init", type=Path, help="initial noise, (N, 2) .npy in standardised space")
     p.add_argument("--trajectory", type=Path, help="also save the path: .npy (frames) or .npz (all fields)")
     p.add_argument("--objective", choices=["ddpm", "ncsn"], help="with --ideal (default: from --sampler)")

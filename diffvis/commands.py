@@ -48,23 +48,36 @@ class ProgressBar:
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import save_run
     from diffvis.core.models import ModelConfig
-    from diffvis.core.pipeline import evaluate_run, quality_to_dict, train_run
-    from diffvis.core.sources import fresh_draw, load_source
+    from diffvis.core.pipeline import evaluate_classes, evaluate_run, quality_to_dict, train_run
+    from diffvis.core.sources import fresh_draw, fresh_sets, load_source
     from diffvis.core.training import TrainConfig
 
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
     model_keys = ("width", "depth", "activation")
-    train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device")
+    train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond")
     model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
     cfg = TrainConfig(**_given(args, train_keys))
     started = time.perf_counter()
-    run = train_run(points.points, model_config, cfg, info, on_progress=None if args.quiet else ProgressBar())
+    run = train_run(points, model_config, cfg, info, conditional=not args.unconditional,
+                    on_progress=None if args.quiet else ProgressBar())  # fmt: skip
     trained = time.perf_counter() - started
     report = evaluate_run(run, fresh_draw(info, points.points, 2000))
     run.quality = quality_to_dict(report)
+    scores = [] if run.classes is None else evaluate_classes(run, fresh_sets(info, points, 2000))
+    if scores:
+        run.quality["class_accuracy"] = {s.name: s.accuracy for s in scores}
     save_run(run, args.out)
-    print(f"trained {cfg.steps} steps in {trained:.1f} s; final loss {run.loss_history[-1]:.4f}; saved {args.out}")
+    kind = "unconditional" if run.classes is None else f"conditional on {len(run.classes)} classes"
+    print(
+        f"trained {cfg.steps} steps in {trained:.1f} s ({kind}); final loss {run.loss_history[-1]:.4f}; "
+        f"saved {args.out}"
+    )
     print(format_quality(report))
+    if scores:
+        print(
+            "samples of each class (w = 1) nearest to their own class: "
+            + ", ".join(f"{s.name} {100 * s.accuracy:.1f} %" for s in scores)
+        )
     return 0
 
 
@@ -82,7 +95,7 @@ def format_quality(report) -> str:
 def cmd_sample(args) -> int:
     import torch
 
-    from diffvis.core.datasets import PointSet
+    from diffvis.core.classes import Classes, dense_labels
     from diffvis.core.pointfiles import load_points, save_points
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
@@ -105,16 +118,46 @@ def cmd_sample(args) -> int:
             raise DataFileError(f"{args.ideal.name}: the exact denoiser needs at least two points")
         objective = args.objective or ("ncsn" if args.sampler == "langevin" else "ddpm")
         schedule = Schedule.make(args.schedule, args.timesteps)
-        model = SamplingModel.exact_of(data.points, objective, schedule, device)
+        classes = Classes.of(data)
+        model = SamplingModel.exact_of(data.points, objective, schedule, device, classes=classes,
+                                       labels=dense_labels(classes, data))  # fmt: skip
     generator = torch.Generator().manual_seed(args.seed)
     x_T = _initial_noise(args, generator).to(device)
-    params = _sampler_params(args)
+    params = {**_sampler_params(args), **_guidance(args, model.classes)}
     traj = model.sample(args.sampler, x_T, generator=generator, **params)
-    save_points(PointSet(traj.samples.astype(np.float64)), args.out)
+    save_points(_labelled_samples(traj, model.classes), args.out)
     if args.trajectory is not None:
         _save_trajectory(traj, args.trajectory)
-    print(f"wrote {len(traj.samples)} samples ({args.sampler}, {traj.nfe} model evaluations) to {args.out}")
+    which = "" if traj.labels is None else f", class {args.class_} at w = {params['guidance']:g}"
+    print(f"wrote {len(traj.samples)} samples ({args.sampler}, {traj.nfe} model evaluations{which}) to {args.out}")
     return 0
+
+
+def _guidance(args, classes) -> dict:
+    """--class and --guidance as the sampler's ``label`` and ``guidance``."""
+    from diffvis.core.classes import ALL_CLASSES
+    from diffvis.core.guidance import check_guidance
+
+    if args.class_ is None:
+        if args.guidance is not None:
+            raise ConfigError("--guidance steers towards a class: give --class too")
+        return {}
+    if classes is None:
+        raise ConfigError("--class needs a class-conditional run (trained on labelled data) or labelled --ideal data")
+    guidance = 1.0 if args.guidance is None else args.guidance
+    check_guidance(guidance)
+    label = ALL_CLASSES if args.class_ == ALL_CLASSES else classes.index(args.class_)
+    return {"label": label, "guidance": guidance}
+
+
+def _labelled_samples(traj, classes):
+    """The samples as a point set, each with the raw label of the class it was drawn for (if any)."""
+    from diffvis.core.datasets import PointSet
+
+    samples = traj.samples.astype(np.float64)
+    if traj.labels is None:
+        return PointSet(samples)
+    return PointSet(samples, np.asarray(classes.values)[traj.labels], "samples", None)
 
 
 def _initial_noise(args, generator):

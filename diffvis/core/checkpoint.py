@@ -17,6 +17,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from diffvis.core.atomic import atomic_write_bytes
+from diffvis.core.classes import Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.run import Run
@@ -24,7 +25,8 @@ from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.core.training import TrainConfig
 from diffvis.errors import CheckpointError, DiffvisError
 
-FORMAT, VERSION = "diffvis-run", 1
+FORMAT, VERSION = "diffvis-run", 2  # version 2 added class-conditional runs ("classes"); version 1 still loads
+READABLE_VERSIONS = (1, 2)
 RUN_FILE = "run.json"
 MAX_JSON_BYTES = 64 * 2**20
 
@@ -53,6 +55,7 @@ def save_run(run: Run, directory: str | Path) -> Path:
             "data": run.data,
             "state": {"step": run.step, "loss_history": run.loss_history},
             "quality": run.quality,
+            "classes": None if run.classes is None else run.classes.to_dict(),
         }
         atomic_write_bytes(directory / RUN_FILE, json.dumps(_finite(meta), indent=1).encode())
         for stale in directory.glob("weights-*.safetensors"):
@@ -82,12 +85,15 @@ def load_run(path: str | Path) -> Run:
             raise ValueError("'data' and 'quality' must be objects")
         weights_name = str(meta["weights"])
         digest = str(meta["weights_sha256"])
+        classes = None if meta.get("classes") is None else Classes.from_dict(meta["classes"])
+        if model_config.num_classes != (len(classes) if classes else 0):
+            raise ValueError("the model's number of classes does not match the classes listed")
     except (KeyError, TypeError, ValueError, DiffvisError) as e:
         raise CheckpointError(f"{meta_path}: the run description is incomplete or invalid ({e})") from None
     model = build_model(model_config)
     model.load_state_dict(_read_weights(meta_path.parent / Path(weights_name).name, digest, model.state_dict()))
     model.eval().requires_grad_(False)
-    return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality)
+    return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality, classes)
 
 
 def _read_meta(meta_path: Path) -> dict:
@@ -101,7 +107,7 @@ def _read_meta(meta_path: Path) -> dict:
         raise CheckpointError(f"{meta_path}: not a diffvis run (the file is not valid JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a diffvis run (no '{FORMAT}' format tag)")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{meta_path}: run format version {meta.get('version')} is not supported")
     return meta
 

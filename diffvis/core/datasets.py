@@ -21,11 +21,13 @@ MAX_POINTS = 1_000_000
 
 @dataclass(frozen=True)
 class PointSet:
-    """``points``: (N, 2) float64 in data coordinates; ``labels``: (N,) int64 class ids, or None."""
+    """``points``: (N, 2) float64 in data coordinates; ``labels``: (N,) int64 class ids, or None;
+    ``class_names[v]`` names class id v (a file's classes are named by their ids)."""
 
     points: np.ndarray
     labels: np.ndarray | None = None
     name: str = "points"
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 2:
@@ -35,6 +37,10 @@ class PointSet:
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def class_name(self, label: int) -> str:
+        names = self.class_names
+        return names[label] if names is not None and 0 <= label < len(names) else str(label)
 
 
 def _jitter(rng: np.random.Generator, xy: np.ndarray, noise: float) -> np.ndarray:
@@ -59,7 +65,7 @@ def make_spirals(n: int, *, noise: float, seed: int) -> PointSet:
     r = theta / math.pi
     angle = theta + math.pi * arm
     xy = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
-    return PointSet(_jitter(rng, xy, noise), arm.astype(np.int64), "spirals")
+    return PointSet(_jitter(rng, xy, noise), arm.astype(np.int64), "spirals", ("arm 1", "arm 2"))
 
 
 def make_swiss_roll(n: int, *, noise: float, seed: int) -> PointSet:
@@ -78,7 +84,7 @@ def make_moons(n: int, *, noise: float, seed: int) -> PointSet:
     upper = np.stack([np.cos(theta), np.sin(theta)], axis=1)
     lower = np.stack([1 - np.cos(theta), 0.5 - np.sin(theta)], axis=1)
     xy = np.where(moon[:, None] == 0, upper, lower)
-    return PointSet(_jitter(rng, xy, noise), moon.astype(np.int64), "moons")
+    return PointSet(_jitter(rng, xy, noise), moon.astype(np.int64), "moons", ("upper", "lower"))
 
 
 def make_rings(n: int, *, noise: float, seed: int) -> PointSet:
@@ -89,7 +95,7 @@ def make_rings(n: int, *, noise: float, seed: int) -> PointSet:
     theta = rng.uniform(0.0, 2 * math.pi, n)
     r = radii[ring]
     xy = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
-    return PointSet(_jitter(rng, xy, noise), ring.astype(np.int64), "rings")
+    return PointSet(_jitter(rng, xy, noise), ring.astype(np.int64), "rings", ("r = 1", "r = 2", "r = 3"))
 
 
 def make_gaussians8(n: int, *, noise: float, seed: int) -> PointSet:
@@ -97,7 +103,8 @@ def make_gaussians8(n: int, *, noise: float, seed: int) -> PointSet:
     rng = np.random.default_rng(seed)
     k = rng.integers(0, 8, n)
     centres = 2 * np.stack([np.cos(k * math.pi / 4), np.sin(k * math.pi / 4)], axis=1)
-    return PointSet(_jitter(rng, centres, noise), k.astype(np.int64), "gaussians8")
+    names = tuple(f"{45 * i}°" for i in range(8))
+    return PointSet(_jitter(rng, centres, noise), k.astype(np.int64), "gaussians8", names)
 
 
 def make_checkerboard(n: int, *, noise: float, seed: int) -> PointSet:

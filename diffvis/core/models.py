@@ -4,6 +4,10 @@ Both share one body: each coordinate of x gets a sinusoidal embedding scaled by 
 ablation: it lets a small MLP draw sharp detail), the condition gets a sinusoidal embedding, and residual blocks
 h ← h + act(Linear(h)) follow. The first layer is split into an x part and a condition part, so that a condition
 shared by every point of a sampling step (a scalar t or σ) is embedded and projected once, not N times.
+
+A class-conditional network (``num_classes`` = K > 0) adds a learned label embedding to that first layer, with
+K + 1 entries: one per class and a last one for "no label" (∅, passed as ``NULL_LABEL``), so that one network
+learns both ε_θ(x, t, c) and ε_θ(x, t, ∅) (Ho & Salimans 2021, classifier-free guidance).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffvis.core.classes import MAX_CLASSES, NULL_LABEL
 from diffvis.errors import ConfigError
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
@@ -33,6 +38,7 @@ class ModelConfig:
     activation: str = "silu"
     embed_dim: int = 64
     input_scale: float = 25.0
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -47,13 +53,18 @@ class ModelConfig:
             raise ConfigError(f"embed_dim must be an even number ≥ 2, got {self.embed_dim}")
         if not (math.isfinite(self.input_scale) and self.input_scale > 0):
             raise ConfigError(f"input_scale must be positive, got {self.input_scale}")
+        if not (self.num_classes == 0 or 2 <= self.num_classes <= MAX_CLASSES):
+            raise ConfigError(f"num_classes must be 0 (unconditional) or 2 to {MAX_CLASSES}, got {self.num_classes}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        """Fields missing from ``d`` (a run saved before they existed) take their defaults."""
+        if not isinstance(d, dict):
+            raise TypeError(f"the {cls.__name__} must be a JSON object")
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -76,7 +87,8 @@ class SinusoidalEmbedding(nn.Module):
 
 
 class ConditionalMLP(nn.Module):
-    """f(x, c): (N, 2) points and a condition c of shape (N,) or a scalar → (N, 2)."""
+    """f(x, c, y): (N, 2) points, a condition c of shape (N,) or a scalar, and for a class-conditional network a
+    label y (a dense class id or ``NULL_LABEL``; shape (N,) or a scalar; None means ∅) → (N, 2)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -86,14 +98,32 @@ class ConditionalMLP(nn.Module):
         self.embed_c = SinusoidalEmbedding(d)
         self.in_x = nn.Linear(2 * d, config.width)
         self.in_c = nn.Linear(d, config.width, bias=False)
+        self.embed_label = nn.Embedding(config.num_classes + 1, config.width) if config.num_classes else None
         self.act, self.act_ = ACTIVATIONS[config.activation], _IN_PLACE[config.activation]
         self.blocks = nn.ModuleList(nn.Linear(config.width, config.width) for _ in range(config.depth))
         self.out = nn.Linear(config.width, 2)
 
-    def body(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """h = act(W_x emb(x) + W_c emb(c)); h ← h + act(W_i h + b_i) per block; out = W_o h + b_o."""
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def label_rows(self, label, like: torch.Tensor) -> torch.Tensor | None:
+        """E[y] for labels y (∅ → the last entry), shape (N, width) or (1, width); None for no embedding."""
+        if self.embed_label is None:
+            if label is not None:
+                raise ConfigError("this model was trained without class labels; it cannot be conditioned")
+            return None
+        y = torch.as_tensor(NULL_LABEL if label is None else label, dtype=torch.long, device=like.device)
+        y = torch.where(y == NULL_LABEL, self.num_classes, y)
+        return self.embed_label(y.reshape(-1))
+
+    def body(self, x: torch.Tensor, c: torch.Tensor, label=None) -> torch.Tensor:
+        """h = act(W_x emb(x) + W_c emb(c) [+ E[y]]); h ← h + act(W_i h + b_i) per block; out = W_o h + b_o."""
         ex = self.embed_x(x).flatten(1)  # (N, 2d): both coordinates' embeddings side by side
         ec = self.in_c(self.embed_c(c.reshape(-1)))  # (N, width) or (1, width) for a shared condition
+        ey = self.label_rows(label, x)
+        if ey is not None:
+            ec = ec + ey
         if torch.is_grad_enabled():
             h = self.act(self.in_x(ex) + ec)
             for block in self.blocks:
@@ -106,19 +136,19 @@ class ConditionalMLP(nn.Module):
 
 
 class NoisePredictor(ConditionalMLP):
-    """ε_θ(x_t, t), t the integer timestep index 0…T−1 (a scalar or one per point)."""
+    """ε_θ(x_t, t[, y]), t the integer timestep index 0…T−1 (a scalar or one per point)."""
 
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        return self.body(x, t)
+        return self.body(x, t, label)
 
 
 class ScoreNetwork(ConditionalMLP):
-    """s_θ(x, σ) = f(x, log σ) / σ (Song & Ermon 2020, technique 3); σ a scalar or one per point."""
+    """s_θ(x, σ[, y]) = f(x, log σ, y) / σ (Song & Ermon 2020, technique 3); σ a scalar or one per point."""
 
-    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma, label=None) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        out = self.body(x, torch.log(sigma))
+        out = self.body(x, torch.log(sigma), label)
         return out / (sigma.reshape(-1, 1) if sigma.ndim else sigma)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from diffvis.core.datasets import Normaliser
-from diffvis.core.metrics import MetricResult, quality_report
+from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
+from diffvis.core.datasets import Normaliser, PointSet
+from diffvis.core.metrics import MetricResult, class_quality, nearest_labels, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.run import Run, SamplingModel, sample_run
 from diffvis.core.schedules import Schedule, max_pairwise_distance
@@ -19,25 +21,36 @@ from diffvis.errors import ConfigError
 QUALITY_N = 2000
 
 
-def make_trainer(points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig) -> tuple[Trainer, Normaliser]:
-    """Standardise the points and build the trainer; NCSN's σ_max is the standardised data's diameter."""
-    if len(points) < 2:
-        raise ConfigError(f"training needs at least two points, got {len(points)}")
-    normaliser = Normaliser.fit(points)
-    std = normaliser.to_std(points)
-    return Trainer(std, model_config, cfg, sigma_max=max_pairwise_distance(std)), normaliser
+def make_trainer(
+    data: PointSet | np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, conditional: bool = True
+) -> tuple[Trainer, Normaliser]:
+    """Standardise the points and build the trainer; NCSN's σ_max is the standardised data's diameter.
+
+    A point set of two or more classes trains a class-conditional model unless ``conditional`` is False (a bare
+    (N, 2) array has no labels); the model config's ``num_classes`` is set from the data either way."""
+    data = data if isinstance(data, PointSet) else PointSet(np.asarray(data, dtype=np.float64))
+    if len(data) < 2:
+        raise ConfigError(f"training needs at least two points, got {len(data)}")
+    classes = Classes.of(data) if conditional else None
+    model_config = replace(model_config, num_classes=len(classes) if classes else 0)
+    normaliser = Normaliser.fit(data.points)
+    std = normaliser.to_std(data.points)
+    trainer = Trainer(std, model_config, cfg, sigma_max=max_pairwise_distance(std), classes=classes,
+                      labels=dense_labels(classes, data))  # fmt: skip
+    return trainer, normaliser
 
 
 def train_run(
-    points: np.ndarray,
+    data: PointSet | np.ndarray,
     model_config: ModelConfig,
     cfg: TrainConfig,
     data_info: dict,
     *,
+    conditional: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
     control: TrainControl | None = None,
 ) -> Run:
-    trainer, normaliser = make_trainer(points, model_config, cfg)
+    trainer, normaliser = make_trainer(data, model_config, cfg, conditional=conditional)
     trainer.run(on_progress, control)
     return Run.from_trainer(trainer, normaliser, data_info)
 
@@ -52,6 +65,40 @@ def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALIT
     return quality_report(samples.astype(np.float64), draw)
 
 
+@dataclass(frozen=True)
+class ClassScore:
+    """How the samples drawn for one class fare: ``accuracy`` is the share whose nearest fresh data point is of
+    their class; ``metrics`` compare them with that class's fresh points, next to the floors."""
+
+    name: str
+    count: int
+    accuracy: float
+    metrics: dict[str, MetricResult]
+
+
+def score_classes(
+    samples: np.ndarray, labels: np.ndarray, classes: Classes, draw: Callable[[int], PointSet], *, n_pairs: int = 4
+) -> list[ClassScore]:
+    """Per-class scores of ``samples`` drawn for the dense ``labels``; ``draw(seed)`` gives fresh labelled data."""
+    fresh = draw(9_999)
+    accuracy = nearest_labels(samples, fresh.points, classes.encode(fresh.labels)) == labels
+
+    def dense_draw(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        data = draw(seed)
+        return data.points, classes.encode(data.labels)
+
+    quality = class_quality(samples, labels, dense_draw, n_pairs=n_pairs)
+    return [ClassScore(classes.names[c], int((labels == c).sum()), float(accuracy[labels == c].mean()), quality[c])
+            for c in sorted(quality)]  # fmt: skip
+
+
+def evaluate_classes(run: Run, draw: Callable[[int], PointSet], *, n: int = QUALITY_N, seed: int = 0):
+    """A conditional run's full sampler at w = 1 for every class in proportion, scored per class."""
+    sampler = "ddpm" if run.objective == "ddpm" else "langevin"
+    traj = reverse_trajectory(SamplingModel.of_run(run), sampler, n=n, seed=seed, label=ALL_CLASSES)
+    return score_classes(traj.samples.astype(np.float64), traj.labels, run.classes, draw)
+
+
 def quality_to_dict(report: dict[str, MetricResult]) -> dict:
     return {
         k: {"value": r.value, "floor": r.floor, "floor_std": r.floor_std, "ratio": r.ratio} for k, r in report.items()
@@ -59,14 +106,24 @@ def quality_to_dict(report: dict[str, MetricResult]) -> dict:
 
 
 def sampling_model(
-    run: Run | None, points: np.ndarray, objective: str, *, exact: bool = False, schedule: Schedule | None = None
+    run: Run | None,
+    data: PointSet | np.ndarray,
+    objective: str,
+    *,
+    exact: bool = False,
+    schedule: Schedule | None = None,
 ) -> SamplingModel:
-    """The run's EMA network, or (``exact``, or no run) the exact model of ``points``: a perfect model, which
-    memorises them. The exact model uses the run's schedule and σ ladder, or ``schedule`` when there is no run."""
+    """The run's EMA network, or (``exact``, or no run) the exact model of the points: a perfect model, which
+    memorises them. The exact model uses the run's schedule, σ ladder and classes, or with no run ``schedule``
+    and the classes of a labelled point set (an array has none)."""
+    data = data if isinstance(data, PointSet) else PointSet(np.asarray(data, dtype=np.float64))
     if run is None:
-        return SamplingModel.exact_of(points, objective, schedule or Schedule.make())
+        classes = Classes.of(data)
+        return SamplingModel.exact_of(data.points, objective, schedule or Schedule.make(), classes=classes,
+                                      labels=dense_labels(classes, data))  # fmt: skip
     if exact:
-        return SamplingModel.exact_of(points, objective, run.schedule, ladder=run.ladder)
+        return SamplingModel.exact_of(data.points, objective, run.schedule, ladder=run.ladder, classes=run.classes,
+                                      labels=dense_labels(run.classes, data))  # fmt: skip
     if run.objective != objective:
         raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
                           f"choose the exact model, or train a {objective} model")  # fmt: skip

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from diffvis.core.classes import ALL_CLASSES, Classes
 from diffvis.core.datasets import Normaliser
+from diffvis.core.guidance import guided
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.samplers import SAMPLERS
@@ -16,10 +18,13 @@ from diffvis.core.training import TrainConfig, Trainer
 from diffvis.core.trajectory import Callback, Trajectory
 from diffvis.errors import ConfigError
 
+LABEL_SEED = 4321  # the labels of "all classes, in proportion"
+
 
 @dataclass
 class Run:
-    """``ema`` is the network that samples; ``data`` describes where the training points came from."""
+    """``ema`` is the network that samples; ``data`` describes where the training points came from; ``classes``
+    are what a class-conditional network was conditioned on (None for an unconditional one)."""
 
     model_config: ModelConfig
     train_config: TrainConfig
@@ -31,6 +36,7 @@ class Run:
     step: int = 0
     loss_history: list[float] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
+    classes: Classes | None = None
 
     @property
     def objective(self) -> str:
@@ -48,6 +54,7 @@ class Run:
             data,
             trainer.step,
             list(trainer.loss_history),
+            classes=trainer.classes,
         )
 
 
@@ -62,16 +69,25 @@ def sample(
     normaliser: Normaliser,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    label=None,
+    guidance: float = 1.0,
     **params,
 ) -> Trajectory:
-    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn')."""
+    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn'), guided towards
+    class ``label`` (a dense id or one per point; None: unconditional) at scale ``guidance`` (see ``guided``)."""
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     needs = "ncsn" if sampler == "langevin" else "ddpm"
     if objective != needs:
         raise ConfigError(f"the {sampler} sampler needs a {needs} model, but this one was trained for {objective}")
     common = {"generator": generator, "callback": callback, "normaliser": normaliser}
-    return SAMPLERS[sampler](model, x_T, ladder if sampler == "langevin" else schedule, **params, **common)
+    model = guided(model, label, guidance)
+    traj = SAMPLERS[sampler](model, x_T, ladder if sampler == "langevin" else schedule, **params, **common)
+    if label is None:
+        return traj
+    labels = torch.as_tensor(label).expand(len(x_T)).cpu().numpy().astype(np.int64)
+    which = int(label) if torch.as_tensor(label).ndim == 0 else "all"
+    return replace(traj, params={**traj.params, "class": which, "guidance": guidance}, labels=labels)
 
 
 @dataclass(frozen=True)
@@ -85,10 +101,11 @@ class SamplingModel:
     ladder: SigmaLadder
     normaliser: Normaliser
     exact: bool = False
+    classes: Classes | None = None
 
     @classmethod
     def of_run(cls, run: Run) -> SamplingModel:
-        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser)
+        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes)
 
     @classmethod
     def exact_of(
@@ -98,20 +115,32 @@ class SamplingModel:
         schedule: Schedule,
         device: str | torch.device = "cpu",
         ladder: SigmaLadder | None = None,
+        classes: Classes | None = None,
+        labels: np.ndarray | None = None,
     ) -> SamplingModel:
-        """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact model; the σ ladder is the
-        given one (a run's), or runs from the standardised data's diameter down, as for training."""
+        """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact model, conditional on
+        ``classes`` when given (``labels`` are the points' dense ids); the σ ladder is the given one (a run's), or
+        runs from the standardised data's diameter down, as for training."""
         normaliser = Normaliser.fit(points)
         std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
         ladder = ladder or SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
-        model = IdealNoisePredictor(std, schedule) if objective == "ddpm" else IdealScore(std)
-        return cls(model, objective, schedule, ladder, normaliser, exact=True)
+        labels = None if classes is None else labels
+        model = IdealNoisePredictor(std, schedule, labels) if objective == "ddpm" else IdealScore(std, labels)
+        return cls(model, objective, schedule, ladder, normaliser, exact=True, classes=classes)
 
-    def sample(self, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:
-        """Run ``sampler`` from standardised noise x_T; the trajectory comes back in data coordinates."""
+    def sample(self, sampler: str, x_T: torch.Tensor, *, label=None, **kwargs) -> Trajectory:
+        """Run ``sampler`` from standardised noise x_T; the trajectory comes back in data coordinates.
+
+        ``label``: None (unconditional), a dense class id, a (N,) tensor of them, or ``ALL_CLASSES``: one per
+        point drawn in proportion to the classes (from a fixed seed, so the noise stays the caller's)."""
+        if isinstance(label, str):
+            if label != ALL_CLASSES or self.classes is None:
+                raise ConfigError(f"class {label!r} asked of a model without classes" if self.classes is None
+                                  else f"unknown class choice {label!r}")  # fmt: skip
+            label = self.classes.draw(len(x_T), torch.Generator().manual_seed(LABEL_SEED))
         with torch.inference_mode():
             return sample(self.model, self.objective, sampler, x_T, schedule=self.schedule, ladder=self.ladder,
-                          normaliser=self.normaliser, **kwargs)  # fmt: skip
+                          normaliser=self.normaliser, label=label, **kwargs)  # fmt: skip
 
 
 def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from diffvis.core.datasets import DATASETS, PointSet, make_dataset
-from diffvis.core.metrics import subsample_draw
+from diffvis.core.metrics import random_subset, subsample_draw
 from diffvis.core.pointfiles import load_points
 from diffvis.errors import DataFileError
 
@@ -34,6 +34,20 @@ def fresh_draw(info: dict, points: np.ndarray, n: int) -> Callable[[int], np.nda
     if name in DATASETS:
         return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed).points
     return subsample_draw(points, n)
+
+
+def fresh_sets(info: dict, data: PointSet, n: int) -> Callable[[int], PointSet]:
+    """``draw(seed)`` → n fresh labelled points, as ``fresh_draw`` (a random subset of a file's points)."""
+    name = info.get("source")
+    if name in DATASETS:
+        return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed)
+
+    def draw(seed: int) -> PointSet:
+        rows = random_subset(len(data), n, seed)
+        labels = None if data.labels is None else data.labels[rows]
+        return PointSet(data.points[rows], labels, data.name, data.class_names)
+
+    return draw
 
 
 def run_points(info: dict) -> tuple[PointSet, dict]:

@@ -5,6 +5,9 @@ Objectives (x_0 from the standardised data, uniform t or noise level):
   ncsn  L = E λ(σ) ½‖s_θ(x_0 + σz, σ) + z/σ‖², λ(σ) = σ²             (Song & Ermon 2019, eq. 6)
 (both as a mean over the two coordinates). Adam with linear warm-up and cosine decay of the learning rate,
 gradient-norm clipping, and an exponential moving average of the weights, which is what samples.
+
+A class-conditional network sees each point's label, replaced by ∅ with probability ``p_uncond`` (label dropout,
+Ho & Salimans 2021), so that it learns the conditional and the unconditional model at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
@@ -44,6 +48,7 @@ class TrainConfig:
     sigma_min: float = 0.01
     device: str = "auto"
     report_every: int = 50
+    p_uncond: float = 0.1
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +62,7 @@ class TrainConfig:
             (0 < self.sigma_min < 1e3, f"sigma_min must be positive, got {self.sigma_min}"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.report_every >= 1, f"report_every must be ≥ 1, got {self.report_every}"),
+            (0 <= self.p_uncond < 1, f"p_uncond (the label dropout rate) must be in [0, 1), got {self.p_uncond}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -68,6 +74,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"the {cls.__name__} must be a JSON object")
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -140,15 +148,20 @@ class Trainer:
     """Owns the network, its EMA copy, the optimiser and the loss history of one run.
 
     ``data`` is the standardised training set (N, 2). For 'ncsn' the σ ladder runs from ``sigma_max`` (pass the
-    data's largest pairwise distance) down to ``cfg.sigma_min``.
+    data's largest pairwise distance) down to ``cfg.sigma_min``. A class-conditional model (``classes`` given,
+    ``model_config.num_classes`` = their number) also needs ``labels``, the points' dense class ids (N,).
     """
 
-    def __init__(self, data: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, sigma_max: float = 1.0):
+    def __init__(self, data: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, sigma_max: float = 1.0,
+                 classes: Classes | None = None, labels: np.ndarray | None = None):  # fmt: skip
         if not np.isfinite(data).all() or len(data) < 2:
             raise ConfigError("training needs at least two finite points")
-        self.cfg, self.model_config = cfg, model_config
+        if model_config.num_classes != (len(classes) if classes else 0) or (classes is None) != (labels is None):
+            raise ConfigError("a class-conditional model needs the classes and a label for every point")
+        self.cfg, self.model_config, self.classes = cfg, model_config, classes
         self.device = resolve_device(cfg.device)
         self.data = torch.as_tensor(data, dtype=torch.float32, device=self.device)
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long, device=self.device)
         self.schedule = Schedule.make(cfg.schedule, cfg.timesteps)
         self.ladder = SigmaLadder.geometric(sigma_max, cfg.sigma_min, cfg.levels)
         with torch.random.fork_rng(devices=[]):
@@ -166,22 +179,32 @@ class Trainer:
     def n_conditions(self) -> int:
         return self.schedule.T if self.model_config.objective == "ddpm" else self.ladder.L
 
-    def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """The objective's loss of each sample (B,), for condition indices k (timestep or σ level)."""
+    def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The objective's loss of each sample (B,), for condition indices k (timestep or σ level) and labels."""
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         if self.model_config.objective == "ddpm":
             x_t = q_sample(x0, self._abar[k, None], noise)
-            return (self.model(x_t, k) - noise).square().mean(1)
+            return (self.model(x_t, k, labels) - noise).square().mean(1)
         sigma = self._sigmas[k]
-        score = self.model(x0 + sigma[:, None] * noise, sigma)
+        score = self.model(x0 + sigma[:, None] * noise, sigma, labels)
         return (sigma[:, None] * score + noise).square().mean(1)
+
+    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A minibatch: points x0 (B, 2), condition indices k (B,) and, for a conditional model, their labels
+        (B,), each replaced by ``NULL_LABEL`` with probability ``p_uncond``."""
+        cfg = self.cfg
+        idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
+        k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
+        if self.labels is None:
+            return self.data[idx], k, None
+        dropped = torch.rand(cfg.batch, generator=self.generator, device=self.device) < cfg.p_uncond
+        return self.data[idx], k, self.labels[idx].masked_fill(dropped, NULL_LABEL)
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the per-sample losses and condition indices, detached."""
         cfg = self.cfg
-        idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
-        k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
-        losses = self.per_sample_loss(self.data[idx], k)
+        x0, k, labels = self.draw_batch()
+        losses = self.per_sample_loss(x0, k, labels)
         loss = losses.mean()
         if not math.isfinite(loss.item()):
             raise TrainingDiverged(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ class Trajectory:
     x0_hat:  (F, N, 2) the model's estimate of the clean points at each frame, in data coordinates.
     nfe:     number of model evaluations.
     evals:   (F,) the model evaluations spent to reach each frame (0 at the start; nfe at the end), or None.
+    labels:  (N,) the class each point was drawn for (dense ids), or None for unconditional sampling.
     """
 
     frames: np.ndarray
@@ -31,6 +32,7 @@ class Trajectory:
     name: str
     params: dict = field(default_factory=dict)
     evals: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -50,7 +52,7 @@ class Trajectory:
         """The trajectory seen only at the given frame indices (same nfe, name and params)."""
         f = frames
         evals = self.evals[f] if self.evals is not None else None
-        return Trajectory(self.frames[f], self.times[f], self.x0_hat[f], self.nfe, self.name, self.params, evals)
+        return replace(self, frames=self.frames[f], times=self.times[f], x0_hat=self.x0_hat[f], evals=evals)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_loaded_run_samples_identically(saved, run):
 
 def test_weights_file_is_named_and_checked_by_its_hash(saved):
     meta = _meta(saved)
-    assert meta["format"] == "diffvis-run" and meta["version"] == 1
+    assert meta["format"] == "diffvis-run" and meta["version"] == 2
     blob = (saved / meta["weights"]).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     assert meta["weights_sha256"] == digest
@@ -230,7 +230,7 @@ def _json_list(d):
 
 
 def _wrong_version(d):
-    _write_meta(d, {**_meta(d), "version": 2})
+    _write_meta(d, {**_meta(d), "version": 3})
 
 
 def _missing_model(d):
@@ -309,7 +309,7 @@ CORRUPTIONS = [
     (_binary_json, "not valid JSON"),
     (_foreign_json, "format tag"),
     (_json_list, "format tag"),
-    (_wrong_version, "version 2"),
+    (_wrong_version, "version 3"),
     (_missing_model, "'model'"),
     (_missing_state, "'state'"),
     (_invalid_model, "width"),
