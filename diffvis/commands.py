@@ -56,10 +56,9 @@ def cmd_train(args) -> int:
     model_keys = ("width", "depth", "activation")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond")
     model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
-    cfg = TrainConfig(**_given(args, train_keys))
+    cfg = TrainConfig(conditional=not args.unconditional, **_given(args, train_keys))
     started = time.perf_counter()
-    run = train_run(points, model_config, cfg, info, conditional=not args.unconditional,
-                    on_progress=None if args.quiet else ProgressBar())  # fmt: skip
+    run = train_run(points, model_config, cfg, info, on_progress=None if args.quiet else ProgressBar())
     trained = time.perf_counter() - started
     report = evaluate_run(run, fresh_draw(info, points.points, 2000))
     run.quality = quality_to_dict(report)

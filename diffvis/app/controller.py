@@ -29,7 +29,7 @@ class TrainingController(QObject):
         if self.busy or len(self.state.data) < 2:
             return False
         self.state.set_run(None)
-        worker = TrainWorker(self.state.data.points, self.state.model_config, self.state.train_config,
+        worker = TrainWorker(self.state.data, self.state.model_config, self.state.train_config,
                              self.state.data_info, preview_every=preview_every)  # fmt: skip
         worker.progressed.connect(self.state.add_progress)
         worker.previewed.connect(self.state.add_preview)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from diffvis.core.datasets import PointSet
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
 from diffvis.core.run import Run, sample_run
@@ -25,7 +26,8 @@ GUI_HEAD_START_MS = 100  # the GUI repaints the new state (tab, buttons, cleared
 
 
 class TrainWorker(QThread):
-    """Trains on ``points`` with the core loop; emits progress, preview samples and the resulting run.
+    """Trains on ``data`` (a point set; its labels condition the model) with the core loop; emits progress,
+    preview samples and the resulting run.
 
     ``ended(run, outcome, message)``: outcome 'done', 'stopped' (run holds the weights so far), 'diverged' (run
     holds the last good EMA weights) or 'failed' (run is None).
@@ -35,10 +37,10 @@ class TrainWorker(QThread):
     previewed = Signal(int, object, object)  # training step, (PREVIEW_POINTS, 2) samples, a Run of the EMA copy
     ended = Signal(object, str, str)
 
-    def __init__(self, points: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
+    def __init__(self, data: PointSet, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
                  *, preview_every: int = 500, parent=None):  # fmt: skip
         super().__init__(parent)
-        self.points, self.model_config, self.cfg, self.data_info = points, model_config, cfg, data_info
+        self.data, self.model_config, self.cfg, self.data_info = data, model_config, cfg, data_info
         self.preview_every = preview_every
         self.control = TrainControl()
         self._trainer: Trainer | None = None
@@ -60,7 +62,7 @@ class TrainWorker(QThread):
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
         try:
-            trainer, normaliser = make_trainer(self.points, self.model_config, self.cfg)
+            trainer, normaliser = make_trainer(self.data, self.model_config, self.cfg)
             self._trainer = trainer
             trainer.run(lambda p: self._report(p, trainer, normaliser), self.control)
             outcome, message = "done", f"training finished: {trainer.step:,} steps"

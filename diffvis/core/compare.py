@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.metrics import MetricResult, floors, score_samples
 from diffvis.core.pipeline import sampling_model
 from diffvis.core.run import Run, SamplingModel
@@ -44,6 +45,15 @@ class PanelSpec:
         return "ncsn" if self.sampler == "langevin" else "ddpm"
 
     @property
+    def conditional(self) -> bool:
+        """True when the panel samples given a class (its params name a ``label``)."""
+        return self.params.get("label") is not None
+
+    def served_by(self, run: Run | None) -> bool:
+        """True when ``run``'s network can sample this panel: the sampler's kind, and classes if it needs them."""
+        return run is not None and run.objective == self.objective and (run.classes is not None or not self.conditional)
+
+    @property
     def steps(self) -> int | None:
         """The sweepable step count (S, or K per level for Langevin); None for DDPM, which takes all T."""
         key = STEP_KEY.get(self.sampler)
@@ -73,6 +83,8 @@ class PanelSpec:
             parts.append(f"{'K' if self.sampler == 'langevin' else 'S'}={self.steps}")
         if self.sampler == "ddim":
             parts.append(f"η={p.get('eta', 0.0):g}")
+        if self.conditional:
+            parts.append(f"w={p.get('guidance', 1.0):g}")
         return " ".join(parts) + (" · exact" if self.exact else "")
 
 
@@ -87,6 +99,8 @@ PRESETS: dict[str, tuple[str, list[PanelSpec]]] = {
     "solvers": ("ODE solvers at about 10 evaluations", [
         PanelSpec("ddim", {"steps": 10}), PanelSpec("heun", {"steps": 5}), PanelSpec("dpmpp_2m", {"steps": 10}),
         PanelSpec("ddpm")]),
+    "guidance": ("guidance w = 0, 1, 3, 7 (DDIM 50, every class in proportion)", [
+        PanelSpec("ddim", {"steps": 50, "label": ALL_CLASSES, "guidance": w}) for w in (0.0, 1.0, 3.0, 7.0)]),
 }  # fmt: skip
 
 
@@ -103,17 +117,19 @@ class PanelResult:
 
 def panel_model(spec: PanelSpec, run: Run | None, points: np.ndarray, schedule: Schedule) -> tuple[SamplingModel, str]:
     """The trained model when asked for and of the sampler's kind; otherwise the exact one, and say why."""
-    usable = run is not None and run.objective == spec.objective
-    model = sampling_model(run if usable else None, points, spec.objective, exact=spec.exact,
+    model = sampling_model(run if spec.served_by(run) else None, points, spec.objective, exact=spec.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
     return model, spec.label + fallback_note(spec, run)
 
 
 def fallback_note(spec: PanelSpec, run: Run | None) -> str:
     """' · exact (…)' when the trained model was asked for but cannot serve the sampler, else ''."""
-    if spec.exact or (run is not None and run.objective == spec.objective):
+    if spec.exact or spec.served_by(run):
         return ""
-    return " · exact" + ("" if run is None else f" (the run is {run.objective.upper()})")
+    if run is None:
+        return " · exact"
+    why = "unconditional" if run.objective == spec.objective else run.objective.upper()
+    return f" · exact (the run is {why})"
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,23 @@ grid given in data coordinates and returns data-coordinate scores: with x = m + 
   learned, DDPM at step t:  −ε_θ(x, t) / √(1 − ᾱ_t)      learned, NCSN at level σ:  s_θ(x, σ)
   exact,   DDPM at step t:  ∇ log mean_i N(x; √ᾱ_t x0_i, (1 − ᾱ_t) I)
   exact,   NCSN at level σ: ∇ log mean_i N(x; x0_i, σ² I)
+
+For a class-conditional model the fields are those of a class c at guidance w (see ``guidance.guided``):
+w = 0 the unconditional field, w = 1 the conditional one, w > 1 the guided one; learned and exact alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from diffvis.core.datasets import Normaliser
 from diffvis.core.forward import q_sample
-from diffvis.core.ideal import mixture_score
+from diffvis.core.guidance import guided
+from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.parametrization import score_from_eps
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import ddim_timesteps
@@ -38,17 +42,6 @@ def ddpm_score(model, schedule: Schedule, t: int) -> ScoreFn:
 
 def ncsn_score(model, sigma: float) -> ScoreFn:
     return lambda x: model(x, float(sigma))
-
-
-def exact_ddpm_score(points_std: torch.Tensor, schedule: Schedule, t: int) -> ScoreFn:
-    abar = float(schedule.alphas_cumprod[t])
-    centres = abar**0.5 * torch.as_tensor(points_std, dtype=torch.float32)
-    return lambda x: mixture_score(x, centres.to(x), (1 - abar) ** 0.5)
-
-
-def exact_ncsn_score(points_std: torch.Tensor, sigma: float) -> ScoreFn:
-    centres = torch.as_tensor(points_std, dtype=torch.float32)
-    return lambda x: mixture_score(x, centres.to(x), float(sigma))
 
 
 @dataclass(frozen=True)
@@ -129,6 +122,17 @@ class FieldSeries:
         return diff / np.maximum(np.linalg.norm(self.exact[k], axis=-1), 1e-12)
 
 
+def guided_series(unconditional: FieldSeries, conditional: FieldSeries, w: float) -> FieldSeries:
+    """The guided fields u + w (c − u) of one class from its unconditional (u) and conditional (c) series, learned
+    and exact alike: a score is linear in ε, so guiding the fields equals the field of the guided ε."""
+
+    def lerp(u, c):
+        return None if u is None else u + w * (c - u)
+
+    return replace(conditional, learned=lerp(unconditional.learned, conditional.learned),
+                   exact=lerp(unconditional.exact, conditional.exact))  # fmt: skip
+
+
 def field_times(model: SamplingModel, frames: int = 50) -> np.ndarray:
     """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), or the σ ladder (ncsn)."""
     if model.objective == "ncsn":
@@ -144,24 +148,29 @@ def field_series(
     resolution: int = 24,
     frames: int = 50,
     max_noised: int = 2000,
+    labels: np.ndarray | None = None,
+    label: int | None = None,
+    guidance: float = 1.0,
     cancelled: Callable[[int, int], bool] | None = None,
 ) -> FieldSeries:
     """Evaluate the learned and the exact score of ``points`` (data coordinates) at every level of
-    ``field_times``; ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
+    ``field_times``, for class ``label`` at ``guidance`` (None: unconditional; ``labels`` are the points' dense
+    class ids, needed then); ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
     times = field_times(model, frames)
     norm = model.normaliser
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
+    ideal = IdealNoisePredictor(std, model.schedule, labels) if model.objective == "ddpm" else IdealScore(std, labels)
+    exact_model, learned_model = guided(ideal, label, guidance), guided(model.model, label, guidance)
     x0 = norm.to_std(points[:max_noised])
     eps = np.random.default_rng(NOISE_SEED).standard_normal(x0.shape)
     learned, exact, noised = [], [], []
     for k, level in enumerate(times):
         if model.objective == "ncsn":
-            exact_fn, learned_fn, x = exact_ncsn_score(std, level), ncsn_score(model.model, level), x0 + level * eps
+            exact_fn, learned_fn, x = ncsn_score(exact_model, level), ncsn_score(learned_model, level), x0 + level * eps
         else:
             t = int(level)
-            abar = float(model.schedule.alphas_cumprod[t])
-            exact_fn, learned_fn = exact_ddpm_score(std, model.schedule, t), ddpm_score(model.model, model.schedule, t)
-            x = q_sample(x0, abar, eps)
+            exact_fn, learned_fn = (ddpm_score(m, model.schedule, t) for m in (exact_model, learned_model))
+            x = q_sample(x0, float(model.schedule.alphas_cumprod[t]), eps)
         exact.append(score_field(exact_fn, norm, extent, resolution).vectors)
         if not model.exact:
             learned.append(score_field(learned_fn, norm, extent, resolution).vectors)

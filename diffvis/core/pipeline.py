@@ -22,16 +22,16 @@ QUALITY_N = 2000
 
 
 def make_trainer(
-    data: PointSet | np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, conditional: bool = True
+    data: PointSet | np.ndarray, model_config: ModelConfig, cfg: TrainConfig
 ) -> tuple[Trainer, Normaliser]:
     """Standardise the points and build the trainer; NCSN's σ_max is the standardised data's diameter.
 
-    A point set of two or more classes trains a class-conditional model unless ``conditional`` is False (a bare
-    (N, 2) array has no labels); the model config's ``num_classes`` is set from the data either way."""
+    A point set of two or more classes trains a class-conditional model unless ``cfg.conditional`` is False (a
+    bare (N, 2) array has no labels); the model config's ``num_classes`` is set from the data either way."""
     data = data if isinstance(data, PointSet) else PointSet(np.asarray(data, dtype=np.float64))
     if len(data) < 2:
         raise ConfigError(f"training needs at least two points, got {len(data)}")
-    classes = Classes.of(data) if conditional else None
+    classes = Classes.of(data) if cfg.conditional else None
     model_config = replace(model_config, num_classes=len(classes) if classes else 0)
     normaliser = Normaliser.fit(data.points)
     std = normaliser.to_std(data.points)
@@ -46,11 +46,10 @@ def train_run(
     cfg: TrainConfig,
     data_info: dict,
     *,
-    conditional: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
     control: TrainControl | None = None,
 ) -> Run:
-    trainer, normaliser = make_trainer(data, model_config, cfg, conditional=conditional)
+    trainer, normaliser = make_trainer(data, model_config, cfg)
     trainer.run(on_progress, control)
     return Run.from_trainer(trainer, normaliser, data_info)
 

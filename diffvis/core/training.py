@@ -48,6 +48,7 @@ class TrainConfig:
     sigma_min: float = 0.01
     device: str = "auto"
     report_every: int = 50
+    conditional: bool = True  # condition on the data's class labels, when it has two classes or more
     p_uncond: float = 0.1
 
     def __post_init__(self) -> None:

@@ -20,13 +20,12 @@ from diffvis.core.datasets import Normaliser
 from diffvis.core.fields import (
     ddpm_score,
     density_grid,
-    exact_ddpm_score,
-    exact_ncsn_score,
     ncsn_score,
     padded_extent,
     score_field,
 )
 from diffvis.core.forward import q_sample
+from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.pipeline import probe_trajectory, reverse_trajectory
 from diffvis.core.pointfiles import load_points
 from diffvis.core.run import SamplingModel
@@ -104,14 +103,17 @@ def pixel_size(view) -> float:
 def exact_ddpm_field(points, t, resolution):
     norm = Normaliser.fit(points)
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
-    return score_field(exact_ddpm_score(std, Schedule.make("linear", 1000), t), norm, padded_extent(points), resolution)
+    schedule = Schedule.make("linear", 1000)
+    fn = ddpm_score(IdealNoisePredictor(std, schedule), schedule, t)
+    return score_field(fn, norm, padded_extent(points), resolution)
 
 
 def exact_score_at(points, t, x) -> np.ndarray:
     """The exact DDPM score of ``points`` at timestep t, at data points x (M, 2), in data coordinates."""
     norm = Normaliser.fit(points)
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
-    fn = exact_ddpm_score(std, Schedule.make("linear", 1000), t)
+    schedule = Schedule.make("linear", 1000)
+    fn = ddpm_score(IdealNoisePredictor(std, schedule), schedule, t)
     with torch.inference_mode():
         return fn(torch.as_tensor(norm.to_std(x), dtype=torch.float32)).numpy().astype(np.float64) / norm.scale
 
@@ -124,7 +126,8 @@ def test_score_view_draws_the_exact_field_of_each_level(window, qtbot):
     window.tabs.setCurrentWidget(view)
     view.resolution.setValue(8)
     view.levels.setValue(10)
-    model, series = compute(view, qtbot)
+    fields = compute(view, qtbot)
+    model, series = fields.model, fields.unconditional
     assert model.exact and series.learned is None
     assert view.timeline.slider.maximum() == 9 == len(series.times) - 1
     np.testing.assert_array_equal(series.times, np.round(np.linspace(0, 999, 10))[::-1])
@@ -196,7 +199,8 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
     view.resolution.setValue(8)
     view.levels.setValue(10)
     assert view.model.currentText() == "trained"
-    model, series = compute(view, qtbot)
+    fields = compute(view, qtbot)
+    model, series = fields.model, fields.unconditional
     assert not model.exact and series.learned is not None
     k = 6
     view.timeline.slider.setValue(k)
@@ -225,7 +229,8 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
     # the exact model of the same run: no learned field, so no heatmap even when asked for
     view.show_error.setChecked(True)
     view.model.setCurrentText("exact")
-    model, series = compute(view, qtbot)
+    fields = compute(view, qtbot)
+    model, series = fields.model, fields.unconditional
     assert model.exact and series.learned is None
     assert view.error_image.image is None
     assert "median error" not in view.timeline.label.text()
@@ -267,7 +272,7 @@ def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbo
         assert text.startswith(expected)
         assert f"α = {eps * (sigma / ladder.sigmas[-1]) ** 2:.2e}" in text
         assert view.caption.text == text
-        field = score_field(exact_ncsn_score(torch.as_tensor(std, dtype=torch.float32), sigma), norm,
+        field = score_field(ncsn_score(IdealScore(std), sigma), norm,
                             padded_extent(points), 8)  # fmt: skip
         vectors = field.vectors.reshape(-1, 2)
         keep = np.isfinite(vectors).all(1) & (np.linalg.norm(vectors, axis=1) > 0)
@@ -427,7 +432,8 @@ def test_score_view_probe_follows_ddim_down_the_levels(window, qtbot):
     qtbot.waitExposed(view)
     view.resolution.setValue(8)
     view.levels.setValue(10)
-    model, series = compute(view, qtbot)
+    fields = compute(view, qtbot)
+    model, series = fields.model, fields.unconditional
     view.timeline.slider.setValue(3)
     target = points[5]
     with qtbot.waitSignal(view.probe_job.done, timeout=30_000):
@@ -452,7 +458,8 @@ def test_score_view_of_an_ncsn_run_probes_with_annealed_langevin(window, qtbot, 
     window.tabs.setCurrentWidget(view)
     qtbot.waitExposed(view)
     view.resolution.setValue(6)
-    model, series = compute(view, qtbot)
+    fields = compute(view, qtbot)
+    model, series = fields.model, fields.unconditional
     run = load_run(runs["ncsn"])
     L = run.ladder.L
     np.testing.assert_allclose(series.times, run.ladder.sigmas, rtol=1e-6)  # the σ ladder, not timesteps

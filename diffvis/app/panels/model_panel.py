@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QSpinBox,
+    QWidget,
+)
 
 from diffvis.app.state import LabState
 from diffvis.core.models import ACTIVATIONS, ModelConfig
@@ -39,6 +48,11 @@ class ModelPanel(QGroupBox):
         self.device.addItem("CPU", "cpu")
         if torch.cuda.is_available():
             self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
+        self.conditional = QCheckBox("condition on classes", checked=t.conditional)
+        self.conditional.setToolTip("labelled data (two classes or more) trains one network for ε(x, t, class) and, "
+                                    "by label dropout, ε(x, t, ∅)")  # fmt: skip
+        self.p_uncond = QDoubleSpinBox(minimum=0.0, maximum=0.95, decimals=2, value=t.p_uncond, singleStep=0.05)
+        self.p_uncond.setToolTip("label dropout: the share of training points shown without their label (∅)")
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d0453a")
@@ -48,14 +62,15 @@ class ModelPanel(QGroupBox):
             ("Objective", self.objective), ("Schedule", self.schedule), ("Timesteps T", self.timesteps),
             ("Width", self.width), ("Depth", self.depth), ("Activation", self.activation),
             ("Learning rate", self.lr), ("Batch size", self.batch), ("Steps", self.steps), ("Seed", self.seed),
-            ("Device", self.device),
+            ("Device", self.device), ("Labels", self.conditional), ("Label dropout", self.p_uncond),
         ]:  # fmt: skip
             form.addRow(label, widget)
         form.addRow(self.error)
         for combo in (self.objective, self.schedule, self.activation, self.device):
             combo.currentIndexChanged.connect(self.apply)
-        for spin in (self.timesteps, self.width, self.depth, self.lr, self.batch, self.steps, self.seed):
+        for spin in (self.timesteps, self.width, self.depth, self.lr, self.batch, self.steps, self.seed, self.p_uncond):
             spin.valueChanged.connect(self.apply)
+        self.conditional.toggled.connect(self.apply)
         self.valid = True
         state.train_config_changed.connect(lambda cfg: self.load(self.state.model_config.to_dict(), cfg.to_dict()))
         state.model_config_changed.connect(lambda m: self.load(m.to_dict(), self.state.train_config.to_dict()))
@@ -66,8 +81,8 @@ class ModelPanel(QGroupBox):
             m, t = ModelConfig.from_dict({**ModelConfig().to_dict(), **model}), TrainConfig.from_dict(train)
         except (ConfigError, KeyError, TypeError, ValueError):
             return
-        widgets = [self.objective, self.schedule, self.timesteps, self.width, self.depth, self.activation,
-                   self.lr, self.batch, self.steps, self.seed, self.device]  # fmt: skip
+        widgets = [self.objective, self.schedule, self.timesteps, self.width, self.depth, self.activation, self.lr,
+                   self.batch, self.steps, self.seed, self.device, self.conditional, self.p_uncond]  # fmt: skip
         for w in widgets:
             w.blockSignals(True)
         self.objective.setCurrentIndex(max(0, self.objective.findData(m.objective)))
@@ -75,9 +90,11 @@ class ModelPanel(QGroupBox):
         self.activation.setCurrentText(m.activation)
         self.device.setCurrentIndex(max(0, self.device.findData(t.device)))
         values = [(self.timesteps, t.timesteps), (self.width, m.width), (self.depth, m.depth), (self.lr, t.lr),
-                  (self.batch, t.batch), (self.steps, t.steps), (self.seed, t.seed)]  # fmt: skip
+                  (self.batch, t.batch), (self.steps, t.steps), (self.seed, t.seed),
+                  (self.p_uncond, t.p_uncond)]  # fmt: skip
         for spin, value in values:
             spin.setValue(value)
+        self.conditional.setChecked(t.conditional)
         for w in widgets:
             w.blockSignals(False)
         self.apply()
@@ -92,7 +109,8 @@ class ModelPanel(QGroupBox):
             train = TrainConfig(
                 steps=self.steps.value(), batch=self.batch.value(), lr=self.lr.value(), seed=self.seed.value(),
                 schedule=self.schedule.currentText(), timesteps=self.timesteps.value(),
-                device=self.device.currentData(),
+                device=self.device.currentData(), conditional=self.conditional.isChecked(),
+                p_uncond=self.p_uncond.value(),
             )  # fmt: skip
         except ConfigError as e:
             self._set_valid(False, str(e))

@@ -31,9 +31,18 @@ from PySide6.QtWidgets import (
 
 from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import ClassPicker, classes_in_use
 from diffvis.app.views.reverse_view import frame_time
 from diffvis.app.views.scene_view import SceneView
-from diffvis.app.views.style import DATA_COLOUR, PALETTE, SAMPLE_COLOUR, corner_caption, faint_brush, style_data_plot
+from diffvis.app.views.style import (
+    DATA_COLOUR,
+    PALETTE,
+    SAMPLE_COLOUR,
+    corner_caption,
+    faint_brush,
+    sample_brushes,
+    style_data_plot,
+)
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
@@ -74,6 +83,8 @@ class PanelEditor(QGroupBox):
         self.variance.addItem("β̃ (posterior)", "beta_tilde")
         self.variance.addItem("β", "beta")
         self.variance.setToolTip("DDPM's noise variance at each step")
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
+        self.guidance.setToolTip("classifier-free guidance scale, when the view samples a class")
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.sampler, 0, 0, 1, 3)
@@ -82,6 +93,7 @@ class PanelEditor(QGroupBox):
         grid.addWidget(self.exact, 1, 2)
         grid.addWidget(self.spacing, 2, 0, 1, 2)
         grid.addWidget(self.variance, 2, 2)
+        grid.addWidget(self.guidance, 3, 0, 1, 3)
         self.sampler.currentIndexChanged.connect(self._update_enabled)
         self.set_spec(spec)
 
@@ -92,9 +104,11 @@ class PanelEditor(QGroupBox):
         self.exact.setChecked(spec.exact)
         self.spacing.setCurrentText(spec.params.get("spacing", "leading" if spec.sampler == "ddim" else "trailing"))
         self.variance.setCurrentIndex(self.variance.findData(spec.params.get("variance", "beta_tilde")))
+        self.guidance.setValue(spec.params.get("guidance", 1.0))
         self._update_enabled()
 
-    def spec(self) -> PanelSpec:
+    def spec(self, label=None) -> PanelSpec:
+        """The panel's spec; for class ``label`` (a dense id or 'all'), guided at the editor's w."""
         sampler = self.sampler.currentData()
         params = {}
         if sampler == "ddim":
@@ -103,6 +117,8 @@ class PanelEditor(QGroupBox):
             params["spacing"] = self.spacing.currentText()
         if sampler == "ddpm":
             params["variance"] = self.variance.currentData()
+        if label is not None:
+            params.update(label=label, guidance=self.guidance.value())
         return PanelSpec(sampler, params, self.exact.isChecked()).with_steps(self.steps.value())
 
     def _update_enabled(self) -> None:
@@ -119,6 +135,7 @@ class ComparePanel:
     def __init__(self, plot: pg.PlotItem):
         self.plot = plot
         style_data_plot(plot)
+        plot.disableAutoRange()  # the data frames the panels (far-flung samples of a weak model must not shrink it)
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         self.path = pg.PlotCurveItem(pen=pg.mkPen("#1a1a1a", width=1.5))
@@ -159,12 +176,14 @@ class CompareView(SceneView):
         for key, (title, _) in PRESETS.items():
             self.preset.addItem(title, key)
         self.count = QSpinBox(minimum=2, maximum=MAX_PANELS, value=3)
+        self.class_picker = ClassPicker()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
         self.seed = 0
         self.new_noise = QPushButton("New noise")
         self.new_noise.setToolTip("draw new initial noise for every panel and compare again")
-        for label, widget in [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
-                              ("", self.new_noise), ("", self.compute_button)]:  # fmt: skip
+        settings = [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
+                    ("Class", self.class_picker), ("", self.new_noise), ("", self.compute_button)]  # fmt: skip
+        for label, widget in settings:
             self.add_setting(label, widget, columns_per_row=3)
         specs = PRESETS["ddpm-vs-ddim"][1]
         self.editors = [PanelEditor(i, specs[i % len(specs)]) for i in range(MAX_PANELS)]
@@ -190,6 +209,9 @@ class CompareView(SceneView):
         self.count.valueChanged.connect(self._layout_panels)
         self.new_noise.clicked.connect(self.reseed)
         state.data_changed.connect(lambda _: self._show_backdrop())
+        state.data_changed.connect(lambda _: self._refresh_classes())
+        state.model_changed.connect(self._refresh_classes)
+        self._refresh_classes()
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
         self.apply_preset("ddpm-vs-ddim")
@@ -269,16 +291,25 @@ class CompareView(SceneView):
             pad = 0.3 * float((hi - lo).max())
             self.panels[0].plot.setRange(xRange=(lo[0] - pad, hi[0] + pad), yRange=(lo[1] - pad, hi[1] + pad))
 
+    def _refresh_classes(self) -> None:
+        """Offer the classes of the trained model, or of the data (the exact model's) when it has none."""
+        self.class_picker.set_classes(classes_in_use(self.state, False) or classes_in_use(self.state, True))
+
     def apply_preset(self, key: str) -> None:
         _, specs = PRESETS[key]
         self.preset.setCurrentIndex(self.preset.findData(key))
+        label = specs[0].params.get("label")
+        if label is not None or self.class_picker.label is not None:
+            index = self.class_picker.findData(label)
+            self.class_picker.setCurrentIndex(max(index, 0))
         for editor, spec in zip(self.editors, specs, strict=False):
             editor.set_spec(spec)
         self.count.setValue(len(specs))
         self._layout_panels()
 
     def specs(self) -> list[PanelSpec]:
-        return [editor.spec() for editor in self.editors[: self.count.value()]]
+        label = self.class_picker.label
+        return [editor.spec(label) for editor in self.editors[: self.count.value()]]
 
     # --- computing ------------------------------------------------------------------------------------------
     def reseed(self) -> None:
@@ -290,9 +321,9 @@ class CompareView(SceneView):
         run = self.state.model_run
         cfg = self.state.train_config
         schedule = run.schedule if run is not None else Schedule.make(cfg.schedule, cfg.timesteps)
-        points, n = self.state.data.points, self.points.value()
-        draw = fresh_draw(self.state.data_info, points, min(n, METRIC_POINTS))
-        return run, points, schedule, draw, n
+        data, n = self.state.data, self.points.value()
+        draw = fresh_draw(self.state.data_info, data.points, min(n, METRIC_POINTS))
+        return run, data, schedule, draw, n
 
     def work(self):
         specs, seed = self.specs(), self.seed
@@ -315,6 +346,10 @@ class CompareView(SceneView):
             self._layout_panels()
         for panel, result in zip(self.panels, results, strict=True):
             panel.result = result
+            traj = result.trajectory
+            panel.scatter.setData(
+                pos=traj.frames[0], brush=sample_brushes(traj, self.class_picker.classes, SAMPLE_COLOUR)
+            )
         self._fill_table(results)
         self.highlight, self.pinned = None, False
         return PROGRESS_FRAMES + 1

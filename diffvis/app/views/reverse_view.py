@@ -12,15 +12,19 @@ from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QPushButton, QSpinBox
 
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
+from diffvis.app.views.class_table import ClassTable
 from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.scene_view import SceneView
-from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
+from diffvis.app.views.style import SAMPLE_COLOUR, class_brushes, sample_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.core.compare import METRIC_POINTS
 from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
 from diffvis.core.metrics import memorised_fraction
-from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
+from diffvis.core.pipeline import ClassScore, probe_trajectory, reverse_trajectory, sampling_model, score_classes
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
+from diffvis.core.sources import fresh_sets
 from diffvis.core.trajectory import Trajectory
 
 DENSITY_BINS = 80
@@ -31,13 +35,15 @@ BACKDROP_POINTS = 3000
 @dataclass(frozen=True)
 class Sampled:
     """What the reverse view computes: the model and sampler settings (probes reuse them), the trajectory, and
-    the fraction of its final samples that sit on a training point."""
+    the fraction of its final samples that sit on a training point, and per class how its samples fare (empty
+    for unconditional sampling)."""
 
     model: SamplingModel
     sampler: str
     params: dict
     trajectory: Trajectory
     landed: float
+    class_scores: list[ClassScore]
 
 
 def model_choice() -> QComboBox:
@@ -88,15 +94,20 @@ class ReverseView(SceneView):
         self.show_x0.setToolTip("the model's prediction of the clean points at this frame")
         self.show_density = QCheckBox("density")
         self.clear_probes = QPushButton("Clear probes")
+        self.class_picker = ClassPicker()
+        self.guidance = GuidanceSlider()
         for label, widget in [("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
                               ("Model", self.model), ("Points", self.points), ("Trails", self.trails),
-                              ("", self.show_x0), ("", self.show_density), ("", self.compute_button)]:  # fmt: skip
+                              ("Class", self.class_picker), ("Guidance", self.guidance), ("", self.compute_button),
+                              ("", self.show_x0), ("", self.show_density)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
         self.timeline.add_widget(self.clear_probes)
+        self.class_table = ClassTable()
+        self.layout().insertWidget(2, self.class_table)
 
         self.density = pg.ImageItem(axisOrder="row-major")
         self.density.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (86, 30, 140, 210)]))
-        self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 40))
+        self.backdrop = pg.ScatterPlotItem(size=3, pen=None)
         self.trail_curve = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 120, 110, width=1), connect="finite")
         self.x0_scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(0, 158, 115, 140))
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
@@ -109,11 +120,31 @@ class ReverseView(SceneView):
             box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
         self.trails.valueChanged.connect(lambda _: self.show_frame(self.timeline.frame))
         self.clear_probes.clicked.connect(lambda: self.probes.clear())
+        self.class_picker.currentIndexChanged.connect(self._on_class_change)
+        self.guidance.settled.connect(lambda _: self.recompute())
+        self.model.currentIndexChanged.connect(lambda _: self._refresh_classes())
+        state.model_changed.connect(self._refresh_classes)
         state.data_changed.connect(self._on_data_change)
         self._on_data_change(state.data)
+        self._on_class_change()
+
+    def _refresh_classes(self) -> None:
+        exact = bool(self.model.currentData()) or self.state.model_run is None
+        self.class_picker.set_classes(classes_in_use(self.state, exact))
+
+    def _on_class_change(self) -> None:
+        self.guidance.setEnabled(self.class_picker.label is not None)
+        self.recompute()
+
+    def recompute(self) -> None:
+        """A new class or guidance scale: sample again, if something is shown (or being computed)."""
+        if self.result is not None or self.job.busy:
+            self.compute()
 
     def _on_data_change(self, data) -> None:
-        self.backdrop.setData(pos=data.points[:BACKDROP_POINTS])
+        labels = None if data.labels is None else data.labels[:BACKDROP_POINTS]
+        self.backdrop.setData(pos=data.points[:BACKDROP_POINTS], brush=class_brushes(labels, alpha=45))
+        self._refresh_classes()
         if len(data) >= 2:  # frame the data (a few far-flung samples of a weak model must not shrink it)
             self.extent = padded_extent(data.points)
             x_min, x_max, y_min, y_max = self.extent
@@ -123,9 +154,12 @@ class ReverseView(SceneView):
 
     # --- computing ------------------------------------------------------------------------------------------
     def sampler_params(self) -> tuple[str, dict]:
+        """The sampler and its settings, with the class and guidance scale when a class is chosen."""
         sampler, steps = self.sampler.currentText(), self.steps.value()
         params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
                   "langevin": {"steps_per_level": steps}}.get(sampler, {"steps": steps})  # fmt: skip
+        if self.class_picker.label is not None:
+            params = {**params, "label": self.class_picker.label, "guidance": self.guidance.w}
         return sampler, params
 
     def work(self):
@@ -135,19 +169,27 @@ class ReverseView(SceneView):
         objective = "ncsn" if sampler == "langevin" else "ddpm"
         cfg = self.state.train_config
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        points, n = self.state.data.points, self.points.value()
+        data, n = self.state.data, self.points.value()
+        fresh = fresh_sets(self.state.data_info, data, min(n, METRIC_POINTS))
 
         def compute(progress):
-            model = sampling_model(run, points, objective, exact=exact, schedule=schedule)
+            model = sampling_model(run, data, objective, exact=exact, schedule=schedule)
             traj = reverse_trajectory(model, sampler, n=n, callback=lambda s: progress(s.i, s.total), **params)
+            points = data.points
             landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
-            return Sampled(model, sampler, params, traj, landed)
+            scores = []
+            if traj.labels is not None:
+                m = METRIC_POINTS
+                scores = score_classes(traj.samples[:m].astype(np.float64), traj.labels[:m], model.classes, fresh)
+            return Sampled(model, sampler, params, traj, landed, scores)
 
         return compute
 
     def accept(self, result) -> int:
-        self.trajectory = result.trajectory
+        self.trajectory = traj = result.trajectory
         self.probes.clear()
+        self.scatter.setData(pos=traj.frames[0], brush=sample_brushes(traj, result.model.classes, SAMPLE_COLOUR))
+        self.class_table.show_scores(result.class_scores)
         return len(self.trajectory.frames)
 
     # --- probes ---------------------------------------------------------------------------------------------

@@ -22,6 +22,14 @@ def class_brushes(labels: np.ndarray | None, default: str = DATA_COLOUR, alpha: 
     return [brushes[int(k) % len(brushes)] for k in labels]
 
 
+def sample_brushes(traj, classes, default: str) -> list | pg.QtGui.QBrush:
+    """The brushes of a trajectory's points: by the class each was drawn for (coloured as the data's raw label),
+    or ``default`` for unconditional samples."""
+    if traj.labels is None or classes is None:
+        return pg.mkBrush(default)
+    return class_brushes(np.asarray(classes.values)[traj.labels], alpha=220)
+
+
 def faint_brush(colour: str, alpha: int) -> pg.QtGui.QBrush:
     c = pg.mkColor(colour)
     c.setAlpha(alpha)
