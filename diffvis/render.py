@@ -16,6 +16,8 @@ def cmd_render(args) -> int:
     if args.size[0] < 200 or args.size[1] < 150:
         raise ConfigError(f"--size must be at least 200x150, got {args.size[0]}x{args.size[1]}")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture, never a window, even where a display exists
+    from PySide6.QtWidgets import QApplication
+
     from diffvis.app.export import check_export_target, export_view
     from diffvis.app.main import offscreen_app
 
@@ -29,6 +31,9 @@ def cmd_render(args) -> int:
         bar = ProgressBar()
         if hasattr(view, "compute"):
             _compute(view, bar)
+        if hasattr(view, "show_backdrop"):  # the comparison grid is laid out only now: frame the data again
+            QApplication.processEvents()
+            view.show_backdrop()
         if args.probe:
             _add_probes(view, args.probe, args.probe_frame)
         last = view.frame_count() - 1

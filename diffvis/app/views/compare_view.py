@@ -135,7 +135,6 @@ class ComparePanel:
     def __init__(self, plot: pg.PlotItem):
         self.plot = plot
         style_data_plot(plot)
-        plot.disableAutoRange()  # the data frames the panels (far-flung samples of a weak model must not shrink it)
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         self.path = pg.PlotCurveItem(pen=pg.mkPen("#1a1a1a", width=1.5))
@@ -208,7 +207,7 @@ class CompareView(SceneView):
         self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentData()))
         self.count.valueChanged.connect(self._layout_panels)
         self.new_noise.clicked.connect(self.reseed)
-        state.data_changed.connect(lambda _: self._show_backdrop())
+        state.data_changed.connect(lambda _: self.show_backdrop())
         state.data_changed.connect(lambda _: self._refresh_classes())
         state.model_changed.connect(self._refresh_classes)
         self._refresh_classes()
@@ -280,9 +279,10 @@ class CompareView(SceneView):
         for i, panel in enumerate(self.panels):
             layout.addItem(panel.plot, i // columns, i % columns)
             panel.plot.setVisible(True)
-        self._show_backdrop()
+        self.show_backdrop()
 
-    def _show_backdrop(self) -> None:
+    def show_backdrop(self) -> None:
+        """The data behind every panel, framed by the first (the panels are linked); call again once laid out."""
         points = self.state.data.points[:3000]
         for panel in self.panels:
             panel.backdrop.setData(pos=points)
