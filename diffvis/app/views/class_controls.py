@@ -34,7 +34,7 @@ class ClassPicker(QComboBox):
         """Offer ``classes`` (None: only 'unconditional'), keeping the choice when it is still offered."""
         if classes == self.classes and self.count():
             return
-        keep = self.currentData()
+        keep = self.currentText()  # by name: the same id may be another class of other data
         self.classes = classes
         self.blockSignals(True)
         self.clear()
@@ -44,8 +44,7 @@ class ClassPicker(QComboBox):
                 self.addItem("all, in proportion", ALL_CLASSES)
             for i, name in enumerate(classes.names):
                 self.addItem(name, i)
-        index = self.findData(keep)
-        self.setCurrentIndex(index if keep is not None and index >= 0 else 0)
+        self.setCurrentIndex(max(self.findText(keep), 0))
         self.setEnabled(classes is not None)
         self.blockSignals(False)
         self.currentIndexChanged.emit(self.currentIndex())

@@ -105,7 +105,7 @@ class ScoreView(SceneView):
         chosen = self.class_picker.label is not None
         self.field.setEnabled(chosen)
         self.guidance.setEnabled(chosen)
-        if self.result is not None and self.result.label != self.class_picker.label:
+        if self.job.busy or (self.result is not None and self.result.label != self.class_picker.label):
             self.compute()
 
     # --- computing ------------------------------------------------------------------------------------------
