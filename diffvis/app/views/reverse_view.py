@@ -138,8 +138,12 @@ class ReverseView(SceneView):
 
     def recompute(self) -> None:
         """A new class or guidance scale: sample again, if something is shown (or being computed)."""
-        if self.result is not None or self.job.busy:
+        if self.result is None and not self.job.busy:
+            return
+        if self.isVisible():
             self.compute()
+        else:
+            self.stale = True
 
     def _on_data_change(self, data) -> None:
         labels = None if data.labels is None else data.labels[:BACKDROP_POINTS]
