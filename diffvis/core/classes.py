@@ -34,8 +34,10 @@ class Classes:
         k = len(self.values)
         if not 2 <= k <= MAX_CLASSES:
             raise ConfigError(f"a conditional model needs between 2 and {MAX_CLASSES} classes, got {k}")
-        if len(self.names) != k or len(self.fractions) != k or len(set(self.values)) != k:
+        if len(self.names) != k or len(self.fractions) != k:
             raise ConfigError("class values, names and fractions must match one to one")
+        if list(self.values) != sorted(set(self.values)):
+            raise ConfigError(f"class values must be distinct and in increasing order, got {list(self.values)}")
         if not all(math.isfinite(f) and f > 0 for f in self.fractions):
             raise ConfigError("every class must hold a positive share of the points")
 
@@ -66,7 +68,7 @@ class Classes:
         """The dense id of a class given by name, or else by its dense number; raises with the choices."""
         if name in self.names:
             return self.names.index(name)
-        if name.lstrip("-").isdigit() and 0 <= int(name) < len(self):
+        if name.isascii() and name.isdigit() and int(name) < len(self):
             return int(name)
         choices = ", ".join(f"{i} ({n})" for i, n in enumerate(self.names))
         raise ConfigError(f"unknown class {name!r}; choose one of {choices}, or 'all'")

@@ -177,8 +177,3 @@ def class_quality(
 def random_subset(count: int, n: int, seed: int) -> np.ndarray:
     """n random row indices of ``count`` rows (with replacement if n > count)."""
     return np.random.default_rng(seed).choice(count, size=n, replace=n > count)
-
-
-def subsample_draw(points: np.ndarray, n: int) -> Callable[[int], np.ndarray]:
-    """A ``draw`` for a fixed point file: a random subset of n of its points (with replacement if n > N)."""
-    return lambda seed: points[random_subset(len(points), n, seed)]

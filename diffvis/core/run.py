@@ -133,14 +133,26 @@ class SamplingModel:
 
         ``label``: None (unconditional), a dense class id, a (N,) tensor of them, or ``ALL_CLASSES``: one per
         point drawn in proportion to the classes (from a fixed seed, so the noise stays the caller's)."""
-        if isinstance(label, str):
-            if label != ALL_CLASSES or self.classes is None:
-                raise ConfigError(f"class {label!r} asked of a model without classes" if self.classes is None
-                                  else f"unknown class choice {label!r}")  # fmt: skip
-            label = self.classes.draw(len(x_T), torch.Generator().manual_seed(LABEL_SEED))
+        label = self.resolve_label(label, len(x_T))
         with torch.inference_mode():
             return sample(self.model, self.objective, sampler, x_T, schedule=self.schedule, ladder=self.ladder,
                           normaliser=self.normaliser, label=label, **kwargs)  # fmt: skip
+
+    def resolve_label(self, label, n: int):
+        """A class choice as the sampler takes it: None stays None, ``ALL_CLASSES`` becomes n labels drawn in
+        proportion, and a dense id (or a tensor of them) must be one of this model's classes."""
+        if label is None:
+            return None
+        if self.classes is None:
+            raise ConfigError(f"class {label!r} asked of a model without classes")
+        if isinstance(label, str):
+            if label != ALL_CLASSES:
+                raise ConfigError(f"unknown class choice {label!r}")
+            return self.classes.draw(n, torch.Generator().manual_seed(LABEL_SEED))
+        ids, k = torch.as_tensor(label), len(self.classes)
+        if ids.is_floating_point() or bool(((ids < 0) | (ids >= k)).any()):
+            raise ConfigError(f"a class id must be a whole number from 0 to {k - 1} for this model's {k} classes")
+        return label
 
 
 def sample_run(run: Run, sampler: str, x_T: torch.Tensor, **kwargs) -> Trajectory:

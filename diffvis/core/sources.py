@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from diffvis.core.datasets import DATASETS, PointSet, make_dataset
-from diffvis.core.metrics import random_subset, subsample_draw
+from diffvis.core.metrics import random_subset
 from diffvis.core.pointfiles import load_points
 from diffvis.errors import DataFileError
 
@@ -30,14 +30,12 @@ def load_source(source: str, *, n: int, noise: float | None = None, seed: int = 
 def fresh_draw(info: dict, points: np.ndarray, n: int) -> Callable[[int], np.ndarray]:
     """``draw(seed)`` → n fresh points of the data set: new i.i.d. draws for a built-in set, random subsets of
     the training points for a file (the file is all we know of its distribution)."""
-    name = info.get("source")
-    if name in DATASETS:
-        return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed).points
-    return subsample_draw(points, n)
+    draw = fresh_sets(info, PointSet(points), n)
+    return lambda seed: draw(seed).points
 
 
 def fresh_sets(info: dict, data: PointSet, n: int) -> Callable[[int], PointSet]:
-    """``draw(seed)`` → n fresh labelled points, as ``fresh_draw`` (a random subset of a file's points)."""
+    """``draw(seed)`` → n fresh points with their labels (see ``fresh_draw``)."""
     name = info.get("source")
     if name in DATASETS:
         return lambda seed: make_dataset(name, n, noise=info.get("noise"), seed=seed)

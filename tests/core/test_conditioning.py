@@ -128,23 +128,11 @@ def test_index_of_an_unknown_class_lists_the_choices(name):
     assert "0 (upper), 1 (lower)" in str(info.value) and "'all'" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: Classes.index tests str.isdigit() (true for '²') then calls int(), which raises ValueError "
-    "instead of ConfigError; `diffvis sample --class ²` shows a traceback",
-)
 def test_index_of_a_superscript_digit_is_a_config_error():
     with pytest.raises(ConfigError):
         Classes.of(make_dataset("moons", 100, seed=0)).index("²")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfigError,
-    reason="BUG: Classes accepts raw values out of order (from_dict, hence any run.json), but encode() assumes "
-    "sorted values (np.searchsorted), so it refuses the classes' own labels",
-)
 def test_classes_with_values_out_of_order_are_refused_or_encode_correctly():
     try:
         classes = Classes.from_dict({"values": [5, 1], "names": ["five", "one"], "fractions": [0.5, 0.5]})
@@ -452,12 +440,6 @@ def test_all_classes_draws_labels_in_proportion_from_a_fixed_seed(exact_ddpm, mo
     assert np.mean(moons.labels[_nearest(traj.samples, moons.points)[0]] == traj.labels) >= 0.99
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: a dense label outside 0…K−1 is not checked: label K is taken silently, the network reading its "
-    "∅ row (unconditional samples), the exact model an empty mixture (ε̂ = 0)",
-)
 @pytest.mark.parametrize("exact", [True, False])
 def test_a_class_id_the_model_does_not_have_is_refused(exact_ddpm, exact):
     net = build_model(ModelConfig(num_classes=2, **SMALL)).eval()

@@ -13,6 +13,13 @@ MAX_W = 10
 SETTLE_MS = 150  # a dragged slider recomputes once it rests this long
 
 
+def compact_combo(box: QComboBox, characters: int = 5) -> None:
+    """A combo box as narrow as ``characters`` letters, whatever its items: long names must not widen a small
+    window (the popup still shows them whole)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(characters)
+
+
 def classes_in_use(state, exact: bool) -> Classes | None:
     """The classes the chosen model knows: the run's, or the data's for the exact model (or with no run)."""
     run = state.model_run
@@ -26,6 +33,7 @@ class ClassPicker(QComboBox):
         super().__init__(parent)
         self.classes: Classes | None = None
         self.offer_all = offer_all
+        compact_combo(self)
         self.setToolTip("the class to sample: text-to-image's prompt, in 2D\n"
                         "(needs a model trained on labelled data, or the exact model of labelled data)")  # fmt: skip
         self.set_classes(None)

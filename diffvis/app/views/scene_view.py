@@ -69,11 +69,14 @@ class SceneView(ExportActions, QWidget):
         return self.plot, self.plot.getPlotItem()
 
     def add_setting(self, label: str, widget: QWidget, columns_per_row: int = 4) -> None:
-        """Lay settings out in rows of ``columns_per_row`` label–widget pairs."""
+        """Lay settings out in rows of ``columns_per_row`` label–widget pairs; a widget without a label (a check box,
+        a button) takes its pair's two cells, so that it widens neither column."""
         row, col = divmod(self._settings_count, columns_per_row)
         if label:
             self.settings.addWidget(QLabel(label), row, 2 * col, alignment=Qt.AlignmentFlag.AlignRight)
-        self.settings.addWidget(widget, row, 2 * col + 1)
+            self.settings.addWidget(widget, row, 2 * col + 1)
+        else:
+            self.settings.addWidget(widget, row, 2 * col, 1, 2, alignment=Qt.AlignmentFlag.AlignRight)
         self._settings_count += 1
 
     # --- to implement ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox
 
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, compact_combo
 from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.reverse_view import model_choice
 from diffvis.app.views.scene_view import SceneView
@@ -67,6 +67,7 @@ class ScoreView(SceneView):
         self.show_samples.setChecked(True)
         self.class_picker = ClassPicker(offer_all=False)
         self.field = QComboBox()
+        compact_combo(self.field)
         for key, title in FIELDS.items():
             self.field.addItem(title, key)
         self.field.setToolTip("for the chosen class: the unconditional field, the conditional one, or the guided "
