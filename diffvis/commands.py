@@ -233,7 +233,7 @@ def cmd_sweep(args) -> int:
     steps = [s for s in steps if s <= schedule.T]
     reference = Reference.draw(fresh_draw(info, data.points, args.n))
     bar = ProgressBar()
-    points = sweep(specs, steps, run, data.points, schedule, reference, n=args.n, seed=args.seed,
+    points = sweep(specs, steps, run, data, schedule, reference, n=args.n, seed=args.seed,
                    progress=lambda i, n: bar.show(i, n, "sampler runs"))  # fmt: skip
     table = sweep_csv(points)
     try:

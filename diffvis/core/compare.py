@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import ALL_CLASSES
+from diffvis.core.datasets import PointSet
 from diffvis.core.metrics import MetricResult, floors, score_samples
 from diffvis.core.pipeline import sampling_model
 from diffvis.core.run import Run, SamplingModel
@@ -115,9 +116,12 @@ class PanelResult:
     metrics: dict[str, MetricResult]
 
 
-def panel_model(spec: PanelSpec, run: Run | None, points: np.ndarray, schedule: Schedule) -> tuple[SamplingModel, str]:
-    """The trained model when asked for and of the sampler's kind; otherwise the exact one, and say why."""
-    model = sampling_model(run if spec.served_by(run) else None, points, spec.objective, exact=spec.exact,
+def panel_model(
+    spec: PanelSpec, run: Run | None, data: PointSet | np.ndarray, schedule: Schedule
+) -> tuple[SamplingModel, str]:
+    """The trained model when asked for and of the sampler's kind; otherwise the exact one of the data (pass the
+    point set: its labels make the exact model conditional), and say why."""
+    model = sampling_model(run if spec.served_by(run) else None, data, spec.objective, exact=spec.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
     return model, spec.label + fallback_note(spec, run)
 

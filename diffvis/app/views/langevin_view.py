@@ -70,12 +70,12 @@ class LangevinView(SceneView):
             source += " (the run is a DDPM model: train an NCSN model for a learned score)"
         cfg = self.state.train_config
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        points, n = self.state.data.points, self.points.value()
-        extent, resolution = padded_extent(points), self.resolution.value()
+        data, n = self.state.data, self.points.value()
+        points, extent, resolution = data.points, padded_extent(data.points), self.resolution.value()
         params = {"steps_per_level": self.steps.value(), "step_size": self.step_size.value()}
 
         def compute(progress):
-            model = sampling_model(run, points, "ncsn", exact=exact, schedule=schedule)
+            model = sampling_model(run, data, "ncsn", exact=exact, schedule=schedule)
             traj = reverse_trajectory(model, "langevin", n=n, callback=lambda s: progress(s.i, s.total), **params)
             series = field_series(model, points, extent, resolution=resolution, max_noised=1)
             return Annealed(model, traj, series, source)
