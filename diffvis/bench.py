@@ -265,7 +265,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     view = ReverseView(state)
     view.resize(960, 720)
     view.show()
-    view.result = Sampled(model, "ddim", {}, traj, landed=1.0)
+    view.result = Sampled(model, "ddim", {}, traj, landed=1.0, class_scores=[])
     view.timeline.set_count(view.accept(view.result))
     bare = pg.PlotWidget()
     bare.resize(960, 720)
