@@ -6,7 +6,6 @@ User errors (``DiffvisError`` and bad arguments) print one line on stderr and ex
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -206,15 +205,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_app(args) -> int:
-    """The desktop app. Without a display, a screenshot renders offscreen; anything else is a clear error."""
-    headless = sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    )
-    if headless and args.screenshot is None:
-        raise ConfigError("no display to open the app on (set DISPLAY, or QT_QPA_PLATFORM=offscreen); "
-                          "the headless commands are data, train, sample, render and bench")  # fmt: skip
-    if headless:
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    """The desktop app. Without a display, a screenshot renders offscreen; anything else, or a system library Qt
+    lacks, is a clear error before Qt loads (diffvis.qt_platform)."""
+    from diffvis.qt_platform import check_can_open_window
+
+    check_can_open_window(screenshot=args.screenshot is not None)
     from diffvis.app.main import run_app
 
     return run_app(demo=args.demo, screenshot=args.screenshot, run=args.run)
