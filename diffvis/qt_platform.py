@@ -128,11 +128,13 @@ def missing_message(missing: list[str], *, root: bool | None = None) -> str:
     sudo = "" if root else "sudo "
     known = [name for name in missing if name in PACKAGES]
     unknown = [name for name in missing if name not in PACKAGES]
-    text = f"Qt's xcb platform plugin cannot load: missing system libraries {', '.join(missing)}"
+    several = len(missing) > 1
+    text = f"Qt's xcb platform plugin cannot load: missing system {'libraries' if several else 'library'} "
+    text += ", ".join(missing)
     if known:
         apt = " ".join(dict.fromkeys(PACKAGES[name][0] for name in known))
         dnf = " ".join(dict.fromkeys(PACKAGES[name][1] for name in known))
-        text += f"; install them with `{sudo}apt-get install {apt}` (Debian, Ubuntu)"
+        text += f"; install {'them' if several else 'it'} with `{sudo}apt-get install {apt}` (Debian, Ubuntu)"
         text += f" or `{sudo}dnf install {dnf}` (Fedora)"
     if unknown:
         text += f"; find the package of {', '.join(unknown)} with `apt-file search NAME` or `dnf provides '*/NAME'`"
