@@ -118,11 +118,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         view_menu = self.menuBar().addMenu("&View")
-        for i in range(self.tabs.count()):
-            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i))
+        for i in range(self.tabs.count()):  # ``triggered`` passes ``checked`` first: it must not land in ``i``
+            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}",
+                         lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
         train_menu = self.menuBar().addMenu("&Training")
         self._action(train_menu, "&Train", "Ctrl+T", self.start_training)
-        self._action(train_menu, "&Pause / resume", "Ctrl+P", self.training_panel._on_pause_click)
+        self._action(train_menu, "&Pause / resume", "Ctrl+P", self.training_panel.toggle_pause)
         self._action(train_menu, "&Stop", "Ctrl+.", self.controller.stop)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About diffvis", None, self.about)
@@ -219,7 +220,7 @@ class MainWindow(QMainWindow):
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
         for path in self.settings.recent_runs():
-            self.recent_menu.addAction(path, lambda p=path: self.open_run(p))
+            self.recent_menu.addAction(path, lambda _checked=False, p=path: self.open_run(p))
         self.recent_menu.setEnabled(bool(self.settings.recent_runs()))
 
     def error(self, text: str) -> None:

@@ -1,5 +1,4 @@
 import gc
-import time
 
 import pytest
 
@@ -32,13 +31,12 @@ def make_window(qtbot, tmp_path):
 
 @pytest.fixture
 def close_at_once():
-    """``close_at_once(window, worker)``: closing the window stops ``worker`` within a second."""
+    """``close_at_once(window, worker)``: closing the window has stopped ``worker`` by the time ``close`` returns
+    (what it costs is a figure of ``diffvis bench``, not a test: a loaded machine must not fail it)."""
 
     def close(window, worker) -> None:
-        started = time.perf_counter()
         window.close()
-        elapsed = time.perf_counter() - started
-        assert not worker.isRunning()
-        assert elapsed < 1.0, f"closing took {elapsed:.2f} s"
+        assert not window.isVisible()
+        assert worker.isFinished() and not worker.isRunning()
 
     return close

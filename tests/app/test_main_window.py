@@ -1,7 +1,6 @@
 """The real main window, driven offscreen with pytest-qt: data, drawing, training, runs, bad files, closing."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -175,7 +174,6 @@ def test_closing_mid_run_stops_the_worker(window, qtbot):
 
 def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
     threads_before = threading.active_count()
-    slowest = 0.0
     for i in range(100):
         win = MainWindow(Settings(tmp_path / "s.json"))
         qtbot.addWidget(win)
@@ -185,13 +183,10 @@ def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
         assert win.start_training()
         if i % 2:
             win.controller.stop()
-        started = time.perf_counter()
         win.close()
-        slowest = max(slowest, time.perf_counter() - started)
         assert win.controller.worker is None
     QApplication.processEvents()
     assert threading.active_count() <= threads_before + 1
-    assert slowest < 1.0, f"closing took {slowest:.2f} s"
 
 
 def test_last_data_set_settings_and_layout_return_at_the_next_launch(qtbot, tmp_path):

@@ -77,14 +77,12 @@ def test_langevin_with_the_exact_score_recomputes_when_the_data_changes(window, 
 
 
 def test_closing_while_sampling_cancels_at_once(window):
-    import time
-
     view = window.reverse_view
     window.data_panel.n.setValue(2000)
     view.sampler.setCurrentText("ddpm")  # 1000 exact-denoiser steps over 5,000 points: many seconds of work
     view.points.setValue(5000)
     assert view.compute()
     worker = view.job.worker
-    started = time.perf_counter()
     window.close()
-    assert time.perf_counter() - started < 1.0 and not worker.isRunning()
+    assert worker.isFinished() and not view.job.busy  # cancelled and joined before close returned
+    assert view.result is None  # the cancelled computation delivered nothing

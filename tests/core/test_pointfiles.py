@@ -3,7 +3,6 @@
 import errno
 import os
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -275,9 +274,7 @@ def test_more_than_max_points_csv_is_refused(tmp_path):
 def test_huge_npy_fails_fast_without_reading_the_data(tmp_path):
     path = tmp_path / "huge.npy"
     np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(10_000_000, 2)).flush()
-    started = time.perf_counter()
     _refused(path, "huge.npy", f"more than {MAX_POINTS:,} points")
-    assert time.perf_counter() - started < 2.0
 
 
 # --- atomic writes --------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ class TrainingPanel(QGroupBox):
         self.inputs_valid = True
 
         self.train_button.clicked.connect(self.train_requested)
-        self.pause_button.clicked.connect(self._on_pause_click)
+        self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_requested)
         self.reset_button.clicked.connect(self.reset_requested)
         state.status_changed.connect(self._on_status_change)
@@ -49,7 +49,8 @@ class TrainingPanel(QGroupBox):
         self.inputs_valid = valid
         self._on_status_change(self.state.status)
 
-    def _on_pause_click(self) -> None:
+    def toggle_pause(self) -> None:
+        """Pause a running training, resume a paused one."""
         (self.resume_requested if self.state.status == "paused" else self.pause_requested).emit()
 
     def _on_status_change(self, status: str) -> None:
