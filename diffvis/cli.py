@@ -113,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--class",
         dest="class_",
         metavar="C",
-        help="sample class C (a name or number) or 'all' (each "
-        "class in proportion); needs a conditional run or labelled --ideal data",
+        help="class C (a name or number), 'all' (every class in proportion: the default for a conditional run "
+        "or labelled --ideal data) or 'unconditional' (the model's f(x, t, ∅), trained on the dropped labels only)",
     )
     p.add_argument(
         "--guidance",
         type=float,
         metavar="W",
-        help="classifier-free guidance scale w ≥ 0 (default 1: plain conditional; 0: unconditional)",
+        help="classifier-free guidance scale w, 0 to 100 (default 1: plain conditional; 0: unconditional)",
     )
     p.add_argument("--init", type=Path, help="initial noise, (N, 2) .npy in standardised space")
     p.add_argument("--trajectory", type=Path, help="also save the path: .npy (frames) or .npz (all fields)")

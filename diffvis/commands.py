@@ -127,25 +127,30 @@ def cmd_sample(args) -> int:
     save_points(_labelled_samples(traj, model.classes), args.out)
     if args.trajectory is not None:
         _save_trajectory(traj, args.trajectory)
-    which = "" if traj.labels is None else f", class {args.class_} at w = {params['guidance']:g}"
+    which = "" if traj.labels is None else f", class {args.class_ or 'all'} at w = {params['guidance']:g}"
     print(f"wrote {len(traj.samples)} samples ({args.sampler}, {traj.nfe} model evaluations{which}) to {args.out}")
     return 0
 
 
 def _guidance(args, classes) -> dict:
-    """--class and --guidance as the sampler's ``label`` and ``guidance``."""
-    from diffvis.core.classes import ALL_CLASSES
+    """--class and --guidance as the sampler's ``label`` and ``guidance``: a conditional model samples every
+    class in proportion at w = 1 unless told otherwise (``--class unconditional`` gives f(x, t, ∅))."""
+    from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
     from diffvis.core.guidance import check_guidance
 
-    if args.class_ is None:
-        if args.guidance is not None:
-            raise ConfigError("--guidance steers towards a class: give --class too")
-        return {}
     if classes is None:
-        raise ConfigError("--class needs a class-conditional run (trained on labelled data) or labelled --ideal data")
+        if args.class_ is not None or args.guidance is not None:
+            raise ConfigError("--class and --guidance need a class-conditional run (trained on labelled data) or "
+                              "labelled --ideal data")  # fmt: skip
+        return {}
+    choice = args.class_ or ALL_CLASSES
+    if choice == UNCONDITIONAL:
+        if args.guidance is not None:
+            raise ConfigError("--guidance steers towards a class: it has no meaning with --class unconditional")
+        return {"label": UNCONDITIONAL}
     guidance = 1.0 if args.guidance is None else args.guidance
     check_guidance(guidance)
-    label = ALL_CLASSES if args.class_ == ALL_CLASSES else classes.index(args.class_)
+    label = ALL_CLASSES if choice == ALL_CLASSES else classes.index(choice)
     return {"label": label, "guidance": guidance}
 
 

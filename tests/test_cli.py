@@ -158,9 +158,11 @@ def test_sample_ddim_with_trajectory(run_dir, tmp_path, capsys):
     argv = ["sample", "--run", run_dir, "--sampler", "ddim", "--steps", "10", "--n", "50", "--seed", "4"]
     rc, out, err = cli(capsys, *argv, "--out", s, "--trajectory", t)
     assert (rc, err) == (0, "")
-    assert f"wrote 50 samples (ddim, 10 model evaluations) to {s}" in out
-    samples = np.load(s)
-    assert samples.shape == (50, 2) and np.isfinite(samples).all()
+    # moons has classes: a conditional run samples every class in proportion by default
+    assert f"wrote 50 samples (ddim, 10 model evaluations, class all at w = 1) to {s}" in out
+    labelled = np.load(s)
+    assert labelled.shape == (50, 3) and np.isfinite(labelled).all()
+    samples = labelled[:, :2]
     with np.load(t, allow_pickle=False) as traj:
         frames, times, x0_hat, nfe = traj["frames"], traj["times"], traj["x0_hat"], int(traj["nfe"])
     assert frames.shape == (11, 50, 2) and x0_hat.shape == (11, 50, 2) and times.shape == (11,)
@@ -181,7 +183,7 @@ def test_sample_ddpm_is_seeded(run_dir, tmp_path, capsys):
             capsys, "sample", "--run", run_dir, "--sampler", "ddpm", "--n", "40", "--seed", seed, "--out", out
         )
         assert (rc, err) == (0, "")
-        assert "(ddpm, 1000 model evaluations)" in stdout
+        assert "(ddpm, 1000 model evaluations, class all at w = 1)" in stdout
     assert len(load_points(outs[0])) == 40
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert outs[0].read_bytes() != outs[2].read_bytes()
@@ -194,11 +196,28 @@ def test_sample_from_given_initial_noise(run_dir, tmp_path, capsys):
     assert cli(capsys, *base, "--init", tmp_path / "noise.npy", "--n", "5", "--out", tmp_path / "a.npy")[0] == 0
     assert cli(capsys, *base, "--init", tmp_path / "noise.npy", "--out", tmp_path / "b.npy")[0] == 0
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    assert a.shape == (37, 2)  # the file's N wins over --n
+    assert a.shape == (37, 3)  # the file's N wins over --n (x, y and the class sampled)
     np.testing.assert_array_equal(a, b)
     # the same noise drawn by --seed gives the same samples
     assert cli(capsys, *base, "--n", "37", "--seed", "9", "--out", tmp_path / "c.npy")[0] == 0
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), a)
+
+
+def test_conditional_run_samples_every_class_by_default(run_dir, tmp_path, capsys):
+    """No --class on a conditional run is --class all at w = 1 (where the network is trained on 90 % of the
+    batches); --class unconditional is f(x, t, ∅), and refuses a guidance scale."""
+    base = ["sample", "--run", run_dir, "--sampler", "ddim", "--steps", "5", "--n", "60"]
+    outs = {name: tmp_path / f"{name}.npy" for name in ("default", "all", "unconditional")}
+    assert cli(capsys, *base, "--out", outs["default"])[0] == 0
+    assert cli(capsys, *base, "--class", "all", "--guidance", "1", "--out", outs["all"])[0] == 0
+    assert cli(capsys, *base, "--class", "unconditional", "--out", outs["unconditional"])[0] == 0
+    default, every, unconditional = (np.load(p) for p in outs.values())
+    np.testing.assert_array_equal(default, every)
+    assert set(np.unique(default[:, 2])) == {0, 1}
+    assert unconditional.shape == (60, 2)
+    assert np.abs(unconditional - default[:, :2]).max() > 1e-4
+    rc, _, err = cli(capsys, *base, "--class", "unconditional", "--guidance", "2", "--out", tmp_path / "x.npy")
+    assert rc == 2 and "--guidance" in err and not (tmp_path / "x.npy").exists()
 
 
 # --- sample from the exact denoiser of a data file ------------------------------------------------------------------

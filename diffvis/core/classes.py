@@ -19,6 +19,7 @@ from diffvis.errors import ConfigError
 
 NULL_LABEL = -1
 ALL_CLASSES = "all"  # sample every class, one label per point in proportion to the data
+UNCONDITIONAL = "unconditional"  # sample a conditional model without a class: f(x, t, ∅)
 MAX_CLASSES = 64
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from diffvis.core.classes import ALL_CLASSES
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.datasets import PointSet
 from diffvis.core.metrics import MetricResult, floors, score_samples
 from diffvis.core.pipeline import sampling_model
@@ -47,8 +47,8 @@ class PanelSpec:
 
     @property
     def conditional(self) -> bool:
-        """True when the panel samples given a class (its params name a ``label``)."""
-        return self.params.get("label") is not None
+        """True when the panel samples given a class (its params name a ``label`` other than unconditional)."""
+        return self.params.get("label") not in (None, UNCONDITIONAL)
 
     def served_by(self, run: Run | None) -> bool:
         """True when ``run``'s network can sample this panel: the sampler's kind, and classes if it needs them."""

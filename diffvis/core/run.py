@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from diffvis.core.classes import ALL_CLASSES, Classes
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.guidance import guided
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
@@ -131,17 +131,22 @@ class SamplingModel:
     def sample(self, sampler: str, x_T: torch.Tensor, *, label=None, **kwargs) -> Trajectory:
         """Run ``sampler`` from standardised noise x_T; the trajectory comes back in data coordinates.
 
-        ``label``: None (unconditional), a dense class id, a (N,) tensor of them, or ``ALL_CLASSES``: one per
-        point drawn in proportion to the classes (from a fixed seed, so the noise stays the caller's)."""
+        ``label``: None (the default: every class in proportion for a conditional model, which is where it is
+        best trained; nothing for an unconditional one), ``UNCONDITIONAL`` (f(x, t, ∅)), a dense class id, a (N,)
+        tensor of them, or ``ALL_CLASSES``: one per point drawn in proportion to the classes (from a fixed seed,
+        so the noise stays the caller's)."""
         label = self.resolve_label(label, len(x_T))
         with torch.inference_mode():
             return sample(self.model, self.objective, sampler, x_T, schedule=self.schedule, ladder=self.ladder,
                           normaliser=self.normaliser, label=label, **kwargs)  # fmt: skip
 
     def resolve_label(self, label, n: int):
-        """A class choice as the sampler takes it: None stays None, ``ALL_CLASSES`` becomes n labels drawn in
-        proportion, and a dense id (or a tensor of them) must be one of this model's classes."""
+        """A class choice as the sampler takes it (None: unconditional): None means ``ALL_CLASSES`` for a
+        conditional model, ``ALL_CLASSES`` becomes n labels drawn in proportion, ``UNCONDITIONAL`` becomes None,
+        and a dense id (or a tensor of them) must be one of this model's classes."""
         if label is None:
+            label = ALL_CLASSES if self.classes is not None else None
+        if label is None or (isinstance(label, str) and label == UNCONDITIONAL):
             return None
         if self.classes is None:
             raise ConfigError(f"class {label!r} asked of a model without classes")

@@ -106,7 +106,7 @@ def core_results(window, specs, seed):
     state = window.state
     points = state.data.points
     reference = Reference.draw(fresh_draw(state.data_info, points, N_POINTS))
-    return compare(specs, None, points, Schedule.make("linear", 1000), reference, n=N_POINTS, seed=seed)
+    return compare(specs, None, state.data, Schedule.make("linear", 1000), reference, n=N_POINTS, seed=seed)
 
 
 # --- presets and editors --------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_a_langevin_panel_starts_from_the_noise_scaled_by_sigma_1(window, qtbot)
     ddpm, langevin = compute(view, qtbot)
     assert langevin.label == "Langevin K=3 · exact" and langevin.trajectory.nfe == 31
     norm = Normaliser.fit(window.state.data.points)
-    model, _ = core_compare.panel_model(langevin.spec, None, window.state.data.points, Schedule.make())
+    model, _ = core_compare.panel_model(langevin.spec, None, window.state.data, Schedule.make())
     sigma_1 = model.ladder.sigmas[0]
     np.testing.assert_allclose(norm.to_std(langevin.trajectory.frames[0].astype(np.float64)),
                                sigma_1 * norm.to_std(ddpm.trajectory.frames[0].astype(np.float64)),
@@ -367,7 +367,7 @@ def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
     reference = Reference.draw(fresh_draw(state.data_info, state.data.points, N_POINTS))
     specs = [PanelSpec("ddim", {"steps": 10}), PanelSpec("heun", {"steps": 5}), PanelSpec("dpmpp_2m", {"steps": 10}),
              PanelSpec("ddpm")]  # fmt: skip
-    alone = core_compare.sweep(specs, [2, 4], None, state.data.points, Schedule.make(), reference, n=N_POINTS)
+    alone = core_compare.sweep(specs, [2, 4], None, state.data, Schedule.make(), reference, n=N_POINTS)
     for p, q in zip(points, alone, strict=True):
         assert (p.label, p.steps, p.nfe) == (q.label, q.steps, q.nfe)
         for name in METRICS:

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 
 from diffvis.app.views import reverse_view as reverse_module
 from diffvis.app.views.class_controls import SETTLE_MS
-from diffvis.core.classes import ALL_CLASSES
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.metrics import nearest_labels
 
 LEFT = Qt.MouseButton.LeftButton
@@ -97,8 +97,10 @@ def count_emissions(signal) -> list:
 def test_reverse_view_offers_the_data_classes_and_only_unconditional_for_unlabelled_data(window, reverse, qtbot):
     view, picker = reverse, reverse.class_picker
     assert items(picker) == [("unconditional", None), ("all, in proportion", ALL_CLASSES), ("upper", 0), ("lower", 1)]
-    assert picker.isEnabled() and picker.label is None
-    assert not view.guidance.isEnabled()  # no class: nothing to guide towards
+    # a model with classes samples every class in proportion unless asked otherwise
+    assert picker.isEnabled() and picker.label == ALL_CLASSES and view.guidance.isEnabled()
+    choose(picker, "unconditional")
+    assert picker.label is None and not view.guidance.isEnabled()  # no class: nothing to guide towards
     choose(picker, "lower")
     assert picker.label == 1 and view.guidance.isEnabled()
     choose(picker, "all, in proportion")
@@ -125,10 +127,10 @@ def test_reverse_view_offers_the_data_classes_and_only_unconditional_for_unlabel
     assert not window.score_view.class_picker.isEnabled() and not window.score_view.guidance.isEnabled()
     assert items(window.compare_view.class_picker) == [("unconditional", None)]
 
-    # labelled again: the classes come back, 'unconditional' chosen
+    # labelled again: the classes come back, 'all, in proportion' chosen
     window.data_panel.source.setCurrentText("moons")
     assert [text for text, _ in items(picker)] == ["unconditional", "all, in proportion", "upper", "lower"]
-    assert picker.isEnabled() and picker.label is None and not view.guidance.isEnabled()
+    assert picker.isEnabled() and picker.label == ALL_CLASSES and view.guidance.isEnabled()
 
 
 def test_guidance_slider_reads_w_in_tenths(reverse, qtbot):
@@ -161,8 +163,8 @@ def test_a_chosen_class_is_not_swapped_for_another_when_the_classes_change(windo
     assert compute(reverse, qtbot).params["label"] == 1
     with qtbot.waitSignal(reverse.computed, timeout=30_000):  # new data: resampled at once
         window.data_panel.source.setCurrentText("gaussians8")
-    assert reverse.class_picker.currentText() != "45°"
-    assert reverse.class_picker.label is None and reverse.result.params.get("label") is None
+    assert reverse.class_picker.currentText() != "45°"  # the class is gone: back to the default, every class
+    assert reverse.class_picker.label == ALL_CLASSES and reverse.result.params.get("label") == ALL_CLASSES
 
 
 # --- 2. choosing a class --------------------------------------------------------------------------------------------
@@ -179,7 +181,9 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
 
     monkeypatch.setattr(reverse_module, "reverse_trajectory", recording)
 
+    choose(view.class_picker, "unconditional")
     first = compute(view, qtbot)
+    assert first.params["label"] == UNCONDITIONAL
     assert first.trajectory.labels is None and "class" not in first.trajectory.params
     assert first.class_scores == [] and view.class_table.isHidden() and view.class_table.rowCount() == 0
     # unconditional samples of the exact model land on both moons
@@ -215,7 +219,8 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
     # back to unconditional: recomputed, the table hidden again
     with qtbot.waitSignal(view.computed, timeout=30_000):
         choose(view.class_picker, "unconditional")
-    assert view.result.trajectory.labels is None and "label" not in view.result.params
+    assert view.result.trajectory.labels is None and view.result.params["label"] == UNCONDITIONAL
+    assert "guidance" not in view.result.params
     np.testing.assert_array_equal(view.result.trajectory.samples, first.trajectory.samples)
     assert view.class_table.isHidden() and view.class_table.rowCount() == 0
 
@@ -440,7 +445,8 @@ def test_compare_guidance_preset_samples_every_class_at_four_scales(window, qtbo
     view = window.compare_view
     window.tabs.setCurrentWidget(view)
     view.points.setValue(60)
-    assert view.class_picker.label is None
+    assert view.class_picker.label == ALL_CLASSES  # the default for a model with classes
+    choose(view.class_picker, "unconditional")
     view.apply_preset("guidance")
     assert view.class_picker.currentText() == "all, in proportion" and view.class_picker.label == ALL_CLASSES
     assert view.count.value() == 4 and len(view.panels) == 4
@@ -449,14 +455,14 @@ def test_compare_guidance_preset_samples_every_class_at_four_scales(window, qtbo
         assert editor.sampler.currentData() == "ddim" and editor.steps.value() == 50
         editor.steps.setValue(5)  # keep it quick
 
-    specs = view.specs()
-    assert [s.params["guidance"] for s in specs] == [0.0, 1.0, 3.0, 7.0]
-    assert all(s.params["label"] == ALL_CLASSES for s in specs)
+    specs = view.specs()  # w = 1 for every class is the model's default: the spec leaves it unsaid
+    assert [s.params.get("guidance", 1.0) for s in specs] == [0.0, 1.0, 3.0, 7.0]
+    assert [s.params.get("label") for s in specs] == [ALL_CLASSES, None, ALL_CLASSES, ALL_CLASSES]
 
     results = compute(view, qtbot, timeout=60_000)
     assert len(results) == 4
-    for result, w in zip(results, ["0", "1", "3", "7"], strict=True):
-        assert re.fullmatch(rf"DDIM S=5 η=0 w={w} · exact", result.label), result.label
+    for result, w in zip(results, [" w=0", "", " w=3", " w=7"], strict=True):
+        assert re.fullmatch(rf"DDIM S=5 η=0{w} · exact", result.label), result.label
     trajs = [panel.result.trajectory for panel in view.panels]
     for traj, w in zip(trajs, [0.0, 1.0, 3.0, 7.0], strict=True):
         assert traj.params["class"] == "all" and traj.params["guidance"] == w
@@ -467,15 +473,18 @@ def test_compare_guidance_preset_samples_every_class_at_four_scales(window, qtbo
     assert np.abs(trajs[3].samples - trajs[1].samples).max() > 1e-3
     assert np.abs(trajs[0].samples - trajs[1].samples).max() > 1e-3
     # the captions name the scale
-    for panel, w in zip(view.panels, "0137", strict=True):
-        assert f"w={w} · exact" in panel.caption.text
+    for panel, w in zip(view.panels, [" w=0", "", " w=3", " w=7"], strict=True):
+        assert f"η=0{w} · exact" in panel.caption.text
 
     # an editor's own w goes into its panel's spec
     view.editors[2].guidance.setValue(2.5)
     assert view.specs()[2].params["guidance"] == 2.5
-    # unconditional: no class, no guidance in the specs
+    # unconditional: f(x, t, ∅), no guidance in the specs
     choose(view.class_picker, "unconditional")
-    assert all("label" not in s.params and "guidance" not in s.params for s in view.specs())
+    assert all(s.params["label"] == UNCONDITIONAL and "guidance" not in s.params for s in view.specs())
+    # a preset without classes goes back to the default, every class in proportion
+    view.apply_preset("eta")
+    assert view.class_picker.label == ALL_CLASSES and all("label" not in s.params for s in view.specs())
 
 
 # --- 7. the model panel's label settings ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from diffvis.core import metrics
 from diffvis.core.checkpoint import load_run, save_run
-from diffvis.core.classes import ALL_CLASSES, MAX_CLASSES, NULL_LABEL, Classes, dense_labels
+from diffvis.core.classes import ALL_CLASSES, MAX_CLASSES, NULL_LABEL, UNCONDITIONAL, Classes, dense_labels
 from diffvis.core.datasets import PointSet, make_dataset
 from diffvis.core.guidance import MAX_GUIDANCE, check_guidance, guided
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore, mixture_score
@@ -417,7 +417,7 @@ def test_exact_conditional_langevin_lands_on_the_class(moons):
 def test_exact_guidance_zero_is_unconditional(exact_ddpm, moons):
     x_T = torch.randn(400, 2, generator=torch.Generator().manual_seed(0))
     traj = exact_ddpm.sample("ddim", x_T, label=0, guidance=0.0, steps=30)
-    plain = exact_ddpm.sample("ddim", x_T, steps=30)
+    plain = exact_ddpm.sample("ddim", x_T, steps=30, label=UNCONDITIONAL)
     np.testing.assert_allclose(traj.samples, plain.samples, rtol=1e-6, atol=1e-6)
     assert traj.params["guidance"] == 0.0 and plain.labels is None
     counts = np.bincount(moons.labels[_nearest(traj.samples, moons.points)[0]], minlength=2)
@@ -438,6 +438,22 @@ def test_all_classes_draws_labels_in_proportion_from_a_fixed_seed(exact_ddpm, mo
     assert traj.params["class"] == "all"
     assert _within_binomial(int((traj.labels == 1).sum()), 1000, exact_ddpm.classes.fractions[1])
     assert np.mean(moons.labels[_nearest(traj.samples, moons.points)[0]] == traj.labels) >= 0.99
+
+
+def test_a_conditional_model_samples_every_class_by_default(exact_ddpm, moons):
+    """label None is 'all, in proportion' at w = 1 for a model with classes; ``UNCONDITIONAL`` asks for f(x, t, ∅);
+    a model without classes takes None and ``UNCONDITIONAL`` alike."""
+    x_T = torch.randn(300, 2, generator=torch.Generator().manual_seed(1))
+    default = exact_ddpm.sample("ddim", x_T, steps=10)
+    every = exact_ddpm.sample("ddim", x_T, label=ALL_CLASSES, guidance=1.0, steps=10)
+    np.testing.assert_array_equal(default.samples, every.samples)
+    np.testing.assert_array_equal(default.labels, every.labels)
+    assert default.params["class"] == "all" and default.params["guidance"] == 1.0
+    unconditional = exact_ddpm.sample("ddim", x_T, label=UNCONDITIONAL, steps=10)
+    assert unconditional.labels is None and "class" not in unconditional.params
+    plain = sampling_model(None, moons.points, "ddpm")  # a bare array: no classes
+    np.testing.assert_array_equal(plain.sample("ddim", x_T, steps=10).samples,
+                                  plain.sample("ddim", x_T, label=UNCONDITIONAL, steps=10).samples)  # fmt: skip
 
 
 @pytest.mark.parametrize("exact", [True, False])

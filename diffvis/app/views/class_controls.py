@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from diffvis.core.classes import ALL_CLASSES, Classes
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 
 W_STEPS_PER_UNIT = 10  # the slider moves w in steps of 0.1
 MAX_W = 10
@@ -29,6 +29,8 @@ def classes_in_use(state, exact: bool) -> Classes | None:
 class ClassPicker(QComboBox):
     """None (unconditional), ``ALL_CLASSES`` or a dense class id, offered for the classes of the model in use."""
 
+    DEFAULT_TEXT = "all, in proportion"
+
     def __init__(self, parent=None, *, offer_all: bool = True):
         super().__init__(parent)
         self.classes: Classes | None = None
@@ -39,20 +41,23 @@ class ClassPicker(QComboBox):
         self.set_classes(None)
 
     def set_classes(self, classes: Classes | None) -> None:
-        """Offer ``classes`` (None: only 'unconditional'), keeping the choice when it is still offered."""
+        """Offer ``classes`` (None: only 'unconditional'), keeping a choice among classes when it is still offered;
+        a model that newly has classes starts on 'all, in proportion' (where a conditional model is best)."""
         if classes == self.classes and self.count():
             return
-        keep = self.currentText()  # by name: the same id may be another class of other data
+        # by name: the same id may be another class of other data
+        keep = self.currentText() if self.classes is not None else self.DEFAULT_TEXT
         self.classes = classes
         self.blockSignals(True)
         self.clear()
         self.addItem("unconditional", None)
         if classes is not None:
             if self.offer_all:
-                self.addItem("all, in proportion", ALL_CLASSES)
+                self.addItem(self.DEFAULT_TEXT, ALL_CLASSES)
             for i, name in enumerate(classes.names):
                 self.addItem(name, i)
-        self.setCurrentIndex(max(self.findText(keep), 0))
+        index = self.findText(keep)
+        self.setCurrentIndex(index if index >= 0 else max(self.findText(self.DEFAULT_TEXT), 0))
         self.setEnabled(classes is not None)
         self.blockSignals(False)
         self.currentIndexChanged.emit(self.currentIndex())
@@ -60,6 +65,14 @@ class ClassPicker(QComboBox):
     @property
     def label(self):
         return self.currentData()
+
+    @property
+    def request_label(self):
+        """The class a sampler is asked for: the choice, or ``UNCONDITIONAL`` when a model with classes is to be
+        sampled without one (None alone would mean its default, every class in proportion)."""
+        if self.label is None and self.classes is not None:
+            return UNCONDITIONAL
+        return self.label
 
 
 class GuidanceSlider(QWidget):

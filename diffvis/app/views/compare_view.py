@@ -44,6 +44,7 @@ from diffvis.app.views.style import (
     style_data_plot,
 )
 from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
 from diffvis.core.schedules import SPACINGS, Schedule
@@ -108,7 +109,8 @@ class PanelEditor(QGroupBox):
         self._update_enabled()
 
     def spec(self, label=None) -> PanelSpec:
-        """The panel's spec; for class ``label`` (a dense id or 'all'), guided at the editor's w."""
+        """The panel's spec; for class ``label`` (a dense id or 'all'), guided at the editor's w (None: the model's
+        default, every class for a conditional one; ``UNCONDITIONAL``: f(x, t, ∅))."""
         sampler = self.sampler.currentData()
         params = {}
         if sampler == "ddim":
@@ -117,8 +119,10 @@ class PanelEditor(QGroupBox):
             params["spacing"] = self.spacing.currentText()
         if sampler == "ddpm":
             params["variance"] = self.variance.currentData()
-        if label is not None:
-            params.update(label=label, guidance=self.guidance.value())
+        if label == UNCONDITIONAL:
+            params["label"] = label
+        elif label is not None and (label != ALL_CLASSES or self.guidance.value() != 1.0):
+            params.update(label=label, guidance=self.guidance.value())  # else the model's default: every class
         return PanelSpec(sampler, params, self.exact.isChecked()).with_steps(self.steps.value())
 
     def _update_enabled(self) -> None:
@@ -298,17 +302,15 @@ class CompareView(SceneView):
     def apply_preset(self, key: str) -> None:
         _, specs = PRESETS[key]
         self.preset.setCurrentIndex(self.preset.findData(key))
-        label = specs[0].params.get("label")
-        if label is not None or self.class_picker.label is not None:
-            index = self.class_picker.findData(label)
-            self.class_picker.setCurrentIndex(max(index, 0))
+        label = specs[0].params.get("label", ALL_CLASSES)  # a preset without a class takes the default, every class
+        self.class_picker.setCurrentIndex(max(self.class_picker.findData(label), 0))
         for editor, spec in zip(self.editors, specs, strict=False):
             editor.set_spec(spec)
         self.count.setValue(len(specs))
         self._layout_panels()
 
     def specs(self) -> list[PanelSpec]:
-        label = self.class_picker.label
+        label = self.class_picker.request_label
         return [editor.spec(label) for editor in self.editors[: self.count.value()]]
 
     # --- computing ------------------------------------------------------------------------------------------

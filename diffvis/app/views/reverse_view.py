@@ -18,6 +18,7 @@ from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, class_brushes, sample_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.core.classes import UNCONDITIONAL
 from diffvis.core.compare import METRIC_POINTS
 from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
 from diffvis.core.metrics import memorised_fraction
@@ -162,8 +163,10 @@ class ReverseView(SceneView):
         sampler, steps = self.sampler.currentText(), self.steps.value()
         params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
                   "langevin": {"steps_per_level": steps}}.get(sampler, {"steps": steps})  # fmt: skip
-        if self.class_picker.label is not None:
-            params = {**params, "label": self.class_picker.label, "guidance": self.guidance.w}
+        label = self.class_picker.request_label
+        if label is not None:
+            guided = label != UNCONDITIONAL
+            params = {**params, "label": label, **({"guidance": self.guidance.w} if guided else {})}
         return sampler, params
 
     def work(self):
