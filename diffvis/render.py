@@ -1,10 +1,18 @@
 """``diffvis render``: draw a view headless (Qt offscreen) and export it exactly as the app's export button does:
-the same view widgets, the same computation in the same worker, the same writers."""
+the same view widgets, the same computation in the same worker, the same writers.
+
+The picture is ``--size`` exactly: the view shows its figure alone (an export draws the figure, never the
+settings, tables or timeline around it), sized so that what the file holds (the figure for PNG, GIF and MP4, the
+SVG item for SVG) is that many pixels. When done, the view's widgets are deleted at once, while every Python
+object in them is alive: left to the interpreter's exit, Qt objects are destroyed in no particular order, and
+pyqtgraph code run by a half-destroyed plot grid (an axis resized with its label already gone) crashed the
+process after the file was written."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 from diffvis.commands import ProgressBar
 from diffvis.errors import ConfigError, DiffvisError
@@ -15,6 +23,9 @@ VIEWS = ("forward", "reverse", "score", "langevin")
 def cmd_render(args) -> int:
     if args.size[0] < 200 or args.size[1] < 150:
         raise ConfigError(f"--size must be at least 200x150, got {args.size[0]}x{args.size[1]}")
+    suffix = Path(args.out).suffix.lower()
+    if suffix == ".mp4" and (args.size[0] % 2 or args.size[1] % 2):
+        raise ConfigError(f"an MP4 needs an even width and height (H.264), got {args.size[0]}x{args.size[1]}")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture, never a window, even where a display exists
     from PySide6.QtWidgets import QApplication
 
@@ -26,27 +37,77 @@ def cmd_render(args) -> int:
     state = _load_state(args)
     view = _make_view(args, state)
     try:
+        _figure_only(view)
         view.resize(*args.size)
         view.show()
         bar = ProgressBar()
         if hasattr(view, "compute"):
             _compute(view, bar)
-        if hasattr(view, "show_backdrop"):  # the comparison grid is laid out only now: frame the data again
-            QApplication.processEvents()
-            view.show_backdrop()
         if args.probe:
             _add_probes(view, args.probe, args.probe_frame)
         last = view.frame_count() - 1
         view.timeline.slider.setValue(last if args.frame is None else min(max(args.frame, 0), last))
+        _fit(view, suffix, tuple(args.size))
         frames = export_view(view, args.out, fps=args.fps, max_frames=args.max_frames,
                              progress=lambda i, n: bar.show(i, n, "frames"))  # fmt: skip
     finally:
         if hasattr(view, "shutdown"):
             view.shutdown()
         view.close()
+        _delete(view)
     what = f"the {args.view} view" if args.view else f"the {args.compare} comparison"
     print(f"wrote {frames} frame{'s' * (frames != 1)} of {what} to {args.out}")
     return 0
+
+
+def _figure_only(view) -> None:
+    """Hide everything around the view's figure (settings, editors, tables, timeline): the figure fills the view."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QWidget
+
+    for child in view.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+        child.setVisible(child is view.figure)
+
+
+def _exported_size(view, suffix: str) -> tuple[int, int]:
+    """The pixels of what an export to ``suffix`` draws: the SVG item (its viewBox), or the figure."""
+    if suffix == ".svg":
+        item = view.svg_item
+        rect = item.mapRectToDevice(item.boundingRect())
+        return int(rect.width()), int(rect.height())  # as pyqtgraph's SVG exporter writes its viewBox
+    return view.figure.width(), view.figure.height()
+
+
+def _fit(view, suffix: str, size: tuple[int, int]) -> None:
+    """Resize the view until what the export draws is ``size`` (a view may have shown a table since, and the SVG
+    item can be one plot of several), then frame the data again once laid out."""
+    from PySide6.QtWidgets import QApplication
+
+    _figure_only(view)
+    for _ in range(4):
+        QApplication.processEvents()  # lays the view out at its new size
+        width, height = _exported_size(view, suffix)
+        if (width, height) == size:
+            break
+        view.resize(view.width() + size[0] - width, view.height() + size[1] - height)
+    else:
+        raise DiffvisError(f"the picture came out {width}x{height}, not the {size[0]}x{size[1]} asked for")
+    if hasattr(view, "show_backdrop"):  # the comparison frames its linked panels once they have their size
+        view.show_backdrop()
+        view.show_frame(view.timeline.frame)
+
+
+def _delete(view) -> None:
+    """Delete the view's Qt objects now, children before their parents' teardown can call back into Python.
+
+    Left alive (signal connections hold the view), they would be destroyed by PySide at interpreter exit in
+    no particular order: pyqtgraph's AxisItem owns its label in Python, so a label could go first, and the
+    comparison's plots (children of a GraphicsLayout) resize their axes while the grid is torn down; the
+    AxisItem.resizeEvent that then reads the dead label raised during finalisation, and reporting it crashed."""
+    import shiboken6
+
+    if shiboken6.isValid(view):
+        shiboken6.delete(view)
 
 
 def _load_state(args):
@@ -114,7 +175,7 @@ def _compute(view, bar: ProgressBar) -> None:
     view.computed.connect(loop.quit)
     view.job.failed.connect(lambda message: (failures.append(message), loop.quit()))
     view.job.progressed.connect(lambda i, n: bar.show(i, n, "computing"))
-    if not view.compute():
+    if not view.job.busy and not view.compute():  # shown, the view may have started already
         raise ConfigError("nothing to draw: the data has fewer than two points")
     loop.exec()
     if failures:

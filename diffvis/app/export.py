@@ -21,7 +21,7 @@ import av
 import numpy as np
 from PIL import Image
 from pyqtgraph.exporters import SVGExporter
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtCore import QBuffer, QByteArray, QCoreApplication, QEvent, QIODevice
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
@@ -217,6 +217,7 @@ def _grab_frames(
     """Draw and grab each frame in ``indices`` as it is asked for; when done or closed, show the previous frame."""
     previous = view.current_frame()
     shape = None
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # lay out what changed (a table shown) first
     try:
         for i, frame in enumerate(indices, start=1):
             view.show_frame(frame)

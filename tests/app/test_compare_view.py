@@ -53,6 +53,8 @@ def xy(item) -> np.ndarray:
 
 def compute(view, qtbot, button=None, timeout=30_000):
     """Press the compute button (or ``button``) and wait for the comparison."""
+    if view.job.busy:  # the computation the view started when first shown: cancel it, as a user would
+        qtbot.mouseClick(view.compute_button, LEFT)
     assert not view.job.busy
     with qtbot.waitSignal(view.computed, timeout=timeout):
         qtbot.mouseClick(button or view.compute_button, LEFT)

@@ -35,14 +35,15 @@ def window(make_window):
 
 
 @pytest.fixture
-def reverse(window):
-    """The reverse view, shown, set to DDIM with few steps over few points."""
+def reverse(window, qtbot):
+    """The reverse view set to DDIM with few steps over few points, then shown: it samples at once."""
     view = window.reverse_view
-    window.tabs.setCurrentWidget(view)
     view.sampler.setCurrentText("ddim")
     view.steps.setValue(STEPS)
     view.points.setValue(N_SAMPLES)
     view.trails.setValue(0)
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        window.tabs.setCurrentWidget(view)
     return view
 
 
@@ -59,6 +60,8 @@ def xy(item) -> np.ndarray:
 
 def compute(view, qtbot, timeout=30_000):
     """Press the view's compute button and wait for its result."""
+    if view.job.busy:  # the computation the view started when first shown: cancel it, as a user would
+        qtbot.mouseClick(view.compute_button, LEFT)
     assert not view.job.busy
     with qtbot.waitSignal(view.computed, timeout=timeout):
         qtbot.mouseClick(view.compute_button, LEFT)
@@ -181,8 +184,9 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
 
     monkeypatch.setattr(reverse_module, "reverse_trajectory", recording)
 
-    choose(view.class_picker, "unconditional")
-    first = compute(view, qtbot)
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # shown: another class samples again at once
+        choose(view.class_picker, "unconditional")
+    first = view.result
     assert first.params["label"] == UNCONDITIONAL
     assert first.trajectory.labels is None and "class" not in first.trajectory.params
     assert first.class_scores == [] and view.class_table.isHidden() and view.class_table.rowCount() == 0
@@ -225,14 +229,20 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
     assert view.class_table.isHidden() and view.class_table.rowCount() == 0
 
 
-def test_choosing_a_class_before_any_sampling_computes_nothing(reverse, qtbot):
-    view = reverse
+def test_a_class_chosen_in_a_hidden_view_computes_nothing_until_it_is_shown(window, qtbot):
+    view = window.reverse_view
+    view.steps.setValue(STEPS)
+    view.points.setValue(N_SAMPLES)
+    assert not view.isVisible()
     computed = count_emissions(view.computed)
     choose(view.class_picker, "upper")
     assert not view.job.busy and view.result is None
     qtbot.wait(50)
     assert computed == []
-    result = compute(view, qtbot)
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # first shown: it samples, with the class chosen
+        window.tabs.setCurrentWidget(view)
+    result = view.result
+    assert len(computed) == 1
     assert result.params["label"] == 0 and set(result.trajectory.labels) == {0}
 
 

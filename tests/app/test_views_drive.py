@@ -26,7 +26,7 @@ from diffvis.core.fields import (
 )
 from diffvis.core.forward import q_sample
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
-from diffvis.core.pipeline import probe_trajectory, reverse_trajectory
+from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
 from diffvis.core.pointfiles import load_points
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import ddim_timesteps, langevin_frame
@@ -79,6 +79,8 @@ def arrow_segments_drawn(quiver) -> np.ndarray:
 
 def compute(view, qtbot, timeout=30_000):
     """Press the view's compute button and wait for its result."""
+    if view.job.busy:  # the computation the view started when first shown: cancel it, as a user would
+        qtbot.mouseClick(view.compute_button, LEFT)
     assert not view.job.busy
     with qtbot.waitSignal(view.computed, timeout=timeout):
         qtbot.mouseClick(view.compute_button, LEFT)
@@ -108,12 +110,14 @@ def exact_ddpm_field(points, t, resolution):
     return score_field(fn, norm, padded_extent(points), resolution)
 
 
-def exact_score_at(points, t, x) -> np.ndarray:
-    """The exact DDPM score of ``points`` at timestep t, at data points x (M, 2), in data coordinates."""
+def exact_score_at(points, t, x, labels=None, label=None) -> np.ndarray:
+    """The exact DDPM score of ``points`` (of class ``label`` among their dense ``labels``) at timestep t, at data
+    points x (M, 2), in data coordinates."""
     norm = Normaliser.fit(points)
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
     schedule = Schedule.make("linear", 1000)
-    fn = ddpm_score(IdealNoisePredictor(std, schedule), schedule, t)
+    ideal = IdealNoisePredictor(std, schedule, labels)
+    fn = ddpm_score(ideal if label is None else lambda x, t: ideal(x, t, label), schedule, t)
     with torch.inference_mode():
         return fn(torch.as_tensor(norm.to_std(x), dtype=torch.float32)).numpy().astype(np.float64) / norm.scale
 
@@ -293,11 +297,13 @@ def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbo
     view.steps.setValue(2)
     view.points.setValue(30)
     view.resolution.setValue(6)
-    assert view.model.currentText() == "trained (NCSN)"
-    with qtbot.waitSignal(view.computed, timeout=30_000):
-        qtbot.mouseClick(view.compute_button, LEFT)
+    # a DDPM run has no score network: the picker says so and the exact score is chosen
+    assert view.model.currentText() == "exact score"
+    assert view.model.itemText(0) == "trained: none (the run is DDPM)"
+    assert not view.model.model().item(0).isEnabled()
+    compute(view, qtbot)
     assert view.result.model.exact and view.result.model.objective == "ncsn"
-    assert "exact score (the run is a DDPM model" in view.caption.text
+    assert view.caption.text.startswith("exact score · frame")
     assert view.compute_button.text() == "Sample"
 
     with qtbot.waitSignal(view.computed, timeout=30_000):  # on screen: recomputed for the new run at once
@@ -305,6 +311,7 @@ def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbo
         window.tabs.setCurrentWidget(view)
     result = view.result
     model, traj, series = result.model, result.trajectory, result.series
+    assert view.model.currentText() == "trained NCSN" and view.model.model().item(0).isEnabled()
     run = load_run(runs["ncsn"])
     L = run.ladder.L
     assert not model.exact and model.objective == "ncsn"
@@ -392,20 +399,25 @@ def test_reverse_view_probe_placed_by_a_click(window, qtbot):
     np.testing.assert_allclose(xy(view.probes.path)[:-1], frames[:, 0])
 
     # the probe is the core's DDIM run from that frame, and its arrow is the exact score there
-    model = SamplingModel.exact_of(points, "ddpm", Schedule.make("linear", 1000))
+    # (moons has classes: the view samples every class in proportion, the default, and so does the core)
+    model = sampling_model(None, window.state.data, "ddpm", schedule=Schedule.make("linear", 1000))
     alone = probe_trajectory(model, "ddim", clicked[None], start=5, seed=1, steps=20, eta=0.0)
     np.testing.assert_allclose(frames, alone.frames, rtol=1e-5, atol=1e-5, equal_nan=True)
     t = int(probe.trajectory.times[5])
     assert t == ddim_timesteps(1000, 20)[5]
     np.testing.assert_allclose(view.probes.arrows.vectors, probe.scores[5], atol=1e-12)
-    np.testing.assert_allclose(probe.scores[5], exact_score_at(points, t, frames[5]), rtol=2e-3, atol=1e-3)
+    labels, own = window.state.data.labels, int(probe.trajectory.labels[0])  # the probe's class (moons: dense = raw)
+    exact = exact_score_at(points, t, frames[5], labels, own)
+    np.testing.assert_allclose(probe.scores[5], exact, rtol=2e-3, atol=1e-3)
     np.testing.assert_allclose(view.probes.arrows.base, frames[5], atol=1e-12)
 
     view.timeline.slider.setValue(12)
     np.testing.assert_allclose(xy(view.probes.marker), frames[12], atol=1e-12)
     np.testing.assert_allclose(view.probes.arrows.vectors, probe.scores[12], atol=1e-12)
     t12 = int(probe.trajectory.times[12])
-    np.testing.assert_allclose(probe.scores[12], exact_score_at(points, t12, frames[12]), rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        probe.scores[12], exact_score_at(points, t12, frames[12], labels, own), rtol=2e-3, atol=1e-3
+    )
     view.timeline.slider.setValue(20)
     np.testing.assert_allclose(xy(view.probes.marker), frames[20], atol=1e-12)
     assert len(view.probes.arrows.vectors) == 0  # no score at the clean frame

@@ -42,7 +42,6 @@ class LangevinView(SceneView):
         self.trajectory: Trajectory | None = None
         self.series: FieldSeries | None = None
         self.model = model_choice()
-        self.model.setItemText(0, "trained (NCSN)")
         self.model.setItemText(1, "exact score")
         self.steps = QSpinBox(minimum=1, maximum=1000, value=20)
         self.steps.setToolTip("K: Langevin steps at each noise level")
@@ -60,14 +59,33 @@ class LangevinView(SceneView):
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         for item in (self.backdrop, self.quiver, self.scatter):
             self.plot.addItem(item)
+        self._trained_offered = True
+        self._offer_models()
+
+    def _on_model_change(self) -> None:
+        self._offer_models()  # first: a recomputation must use the model the picker now offers
+        super()._on_model_change()
+
+    def _offer_models(self) -> None:
+        """Offer 'trained' only for an NCSN run (a score network), named for what the run is; else the exact score
+        is chosen, and the item says why."""
+        run = self.state.model_run
+        trained = run is not None and run.objective == "ncsn"
+        item = self.model.model().item(0)
+        item.setEnabled(trained)
+        if trained:
+            item.setText("trained NCSN")
+        else:
+            item.setText("trained: none yet" if run is None else f"trained: none (the run is {run.objective.upper()})")
+        if trained != self._trained_offered:
+            self.model.setCurrentIndex(0 if trained else 1)
+        self._trained_offered = trained
 
     def work(self):
         """The trained score when it is an NCSN model; otherwise (no run, a DDPM run, or chosen) the exact score."""
         run = self.state.model_run
         exact = bool(self.model.currentData()) or run is None or run.objective != "ncsn"
         source = "exact score" if exact else "trained NCSN"
-        if exact and not self.model.currentData() and run is not None:
-            source += " (the run is a DDPM model: train an NCSN model for a learned score)"
         cfg = self.state.train_config
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
         data, n = self.state.data, self.points.value()

@@ -100,9 +100,8 @@ class ReverseView(SceneView):
         for label, widget in [("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
                               ("Model", self.model), ("Points", self.points), ("Trails", self.trails),
                               ("Class", self.class_picker), ("Guidance", self.guidance), ("", self.compute_button),
-                              ("", self.show_x0), ("", self.show_density)]:  # fmt: skip
+                              ("", self.show_x0), ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
-        self.timeline.add_widget(self.clear_probes)
         self.class_table = ClassTable()
         self.layout().insertWidget(2, self.class_table)
 

@@ -2,7 +2,9 @@
 
 What a view shows is computed once in a ``BackgroundJob`` (progress in the timeline's label; the compute button
 cancels while it runs) and then only indexed while scrubbing. When the model or the data changes, the result is
-stale: a visible view recomputes at once, a hidden one when it is next shown. A click on the plot asks the view
+stale: a visible view recomputes at once, a hidden one when it is next shown; a view shown for the first time with
+nothing computed computes at once (a user who opens a tab sees it fill, never empty axes). A click on the plot asks
+the view
 to probe that point. Every view is ``Exportable``: the export button writes PNG, SVG, CSV, NPY, GIF or MP4.
 """
 
@@ -33,6 +35,7 @@ class SceneView(ExportActions, QWidget):
         self.state = state
         self.result = None
         self.stale = False
+        self.shown_before = False
         self.job = BackgroundJob(self)
         self.probe_job = BackgroundJob(self)  # one probe particle's trajectory at a time
         self.probes: ProbeLayer | None = None  # set by views that take probes
@@ -157,7 +160,9 @@ class SceneView(ExportActions, QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self.stale:
+        first = not self.shown_before
+        self.shown_before = True
+        if self.stale or (first and self.result is None and not self.job.busy):
             self.compute()
 
     def shutdown(self) -> None:

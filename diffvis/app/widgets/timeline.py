@@ -7,7 +7,30 @@ stops at the last frame. ``follow`` keeps the slider on the newest frame while f
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QWidget
+
+LABEL_WIDTH = (120, 220)  # the caption beside the slider: at least, at most (longer text is elided, in full as tip)
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never widens its row: text that does not fit ends in '…' and is whole in the tooltip
+    (``text()`` stays the whole text)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(LABEL_WIDTH[0])
+        self.setMaximumWidth(LABEL_WIDTH[1])
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), shown)
 
 
 class Timeline(QWidget):
@@ -16,13 +39,14 @@ class Timeline(QWidget):
     def __init__(self, fps: int = 10, parent: QWidget | None = None):
         super().__init__(parent)
         self.play_button = QToolButton()
-        self.play_button.setText("▶")
+        self._icons = {playing: self.style().standardIcon(pixmap) for playing, pixmap in (
+            (False, QStyle.StandardPixmap.SP_MediaPlay), (True, QStyle.StandardPixmap.SP_MediaPause))}  # fmt: skip
+        self.play_button.setIcon(self._icons[False])
         self.play_button.setToolTip("Play / pause (Space)")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.setToolTip("Scrub (← / →)")
-        self.label = QLabel("")
-        self.label.setMinimumWidth(150)
+        self.label = ElidedLabel()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.play_button)
@@ -67,11 +91,11 @@ class Timeline(QWidget):
             if self.slider.value() >= self.slider.maximum():
                 self.slider.setValue(0)
             self.timer.start()
-            self.play_button.setText("⏸")
+            self.play_button.setIcon(self._icons[True])
 
     def pause(self) -> None:
         self.timer.stop()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(self._icons[False])
 
     def _advance(self) -> None:
         if self.slider.value() >= self.slider.maximum():
