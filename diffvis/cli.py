@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="write a built-in data set to .npy or .csv")
     p.add_argument("name", help=f"one of: {names}")
     _data_args(p, n_default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    p.add_argument("--out", required=True, type=Path, help="where to write the points: .csv or .npy")
 
     p = sub.add_parser("train", help="train a noise predictor (ddpm) or score network (ncsn)")
     p.add_argument("--data", required=True, help=f"a built-in data set ({names}) or a .csv/.txt/.npy file")
@@ -100,14 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
         default="ddim",
         help="ancestral ddpm, ddim, annealed langevin (NCSN), or an ODE solver: euler, heun, dpmpp_2m",
     )
-    p.add_argument("--n", type=_positive_int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and of the sampler's own noise "
+                   "(default 0)")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
     p.add_argument("--steps", type=_positive_int, help="DDIM or ODE solver steps (default 50), Langevin steps per "
                    "level (100)")  # fmt: skip
-    p.add_argument("--eta", type=float, default=0.0)
-    p.add_argument("--spacing", choices=["leading", "trailing", "linspace"], default="leading")
-    p.add_argument("--variance", choices=["beta", "beta_tilde"], default="beta_tilde")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 as stochastic "
+                   "as DDPM (default 0)")  # fmt: skip
+    p.add_argument(
+        "--spacing",
+        choices=["leading", "trailing", "linspace"],
+        default="leading",
+        help="which S of the T timesteps DDIM and the ODE solvers visit, as in diffusers (default leading)",
+    )
+    p.add_argument(
+        "--variance",
+        choices=["beta", "beta_tilde"],
+        default="beta_tilde",
+        help="DDPM's reverse variance σ_t²: β̃_t (the posterior's, default) or β_t",
+    )
     p.add_argument("--step-size", type=float, default=5e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
     p.add_argument(
         "--class",
@@ -127,14 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["ddpm", "ncsn"], help="with --ideal (default: from --sampler)")
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
     p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="cpu",
+        help="where to sample (default cpu; auto: CUDA when torch sees one)",
+    )
 
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--view", choices=["forward", "reverse", "score", "langevin"])
+    what.add_argument("--view", choices=["forward", "reverse", "score", "langevin"],
+                      help="the app's view to draw: the forward noising, the reverse trajectories, the score field "
+                      "or annealed Langevin dynamics")  # fmt: skip
     what.add_argument("--compare", choices=list(PRESETS), help="the comparison view with this preset's panels")
     p.add_argument("--out", required=True, type=Path, help=".png/.svg (a frame), .csv (its points), .npy (all "
                    "frames), .gif/.mp4 (the animation)")  # fmt: skip
@@ -173,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
     p.add_argument("--n", type=_positive_int, default=2000, help="samples per point (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise every run shares (default 0)")
     p.add_argument("--out", required=True, type=Path, help="the table, .csv")
 
     p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")

@@ -41,8 +41,7 @@ class ProgressBar:
 
     def __call__(self, p) -> None:
         """Show a training ``Progress``."""
-        left = (p.total - p.step) / max(p.steps_per_second, 1e-9)
-        self.show(p.step, p.total, f"loss {p.loss:.4f}  {p.steps_per_second:.0f} steps/s  {left:.0f}s left")
+        self.show(p.step, p.total, f"loss {p.loss:.4f}  {p.steps_per_second:.0f} steps/s  {p.time_left()}")
 
 
 def cmd_train(args) -> int:

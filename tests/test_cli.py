@@ -398,3 +398,15 @@ def test_app_without_a_display_says_so_and_a_screenshot_renders_offscreen(tmp_pa
     done = subprocess.run([sys.executable, "-m", "diffvis", "--screenshot", str(shot)], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0 and shot.stat().st_size > 10_000
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from diffvis.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.option_strings[-1]}" for name, command in [("", parser), *sub.choices.items()]
+               for action in command._actions if action.option_strings and not action.help]  # fmt: skip
+    assert missing == []

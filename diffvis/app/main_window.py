@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         tp.reset_requested.connect(self.controller.reset)
         self.model_panel.validity_changed.connect(tp.set_inputs_valid)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text))
+        self.state.failed.connect(self._error_dialog)
+        self.tabs.currentChanged.connect(lambda _: self.statusBar().clearMessage())  # a view's note stays with it
 
     def start_training(self) -> bool:
         """Show the training tab (painted now, before the worker competes for the CPU), then train."""
@@ -224,7 +226,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.settings.recent_runs()))
 
     def error(self, text: str) -> None:
-        self.state.say(text)
+        self.state.fail(text)
+
+    def _error_dialog(self, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "diffvis", text, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()

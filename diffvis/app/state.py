@@ -26,6 +26,7 @@ class LabState(QObject):
     model_changed = Signal()  # ``model_run`` changed: a new run, or a newer snapshot of the one in training
     status_changed = Signal(str)  # 'idle', 'training', 'paused'
     message = Signal(str)  # a line for the status bar
+    failed = Signal(str)  # a user's action could not be done: the window shows the reason in a dialog
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -96,3 +97,8 @@ class LabState(QObject):
 
     def say(self, text: str) -> None:
         self.message.emit(text)
+
+    def fail(self, text: str) -> None:
+        """Say why what the user asked for was refused, in the status bar and in a dialog."""
+        self.message.emit(text)
+        self.failed.emit(text)

@@ -82,7 +82,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Progress:
-    """A report every ``report_every`` steps: mean loss since the last report and per t (or σ) bucket."""
+    """A report every ``report_every`` steps: mean loss since the last report and per t (or σ) bucket.
+
+    ``seconds_left`` is the steps left over the rate since the first report (None at the first: its steps carry
+    the start-up costs, and would promise hours for a minute's training)."""
 
     step: int
     total: int
@@ -90,6 +93,18 @@ class Progress:
     lr: float
     steps_per_second: float
     bucket_loss: np.ndarray  # (N_BUCKETS,), NaN where a bucket saw no sample
+    seconds_left: float | None = None
+
+    def time_left(self) -> str:
+        """'estimating time left', '45 s left', '3 min 05 s left' or '2 h 10 min left'."""
+        if self.seconds_left is None:
+            return "estimating time left"
+        s = int(round(self.seconds_left))
+        if s < 60:
+            return f"{s} s left"
+        if s < 3600:
+            return f"{s // 60} min {s % 60:02d} s left"
+        return f"{s // 3600} h {s % 3600 // 60:02d} min left"
 
 
 class TrainControl:
@@ -234,6 +249,7 @@ class Trainer:
         sums = torch.zeros(N_BUCKETS, device=self.device)
         counts = torch.zeros(N_BUCKETS, device=self.device)
         t0, since = time.perf_counter(), self.step
+        steady: tuple[float, int] | None = None  # (time, step) of the first report: the rate is measured from there
         while self.step < cfg.steps:
             if control is not None and control.wait():
                 raise Cancelled(f"training cancelled at step {self.step}")
@@ -248,10 +264,16 @@ class Trainer:
                 if on_progress is not None:
                     per_bucket = (sums / counts).cpu().numpy()
                     rate = (self.step - since) / max(elapsed, 1e-9)
-                    on_progress(Progress(self.step, cfg.steps, loss, lr_at(self.step - 1, cfg), rate, per_bucket))
+                    left = None
+                    if steady is not None:
+                        steady_rate = (self.step - steady[1]) / max(time.perf_counter() - steady[0], 1e-9)
+                        left = (cfg.steps - self.step) / steady_rate
+                    lr = lr_at(self.step - 1, cfg)
+                    on_progress(Progress(self.step, cfg.steps, loss, lr, rate, per_bucket, left))
                 sums.zero_()
                 counts.zero_()
                 t0, since = time.perf_counter(), self.step
+                steady = steady or (t0, self.step)
 
     def ema_model(self) -> ConditionalMLP:
         """A CPU copy of the EMA network, safe to hand to another thread."""

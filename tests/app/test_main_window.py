@@ -126,6 +126,11 @@ def test_bad_files_leave_the_state_untouched(window, tmp_path):
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("x,y\n1,2\nhello,world\n")
     assert not window.data_panel.load_file(bad_csv)
+    nan_csv = tmp_path / "nan.csv"
+    nan_csv.write_text("x,y\n1,2\n3,nan\n")
+    assert not window.data_panel.load_file(nan_csv)  # as the README promises: a dialog names the line
+    shown = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert shown and "nan.csv: point 2 has a NaN" in shown[-1].text()
     corrupt = tmp_path / "run"
     corrupt.mkdir()
     (corrupt / "run.json").write_text("{not json")

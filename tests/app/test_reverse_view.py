@@ -38,7 +38,7 @@ def test_exact_denoiser_trajectory_scrubs_and_lands_on_the_data(window, qtbot):
     assert gaps.max() < 0.05
     view.timeline.slider.setValue(40)
     on_points = (gaps <= 1e-3 * np.ptp(data, axis=0).max()).mean()
-    assert f"{100 * on_points:.0f} % of samples on a training point" in view.caption.text
+    assert f"{100 * on_points:.0f} % of samples are copies of training points (memorised)" in view.caption.text
     assert on_points > 0.9
 
 

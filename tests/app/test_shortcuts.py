@@ -58,6 +58,14 @@ def test_recent_run_entry_opens_that_run(window, qtbot, tmp_path):
     assert "opened" in window.statusBar().currentMessage()
 
 
+def test_a_message_does_not_outlive_its_tab(window):
+    window.tabs.setCurrentWidget(window.reverse_view)
+    window.state.say("a probe starts before the last frame: scrub back, then click")
+    assert window.statusBar().currentMessage().startswith("a probe")
+    QTest.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.statusBar().currentMessage() == ""
+
+
 def test_pause_action_reaches_the_training_panel(window, qtbot):
     seen = []
     window.training_panel.pause_requested.connect(lambda: seen.append("pause"))

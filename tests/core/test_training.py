@@ -10,7 +10,7 @@ import torch
 from diffvis.core.datasets import make_dataset
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
-from diffvis.core.training import N_BUCKETS, TrainConfig, TrainControl, lr_at, resolve_device
+from diffvis.core.training import N_BUCKETS, Progress, TrainConfig, TrainControl, lr_at, resolve_device
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
 
 DATA = make_dataset("moons", 2000, seed=0).points
@@ -147,3 +147,31 @@ def test_cuda_request_without_a_gpu_is_a_user_error():
         assert resolve_device("auto").type == "cpu"
         with pytest.raises(ConfigError, match="CUDA"):
             resolve_device("cuda")
+
+
+def test_time_left_is_measured_after_the_first_report(monkeypatch):
+    """The first report's window carries the start-up costs: no estimate there; later ones divide the steps left
+    by the rate since the first report (a slow first window must not promise an hour for seconds of work)."""
+    from diffvis.core import training
+
+    now = [0.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: now[0])
+    trainer = _trainer(steps=200)
+    real_step = trainer.train_step
+
+    def timed_step():
+        now[0] += 1.0 if trainer.step == 0 else 0.01  # a slow first step, then 100 steps per second
+        return real_step()
+
+    trainer.train_step = timed_step
+    reports = []
+    trainer.run(on_progress=reports.append)
+    assert reports[0].seconds_left is None and reports[0].time_left() == "estimating time left"
+    assert reports[1].seconds_left == pytest.approx(1.0)  # 100 steps left at 100 steps/s
+    assert reports[2].seconds_left == pytest.approx(0.5) and reports[-1].seconds_left == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "estimating time left"), (44.6, "45 s left"),
+                                               (185, "3 min 05 s left"), (7830, "2 h 10 min left")])  # fmt: skip
+def test_time_left_reads_in_units_a_person_uses(seconds, text):
+    assert Progress(1, 2, 0.0, 0.0, 1.0, np.zeros(2), seconds).time_left() == text

@@ -102,11 +102,11 @@ class DataPanel(QGroupBox):
             self.load_file(path)
 
     def load_file(self, path: str | Path) -> bool:
-        """Load a point file; a bad one leaves the current data untouched and says why (signal ``message``)."""
+        """Load a point file; a bad one leaves the current data untouched and says why (a dialog)."""
         try:
             points, info = load_source(str(path), n=0)
         except DiffvisError as e:
-            self.state.say(str(e))
+            self.state.fail(str(e))
             return False
         self._select_source(Path(path).name)
         self.state.set_data(points, info)

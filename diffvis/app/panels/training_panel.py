@@ -70,10 +70,9 @@ class TrainingPanel(QGroupBox):
             return
         self.bar.setMaximum(progress.total)
         self.bar.setValue(progress.step)
-        left = (progress.total - progress.step) / max(progress.steps_per_second, 1e-9)
         self.rate.setText(
             f"step {progress.step:,} / {progress.total:,} · {progress.steps_per_second:,.0f} steps/s · "
-            f"{_duration(left)} left · loss {progress.loss:.4f}"
+            f"{progress.time_left()} · loss {progress.loss:.4f}"
         )
 
     def _on_run_change(self, run) -> None:
@@ -84,7 +83,3 @@ class TrainingPanel(QGroupBox):
             loss = f" · final loss {run.loss_history[-1]:.4f}" if run.loss_history else ""
             self.rate.setText(f"trained {run.step:,} steps{loss}")
 
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"

@@ -232,7 +232,7 @@ class ReverseView(SceneView):
         self.probes.show(frame)
         text = f"{traj.name} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
         if frame == traj.steps:
-            text += f" · {100 * self.result.landed:.0f} % of samples on a training point"
+            text += f" · {100 * self.result.landed:.0f} % of samples are copies of training points (memorised)"
         self.describe(text)
 
     def _show_density(self, points: np.ndarray) -> None:
