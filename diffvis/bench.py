@@ -169,7 +169,7 @@ def bench_quality(name: str) -> None:
         )
         elapsed = time.perf_counter() - t0
         quality = json.loads((Path(tmp) / "run.json").read_text())["quality"]
-    report = {k: MetricResult(k, q["value"], q["floor"], q["floor_std"]) for k, q in quality.items()}
+    report = {k: MetricResult(k, q["value"], q["floor"], q["floor_std"]) for k, q in quality.items() if k in METRICS}
     points, info = load_source(name, n=20_000, seed=0)
     bare = bare_quality(points.points, fresh_draw(info, points.points, 2000), elapsed)
     p_target, r_target = QUALITY_SETS[name]
