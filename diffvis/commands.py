@@ -122,13 +122,24 @@ def cmd_sample(args) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     x_T = _initial_noise(args, generator).to(device)
     params = {**_sampler_params(args), **_guidance(args, model.classes)}
-    traj = model.sample(args.sampler, x_T, generator=generator, **params)
+    progress = _sampling_progress(model, args.sampler, x_T, params) if sys.stderr.isatty() else None
+    traj = model.sample(args.sampler, x_T, generator=generator, callback=progress, **params)
     save_points(_labelled_samples(traj, model.classes), args.out)
     if args.trajectory is not None:
         _save_trajectory(traj, args.trajectory)
     which = "" if traj.labels is None else f", class {args.class_ or 'all'} at w = {params['guidance']:g}"
     print(f"wrote {len(traj.samples)} samples ({args.sampler}, {traj.nfe} model evaluations{which}) to {args.out}")
     return 0
+
+
+def _sampling_progress(model, sampler: str, x_T, params: dict):
+    """A callback that shows the sampler's frames on a terminal, with the time left from each frame's predicted
+    work (the exact model's steps cost more the lower the noise, so seconds per step would mislead)."""
+    from diffvis.core.progress import TimeLeft, frame_work
+
+    bar = ProgressBar()
+    left = TimeLeft(frame_work(model, sampler, x_T, **params))
+    return lambda info: bar.show(info.i, info.total, left(info.i))
 
 
 def _guidance(args, classes) -> dict:

@@ -15,49 +15,82 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import NULL_LABEL
+from diffvis.core.mixture import PointIndex, default_tol, mixture_score_of, planned_price
 from diffvis.core.schedules import Schedule
 from diffvis.errors import ConfigError
 
-_CHUNK = 4096
-
 
 def mixture_score(x: torch.Tensor, centres: torch.Tensor, s: float) -> torch.Tensor:
-    """∇ log mean_i N(x; centres_i, s² I) for x (N, 2) and centres (M, 2); evaluated in row chunks."""
-    out = torch.empty_like(x)
-    for start in range(0, len(x), _CHUNK):
-        xs = x[start : start + _CHUNK]
-        diff = centres[None, :, :] - xs[:, None, :]  # (n, M, 2)
-        w = torch.softmax(-(diff**2).sum(-1) / (2 * s * s), dim=1)  # (n, M)
-        out[start : start + _CHUNK] = torch.einsum("nm,nmd->nd", w, diff) / (s * s)
-    return out
+    """∇ log mean_i N(x; centres_i, s² I) for x (N, 2) and centres (M, 2), exact to float precision in bounded
+    memory (see ``diffvis.core.mixture``)."""
+    if len(centres) == 0:
+        return torch.zeros_like(x)
+    return mixture_score_of(x, PointIndex.build(centres.to(x)), 1.0, s)
 
 
 def class_mixture_score(x: torch.Tensor, centres: torch.Tensor, s: float, centre_labels, label) -> torch.Tensor:
     """The score of each row of x under the mixture of the centres of its label (a scalar or one per row;
     None or ∅: all centres). ``centre_labels`` (M,) are the centres' dense class ids."""
+    return per_class(x, centre_labels, label, lambda xs, y: mixture_score(xs, _subset(centres, centre_labels, y), s))
+
+
+def per_class(x: torch.Tensor, centre_labels, label, score) -> torch.Tensor:
+    """``score(rows of x, class y)`` for each class y among the labels of the rows (y None: no label given)."""
     if label is None:
-        return mixture_score(x, centres, s)
+        return score(x, None)
     if centre_labels is None:
         raise ConfigError("the exact model has no class labels; it cannot be conditioned")
     label = torch.as_tensor(label, dtype=torch.long, device=x.device).expand(len(x))
     out = torch.empty_like(x)
     for y in label.unique().tolist():
         rows = label == y
-        subset = centres if y == NULL_LABEL else centres[centre_labels.to(centres.device) == y]
-        out[rows] = mixture_score(x[rows], subset, s)
+        out[rows] = score(x[rows], y)
     return out
+
+
+def _subset(centres: torch.Tensor, centre_labels, y) -> torch.Tensor:
+    """The centres of class y (None or ∅: all of them)."""
+    if y is None or y == NULL_LABEL:
+        return centres
+    return centres[centre_labels.to(centres.device) == y]
 
 
 class IdealModel:
     """The exact model of the empirical set ``points`` (standardised, (M, 2)), with their dense class ids
-    ``labels`` (M,) when conditioning on classes."""
+    ``labels`` (M,) when conditioning on classes. The sorted index of each class's points is built on first use,
+    per device and float type."""
 
     def __init__(self, points: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | None = None):
         self.points = torch.as_tensor(points, dtype=torch.float32)
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
+        self._indexes: dict = {}
+
+    def index(self, x: torch.Tensor, y) -> PointIndex | None:
+        """The index of the points of class y (None or ∅: all) on x's device and float type (None if empty)."""
+        key = (x.device, x.dtype, None if y == NULL_LABEL else y)
+        if key not in self._indexes:
+            subset = _subset(self.points, self.labels, y).to(x)
+            self._indexes[key] = PointIndex.build(subset) if len(subset) else None
+        return self._indexes[key]
 
     def score(self, x: torch.Tensor, a: float, s: float, label) -> torch.Tensor:
-        return class_mixture_score(x, a * self.points.to(x), s, self.labels, label)
+        """∇ log mean_{i: y_i = y} N(x; a·x0_i, s² I) for the label of each row of x."""
+
+        def of_class(xs: torch.Tensor, y) -> torch.Tensor:
+            index = self.index(xs, y)
+            return torch.zeros_like(xs) if index is None else mixture_score_of(xs, index, a, s)
+
+        return per_class(x, self.labels, label, of_class)
+
+    def price(self, n: int, a: float, s: float) -> float:
+        """The predicted price (in dense pairs, see ``diffvis.core.mixture``) of scoring n queries at (a, s):
+        planned for 256 noised points a·x0_i + s·ε standing in for the queries, as a sampler's particles at that
+        noise level are spread like them."""
+        g = torch.Generator().manual_seed(0)
+        pick = torch.randint(len(self.points), (256,), generator=g)
+        proxy = a * self.points[pick.to(self.points.device)] + s * torch.randn(256, 2, generator=g).to(self.points)
+        index = self.index(proxy, None)
+        return n / 256 * planned_price(proxy, index.scaled(a), s, default_tol(proxy.dtype))
 
 
 class IdealNoisePredictor(IdealModel):
@@ -71,9 +104,18 @@ class IdealNoisePredictor(IdealModel):
         abar = float(self.schedule.alphas_cumprod[int(t)])
         return -((1 - abar) ** 0.5) * self.score(x, abar**0.5, (1 - abar) ** 0.5, label)
 
+    def work(self, n: int, t) -> float:
+        """The predicted price of ``self(x, t)`` for n points (see ``IdealModel.price``)."""
+        abar = float(self.schedule.alphas_cumprod[int(t)])
+        return self.price(n, abar**0.5, (1 - abar) ** 0.5)
+
 
 class IdealScore(IdealModel):
     """∇ log mean_{i: y_i = y} N(x; x0_i, σ² I); callable as model(x, σ[, label])."""
 
     def __call__(self, x: torch.Tensor, sigma, label=None) -> torch.Tensor:
         return self.score(x, 1.0, float(sigma), label)
+
+    def work(self, n: int, sigma) -> float:
+        """The predicted price of ``self(x, σ)`` for n points (see ``IdealModel.price``)."""
+        return self.price(n, 1.0, float(sigma))
