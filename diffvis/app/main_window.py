@@ -1,4 +1,5 @@
-"""The main window: panels on the left, views in tabs, menus, shortcuts and the status bar (composition only)."""
+"""The main window: panels on the left and views in tabs (a splitter between them), menus, shortcuts and the status
+bar (composition only)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -36,6 +39,8 @@ from diffvis.core.datasets import DATASETS
 from diffvis.core.sources import run_points
 from diffvis.errors import DataFileError, DiffvisError
 
+SIDE_WIDTH = 320  # the panels' width in a new window (the splitter handle moves it; it is saved on closing)
+
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None):
@@ -53,11 +58,13 @@ class MainWindow(QMainWindow):
         for panel in (self.data_panel, self.training_panel, self.model_panel):
             side_layout.addWidget(panel)
         side_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(340)
+        self.side = QScrollArea()  # the panels scroll in a short window; the splitter beside them sets their width
+        self.side.setWidget(side)
+        self.side.setWidgetResizable(True)
+        self.side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side.setFrameShape(QFrame.Shape.NoFrame)
+        scrollbar = self.side.verticalScrollBar().sizeHint().width()
+        self.side.setMinimumWidth(side.minimumSizeHint().width() + scrollbar)
 
         self.data_view = DataView(self.state, self.data_panel)
         self.forward_view = ForwardView(self.state)
@@ -76,11 +83,17 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.compare_view, "Compare")
         self.scene_views = (self.reverse_view, self.score_view, self.langevin_view, self.compare_view)
 
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.side)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 0)  # a wider window widens the views; the panels keep their width
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([SIDE_WIDTH, 10 * SIDE_WIDTH])
         central = QWidget()
         row = QHBoxLayout(central)
         row.setContentsMargins(4, 4, 4, 4)
-        row.addWidget(scroll)
-        row.addWidget(self.tabs, 1)
+        row.addWidget(self.splitter)
         self.setCentralWidget(central)
         self.statusBar().showMessage("ready")
 
@@ -240,6 +253,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
         else:
             self.resize(1280, 800)
+        splitter = self.settings.get("splitter")
+        if isinstance(splitter, str):
+            self.splitter.restoreState(QByteArray.fromBase64(splitter.encode()))
         data = self.settings.get("data", {})
         if isinstance(data, dict) and data.get("source") in DATASETS:
             p = self.data_panel
@@ -258,6 +274,7 @@ class MainWindow(QMainWindow):
         for view in self.scene_views:
             view.shutdown()
         self.settings.set("geometry", bytes(self.saveGeometry().toBase64()).decode())
+        self.settings.set("splitter", bytes(self.splitter.saveState().toBase64()).decode())
         if self.state.data_info.get("source") in DATASETS:
             self.settings.set("data", {k: self.state.data_info[k] for k in ("source", "n", "noise", "seed")})
         self.settings.set("model", self.state.model_config.to_dict())

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import compact_combo
 from diffvis.core.datasets import DATASETS, MAX_POINTS, PointSet
 from diffvis.core.sources import load_source
 from diffvis.errors import DiffvisError
@@ -36,6 +37,7 @@ class DataPanel(QGroupBox):
         self.state = state
         self.source = QComboBox()
         self.source.addItems(list(DATASETS))
+        compact_combo(self.source, 8)  # a loaded file's long name must not widen the panel
         self.n = QSpinBox(minimum=2, maximum=MAX_POINTS, value=20_000, singleStep=1000)
         self.noise = QDoubleSpinBox(minimum=0.0, maximum=10.0, decimals=3, singleStep=0.01)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import compact_combo
 from diffvis.core.models import ACTIVATIONS, ModelConfig
 from diffvis.core.schedules import MAX_T, MIN_T, SCHEDULE_KINDS
 from diffvis.core.training import TrainConfig
@@ -48,6 +49,8 @@ class ModelPanel(QGroupBox):
         self.device.addItem("CPU", "cpu")
         if torch.cuda.is_available():
             self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
+        for combo in (self.objective, self.schedule, self.activation, self.device):
+            compact_combo(combo, 8)  # a narrow panel elides 'NCSN (predict the score)' or a long GPU name
         self.conditional = QCheckBox("condition on classes", checked=t.conditional)
         self.conditional.setToolTip("labelled data (two classes or more) trains one network for ε(x, t, class) and, "
                                     "by label dropout, ε(x, t, ∅)")  # fmt: skip

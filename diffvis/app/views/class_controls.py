@@ -1,10 +1,20 @@
 """The class picker and guidance slider of the sampling views: which class to sample (none, every class in
-proportion, or one) and the classifier-free guidance scale w from 0 to 10."""
+proportion, or one) and the classifier-free guidance scale w from 0 to 10; and compact combo boxes, which give way
+in a small window and then show their text elided, whole in the tooltip."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QWidget,
+)
 
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 
@@ -14,10 +24,70 @@ SETTLE_MS = 150  # a dragged slider recomputes once it rests this long
 
 
 def compact_combo(box: QComboBox, characters: int = 5) -> None:
-    """A combo box as narrow as ``characters`` letters, whatever its items: long names must not widen a small
-    window (the popup still shows them whole)."""
-    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    box.setMinimumContentsLength(characters)
+    """A combo box that asks for room for its longest item but gets by with ``characters`` letters: long names
+    must not widen a small window. Squeezed below its longest item, the box draws its text ending in '…' and
+    carries it whole in its tooltip (the popup still shows every item whole)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # size hint: the longest item
+    box.setMinimumContentsLength(characters)  # minimum size hint: this many letters
+    if box.findChild(_ComboElider) is None:
+        _ComboElider(box)
+
+
+def combo_text_room(box: QComboBox) -> int:
+    """The width in pixels a (not editable) combo box gives its current text, as its style draws it."""
+    option = QStyleOptionComboBox()
+    box.initStyleOption(option)
+    field = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                       QStyle.SubControl.SC_ComboBoxEditField, box)  # fmt: skip
+    icon = option.iconSize.width() + 4 if not option.currentIcon.isNull() else 0
+    return field.width() - 2 - icon  # the style draws the label 1 px in from each side of the field
+
+
+def combo_text_fits(box: QComboBox) -> bool:
+    """Whether the box shows its current text whole."""
+    return box.fontMetrics().horizontalAdvance(box.currentText()) <= combo_text_room(box)
+
+
+class _ComboElider(QObject):
+    """Draws a squeezed combo box's text elided, and keeps its tooltip: the box's own tip, after the whole text
+    while the text does not fit."""
+
+    def __init__(self, box: QComboBox):
+        super().__init__(box)
+        self.box = box
+        self.own_tip = self.shown_tip = box.toolTip()
+        box.installEventFilter(self)
+        box.currentIndexChanged.connect(lambda _: self.update_tip())  # (a class picker refills with signals blocked,
+        box.currentTextChanged.connect(lambda _: self.update_tip())  # then says only that the index changed)
+
+    def update_tip(self) -> None:
+        box = self.box
+        if box.toolTip() != self.shown_tip:  # set by its owner since: that is the box's own tip now
+            self.own_tip = box.toolTip()
+        fits = box.isEditable() or combo_text_fits(box)
+        self.shown_tip = self.own_tip if fits else "\n".join(t for t in (box.currentText(), self.own_tip) if t)
+        box.setToolTip(self.shown_tip)
+
+    def eventFilter(self, watched, event) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.Resize, QEvent.Type.Show, QEvent.Type.ToolTip):
+            self.update_tip()
+        elif kind == QEvent.Type.Paint and not self.box.isEditable() and not combo_text_fits(self.box):
+            self._paint_elided()
+            return True
+        return False
+
+    def _paint_elided(self) -> None:
+        """QComboBox's own painting, with the current text elided to the room the style gives it."""
+        box = self.box
+        painter = QStylePainter(box)
+        option = QStyleOptionComboBox()
+        box.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = box.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight,
+                                                          combo_text_room(box))  # fmt: skip
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+        painter.end()
 
 
 def classes_in_use(state, exact: bool) -> Classes | None:

@@ -32,5 +32,17 @@ class ClassTable(QTableWidget):
             for col, text in enumerate(cells):
                 self.setItem(row, col, QTableWidgetItem(text))
         self.resizeColumnsToContents()
-        rows = sum(self.rowHeight(r) for r in range(len(scores)))
-        self.setFixedHeight(min(MAX_HEIGHT, self.horizontalHeader().height() + rows + 2 * self.frameWidth()))
+        self._fit_height()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_height()  # narrower than its columns, it grows by the scroll bar that then covers its last row
+
+    def _fit_height(self) -> None:
+        """As tall as the header and every row (at most MAX_HEIGHT), and the sideways scroll bar when it shows."""
+        rows = sum(self.rowHeight(r) for r in range(self.rowCount()))
+        wide = self.horizontalHeader().length() > self.viewport().width()
+        bar = self.horizontalScrollBar().sizeHint().height() if wide else 0
+        height = min(MAX_HEIGHT, self.horizontalHeader().height() + rows + bar + 2 * self.frameWidth())
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(height)

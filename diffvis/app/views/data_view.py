@@ -9,6 +9,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions
 from diffvis.app.views.style import class_brushes
+from diffvis.app.views.titles import fit_title
 from diffvis.core.datasets import PointSet
 
 POINTS_PER_DAB = 4
@@ -50,7 +51,8 @@ class DataView(ExportActions, pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.state, self.panel = state, panel
         self.box = DrawViewBox()
-        self.plot = self.addPlot(viewBox=self.box, title="Training data")
+        self.plot = self.addPlot(viewBox=self.box)
+        fit_title(self.plot, "Training data")
         self.plot.setAspectLocked(True)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.scatter = pg.ScatterPlotItem(size=3, pen=None)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
+from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.datasets import Normaliser, PointSet
@@ -39,7 +40,8 @@ class ForwardView(ExportActions, QWidget):
         self.schedule: Schedule | None = None
         self.x0 = self.eps = np.zeros((0, 2))
         self.brushes: list = []
-        self.points_plot = equal_aspect_plot("x_t (standardised coordinates)")
+        self.points_plot = equal_aspect_plot()
+        fit_title(self.points_plot.getPlotItem(), "x_t (standardised coordinates)")
         self.points_plot.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5))
         self.scatter = MovingScatter(size=3, pen=None)
         self.points_plot.addItem(self.scatter)
@@ -47,7 +49,8 @@ class ForwardView(ExportActions, QWidget):
         self.schedule_plots = pg.GraphicsLayoutWidget()
         self.curves, self.cursors = {}, []
         for row, (name, label) in enumerate([("beta", "β_t"), ("abar", "ᾱ_t"), ("log_snr", "log SNR_t")]):
-            plot = self.schedule_plots.addPlot(row=row, col=0, title=label)
+            plot = self.schedule_plots.addPlot(row=row, col=0)
+            fit_title(plot, label)
             plot.getAxis("left").setWidth(48)
             self.curves[name] = plot.plot(pen=pg.mkPen("#0072B2", width=2))
             cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#D55E00", width=1.5))
@@ -63,8 +66,8 @@ class ForwardView(ExportActions, QWidget):
         self.figure, self.svg_item = QWidget(), self.points_plot.getPlotItem()
         top = QHBoxLayout(self.figure)
         top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.points_plot, 1)
-        top.addWidget(self.schedule_plots)
+        top.addWidget(self.points_plot, 3)  # the schedule takes 2/5 of a small window, at most 380 px
+        top.addWidget(self.schedule_plots, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.figure, 1)

@@ -20,6 +20,7 @@ from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.reverse_view import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import class_brushes
+from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.classes import dense_labels
@@ -51,10 +52,12 @@ class ScoreFields:
 
 class ScoreView(SceneView):
     def __init__(self, state: LabState, parent=None):
-        super().__init__(state, "Score field ∇ log p_t (data coordinates)", parent)
+        super().__init__(state, "", parent)
+        fit_title(self.plot.getPlotItem(), "Score field ∇ log p_t (data coordinates)")
         self.plot.setToolTip("Click to add a probe particle that follows the model from this level")
         self.series: FieldSeries | None = None
         self.model = model_choice()
+        compact_combo(self.model)
         self.resolution = QSpinBox(minimum=6, maximum=64, value=24)
         self.resolution.setToolTip("arrows per side of the grid")
         self.levels = QSpinBox(minimum=2, maximum=1000, value=50)

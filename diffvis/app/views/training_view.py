@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, corner_caption
+from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.training import N_BUCKETS
 
@@ -44,9 +45,8 @@ class TrainingView(ExportActions, QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.timeline)
-        self.samples_plot = self.plots.addPlot(
-            row=0, col=0, rowspan=2, title="Samples of the EMA network (DDIM, 25 steps)"
-        )
+        self.samples_plot = self.plots.addPlot(row=0, col=0, rowspan=2)
+        fit_title(self.samples_plot, "EMA network samples (DDIM, 25 steps)")
         self.samples_plot.setAspectLocked(True)
         self.samples_plot.showGrid(x=True, y=True, alpha=0.15)
         faint = pg.mkColor(DATA_COLOUR)
@@ -57,7 +57,8 @@ class TrainingView(ExportActions, QWidget):
         self.samples_plot.addItem(self.sample_scatter)
         self.caption = corner_caption(self.samples_plot)
 
-        self.loss_plot = self.plots.addPlot(row=0, col=1, title="Loss")
+        self.loss_plot = self.plots.addPlot(row=0, col=1)
+        fit_title(self.loss_plot, "Loss")
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.15)
@@ -65,7 +66,9 @@ class TrainingView(ExportActions, QWidget):
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen("#9aa5b1", width=1), name="raw")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(SAMPLE_COLOUR, width=2), name="smoothed")
 
-        self.bucket_plot = self.plots.addPlot(row=1, col=1, title="Loss per timestep bucket (latest report)")
+        self.bucket_plot = self.plots.addPlot(row=1, col=1)
+        fit_title(self.bucket_plot, "Loss per t bucket (latest)")
+        self.bucket_plot.setToolTip("the loss of the latest progress report, averaged per bucket of timesteps t / T")
         self.bucket_plot.setLabel("bottom", "t / T")
         self.bucket_plot.setXRange(0, 1)
         self.bars = pg.BarGraphItem(x=(np.arange(N_BUCKETS) + 0.5) / N_BUCKETS, height=np.zeros(N_BUCKETS),
