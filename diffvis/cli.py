@@ -45,11 +45,34 @@ def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
     p.add_argument("--noise", type=float, default=None, help="noise level (default: the data set's own)")
 
 
+def _sampler_args(p: argparse.ArgumentParser) -> None:
+    """--sampler and every sampler's settings, from the registry; an option unset takes the sampler's default."""
+    from diffvis.core.registry import SAMPLERS
+
+    titles = ", ".join(f"{name} ({info.title}, {info.paper})" for name, info in SAMPLERS.items())
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help=f"default ddim; one of {titles}")
+    uses: dict[str, list] = {}
+    for info in SAMPLERS.values():
+        for param in info.params:
+            uses.setdefault(param.option, []).append((param, info.name))
+    for option, params in uses.items():
+        first = params[0][0]
+        texts: dict[str, list[str]] = {}
+        for param, name in params:
+            texts.setdefault(param.describe(), []).append(name)
+        help_text = "; ".join(f"{', '.join(names)}: {text}" for text, names in texts.items())
+        if first.kind is bool:
+            p.add_argument(option, action=argparse.BooleanOptionalAction, help=help_text.replace("%", "%%"))
+        else:
+            p.add_argument(option, type=None if first.choices else first.kind, choices=first.choices or None,
+                           help=help_text.replace("%", "%%"))  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.compare import PRESETS
     from diffvis.core.datasets import DATASETS
     from diffvis.core.models import ModelConfig as M
-    from diffvis.core.samplers import SAMPLERS
+    from diffvis.core.registry import SAMPLERS
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
@@ -94,33 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--ideal", type=Path, help="data file whose exact denoiser is the model")
-    p.add_argument(
-        "--sampler",
-        choices=list(SAMPLERS),
-        default="ddim",
-        help="ancestral ddpm, ddim, annealed langevin (NCSN), or an ODE solver: euler, heun, dpmpp_2m",
-    )
+    _sampler_args(p)
     p.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and of the sampler's own noise "
                    "(default 0)")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
-    p.add_argument("--steps", type=_positive_int, help="DDIM or ODE solver steps (default 50), Langevin steps per "
-                   "level (100)")  # fmt: skip
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 as stochastic "
-                   "as DDPM (default 0)")  # fmt: skip
-    p.add_argument(
-        "--spacing",
-        choices=["leading", "trailing", "linspace"],
-        default="leading",
-        help="which S of the T timesteps DDIM and the ODE solvers visit, as in diffusers (default leading)",
-    )
-    p.add_argument(
-        "--variance",
-        choices=["beta", "beta_tilde"],
-        default="beta_tilde",
-        help="DDPM's reverse variance σ_t²: β̃_t (the posterior's, default) or β_t",
-    )
-    p.add_argument("--step-size", type=float, default=5e-5, help="Langevin ε (step α_i = ε σ_i²/σ_L²)")
     p.add_argument(
         "--class",
         dest="class_",

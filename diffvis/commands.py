@@ -190,13 +190,17 @@ def _initial_noise(args, generator):
 
 
 def _sampler_params(args) -> dict:
-    if args.sampler == "ddpm":
-        return {"variance": args.variance}
-    if args.sampler == "ddim":
-        return {"steps": args.steps or 50, "eta": args.eta, "spacing": args.spacing}
-    if args.sampler == "langevin":
-        return {"steps_per_level": args.steps or 100, "step_size": args.step_size}
-    return {"steps": args.steps or 50, "spacing": args.spacing}  # the probability-flow ODE solvers
+    """The chosen sampler's settings given on the command line (the registry fills in the rest); a setting of
+    another sampler is refused rather than ignored."""
+    from diffvis.core.registry import SAMPLERS, sampler_info
+
+    info = sampler_info(args.sampler)
+    takes = {p.flag or p.name for p in info.params}
+    for other in {p.flag or p.name for i in SAMPLERS.values() for p in i.params} - takes:
+        if getattr(args, other, None) is not None:
+            option = "--" + other.replace("_", "-")
+            raise ConfigError(f"{option} is not a setting of the {info.name} sampler")
+    return {p.name: getattr(args, p.flag or p.name) for p in info.params if getattr(args, p.flag or p.name) is not None}
 
 
 def _save_trajectory(traj, path: Path) -> None:

@@ -329,7 +329,7 @@ def test_user_error_writes_nothing(argv, run_dir, tmp_path, capsys):
 def test_ideal_langevin_step_size_must_be_positive(small_data, tmp_path, capsys):
     argv = ["sample", "--ideal", small_data, "--sampler", "langevin", "--step-size", "-1", "--out", tmp_path / "s.csv"]
     rc, _, err = cli(capsys, *argv)
-    assert_user_error(rc, err, "step size")
+    assert_user_error(rc, err, "--step-size must be between")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a CUDA GPU")

@@ -15,18 +15,15 @@ from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.datasets import PointSet
 from diffvis.core.metrics import MetricResult, floors, score_samples
 from diffvis.core.pipeline import sampling_model
+from diffvis.core.registry import SamplerInfo, sampler_info
 from diffvis.core.run import Run, SamplingModel
 from diffvis.core.schedules import Schedule
 from diffvis.core.trajectory import Trajectory
-from diffvis.errors import Cancelled, ConfigError
+from diffvis.errors import Cancelled
 
 Progress = Callable[[int, int], bool]  # progress(i, n) → True to cancel
 FLOOR_PAIRS = 8
 METRIC_POINTS = 2000  # samples scored per panel: the metrics are O(n²), and 2,000 resolve the differences shown
-STEP_KEY = {"ddim": "steps", "euler": "steps", "heun": "steps", "dpmpp_2m": "steps", "langevin": "steps_per_level"}
-DEFAULT_STEPS = {"steps": 50, "steps_per_level": 100}  # the samplers' own defaults
-NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "langevin": "Langevin", "euler": "Euler", "heun": "Heun",
-         "dpmpp_2m": "DPM-Solver++(2M)"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,12 +35,16 @@ class PanelSpec:
     exact: bool = False
 
     def __post_init__(self) -> None:
-        if self.sampler not in NAMES:
-            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(NAMES)}")
+        info = sampler_info(self.sampler)
+        info.resolve({k: v for k, v in self.params.items() if k not in ("label", "guidance")})
+
+    @property
+    def info(self) -> SamplerInfo:
+        return sampler_info(self.sampler)
 
     @property
     def objective(self) -> str:
-        return "ncsn" if self.sampler == "langevin" else "ddpm"
+        return self.info.objectives[0]
 
     @property
     def conditional(self) -> bool:
@@ -57,13 +58,12 @@ class PanelSpec:
     @property
     def steps(self) -> int | None:
         """The sweepable step count (S, or K per level for Langevin); None for DDPM, which takes all T."""
-        key = STEP_KEY.get(self.sampler)
-        return None if key is None else int(self.params.get(key, DEFAULT_STEPS[key]))
+        key = self.info.steps_param
+        return None if key is None else int(self.params.get(key, self.info.defaults[key]))
 
     def with_steps(self, steps: int) -> PanelSpec:
-        if self.sampler not in STEP_KEY:
-            return self
-        return replace(self, params={**self.params, STEP_KEY[self.sampler]: steps})
+        key = self.info.steps_param
+        return self if key is None else replace(self, params={**self.params, key: steps})
 
     @property
     def label(self) -> str:
@@ -77,11 +77,11 @@ class PanelSpec:
 
     def _describe(self, with_steps: bool) -> str:
         p = self.params
-        parts = [NAMES[self.sampler]]
+        parts = [self.info.title]
         if self.sampler == "ddpm":
             parts.append("(β)" if p.get("variance") == "beta" else "(β̃)")
         elif with_steps:
-            parts.append(f"{'K' if self.sampler == 'langevin' else 'S'}={self.steps}")
+            parts.append(f"{self.info.param(self.info.steps_param).symbol}={self.steps}")
         if self.sampler == "ddim":
             parts.append(f"η={p.get('eta', 0.0):g}")
         if self.conditional:

@@ -12,7 +12,7 @@ from diffvis.core.datasets import Normaliser
 from diffvis.core.guidance import guided
 from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ConditionalMLP, ModelConfig
-from diffvis.core.samplers import SAMPLERS
+from diffvis.core.registry import sampler_info
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig, Trainer
 from diffvis.core.trajectory import Callback, Trajectory
@@ -69,20 +69,22 @@ def sample(
     normaliser: Normaliser,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    start: int = 0,
     label=None,
     guidance: float = 1.0,
     **params,
 ) -> Trajectory:
     """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn'), guided towards
-    class ``label`` (a dense id or one per point; None: unconditional) at scale ``guidance`` (see ``guided``)."""
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    needs = "ncsn" if sampler == "langevin" else "ddpm"
-    if objective != needs:
-        raise ConfigError(f"the {sampler} sampler needs a {needs} model, but this one was trained for {objective}")
-    common = {"generator": generator, "callback": callback, "normaliser": normaliser}
+    class ``label`` (a dense id or one per point; None: unconditional) at scale ``guidance`` (see ``guided``).
+    ``params`` are the sampler's settings, checked against the registry and completed with its defaults."""
+    info = sampler_info(sampler)
+    if objective not in info.objectives:
+        raise ConfigError(f"the {sampler} sampler needs a {' or '.join(info.objectives)} model, but this one was "
+                          f"trained for {objective}")  # fmt: skip
+    common = {"generator": generator, "callback": callback, "normaliser": normaliser, "start": start}
     model = guided(model, label, guidance)
-    traj = SAMPLERS[sampler](model, x_T, ladder if sampler == "langevin" else schedule, **params, **common)
+    tables = ladder if objective == "ncsn" else schedule
+    traj = info.fn(model, x_T, tables, **info.resolve(params), **common)
     if label is None:
         return traj
     labels = torch.as_tensor(label).expand(len(x_T)).cpu().numpy().astype(np.int64)

@@ -17,7 +17,6 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.parametrization import x0_from_eps, x0_from_score
 from diffvis.core.schedules import Schedule, SigmaLadder, ddim_timesteps
-from diffvis.core.solvers import SOLVERS
 from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init, noise_like
 from diffvis.errors import ConfigError
 
@@ -187,6 +186,3 @@ def sample_langevin(
         rec.report(n_steps + 1)
     params = {"levels": ladder.L, "steps_per_level": K, "step_size": step_size, "denoise": denoise}
     return rec.finish("langevin", params, normaliser)
-
-
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "langevin": sample_langevin, **SOLVERS}

@@ -120,4 +120,3 @@ def _ode_sampler(name: str, make_step) -> Callable[..., Trajectory]:
 sample_euler = _ode_sampler("euler", _euler)
 sample_heun = _ode_sampler("heun", _heun)
 sample_dpmpp_2m = _ode_sampler("dpmpp_2m", _dpmpp_2m)
-SOLVERS = {"euler": sample_euler, "heun": sample_heun, "dpmpp_2m": sample_dpmpp_2m}

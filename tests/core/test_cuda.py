@@ -50,14 +50,14 @@ def test_samplers_on_the_gpu_match_the_cpu():
 @pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m"])
 def test_ode_solvers_on_the_gpu_match_the_cpu(name):
     from diffvis.core.ideal import IdealNoisePredictor
-    from diffvis.core.samplers import SAMPLERS
+    from diffvis.core.registry import SAMPLERS
     from diffvis.core.schedules import Schedule
 
     schedule = Schedule.make()
     pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]])
     x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
-    a = SAMPLERS[name](IdealNoisePredictor(pts, schedule), x, schedule, steps=25)
-    b = SAMPLERS[name](IdealNoisePredictor(pts.cuda(), schedule), x.cuda(), schedule, steps=25)
+    a = SAMPLERS[name].fn(IdealNoisePredictor(pts, schedule), x, schedule, steps=25)
+    b = SAMPLERS[name].fn(IdealNoisePredictor(pts.cuda(), schedule), x.cuda(), schedule, steps=25)
     np.testing.assert_allclose(a.frames, b.frames, atol=1e-3)
     assert a.nfe == b.nfe and list(a.evals) == list(b.evals)
 

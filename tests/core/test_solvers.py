@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from diffvis.core.ideal import IdealNoisePredictor
-from diffvis.core.samplers import SAMPLERS, sample_ddim
+from diffvis.core.registry import SAMPLERS
+from diffvis.core.samplers import sample_ddim
 from diffvis.core.schedules import Schedule
 from diffvis.core.solvers import karras_sigmas, sample_dpmpp_2m, sample_euler, sample_heun
 
@@ -76,7 +77,7 @@ def test_second_order_solvers_beat_euler_at_equal_cost():
 
 @pytest.mark.parametrize(("name", "nfe"), [("euler", 30), ("heun", 59), ("dpmpp_2m", 30)])
 def test_evaluations_are_counted_per_frame(name, nfe):
-    traj = SAMPLERS[name](gaussian_eps, noise(10), SCHEDULE, steps=30)
+    traj = SAMPLERS[name].fn(gaussian_eps, noise(10), SCHEDULE, steps=30)
     assert traj.nfe == nfe and traj.evals[0] == 0 and traj.evals[-1] == nfe
     assert np.all(np.diff(traj.evals) >= 0) and len(traj.evals) == 31
     if name == "heun":
@@ -89,7 +90,7 @@ def test_with_the_exact_denoiser_solvers_approach_ddim_over_every_timestep(name)
     model = IdealNoisePredictor(points, SCHEDULE)
     x_T = noise(64, seed=3)
     reference = sample_ddim(model, x_T, SCHEDULE, steps=1000, eta=0.0).samples
-    gaps = [np.abs(SAMPLERS[name](model, x_T, SCHEDULE, steps=S).samples - reference).max() for S in (10, 40, 250)]
+    gaps = [np.abs(SAMPLERS[name].fn(model, x_T, SCHEDULE, steps=S).samples - reference).max() for S in (10, 40, 250)]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05, gaps
 
 

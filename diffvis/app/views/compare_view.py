@@ -45,8 +45,9 @@ from diffvis.app.views.style import (
 )
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
-from diffvis.core.compare import METRIC_POINTS, NAMES, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
+from diffvis.core.compare import METRIC_POINTS, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
 from diffvis.core.metrics import METRICS
+from diffvis.core.registry import SAMPLERS
 from diffvis.core.schedules import SPACINGS, Schedule
 from diffvis.core.sources import fresh_draw
 
@@ -69,8 +70,8 @@ class PanelEditor(QGroupBox):
     def __init__(self, index: int, spec: PanelSpec):
         super().__init__(f"Panel {index + 1}")
         self.sampler = QComboBox()
-        for key, name in NAMES.items():
-            self.sampler.addItem(name, key)
+        for key, info in SAMPLERS.items():
+            self.sampler.addItem(info.title, key)
         self.steps = QSpinBox(minimum=1, maximum=1000)
         self.steps.setToolTip("S steps (DDIM, ODE solvers) or K steps per level (Langevin); DDPM takes all T")
         self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
