@@ -5,10 +5,12 @@ layout overlap. Real geometry, measured on the laid-out widgets of a window with
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication, QComboBox, QLayout, QWidget
 
 from diffvis.app.main_window import MainWindow
 from diffvis.app.settings import Settings
+from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.class_controls import combo_text_fits, compact_combo
 from diffvis.app.views.titles import FittedTitle, fit_title
 
@@ -99,12 +101,30 @@ def plot_problems(root: QWidget) -> list[str]:
                     problems.append(f"title {title.text!r} {text} outside its plot {plot.sceneBoundingRect()}")
                 if isinstance(title, FittedTitle) and title.text != title.whole and title.toolTip() != title.whole:
                     problems.append(f"title {title.whole!r} elided without a tooltip")
+            for side in ("left", "bottom"):
+                labels = tick_labels(plot.getAxis(side))
+                clashes = [(a, b) for i, (a, ra) in enumerate(labels) for b, rb in labels[i + 1 :] if ra.intersects(rb)]
+                if clashes:
+                    problems.append(f"{side} tick labels of {name!r} overlap: {clashes}")
             legend = plot.legend
             if legend is not None and legend.isVisible() and legend.items:
                 box = plot.getViewBox().sceneBoundingRect()
                 if not (inside(legend.sceneBoundingRect(), box) and inside(legend.sceneBoundingRect(), shown)):
                     problems.append(f"legend of {name!r} {legend.sceneBoundingRect()} outside its plot {box}")
     return problems
+
+
+def tick_labels(axis: pg.AxisItem) -> list[tuple[str, QRectF]]:
+    """The tick labels an axis draws, with their rectangles (as its paint would lay them out)."""
+    if not axis.isVisible() or not axis.style["showValues"]:
+        return []
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [] if specs is None else [(text, rect) for rect, _, text in specs[2]]
 
 
 def layout_widgets(layout: QLayout) -> list[QWidget]:
@@ -202,6 +222,32 @@ def test_a_long_title_is_elided_in_a_narrow_plot_and_whole_in_a_wide_one(qtbot):
     widget.resize(900, 200)
     qtbot.waitUntil(lambda: title.text == whole)
     assert title.toolTip() == ""
+
+
+def test_a_log_axis_labels_only_the_ticks_with_room(qtbot):
+    """The quality-vs-NFE case: five decades of NFE and a short span of ratios in a small plot. pyqtgraph's own
+    axis labels every minor tick and its labels run into each other; LogAxis's do not, and keep the decades."""
+    widgets = {}
+    for axis in (pg.AxisItem, LogAxis):
+        widget = pg.PlotWidget(axisItems={"left": axis("left"), "bottom": axis("bottom")})
+        qtbot.addWidget(widget)
+        widget.setLogMode(x=True, y=True)
+        widget.plot([5, 10, 20, 50, 100, 1000], [4.6, 3.7, 3.9, 5.2, 5.4, 1.7])
+        widget.resize(680, 180)
+        widget.show()
+        widgets[axis] = widget
+    qtbot.waitExposed(widgets[LogAxis])
+    QApplication.processEvents()
+
+    def clashes(widget, side):
+        labels = tick_labels(widget.getAxis(side))
+        return sum(a.intersects(b) for i, (_, a) in enumerate(labels) for _, b in labels[i + 1 :])
+
+    assert clashes(widgets[pg.AxisItem], "bottom") > 0  # the failure LogAxis exists for
+    assert clashes(widgets[LogAxis], "bottom") == clashes(widgets[LogAxis], "left") == 0
+    texts = [text for text, _ in tick_labels(widgets[LogAxis].getAxis("bottom"))]
+    assert {"10", "100", "1000", "5", "20", "50"} <= set(texts)
+    assert {text for text, _ in tick_labels(widgets[LogAxis].getAxis("left"))} >= {"2", "3", "4", "5"}
 
 
 def test_a_squeezed_compact_combo_box_elides_its_text_and_tooltips_it(qtbot):

@@ -9,6 +9,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from diffvis.app.state import LabState
+from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.exporting import ExportActions, export_button
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, corner_caption
 from diffvis.app.views.titles import fit_title
@@ -57,7 +58,7 @@ class TrainingView(ExportActions, QWidget):
         self.samples_plot.addItem(self.sample_scatter)
         self.caption = corner_caption(self.samples_plot)
 
-        self.loss_plot = self.plots.addPlot(row=0, col=1)
+        self.loss_plot = self.plots.addPlot(row=0, col=1, axisItems={"left": LogAxis("left")})
         fit_title(self.loss_plot, "Loss")
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.setLabel("bottom", "step")
