@@ -27,8 +27,6 @@ def cmd_render(args) -> int:
     if suffix == ".mp4" and (args.size[0] % 2 or args.size[1] % 2):
         raise ConfigError(f"an MP4 needs an even width and height (H.264), got {args.size[0]}x{args.size[1]}")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture, never a window, even where a display exists
-    from PySide6.QtWidgets import QApplication
-
     from diffvis.app.export import check_export_target, export_view
     from diffvis.app.main import offscreen_app
 
@@ -80,19 +78,26 @@ def _exported_size(view, suffix: str) -> tuple[int, int]:
 
 def _fit(view, suffix: str, size: tuple[int, int]) -> None:
     """Resize the view until what the export draws is ``size`` (a view may have shown a table since, and the SVG
-    item can be one plot of several), then frame the data again once laid out."""
+    item can be one plot of several, taking only a share of each pixel the view grows by), then frame the data
+    again once laid out."""
     from PySide6.QtWidgets import QApplication
 
     _figure_only(view)
-    for _ in range(4):
+    share, before = [1.0, 1.0], None  # how much the drawn part grows per pixel the view grows, per axis
+    for _ in range(10):
         QApplication.processEvents()  # lays the view out at its new size
-        width, height = _exported_size(view, suffix)
-        if (width, height) == size:
+        drawn, outer = _exported_size(view, suffix), (view.width(), view.height())
+        if drawn == size:
             break
-        view.resize(view.width() + size[0] - width, view.height() + size[1] - height)
+        if before is not None:
+            for k in range(2):
+                if outer[k] != before[1][k] and drawn[k] != before[0][k]:
+                    share[k] = (drawn[k] - before[0][k]) / (outer[k] - before[1][k])
+        before = drawn, outer
+        view.resize(*(outer[k] + round((size[k] - drawn[k]) / share[k]) for k in range(2)))
     else:
-        raise DiffvisError(f"the picture came out {width}x{height}, not the {size[0]}x{size[1]} asked for")
-    if hasattr(view, "show_backdrop"):  # the comparison frames its linked panels once they have their size
+        raise DiffvisError(f"the picture came out {drawn[0]}x{drawn[1]}, not the {size[0]}x{size[1]} asked for")
+    if hasattr(view, "show_backdrop"):  # the comparison frames its panels once they have their size
         view.show_backdrop()
         view.show_frame(view.timeline.frame)
 

@@ -64,8 +64,7 @@ def test_forward_view_renders_a_png(moons, tmp_path, capsys, qapp):
     assert f"wrote 1 frame of the forward view to {out}" in stdout
     with Image.open(out) as png:
         assert png.format == "PNG"
-        width, height = png.size
-        assert 200 <= width <= 960 and 150 <= height <= 720
+        assert png.size == (960, 720)  # --size's default: the picture, not the window around it
         assert len(np.unique(np.asarray(png.convert("RGB")).reshape(-1, 3), axis=0)) > 3  # not a blank picture
 
 
@@ -77,7 +76,7 @@ def test_reverse_view_renders_a_gif_of_every_step(moons, tmp_path, capsys, qapp)
     assert f"wrote 11 frames of the reverse view to {out}" in stdout
     with Image.open(out) as gif:
         assert gif.format == "GIF" and gif.n_frames == 11
-        assert 200 <= gif.size[0] <= 960 and 150 <= gif.size[1] <= 720
+        assert gif.size == (960, 720)
 
 
 def test_score_view_renders_an_mp4_of_every_level(moons, tmp_path, capsys, qapp):
@@ -88,7 +87,7 @@ def test_score_view_renders_an_mp4_of_every_level(moons, tmp_path, capsys, qapp)
     with av.open(str(out)) as container:
         frames = [f for f in container.decode(video=0)]
     assert len(frames) == 50
-    assert frames[0].width % 2 == 0 and frames[0].height % 2 == 0
+    assert (frames[0].width, frames[0].height) == (960, 720)
 
 
 def test_langevin_view_renders_every_frame_as_npy(moons, tmp_path, capsys, qapp):
@@ -128,8 +127,9 @@ def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsy
         (["--ideal", "{moons}", "--view", "forward", "--size", "10x10", "--out", "{t}/x.png"], "200x150"),
         (["--ideal", "{moons}", "--view", "forward", "--size", "big", "--out", "{t}/x.png"], "WIDTHxHEIGHT"),
         (["--ideal", "{moons}", "--view", "forward", "--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
+        (["--ideal", "{moons}", "--view", "forward", "--size", "401x300", "--out", "{t}/x.mp4"], "even width"),
     ],
-    ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1"],
+    ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1", "mp4-odd-size"],
 )
 def test_bad_input_is_one_line_and_status_2(argv, fragment, moons, run_dir, tmp_path, capsys, qapp):
     out_dir = tmp_path / "out"
@@ -167,6 +167,7 @@ def test_render_compare_preset_writes_the_shared_timeline(run_dir, tmp_path, cap
     assert "11 frames of the ddpm-vs-ddim comparison" in stdout
     with Image.open(out) as gif:
         assert gif.n_frames == 11
+        assert gif.size == (960, 720)  # the panels get the whole picture (they were squeezed to 960 x 231)
 
 
 def sweep(capsys, *argv):

@@ -15,10 +15,12 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
+from diffvis.app.views import compare_view as compare_module
 from diffvis.app.views.compare_view import PROGRESS_FRAMES, panel_frame
 from diffvis.core import compare as core_compare
 from diffvis.core.compare import PRESETS, PanelSpec, Reference, compare
 from diffvis.core.datasets import Normaliser
+from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
 from diffvis.core.pointfiles import load_points
 from diffvis.core.schedules import Schedule
@@ -284,6 +286,100 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
         assert shown[bold[0]] == min(shown)
         assert table.item(bold[0], col).background().color().name() == "#fff0a8"
     assert table.item(1, 1).font().bold()  # Heun's 9 evaluations are the fewest
+
+
+# --- framing and stale results --------------------------------------------------------------------------------------
+
+RUNAWAYS = np.array([[500.0, -500.0], [-500.0, 250.0], [480.0, 500.0]])
+
+
+def test_panels_frame_the_data_not_a_few_far_flung_samples(window, qtbot, monkeypatch):
+    """A trained network flings about one DDIM sample in 500 far away: the panels still frame the data."""
+
+    def flinging(*args, **kwargs):
+        results = compare(*args, **kwargs)
+        for r in results:
+            r.trajectory.frames[-1, : len(RUNAWAYS)] = RUNAWAYS
+        return results
+
+    monkeypatch.setattr(compare_module, "compare", flinging)
+    view = window.compare_view  # the default preset, first shown after the data was set (as after training)
+    compute(view, qtbot)
+    view.timeline.slider.setValue(PROGRESS_FRAMES)
+    view.grid.scene().prepareForPaint()  # view boxes apply a new range only when about to paint
+    x_min, x_max, y_min, y_max = padded_extent(window.state.data.points)
+    for panel in view.panels:
+        shown = xy(panel.scatter)
+        np.testing.assert_array_equal(shown[: len(RUNAWAYS)], RUNAWAYS)  # drawn, ...
+        (x0, x1), (y0, y1) = panel.plot.getViewBox().viewRange()
+        assert max(abs(x0), abs(x1), abs(y0), abs(y1)) < 20  # ... but far outside the frame
+        tol = 1e-6 * (x_max - x_min)
+        assert x0 <= x_min + tol and x1 >= x_max - tol and y0 <= y_min + tol and y1 >= y_max - tol  # all the data
+        # the data fills the panel along one axis (equal aspect widens the other to the panel's shape; linked
+        # panels whose axes differ by a few pixels widen it a little more)
+        assert min((x1 - x0) / (x_max - x_min), (y1 - y0) / (y_max - y_min)) < 1.15
+
+
+def choose_preset(view, qtbot, key: str) -> None:
+    """Pick ``key`` in the preset combo box with the keyboard, as a user would (each step is 'activated')."""
+    view.preset.setFocus()
+    target = view.preset.findData(key)
+    while view.preset.currentIndex() != target:
+        qtbot.keyClick(view.preset, Qt.Key.Key_Down if view.preset.currentIndex() < target else Qt.Key.Key_Up)
+
+
+def assert_nothing_shown(view, caption: str) -> None:
+    """No panel shows samples, each names its new settings, and the metrics table has no numbers."""
+    assert not view.has_content() and view.frame_count() == 0  # nothing to scrub or export
+    for panel, spec in zip(view.panels, view.specs(), strict=True):
+        assert panel.result is None and len(xy(panel.scatter)) == 0
+        assert panel.caption.text == f"{spec.label} · {caption}"
+    assert view.table.rowCount() == 0
+
+
+def test_a_new_preset_never_shows_old_results_and_compares_again(window, qtbot):
+    view = window.compare_view
+    view.apply_preset("ddpm-vs-ddim")
+    old = compute(view, qtbot)
+    view.timeline.slider.setValue(PROGRESS_FRAMES)
+    assert view.table.rowCount() == len(old) + 1
+
+    choose_preset(view, qtbot, "solvers")
+    assert view.preset.currentData() == "solvers" and len(view.panels) == 4
+    assert_nothing_shown(view, "computing…")  # at once: old samples never sit under the new labels
+    assert view.timeline.label.text() == "settings changed: comparing again…"
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        pass  # the visible view compares again once the settings rest
+    new = view.result
+    assert [r.spec for r in new] == view.specs()
+    assert [r.label for r in new] == [
+        "DDIM S=10 η=0 · exact", "Heun S=5 · exact", "DPM-Solver++(2M) S=10 · exact", "DDPM (β̃) · exact"]  # fmt: skip
+    assert [view.table.item(row, 0).text() for row in range(4)] == [r.label for r in new]
+    view.timeline.slider.setValue(PROGRESS_FRAMES)
+    for panel, r in zip(view.panels, new, strict=True):
+        np.testing.assert_array_equal(xy(panel.scatter), r.trajectory.samples)
+
+    # one panel's steps, typed: that panel's label changes, and nothing old is shown under it
+    qtbot.keyClick(view.editors[0].steps, Qt.Key.Key_Up)
+    assert view.specs()[0].label == "DDIM S=11 η=0"
+    assert_nothing_shown(view, "computing…")
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        pass
+    assert view.result[0].label == "DDIM S=11 η=0 · exact" and view.result[0].trajectory.nfe == 11
+
+
+def test_a_hidden_view_marks_changed_settings_and_compares_when_shown(window, qtbot):
+    view = window.compare_view
+    view.apply_preset("ddpm-vs-ddim")
+    compute(view, qtbot)
+    window.tabs.setCurrentWidget(window.forward_view)
+    view.apply_preset("eta")  # e.g. a script, or the menu, while another tab is shown
+    assert_nothing_shown(view, "compared when shown")
+    assert not view.job.busy
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        window.tabs.setCurrentWidget(view)
+    assert [r.spec for r in view.result] == view.specs() and view.preset.currentData() == "eta"
+    assert all(len(xy(p.scatter)) == N_POINTS for p in view.panels)
 
 
 # --- hover and pin --------------------------------------------------------------------------------------------------

@@ -1,13 +1,18 @@
 """Samplers side by side: 2 to 6 panels from the same initial noise on one shared timeline of normalised
 progress (pure noise → final samples), each with its own sampler and settings, its current t and the model
 evaluations spent so far; hovering a point highlights the same point in every panel (a click pins it). Below:
-the metrics table (best figure of each column highlighted) and the quality-versus-NFE sweep."""
+the metrics table (best figure of each column highlighted) and the quality-versus-NFE sweep.
+
+Every panel frames the data (``padded_extent``, as the other sampling views do), never the samples: a trained
+network flings about one DDIM sample in 500 far away, and framing those shrank the data to a dot. A change of
+preset, panel count or any panel's settings empties the panels and the table at once (old samples never sit under
+new labels) and, when the view is visible and had a comparison, compares again once the settings rest."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -46,6 +51,7 @@ from diffvis.app.views.style import (
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import METRIC_POINTS, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
+from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
 from diffvis.core.registry import SAMPLERS
 from diffvis.core.schedules import SPACINGS, Schedule
@@ -55,6 +61,8 @@ BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
 PROGRESS_FRAMES = 100  # the shared slider runs over 0 … 100 % of every panel's trajectory
 MAX_PANELS = 6
 SWEEP_STEPS = "5, 10, 20, 50, 100, 250, 1000"
+AXIS_WIDTH = 40  # pixels: the panels' left axes, whatever their tick labels
+REST_MS = 400  # changed settings compare again once they rest this long (a spin box typed digit by digit)
 METRIC_TITLES = {"energy": "energy", "sliced_w1": "sliced W1", "nn_precision": "NN precision",
                  "nn_recall": "NN recall", "frechet": "Fréchet"}  # fmt: skip
 
@@ -99,6 +107,12 @@ class PanelEditor(QGroupBox):
         self.sampler.currentIndexChanged.connect(self._update_enabled)
         self.set_spec(spec)
 
+    def changed_signals(self) -> list:
+        """The signals of every widget the spec is read from."""
+        return [self.sampler.currentIndexChanged, self.steps.valueChanged, self.eta.valueChanged,
+                self.exact.toggled, self.spacing.currentIndexChanged, self.variance.currentIndexChanged,
+                self.guidance.valueChanged]  # fmt: skip
+
     def set_spec(self, spec: PanelSpec) -> None:
         self.sampler.setCurrentIndex(self.sampler.findData(spec.sampler))
         self.steps.setValue(spec.steps or 50)
@@ -135,11 +149,21 @@ class PanelEditor(QGroupBox):
 
 
 class ComparePanel:
-    """One plot of the grid: the backdrop, the samples, the highlighted point and its path, a caption."""
+    """One plot of the grid: the backdrop, the samples, the highlighted point and its path, a caption.
 
-    def __init__(self, plot: pg.PlotItem):
+    The first panel leads: it keeps the equal aspect, and the others follow its ranges through pyqtgraph's links
+    (equal aspect on them too, since every panel has the same size). Linked views that each locked their aspect
+    corrected one another whenever their sizes differed by a pixel (or a hidden panel kept an old size), and the
+    ranges ran away to hundreds of units around the data."""
+
+    def __init__(self, plot: pg.PlotItem, leader: pg.ViewBox | None = None):
         self.plot = plot
         style_data_plot(plot)
+        plot.getAxis("left").setWidth(AXIS_WIDTH)  # every panel's view box the same size
+        if leader is not None:
+            plot.setAspectLocked(False)
+            plot.setXLink(leader)
+            plot.setYLink(leader)
         self.backdrop = pg.ScatterPlotItem(size=3, pen=None, brush=faint_brush(DATA_COLOUR, 35))
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         self.path = pg.PlotCurveItem(pen=pg.mkPen("#1a1a1a", width=1.5))
@@ -147,8 +171,17 @@ class ComparePanel:
                                          symbol="star")  # fmt: skip
         for item in (self.backdrop, self.scatter, self.path, self.marker):
             plot.addItem(item)
+        plot.disableAutoRange()  # framed on the data by the view: the samples' outliers must not widen it
         self.caption = corner_caption(plot)
         self.result: PanelResult | None = None
+
+    def clear(self, caption: str) -> None:
+        """Show no samples (only the data behind), captioned ``caption``."""
+        self.result = None
+        self.scatter.setData(pos=np.zeros((0, 2)))
+        self.path.setData([], [])
+        self.marker.setData(pos=np.zeros((0, 2)))
+        self.caption.setText(caption)
 
     def show(self, progress: int, highlight: int | None) -> None:
         traj = self.result.trajectory
@@ -183,6 +216,10 @@ class CompareView(SceneView):
         self.class_picker = ClassPicker()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
         self.seed = 0
+        self.shown_request = None  # what the panels show: (specs, points, seed), or None
+        self.running_request = None  # what the computation in flight computes
+        self.rest = QTimer(self, singleShot=True, interval=REST_MS)
+        self.rest.timeout.connect(self._on_rest)
         self.new_noise = QPushButton("New noise")
         self.new_noise.setToolTip("draw new initial noise for every panel and compare again")
         settings = [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
@@ -219,15 +256,16 @@ class CompareView(SceneView):
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
         self.apply_preset("ddpm-vs-ddim")
+        for signal in [self.count.valueChanged, self.points.valueChanged, self.class_picker.currentIndexChanged,
+                       *(s for editor in self.editors for s in editor.changed_signals())]:  # fmt: skip
+            signal.connect(lambda *_: self._on_settings_change())
 
     # --- building ---------------------------------------------------------------------------------------------
     def build_figure(self, title: str):
         self.grid = pg.GraphicsLayoutWidget()
-        self.all_panels = [ComparePanel(self.grid.addPlot(row=0, col=i)) for i in range(MAX_PANELS)]
-        first = self.all_panels[0].plot.getViewBox()
-        for panel in self.all_panels[1:]:
-            panel.plot.setXLink(first)
-            panel.plot.setYLink(first)
+        leader = ComparePanel(self.grid.addPlot(row=0, col=0))
+        box = leader.plot.getViewBox()
+        self.all_panels = [leader] + [ComparePanel(self.grid.addPlot(row=0, col=i), box) for i in range(1, MAX_PANELS)]
         return self.grid, self.grid.ci
 
     def _build_bottom(self) -> QTabWidget:
@@ -278,7 +316,6 @@ class CompareView(SceneView):
             layout.removeAt(layout.count() - 1)
         for panel in self.all_panels:
             panel.plot.setVisible(False)
-            panel.result = None
         columns = 2 if count <= 4 else 3
         self.panels = self.all_panels[:count]
         for i, panel in enumerate(self.panels):
@@ -287,14 +324,14 @@ class CompareView(SceneView):
         self.show_backdrop()
 
     def show_backdrop(self) -> None:
-        """The data behind every panel, framed by the first (the panels are linked); call again once laid out."""
+        """The data behind every panel, and every panel framed on it (the first leads the others); call again once
+        laid out."""
         points = self.state.data.points[:3000]
         for panel in self.panels:
             panel.backdrop.setData(pos=points)
         if len(self.state.data) >= 2 and self.panels:
-            lo, hi = self.state.data.points.min(0), self.state.data.points.max(0)
-            pad = 0.3 * float((hi - lo).max())
-            self.panels[0].plot.setRange(xRange=(lo[0] - pad, hi[0] + pad), yRange=(lo[1] - pad, hi[1] + pad))
+            x_min, x_max, y_min, y_max = padded_extent(self.state.data.points)
+            self.panels[0].plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
 
     def _refresh_classes(self) -> None:
         """Offer the classes of the trained model, or of the data (the exact model's) when it has none."""
@@ -309,15 +346,71 @@ class CompareView(SceneView):
             editor.set_spec(spec)
         self.count.setValue(len(specs))
         self._layout_panels()
+        self._on_settings_change()
 
     def specs(self) -> list[PanelSpec]:
         label = self.class_picker.request_label
         return [editor.spec(label) for editor in self.editors[: self.count.value()]]
 
+    def request(self) -> tuple:
+        """Everything a comparison is computed from, besides the model and the data."""
+        return tuple(self.specs()), self.points.value(), self.seed
+
+    # --- stale results ---------------------------------------------------------------------------------------
+    def _on_settings_change(self) -> None:
+        """New settings: unless the panels show them (or they are being computed), the panels and the table are
+        emptied at once, and a visible view that had a comparison compares again once the settings rest."""
+        request = self.request()
+        if request == self.shown_request or (self.job.busy and request == self.running_request):
+            self.rest.stop()  # back to what is shown or computed
+            return
+        busy = self.job.busy
+        if busy:
+            self.job.cancel()
+            self._idle("")
+        again = busy or self.shown_request is not None or self.rest.isActive() or self.stale
+        if again and self.isVisible():
+            self.rest.start()
+            self._show_stale("computing…", "settings changed: comparing again…")
+        elif again:
+            self.stale = True  # compared again when shown
+            self._show_stale("compared when shown", "settings changed: compared again when shown")
+        else:
+            self._show_stale(f"press {self.compute_text}", f"settings changed: press {self.compute_text}")
+
+    def _on_rest(self) -> None:
+        if self.isVisible():
+            self.compute()
+        else:  # hidden while the settings rested
+            self.stale = True
+
+    def _show_stale(self, caption: str, label: str | None = None) -> None:
+        """No result on show: each panel only names its settings, the metrics table is empty."""
+        self.shown_request = None
+        labels = [spec.label for spec in self.specs()]
+        for i, panel in enumerate(self.all_panels):
+            panel.clear(f"{labels[i]} · {caption}" if i < len(labels) else "")
+        self.table.setRowCount(0)
+        if label is not None:
+            self.timeline.set_label(label)
+
     # --- computing ------------------------------------------------------------------------------------------
     def reseed(self) -> None:
         self.seed += 1
         self.compute()
+
+    def compute(self) -> bool:
+        """Compare from the current settings; until the results come, the panels show none."""
+        self.rest.stop()
+        if not super().compute():
+            return False
+        self._show_stale("computing…")
+        return True
+
+    def _idle(self, label: str) -> None:
+        super()._idle(label)
+        if label and not self.has_content():  # cancelled or failed: nothing computed to show
+            self._show_stale(f"press {self.compute_text}")
 
     def _context(self):
         """What every computation needs, read on the GUI thread: run, points, schedule and a fresh-data draw."""
@@ -331,6 +424,7 @@ class CompareView(SceneView):
     def work(self):
         specs, seed = self.specs(), self.seed
         run, points, schedule, draw, n = self._context()
+        self.running_request = self.request()
 
         def compute_all(progress):
             reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
@@ -353,6 +447,7 @@ class CompareView(SceneView):
             panel.scatter.setData(
                 pos=traj.frames[0], brush=sample_brushes(traj, self.class_picker.classes, SAMPLE_COLOUR)
             )
+        self.shown_request, self.running_request = self.running_request, None
         self._fill_table(results)
         self.highlight, self.pinned = None, False
         return PROGRESS_FRAMES + 1
@@ -424,6 +519,7 @@ class CompareView(SceneView):
                                  symbolBrush=colour, name=family)  # fmt: skip
 
     def shutdown(self) -> None:
+        self.rest.stop()
         self.sweep_job.shutdown()
         super().shutdown()
 

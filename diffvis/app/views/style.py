@@ -54,8 +54,13 @@ def style_data_plot(plot: pg.PlotItem) -> None:
 
 def corner_caption(plot_item: pg.PlotItem) -> pg.LabelItem:
     """A line of text pinned to the top-left corner of the plot area (it stays put when the plot pans), so a
-    saved frame says what it shows."""
+    saved frame says what it shows.
+
+    A child of the view box at a fixed position: the top-left corner never moves in the box's own coordinates, so
+    it needs none of pyqtgraph's anchoring, which moves the label from a Python slot on the box's geometryChanged
+    and so ran while Qt destroyed the box (its Python side already gone: a RuntimeError in whatever event loop
+    ran the deletion)."""
     label = pg.LabelItem(justify="left")
     label.setParentItem(plot_item.getViewBox())
-    label.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(6, 2))
+    label.setPos(6, 2)
     return label
