@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+import shiboken6
 
 
 class FittedTitle(pg.LabelItem):
@@ -28,6 +29,8 @@ class FittedTitle(pg.LabelItem):
         return pg.QtCore.QSizeF(0, hint.height()) if which == pg.QtCore.Qt.SizeHint.MinimumSize else hint
 
     def resizeEvent(self, ev) -> None:
+        if not shiboken6.isValid(self.item):  # a window torn down in no particular order may resize it last
+            return
         super().resizeEvent(ev)
         fitted = self._fitted()
         if fitted != self.text:  # (setText lays the label out again, which comes back here with the same text)
