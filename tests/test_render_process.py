@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from diffvis.app.views.compare_view import panel_columns
 from diffvis.cli import main
 from diffvis.core.compare import PRESETS
 
@@ -127,7 +128,7 @@ def test_every_form_exits_cleanly_with_a_picture_of_the_size_asked(outputs, form
     kind, name = what.split(":")
     if kind == "compare":  # every panel of the grid has its share of the picture, and samples in it
         count = len(PRESETS[name][1])
-        columns = 2 if count <= 4 else 3
+        columns = panel_columns(count, *SIZE)
         rows = -(-count // columns)
         height, width = SIZE[1] // rows, SIZE[0] // columns
         for i in range(count):

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from diffvis.app.views import compare_view as compare_module
-from diffvis.app.views.compare_view import PROGRESS_FRAMES, panel_frame
+from diffvis.app.views.compare_view import PROGRESS_FRAMES, panel_columns, panel_frame
 from diffvis.core import compare as core_compare
 from diffvis.core.compare import PRESETS, PanelSpec, Reference, compare
 from diffvis.core.datasets import Normaliser
@@ -135,7 +135,8 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
         view.count.setValue(count)
         assert len(view.panels) == count
         assert [e.isVisible() for e in view.editors] == [i < count for i in range(6)]
-        columns = 2 if count <= 4 else 3
+        columns = view.columns
+        assert columns == panel_columns(count, view.grid.width(), view.grid.height())
         layout = view.grid.ci.layout
         for i, panel in enumerate(view.panels):  # filled row by row
             assert layout.itemAt(i // columns, i % columns) is panel.plot and panel.plot.isVisible()
@@ -160,6 +161,26 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     assert editor.steps.isEnabled() and not editor.eta.isEnabled()
     assert editor.spec() == PanelSpec("langevin", {"steps_per_level": 20}, exact=True)
     assert editor.spec().label == "Langevin K=20 · exact"
+
+
+def test_panel_columns_give_each_panel_the_largest_square():
+    assert panel_columns(4, 960, 720) == 2  # 2 x 2: 440 px squares (4 x 1: 200 px)
+    assert panel_columns(4, 940, 230) == 4  # a wide, low window: one row (2 x 2 would leave 90 px)
+    assert panel_columns(3, 960, 720) == 2 and panel_columns(3, 1500, 400) == 3
+    assert panel_columns(6, 960, 720) == 3 and panel_columns(6, 400, 900) == 2
+    assert panel_columns(2, 300, 900) == 1  # a tall picture: one above the other
+    assert panel_columns(5, 10, 10) in range(1, 6)  # too small for any: still a grid
+
+
+def test_the_grid_follows_the_figure_shape(window, qtbot):
+    view = window.compare_view
+    view.apply_preset("eta")
+    for size in ((1200, 800), (1000, 1400), (1600, 700)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda: view.columns == panel_columns(4, view.grid.width(), view.grid.height()))
+        layout = view.grid.ci.layout
+        for i, panel in enumerate(view.panels):
+            assert layout.itemAt(i // view.columns, i % view.columns) is panel.plot
 
 
 # --- computing and scrubbing ----------------------------------------------------------------------------------------

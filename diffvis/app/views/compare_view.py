@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -62,9 +62,22 @@ PROGRESS_FRAMES = 100  # the shared slider runs over 0 … 100 % of every panel'
 MAX_PANELS = 6
 SWEEP_STEPS = "5, 10, 20, 50, 100, 250, 1000"
 AXIS_WIDTH = 40  # pixels: the panels' left axes, whatever their tick labels
+AXIS_HEIGHT = 25  # pixels: about the bottom axis of a panel
 REST_MS = 400  # changed settings compare again once they rest this long (a spin box typed digit by digit)
 METRIC_TITLES = {"energy": "energy", "sliced_w1": "sliced W1", "nn_precision": "NN precision",
                  "nn_recall": "NN recall", "frechet": "Fréchet"}  # fmt: skip
+
+
+def panel_columns(count: int, width: float, height: float) -> int:
+    """How many columns give ``count`` panels in a ``width`` × ``height`` figure the largest square plot area each
+    (equal-aspect data fill a square best): one row of four in a wide, low window, two by two in a square picture;
+    the fewer columns when tied."""
+
+    def side(columns: int) -> float:
+        rows = -(-count // columns)
+        return min(width / columns - AXIS_WIDTH, height / rows - AXIS_HEIGHT)
+
+    return max(range(1, count + 1), key=lambda columns: (side(columns), -columns))
 
 
 def panel_frame(progress: int, frames: int) -> int:
@@ -263,6 +276,8 @@ class CompareView(SceneView):
     # --- building ---------------------------------------------------------------------------------------------
     def build_figure(self, title: str):
         self.grid = pg.GraphicsLayoutWidget()
+        self.grid.installEventFilter(self)  # a new shape may want another grid
+        self.columns = 0
         leader = ComparePanel(self.grid.addPlot(row=0, col=0))
         box = leader.plot.getViewBox()
         self.all_panels = [leader] + [ComparePanel(self.grid.addPlot(row=0, col=i), box) for i in range(1, MAX_PANELS)]
@@ -305,10 +320,11 @@ class CompareView(SceneView):
         return self.bottom
 
     def _layout_panels(self) -> None:
-        """Show ``count`` panels in a grid of at most three columns; their editors follow. The six plots live as
-        long as the view and only move in the grid layout: plot items taken out of a scene and collected later
-        can take a pending repaint down with them."""
+        """Show ``count`` panels in the grid that gives each the most room (``panel_columns``); their editors follow.
+        The six plots live as long as the view and only move in the grid layout: plot items taken out of a scene
+        and collected later can take a pending repaint down with them."""
         count = self.count.value()
+        self.columns = panel_columns(count, self.grid.width(), self.grid.height())
         for i, editor in enumerate(self.editors):
             editor.setVisible(i < count)
         layout = self.grid.ci.layout
@@ -316,12 +332,19 @@ class CompareView(SceneView):
             layout.removeAt(layout.count() - 1)
         for panel in self.all_panels:
             panel.plot.setVisible(False)
-        columns = 2 if count <= 4 else 3
+        columns = self.columns
         self.panels = self.all_panels[:count]
         for i, panel in enumerate(self.panels):
             layout.addItem(panel.plot, i // columns, i % columns)
             panel.plot.setVisible(True)
         self.show_backdrop()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.grid and getattr(self, "panels", None):
+            size = event.size()
+            if panel_columns(len(self.panels), size.width(), size.height()) != self.columns:
+                self._layout_panels()
+        return super().eventFilter(watched, event)
 
     def show_backdrop(self) -> None:
         """The data behind every panel, and every panel framed on it (the first leads the others); call again once
