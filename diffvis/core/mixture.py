@@ -43,7 +43,7 @@ RAW = TAYLOR_P + 2 * TAYLOR_Q + 1  # orders of the raw cell moments Σ (δ₁/h)
 
 # bytes of temporaries per evaluated pair (query × centre, or query × cell for taylor), centre or cell
 PAIR_BYTES = 32
-TAYLOR_PAIR_BYTES = 4 * (5 * TAYLOR_P + 24)
+TAYLOR_CELLS = 1024  # cells of a patch's matrix product taken at once (W: 1024 × 3p² floats)
 MOMENT_POINT_BYTES = 4 * (RAW * RAW + 4 * RAW)
 MOMENT_CELL_BYTES = 8 * (4 * TAYLOR_P * RAW + 6 * TAYLOR_P * TAYLOR_P + RAW * RAW)
 MAX_TAYLOR_CELLS = TEMP_BYTES // (4 * 3 * TAYLOR_P * TAYLOR_P)  # the moments of one call, (C, 3p, p) floats
@@ -53,7 +53,7 @@ TABLE_SLOT_BYTES = 48  # a padded batch's table, per slot (cell × centre)
 SMALL_GROUP = 4096  # cells of queries whose centres within reach are at most this many go in padded batches
 
 # the price of one pair of each evaluation, and of one centre's raw moments, in dense pairs (measured on a CPU)
-PRICE = {"local": 1.3, "dense": 1.0, "taylor": 25.0, "moments": 30.0}
+PRICE = {"local": 1.3, "dense": 1.0, "taylor": 22.0, "moments": 200.0}
 CALL_PRICE = 2e5  # the fixed cost of one call (its planning and small operations), in dense pairs
 MOMENT_USES = 4  # a level's raw moments are built once and serve a few calls: each pays this share (a fixed
 # share, so that the choice of evaluation never depends on what an earlier call left in the cache)
@@ -278,6 +278,16 @@ def query_cells(y: torch.Tensor, index: PointIndex, level: int) -> torch.Tensor:
     return f.clamp_(-STENCIL - 2.0, k + STENCIL + 1.0).floor_().long()
 
 
+def query_groups(cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct cells (G, 2) among the queries' cells (n, 2) and each query's group (n,), through one integer
+    key per cell (``torch.unique`` over rows compares them one by one)."""
+    low = cell.amin(0)
+    span = int(cell[:, 1].max() - low[1]) + 1
+    key = (cell[:, 0] - low[0]) * span + (cell[:, 1] - low[1])
+    keys, inverse = torch.unique(key, return_inverse=True)
+    return torch.stack((keys // span + low[0], keys % span + low[1]), 1), inverse
+
+
 def stencil_runs(cell: torch.Tensor, index: PointIndex, level: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The runs [start, start + count) of sorted centres in the cells within reach of each ``cell`` (G, 2):
     (G, S) each (count 0 for an empty cell or one outside the grid)."""
@@ -296,7 +306,7 @@ def local_sums(y: torch.Tensor, index: PointIndex, sigma: float, tol: float, lev
     (what is left out is at most tol of the sum), and ``crowded``, where more than half the centres (or more than
     fit in ``TEMP_BYTES``) are within reach, so that the dense sum is cheaper. Queries in the same cell share
     their centres: cells with many centres take one tiled sum each, the others go in padded batches."""
-    groups, inverse = torch.unique(query_cells(y, index, level), dim=0, return_inverse=True)
+    groups, inverse = query_groups(query_cells(y, index, level))
     start, count = stencil_runs(groups, index, level)
     kept = count.sum(1)
     cap = min(index.size // 2, chunk_rows(4 * index.px.element_size()))
@@ -469,24 +479,34 @@ def taylor_sums(y: torch.Tensor, index: PointIndex, cells: Cells, sigma: float, 
 
     Per cell b: u = (y − b)/σ, r = ρ_b/σ, weight exp(−‖u‖²/2) Pᵗ with Pᵗ = Σ_{j,l} (r u₁)^j (r u₂)^l mᵗ_b[j, l];
     S0 = Σ_b exp(−‖u‖²/2 + m/2σ²) P⁰, S1 = σ Σ_b exp(−‖u‖²/2 + m/2σ²) (−u P⁰ + (P¹, P²)) with m = min_b ‖y − b‖²
-    (the nearest cell is always kept). Cells past the cutoff are left out; tiles of queries × cells of at most
-    ``TILE_PAIRS``."""
-    moments = taylor_moments(index, cells, sigma)
+    (the nearest cell is always kept). Cells past the cutoff are left out. The queries go in square patches
+    small enough that r ‖y − o‖/σ ≤ T_max/2 about a patch's centre o, and a patch's Pᵗ are one matrix product
+    (``patch_weights``, ``_taylor_pairs``)."""
+    moments = taylor_moments(index, cells, sigma).unflatten(1, (3, TAYLOR_P))  # (C, 3, p [j], p [l])
     m, ub = nearest_cells(y, cells)
-    reach2 = ub * ub + 2 * sigma * sigma * math.log(index.size / tol)
+    reach = (ub * ub + 2 * sigma * sigma * math.log(index.size / tol)).sqrt_()
     limits = taylor_limits(tol)
     out = Sums(m, torch.zeros_like(y[:, 0]), torch.zeros_like(y))
     within = torch.ones(len(y), dtype=torch.bool, device=y.device)
-    rows = min(len(y), 256)  # queries × cells: enough queries per cell for its matrix product
-    cols = max(1, min(len(cells), TILE_PAIRS // 8 // rows, chunk_rows(TAYLOR_PAIR_BYTES * rows)))
-    for i in range(0, len(y), rows):
-        q = slice(i, i + rows)
+    rho = float(cells.radius.max())
+    side = limits[0] * sigma * sigma / (math.sqrt(2) * rho) if rho > 0 else math.inf
+    lo = y.amin(0)
+    side = max(side, float((y.amax(0) - lo).max()) / 4096)  # a bounded number of patches (r ‖η‖ is checked)
+    groups, inverse = query_groups(((y - lo) / side).floor_().long())
+    cols = max(1, min(len(cells), TAYLOR_CELLS))
+    for g, patch in enumerate(groups.to(y.dtype)):
+        rows = (inverse == g).nonzero()[:, 0]
+        centre = lo + (patch + 0.5) * side
+        kappa = max(float(((y[rows] - centre) / sigma).abs().max()), 1e-30)
         for j in range(0, len(cells), cols):
             c = slice(j, j + cols)
-            s0, s1, ok = _taylor_tile(y[q], cells, c, moments[c], sigma, limits, m[q], reach2[q])
-            out.s0[q] += s0
-            out.s1[q] += s1
-            within[q] &= ok
+            w = patch_weights(centre, kappa, cells, c, moments[c], sigma, y.dtype)
+            lim = _pair_limits(cells, c, sigma, kappa, limits)
+            for part in rows.split(max(32, TILE_PAIRS // 4 // cols)):
+                s0, s1, ok = _taylor_pairs(y[part], centre, kappa, cells, c, w, lim, sigma, m[part], reach[part])
+                out.s0[part] += s0
+                out.s1[part] += s1
+                within[part] &= ok
     return out, within
 
 
@@ -504,25 +524,63 @@ def nearest_cells(y: torch.Tensor, cells: Cells) -> tuple[torch.Tensor, torch.Te
     return m, ub
 
 
-def _taylor_tile(y, cells: Cells, at: slice, moments, sigma: float, limits, m, reach2):
-    """One tile of ``taylor_sums``: queries y (n, 2) against the cells ``at`` (C of them): S0 (n,), S1 (n, 2) and
-    whether each query is within ``limits`` (T, v) at every kept cell; a cell is kept where its nearest possible
-    centre is within ``reach2`` (= d_ub² + 2σ² ln(M/tol)) of the query."""
-    ux = (y[:, 0] - cells.bx[at, None]) / sigma  # (C, n)
-    uy = (y[:, 1] - cells.by[at, None]) / sigma
-    d = torch.hypot(ux, uy)
-    rb = (cells.radius[at] / sigma)[:, None]
-    keep = ((d - rb).clamp_(min=0) * sigma).square_() <= reach2
-    within = ((d * rb <= limits[0]) & (rb <= limits[1]) | ~keep).all(0)
-    g = (m / (2 * sigma * sigma) - d.square_() / 2).clamp_(min=exp_floor(y.dtype)).exp_().mul_(keep)
-    ux, uy = ux.mul_(keep), uy.mul_(keep)
-    z = torch.bmm(moments, powers((uy * rb).clamp_(-1e3, 1e3), TAYLOR_P, 1)).unflatten(1, (3, TAYLOR_P))
-    vx = ((ux * rb).clamp_(-1e3, 1e3))[:, None]
-    p = z[:, :, -1].clone()  # (C, 3, n): Horner in r u₁ over z[:, t, j]
-    for j in range(TAYLOR_P - 2, -1, -1):
-        torch.addcmul(z[:, :, j], p, vx, out=p)
-    s1 = torch.stack(((g * (p[:, 1] - ux * p[:, 0])).sum(0), (g * (p[:, 2] - uy * p[:, 0])).sum(0)), 1)
-    return (g * p[:, 0]).sum(0), sigma * s1, within
+def _translations(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """A[b, a, j] = C(j, a) r^a x^(j−a) for j ≥ a (else 0), (C, p, p): Σ_j A[a, j] c_j are the coefficients of
+    (r η)^a/r^a … of Σ_j c_j (r(η + x/r))^j regrouped by powers of η, scaled by r^a: Σ_j c_j (r η + x)^j =
+    Σ_a η^a Σ_j A[a, j] c_j."""
+    p = TAYLOR_P
+    j = torch.arange(p, device=x.device)
+    shift = (j[None, :] - j[:, None]).clamp(min=0)  # j − a
+    binom = torch.tensor([[math.comb(jj, aa) for jj in range(p)] for aa in range(p)], dtype=x.dtype, device=x.device)
+    lifted = powers(x, p)[:, None, :].expand(len(x), p, p).gather(2, shift.expand(len(x), p, p))
+    return binom * powers(r, p)[:, :, None] * lifted
+
+
+def _flush(t: torch.Tensor) -> torch.Tensor:
+    """t with entries below 1e-19 in magnitude set to 0, so that no product of two entries is subnormal (a CPU
+    takes a slow path for those); what they carried is below 1e-19 of the largest term."""
+    return t.masked_fill_(t.abs() < 1e-19, 0.0)
+
+
+def patch_weights(centre, kappa: float, cells: Cells, at: slice, moments, sigma: float, dtype) -> torch.Tensor:
+    """W (p², 3C) of a patch about ``centre`` for the cells ``at``: Pᵗ(y) = Σ_{a,c} (η₁/κ)^a (η₂/κ)^c W[(a, c), (b, t)]
+    with η = (y − o)/σ: with β = (o − b)/σ, (r u)^j = (r η + r β)^j, so Wᵗ_b = A₁ mᵗ_b A₂ᵀ (``_translations`` of
+    r β₁, r β₂ with r κ), formed in float64, then in ``dtype`` with its subnormal-prone entries flushed."""
+    p = TAYLOR_P
+    wide = moments.dtype if moments.device.type == "mps" else torch.float64
+    beta = (centre[None, :] - torch.stack((cells.bx[at], cells.by[at]), 1)).to(wide) / sigma  # (C, 2)
+    r = (cells.radius[at] / sigma).to(wide)
+    a1, a2 = (_translations(r * beta[:, k], r * kappa) for k in (0, 1))
+    w = a1[:, None] @ moments.to(wide) @ a2[:, None].transpose(2, 3)  # (C, 3, p [a], p [c])
+    return _flush(w.permute(2, 3, 0, 1).reshape(p * p, -1).to(dtype))
+
+
+def _pair_limits(cells: Cells, at: slice, sigma: float, kappa: float, limits) -> torch.Tensor:
+    """Per cell, the largest ‖y − b‖² at which its expansion is within tol: T = ‖u‖ r ≤ T_max, where also
+    r ≤ v_max and r κ √2 ≤ T_max (the rounding of the patch's product); −1 where those fail."""
+    r = cells.radius[at] / sigma
+    ok = (r <= limits[1]) & (r * kappa * math.sqrt(2) <= limits[0])
+    return torch.where(ok, (limits[0] * sigma / r.clamp(min=1e-30)).square(), -1.0)
+
+
+def _taylor_pairs(y, centre, kappa: float, cells: Cells, at: slice, w, lim, sigma: float, m, reach):
+    """Queries y (n, 2) of one patch against the cells ``at``: S0 (n,), S1 (n, 2) and whether each query is within
+    tol at every kept cell (a cell is kept where its nearest possible centre, ‖y − b‖ − ρ_b, is within ``reach``
+    = √(d_ub² + 2σ² ln(M/tol)) of the query; within tol where ‖y − b‖² ≤ ``lim``)."""
+    p = TAYLOR_P
+    eta = (y - centre) / (sigma * kappa)
+    f = _flush((powers(eta[:, 0], p)[:, :, None] * powers(eta[:, 1], p)[:, None, :]).reshape(len(y), -1))
+    P = (f @ w).unflatten(1, (-1, 3))  # (n, C, 3)
+    dx, dy = cells.bx[at] - y[:, :1], cells.by[at] - y[:, 1:]  # σ u = −(dx, dy)
+    d2 = torch.addcmul(dx * dx, dy, dy)
+    keep = d2 <= (reach[:, None] + cells.radius[at]).square_()
+    ok = ((d2 <= lim) | ~keep).all(1)
+    g = (m[:, None] - d2).mul_(0.5 / (sigma * sigma)).clamp_(min=exp_floor(y.dtype)).exp_().mul_(keep)
+    gp0 = g * P[..., 0]
+    s1 = torch.stack(
+        ((g * P[..., 1]).sum(1) + (gp0 * dx).sum(1) / sigma, (g * P[..., 2]).sum(1) + (gp0 * dy).sum(1) / sigma), 1
+    )
+    return gp0.sum(1), sigma * s1, ok
 
 
 # --- choosing an evaluation per query --------------------------------------------------------------------------
@@ -567,7 +625,7 @@ def mixture_sums(y: torch.Tensor, index: PointIndex, sigma: float, tol: float) -
 def _exact_price(y: torch.Tensor, index: PointIndex, level: int) -> torch.Tensor:
     """Per query, the price of its exact sum: the centres within reach at ``level`` if some but at most half of
     them are, else all of them."""
-    groups, inverse = torch.unique(query_cells(y, index, level), dim=0, return_inverse=True)
+    groups, inverse = query_groups(query_cells(y, index, level))
     kept = stencil_runs(groups, index, level)[1].sum(1)[inverse]
     near = (kept > 0) & (kept <= index.size // 2)
     return torch.where(near, kept * PRICE["local"], index.size * PRICE["dense"]).to(y.dtype)
