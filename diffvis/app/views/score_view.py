@@ -80,7 +80,7 @@ class ScoreView(SceneView):
                               ("Class", self.class_picker), ("Field", self.field), ("Guidance", self.guidance),
                               ("", self.show_exact), ("", self.show_error), ("", self.show_samples),
                               ("", self.compute_button)]:  # fmt: skip
-            self.add_setting(label, widget, columns_per_row=4)  # three rows: more room for the field
+            self.add_setting(label, widget, columns_per_row=3)
 
         self.error_image = pg.ImageItem(axisOrder="row-major")
         self.error_image.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255, 0), (120, 20, 60, 200)]))
