@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", type=int, help="the frame of a still (default: the last)")
     p.add_argument("--fps", type=float, default=30.0, help="animation frames per second (default 30)")
     p.add_argument("--max-frames", type=int, default=300, help="most frames in an animation, 2 or more (300)")
-    p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the view (default 960x720)")
+    p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the picture (default 960x720)")
     p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="reverse view")
     p.add_argument("--steps", type=_positive_int, help="DDIM steps or Langevin steps per level")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (reverse view)")

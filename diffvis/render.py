@@ -28,7 +28,7 @@ def cmd_render(args) -> int:
         raise ConfigError(f"an MP4 needs an even width and height (H.264), got {args.size[0]}x{args.size[1]}")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture, never a window, even where a display exists
     from diffvis.app.export import check_export_target, export_view
-    from diffvis.app.main import offscreen_app
+    from diffvis.app.main import delete_now, offscreen_app
 
     check_export_target(args.out, fps=args.fps, max_frames=args.max_frames)
     offscreen_app()
@@ -52,7 +52,7 @@ def cmd_render(args) -> int:
         if hasattr(view, "shutdown"):
             view.shutdown()
         view.close()
-        _delete(view)
+        delete_now(view)
     what = f"the {args.view} view" if args.view else f"the {args.compare} comparison"
     print(f"wrote {frames} frame{'s' * (frames != 1)} of {what} to {args.out}")
     return 0
@@ -63,8 +63,12 @@ def _figure_only(view) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QWidget
 
-    for child in view.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
-        child.setVisible(child is view.figure)
+    widget = view.figure
+    while widget is not view:  # at every level from the figure up, only the branch that holds it stays
+        parent = widget.parentWidget()
+        for child in parent.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            child.setVisible(child is widget)
+        widget = parent
 
 
 def _exported_size(view, suffix: str) -> tuple[int, int]:
@@ -100,19 +104,6 @@ def _fit(view, suffix: str, size: tuple[int, int]) -> None:
     if hasattr(view, "show_backdrop"):  # the comparison frames its panels once they have their size
         view.show_backdrop()
         view.show_frame(view.timeline.frame)
-
-
-def _delete(view) -> None:
-    """Delete the view's Qt objects now, children before their parents' teardown can call back into Python.
-
-    Left alive (signal connections hold the view), they would be destroyed by PySide at interpreter exit in
-    no particular order: pyqtgraph's AxisItem owns its label in Python, so a label could go first, and the
-    comparison's plots (children of a GraphicsLayout) resize their axes while the grid is torn down; the
-    AxisItem.resizeEvent that then reads the dead label raised during finalisation, and reporting it crashed."""
-    import shiboken6
-
-    if shiboken6.isValid(view):
-        shiboken6.delete(view)
 
 
 def _load_state(args):

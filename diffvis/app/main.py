@@ -88,7 +88,20 @@ def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | N
         _screenshot_when_settled(window, Path(screenshot), demo)
     status = app.exec()
     window.controller.shutdown()
+    for view in window.scene_views:
+        view.shutdown()
+    delete_now(window)
     return status
+
+
+def delete_now(widget) -> None:
+    """Delete ``widget``'s Qt objects now, while every Python object in them is alive: left to the interpreter's
+    exit, PySide destroys them in no set order, and pyqtgraph code run by a half-destroyed plot (an axis resized
+    after its label is gone) can crash the process after its work is done."""
+    import shiboken6
+
+    if shiboken6.isValid(widget):
+        shiboken6.delete(widget)
 
 
 def _screenshot_when_settled(window, path: Path, demo: bool) -> None:

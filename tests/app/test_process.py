@@ -19,7 +19,7 @@ def _launch(args, tmp_path, xvfb: bool):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)  # a hang guard, not a timing
 
 
 def _assert_real_window_picture(path):
