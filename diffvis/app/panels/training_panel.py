@@ -82,4 +82,3 @@ class TrainingPanel(QGroupBox):
             self.bar.setValue(min(run.step, run.train_config.steps))
             loss = f" · final loss {run.loss_history[-1]:.4f}" if run.loss_history else ""
             self.rate.setText(f"trained {run.step:,} steps{loss}")
-
