@@ -347,6 +347,81 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
     bare.close()
 
 
+EXACT_RUN = """
+import json, resource, sys, time
+import numpy as np, torch
+from diffvis.core.ideal import IdealModel
+from diffvis.core.run import SamplingModel
+from diffvis.core.schedules import Schedule
+
+def dense_score(self, x, a, s, label):  # the plain formula in (4096, M, 2) chunks, as diffvis had it
+    out, centres = torch.empty_like(x), a * self.points.to(x)
+    for i in range(0, len(x), 4096):
+        diff = centres[None] - x[i : i + 4096, None]
+        w = torch.softmax(-(diff**2).sum(-1) / (2 * s * s), dim=1)
+        out[i : i + 4096] = torch.einsum("nm,nmd->nd", w, diff) / (s * s)
+    return out
+
+def peak_mb(reset=False):  # the process's peak resident memory (Linux: since the last reset)
+    try:
+        if reset:
+            open("/proc/self/clear_refs", "w").write("5")
+        return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+n, dense, evaluations = int(sys.argv[1]), sys.argv[2] == "dense", int(sys.argv[3])
+if dense:
+    IdealModel.score = dense_score
+model = SamplingModel.exact_of(np.load(sys.argv[4]), "ddpm", Schedule.make())
+x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+built = peak_mb()
+peak_mb(reset=True)
+t0 = time.perf_counter()
+if evaluations:  # a few evaluations at one noise level: every step of the dense formula costs the same
+    for _ in range(evaluations):
+        model.model(x, 500)
+else:
+    model.sample("ddim", x, steps=50)
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "built_mb": built}))
+"""
+
+
+def exact_run(n: int, dense: bool = False, evaluations: int = 0) -> dict:
+    """DDIM-50 of 2,000 particles driven by the exact denoiser of n butterfly points (or ``evaluations`` calls of
+    it at t = 500), in a fresh process: seconds, the peak resident memory while sampling (Linux resets the peak
+    after the model is built) and the peak while building it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "points.npy"
+        np.save(path, make_dataset("butterfly", n, seed=0).points)
+        argv = [sys.executable, "-c", EXACT_RUN, str(n), "dense" if dense else "fast", str(evaluations), str(path)]
+        return json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def bench_exact(quick: bool) -> None:
+    """The exact denoiser's DDIM-50 runs at 20,000 (median of 3), 200,000 and (unless quick) 1,000,000 points, next
+    to the dense formula: run in full at 20,000 points, from 2 evaluations × 50 at 200,000 (it needs ~6.5 GB for
+    its (4096, M, 2) chunks), and not at all at 1,000,000 (it would need ~33 GB). Building the model's σ ladder
+    (``max_pairwise_distance``) peaks apart from sampling, hence its own figure."""
+    cases = [(20_000, 2.0, "full"), (200_000, 20.0, 2)] + ([] if quick else [(1_000_000, None, None)])
+    for n, target, baseline in cases:
+        runs = sorted((exact_run(n) for _ in range(3 if n <= 20_000 else 1)), key=lambda r: r["seconds"])
+        ours = runs[len(runs) // 2]
+        line = (f"exact denoiser, DDIM 50 × 2,000 particles, {n:,} points: {ours['seconds']:6.2f} s"
+                f"{'' if target is None else f' (target ≤ {target:g} s)'}, peak memory {ours['peak_mb']:,.0f} MB "
+                f"(building the model: {ours['built_mb']:,.0f} MB)")  # fmt: skip
+        if baseline == "full":
+            dense = exact_run(n, dense=True)
+            line += f"   dense {dense['seconds']:6.1f} s, {dense['peak_mb']:,.0f} MB"
+        elif baseline:
+            dense = exact_run(n, dense=True, evaluations=baseline)
+            dense["seconds"] *= 50 / baseline
+            line += f"   dense ≈ {dense['seconds']:6.1f} s (50 × one step), {dense['peak_mb']:,.0f} MB"
+        ratio = f"   speed-up {dense['seconds'] / ours['seconds']:.1f}×" if baseline else "   (dense: out of memory)"
+        print(line + ratio)
+
+
 def run_bench(repeats: int = 5, quick: bool = False) -> int:
     torch.manual_seed(0)
     print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
@@ -355,6 +430,7 @@ def run_bench(repeats: int = 5, quick: bool = False) -> int:
     bench_scrubbing(repeats)
     bench_compare_scrubbing(repeats)
     bench_gui_stall()
+    bench_exact(quick)
     if not quick:
         for name in QUALITY_SETS:
             bench_quality(name)

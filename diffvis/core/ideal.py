@@ -90,7 +90,7 @@ class IdealModel:
         pick = torch.randint(len(self.points), (256,), generator=g)
         proxy = a * self.points[pick.to(self.points.device)] + s * torch.randn(256, 2, generator=g).to(self.points)
         index = self.index(proxy, None)
-        return n / 256 * planned_price(proxy, index.scaled(a), s, default_tol(proxy.dtype))
+        return planned_price(proxy, index.scaled(a), s, default_tol(proxy.dtype), n)
 
 
 class IdealNoisePredictor(IdealModel):

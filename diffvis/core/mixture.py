@@ -53,8 +53,8 @@ TABLE_SLOT_BYTES = 48  # a padded batch's table, per slot (cell × centre)
 SMALL_GROUP = 4096  # cells of queries whose centres within reach are at most this many go in padded batches
 
 # the price of one pair of each evaluation, and of one centre's raw moments, in dense pairs (measured on a CPU)
-PRICE = {"local": 1.3, "dense": 1.0, "taylor": 22.0, "moments": 200.0}
-CALL_PRICE = 2e5  # the fixed cost of one call (its planning and small operations), in dense pairs
+PRICE = {"local": 1.3, "dense": 1.0, "taylor": 22.0, "moments": 150.0}
+CALL_PRICE = 1.5e6  # the fixed cost of one call (planning, moments, a few hundred small operations), in dense pairs
 MOMENT_USES = 4  # a level's raw moments are built once and serve a few calls: each pays this share (a fixed
 # share, so that the choice of evaluation never depends on what an earlier call left in the cache)
 
@@ -149,6 +149,7 @@ class PointIndex:
     side: float
     base: PointIndex | None = None
     _cells: dict = field(default_factory=dict, repr=False)
+    planned: set = field(default_factory=set, repr=False)  # levels whose raw moments a prediction has paid for
 
     @classmethod
     def build(cls, centres: torch.Tensor) -> PointIndex:
@@ -646,17 +647,24 @@ def _by_taylor(y, index: PointIndex, sigma: float, tol: float, out: Sums, exact_
     return todo
 
 
-def planned_price(y: torch.Tensor, index: PointIndex, sigma: float, tol: float) -> float:
-    """What ``mixture_sums`` would pay for queries y, in dense pairs, without evaluating: the first taylor level
-    if it takes it (its queries all served there), else the exact sums; plus ``CALL_PRICE``."""
-    exact = _exact_price(y, index, local_level(index, sigma, tol))
+def planned_price(y: torch.Tensor, index: PointIndex, sigma: float, tol: float, n: int | None = None) -> float:
+    """What ``mixture_sums`` would pay for n queries spread like y (default: y itself), in dense pairs, without
+    evaluating: the first taylor level if it takes it (its queries all served there), else the exact sums; plus
+    ``CALL_PRICE``. The per-query prices scale with n / len(y). A level's raw moments weigh in the choice as in
+    ``_by_taylor``, and are priced in full by the first prediction that takes the level (they are built once:
+    calls predicted in the order a sampler makes them see where the building falls)."""
+    scale = (len(y) if n is None else n) / len(y)
+    exact = float(_exact_price(y, index, local_level(index, sigma, tol)).sum()) * scale
     level = taylor_level(index, sigma, tol)
     if level <= BITS and 4**level <= 4 * index.size:
         cells = index.cells(level)
-        price = len(y) * len(cells) * PRICE["taylor"] + index.size * PRICE["moments"] / MOMENT_USES
-        if len(cells) <= MAX_TAYLOR_CELLS and price < float(exact.sum()):
-            return price + CALL_PRICE
-    return float(exact.sum()) + CALL_PRICE
+        price = len(y) * scale * len(cells) * PRICE["taylor"]
+        if len(cells) <= MAX_TAYLOR_CELLS and price + index.size * PRICE["moments"] / MOMENT_USES < exact:
+            base = index.base or index
+            built = (cells.base or cells).raw is not None or level in base.planned
+            base.planned.add(level)
+            return price + CALL_PRICE + (0.0 if built else index.size * PRICE["moments"])
+    return exact + CALL_PRICE
 
 
 def mixture_score_of(x: torch.Tensor, index: PointIndex, a: float, s: float, tol: float | None = None):

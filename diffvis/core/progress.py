@@ -29,8 +29,10 @@ def frame_work(model, sampler: str, x_T: torch.Tensor, **kwargs) -> np.ndarray:
     if kwargs.get("generator") is not None:
         kwargs = {**kwargs, "generator": torch.Generator().manual_seed(0)}
     dry = replace(model, model=stand_in).sample(sampler, x_T[:1].detach().cpu(), **kwargs)
-    work = getattr(model.model, "work", None)
-    price = {t: work(len(x_T), t) if work else 1.0 for t in set(calls)}
+    work, price = getattr(model.model, "work", None), {}
+    for t in calls:  # in the sampler's order: a one-time cost is priced where the run first meets it
+        if t not in price:
+            price[t] = work(len(x_T), t) if work else 1.0
     done = np.concatenate([[0.0], np.cumsum([price[t] for t in calls])])
     return np.diff(done[dry.evals])
 
