@@ -1,5 +1,6 @@
+import gc
+
 import pytest
-import shiboken6
 
 from diffvis.app.main_window import MainWindow
 from diffvis.app.settings import Settings
@@ -24,11 +25,8 @@ def make_window(qtbot, tmp_path):
         for view in win.scene_views:
             view.shutdown()
         win.close()
-        # its Qt objects go now, while every Python object in them is alive (as render deletes its view);
-        # not whenever a later test's event loop runs pytest-qt's deleteLater, or the collector frees a few of
-        # their Python sides first
-        shiboken6.delete(win)
     windows.clear()
+    gc.collect()  # collect the closed windows' Qt wrappers now, not in the middle of a later test's repaint
 
 
 @pytest.fixture
