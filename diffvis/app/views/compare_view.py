@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -36,7 +37,8 @@ from PySide6.QtWidgets import (
 
 from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, classes_in_use
+from diffvis.app.views.axes import LogAxis
+from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo
 from diffvis.app.views.reverse_view import frame_time
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
@@ -221,10 +223,9 @@ class CompareView(SceneView):
         self.highlight: int | None = None  # the point followed in every panel
         self.pinned = False
         self.preset = QComboBox()
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(10)
         for key, (title, _) in PRESETS.items():
             self.preset.addItem(title, key)
+        compact_combo(self.preset, 10)
         self.count = QSpinBox(minimum=2, maximum=MAX_PANELS, value=3)
         self.class_picker = ClassPicker()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
@@ -250,10 +251,8 @@ class CompareView(SceneView):
         editors.setWidget(editor_row)
         editors.setWidgetResizable(True)
         editors.setFrameShape(QFrame.Shape.NoFrame)
-        editors.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        editors.setFixedHeight(editor_row.sizeHint().height() + editors.horizontalScrollBar().sizeHint().height())
-        self.layout().insertWidget(1, editors)
-        self.layout().addWidget(self._build_bottom())
+        editors.setMaximumHeight(editor_row.sizeHint().height() + editors.horizontalScrollBar().sizeHint().height())
+        self._split(editors, self._build_bottom())
         self.sweep_job = BackgroundJob(self)
         self.sweep_job.done.connect(self._on_sweep)
         self.sweep_job.failed.connect(self._on_sweep_failed)
@@ -288,10 +287,9 @@ class CompareView(SceneView):
         self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS)])
         self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
                               "metric between two fresh draws); the best of each column is highlighted")  # fmt: skip
-        self.sweep_plot = pg.PlotWidget(title="Quality against model evaluations")
+        axes = {side: LogAxis(side) for side in ("left", "bottom")}  # labels that never run together
+        self.sweep_plot = pg.PlotWidget(title="Quality against model evaluations", axisItems=axes)
         self.sweep_plot.setLogMode(x=True, y=True)
-        for side in ("left", "bottom"):
-            self.sweep_plot.getAxis(side).setStyle(maxTextLevel=0)  # decades only: minor log labels collide
         self.sweep_plot.setLabel("bottom", "NFE")
         self.sweep_plot.setLabel("left", "× floor")
         self.sweep_plot.addLegend(offset=(-10, 10))
@@ -316,8 +314,25 @@ class CompareView(SceneView):
         self.bottom = QTabWidget()
         self.bottom.addTab(self.table, "Metrics")
         self.bottom.addTab(sweep_page, "Quality vs NFE")
-        self.bottom.setMaximumHeight(240)
         return self.bottom
+
+    def _split(self, editors: QWidget, bottom: QWidget) -> None:
+        """Editors, panels (with their timeline) and the metrics in a vertical splitter: the panels take what a
+        window gains, and in a small window the editors and the table give way (drag to see more of them)."""
+        layout = self.layout()
+        middle = QWidget()
+        column = QVBoxLayout(middle)
+        column.setContentsMargins(0, 0, 0, 0)
+        for widget, stretch in ((self.figure, 1), (self.timeline, 0)):
+            layout.removeWidget(widget)
+            column.addWidget(widget, stretch)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        for widget in (editors, middle, bottom):
+            self.splitter.addWidget(widget)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([editors.maximumHeight(), 10_000, 130])
+        layout.addWidget(self.splitter, 1)
 
     def _layout_panels(self) -> None:
         """Show ``count`` panels in the grid that gives each the most room (``panel_columns``); their editors follow.
