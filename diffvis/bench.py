@@ -255,18 +255,20 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     from diffvis.app.main import offscreen_app
     from diffvis.app.state import LabState
     from diffvis.app.views.reverse_view import ReverseView, Sampled
-    from diffvis.core.pipeline import reverse_trajectory, sampling_model
+    from diffvis.core.pipeline import sample_request, sampling_model
+    from diffvis.core.request import SampleRequest
 
     offscreen_app()
     state = LabState()
     data = make_dataset("butterfly", 2000)
     state.set_data(data, {})
     model = sampling_model(None, data.points, "ddpm", schedule=Schedule.make())
-    traj = reverse_trajectory(model, "ddim", n=n, steps=frames - 1)
+    request = SampleRequest("ddim", {"steps": frames - 1}, n=n)
+    traj = sample_request(model, request)
     view = ReverseView(state)
     view.resize(960, 720)
     view.show()
-    view.result = Sampled(model, "ddim", {}, traj, landed=1.0, class_scores=[])
+    view.result = Sampled(model, request, traj, landed=1.0, class_scores=[])
     view.timeline.set_count(view.accept(view.result))
     bare = pg.PlotWidget()
     bare.resize(960, 720)
@@ -350,7 +352,7 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
 EXACT_RUN = """
 import json, resource, sys, time
 import numpy as np, torch
-from diffvis.core.ideal import IdealModel
+from diffvis.core.exact import ExactModel
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
 
@@ -372,7 +374,7 @@ def peak_mb(reset=False):  # the process's peak resident memory (Linux: since th
 
 n, dense, evaluations = int(sys.argv[1]), sys.argv[2] == "dense", int(sys.argv[3])
 if dense:
-    IdealModel.score = dense_score
+    ExactModel.score = dense_score
 model = SamplingModel.exact_of(np.load(sys.argv[4]), "ddpm", Schedule.make())
 x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
 built = peak_mb()

@@ -45,34 +45,81 @@ def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
     p.add_argument("--noise", type=float, default=None, help="noise level (default: the data set's own)")
 
 
-def _sampler_args(p: argparse.ArgumentParser) -> None:
-    """--sampler and every sampler's settings, from the registry; an option unset takes the sampler's default."""
+def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """--sampler (with ``sweep``: --samplers, a list) and every sampler's settings, from the registry; a setting
+    left unset takes the sampler's default. A sweep varies each sampler's step count, so it offers the others."""
     from diffvis.core.registry import SAMPLERS
+    from diffvis.core.request import DEFAULT_SAMPLER
 
     titles = ", ".join(f"{name} ({info.title}, {info.paper})" for name, info in SAMPLERS.items())
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help=f"default ddim; one of {titles}")
+    if sweep:
+        swept = [name for name, info in SAMPLERS.items() if info.objectives == SAMPLERS[DEFAULT_SAMPLER].objectives]
+        p.add_argument("--samplers", default=",".join(swept), help=f"comma-separated (default {','.join(swept)}; "
+                       f"a sampler the run cannot drive uses the exact model); any of {titles}")  # fmt: skip
+    else:
+        p.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                       help=f"default {DEFAULT_SAMPLER}; one of {titles}")  # fmt: skip
     uses: dict[str, list] = {}
     for info in SAMPLERS.values():
         for param in info.params:
-            uses.setdefault(param.option, []).append((param, info.name))
+            if not (sweep and param.name == info.steps_param):
+                uses.setdefault(param.option, []).append((param, info.name))
     for option, params in uses.items():
         first = params[0][0]
         texts: dict[str, list[str]] = {}
         for param, name in params:
             texts.setdefault(param.describe(), []).append(name)
-        help_text = "; ".join(f"{', '.join(names)}: {text}" for text, names in texts.items())
+        help_text = "; ".join(f"{', '.join(names)}: {text}" for text, names in texts.items()).replace("%", "%%")
         if first.kind is bool:
-            p.add_argument(option, action=argparse.BooleanOptionalAction, help=help_text.replace("%", "%%"))
+            p.add_argument(option, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             p.add_argument(option, type=None if first.choices else first.kind, choices=first.choices or None,
-                           help=help_text.replace("%", "%%"))  # fmt: skip
+                           help=help_text)  # fmt: skip
+
+
+def _source_args(p: argparse.ArgumentParser, exact_help: str) -> None:
+    """--run or --exact (``--ideal``, its old name, is still accepted)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    src.add_argument("--exact", type=Path, metavar="DATA_FILE", help=exact_help)
+    src.add_argument("--ideal", type=Path, dest="exact", help=argparse.SUPPRESS)
+
+
+def _request_args(p: argparse.ArgumentParser) -> None:
+    """What a ``SampleRequest`` holds besides the sampler: how many points, their seed, the class and guidance."""
+    p.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and of the sampler's own noise "
+                   "(default 0)")  # fmt: skip
+    p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="C",
+        help="class C (a name or number), 'all' (every class in proportion: the default for a conditional run "
+        "or labelled --exact data) or 'unconditional' (the model's f(x, t, ∅), trained on the dropped labels only)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="W",
+        help="classifier-free guidance scale w, 0 to 100 (default 1: plain conditional; 0: unconditional)",
+    )
+
+
+def _exact_args(p: argparse.ArgumentParser) -> None:
+    """How the exact model of an --exact data file is set up (a run brings its own)."""
+    from diffvis.core.registry import OBJECTIVES
+
+    p.add_argument("--objective", choices=list(OBJECTIVES), help="with --exact: the model's kind (default: the one "
+                   "the sampler drives)")  # fmt: skip
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --exact")
+    p.add_argument("--timesteps", type=int, default=1000, help="with --exact")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.compare import PRESETS
     from diffvis.core.datasets import DATASETS
     from diffvis.core.models import ModelConfig as M
-    from diffvis.core.registry import SAMPLERS
+    from diffvis.core.registry import OBJECTIVES
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
@@ -99,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of a built-in data set's draw")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--steps", type=_positive_int, help=f"optimiser steps (default {T.steps:,})")
-    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm", help="ε-prediction or NCSN score")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default=M.objective, help="; ".join(
+        f"{name}: {info.title}, {info.paper}" for name, info in OBJECTIVES.items()))  # fmt: skip
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], help=f"default {T.schedule}")
     p.add_argument("--timesteps", type=int, help=f"T, 2 to 10,000 (default {T.timesteps})")
     p.add_argument("--width", type=int, help=f"hidden width (default {M.width})")
@@ -114,32 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
-    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser is the model")
+    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
     _sampler_args(p)
-    p.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and of the sampler's own noise "
-                   "(default 0)")  # fmt: skip
+    _request_args(p)
     p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
-    p.add_argument(
-        "--class",
-        dest="class_",
-        metavar="C",
-        help="class C (a name or number), 'all' (every class in proportion: the default for a conditional run "
-        "or labelled --ideal data) or 'unconditional' (the model's f(x, t, ∅), trained on the dropped labels only)",
-    )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        metavar="W",
-        help="classifier-free guidance scale w, 0 to 100 (default 1: plain conditional; 0: unconditional)",
-    )
     p.add_argument("--init", type=Path, help="initial noise, (N, 2) .npy in standardised space")
     p.add_argument("--trajectory", type=Path, help="also save the path: .npy (frames) or .npz (all fields)")
-    p.add_argument("--objective", choices=["ddpm", "ncsn"], help="with --ideal (default: from --sampler)")
-    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
-    p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
+    _exact_args(p)
     p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
@@ -148,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
-    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
+    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--view", choices=["forward", "reverse", "score", "langevin"],
                       help="the app's view to draw: the forward noising, the reverse trajectories, the score field "
@@ -162,10 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=30.0, help="animation frames per second (default 30)")
     p.add_argument("--max-frames", type=int, default=300, help="most frames in an animation, 2 or more (300)")
     p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the picture (default 960x720)")
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="reverse view")
-    p.add_argument("--steps", type=_positive_int, help="DDIM steps or Langevin steps per level")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (reverse view)")
-    p.add_argument("--points", type=_positive_int, default=2000, help="particles (reverse, langevin)")
+    _sampler_args(p)
+    _request_args(p)
+    p.add_argument("--points", type=_positive_int, dest="n", help=argparse.SUPPRESS)  # the old name of --n
     p.add_argument("--trails", type=int, default=30, help="points that draw their paths (reverse view)")
     p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
     p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
@@ -180,20 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-frame", type=int, default=0, help="the frame the probes start at (default 0)")
     p.add_argument("--exact-overlay", action="store_true", help="overlay the exact score (score view)")
     p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")
-    p.add_argument("--objective", choices=["ddpm", "ncsn"], default="ddpm", help="with --ideal: the score view's")
-    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="linear", help="with --ideal")
-    p.add_argument("--timesteps", type=int, default=1000, help="with --ideal")
+    _exact_args(p)
 
     p = sub.add_parser("sweep", help="quality against model evaluations: samplers × step counts, as a CSV table")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
-    src.add_argument("--ideal", type=Path, help="data file whose exact denoiser (or exact score) is the model")
-    p.add_argument("--samplers", default="ddim,dpmpp_2m,heun,ddpm", help="comma-separated (default ddim,dpmpp_2m,"
-                   "heun,ddpm; langevin needs an NCSN run or uses the exact score)")  # fmt: skip
-    p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
-    p.add_argument("--n", type=_positive_int, default=2000, help="samples per point (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise every run shares (default 0)")
+    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
+    _sampler_args(p, sweep=True)
+    p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts (S, or K per "
+                   "level for Langevin; DDPM always takes all T)")  # fmt: skip
+    _request_args(p)
     p.add_argument("--out", required=True, type=Path, help="the table, .csv")
 
     p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")

@@ -14,8 +14,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from diffvis.commands import ProgressBar
 from diffvis.errors import ConfigError, DiffvisError
+from diffvis.terminal import ProgressBar
 
 VIEWS = ("forward", "reverse", "score", "langevin")
 
@@ -122,41 +122,64 @@ def _load_state(args):
         state.set_train_config(run.train_config)
         state.set_run(run)
     else:
-        points, info = load_source(str(args.ideal), n=0)
+        points, info = load_source(str(args.exact), n=0)
         if len(points) < 2:
-            raise ConfigError(f"{args.ideal.name}: the exact model needs at least two points")
+            raise ConfigError(f"{args.exact.name}: the exact model needs at least two points")
         state.set_data(points, info)
         state.update_train_config(schedule=args.schedule, timesteps=args.timesteps)
         state.set_model_config(replace(state.model_config, objective=args.objective))
     return state
 
 
+def _request(args, state, sampler: str | None):
+    """The sampling request of the arguments, for the classes of the model drawn; None for a view that samples
+    nothing, where a sampler setting is refused rather than ignored."""
+    from diffvis.arguments import given_settings, make_request
+    from diffvis.core.classes import Classes
+
+    if sampler is None:
+        if args.sampler is not None or given_settings(args, []):
+            raise ConfigError("--sampler and its settings are for the reverse and langevin views")
+        return None
+    if args.sampler is not None and args.sampler != sampler:
+        raise ConfigError(f"the {args.view} view runs the {sampler} sampler, not {args.sampler}")
+    run = state.model_run
+    classes = Classes.of(state.data) if run is None or args.exact is not None else run.classes
+    return make_request(args, classes, sampler)
+
+
 def _make_view(args, state):
+    from diffvis.core.request import DEFAULT_SAMPLER
+
     if args.compare:
         from diffvis.app.views.compare_view import CompareView
 
+        _request(args, state, None)
         view = CompareView(state)
         view.apply_preset(args.compare)
-        view.points.setValue(args.points)
+        view.points.setValue(args.n)
         return view
     from diffvis.app.views.forward_view import ForwardView
     from diffvis.app.views.langevin_view import LangevinView
     from diffvis.app.views.reverse_view import ReverseView
     from diffvis.app.views.score_view import ScoreView
 
+    sampler = {"reverse": args.sampler or DEFAULT_SAMPLER, "langevin": "langevin"}.get(args.view)
+    request = _request(args, state, sampler)
     view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView}[args.view](
         state
     )
     if args.view == "reverse":
-        view.sampler.setCurrentText(args.sampler)
-        view.eta.setValue(args.eta)
+        view.set_request(request)
         view.trails.setValue(args.trails)
         view.show_x0.setChecked(args.x0)
         view.show_density.setChecked(args.density)
-    if args.view in ("reverse", "langevin"):
-        view.points.setValue(args.points)
+    if args.view == "langevin":  # the view's own K and ε unless given (its K is smaller than the paper's)
+        view.points.setValue(request.n)
         if args.steps is not None:
-            view.steps.setValue(args.steps)
+            view.steps.setValue(request.params["steps_per_level"])
+        if args.step_size is not None:
+            view.step_size.setValue(request.params["step_size"])
     if args.view == "score":
         view.show_exact.setChecked(args.exact_overlay)
         view.show_error.setChecked(args.error)

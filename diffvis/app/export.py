@@ -25,7 +25,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QCoreApplication, QEvent, QIODev
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
-from diffvis.core.atomic import atomic_write_bytes
+from diffvis.core.atomic import write_output
 from diffvis.core.datasets import PointSet
 from diffvis.core.pointfiles import save_points
 from diffvis.errors import ConfigError, DiffvisError
@@ -135,10 +135,7 @@ def export_view(
         save_points(PointSet(points), path)
         return 1
     data, count = _encode(view, suffix, fps, max_frames, progress)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as e:
-        raise DiffvisError(f"{path}: cannot be written ({e.strerror or e})") from None
+    write_output(path, data)
     return count
 
 

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from diffvis.errors import DataFileError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
@@ -24,3 +26,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_output(path: str | os.PathLike, data: bytes) -> None:
+    """``atomic_write_bytes`` for a file the user named: a failure is one ``DataFileError`` line."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot be written ({e.strerror or e})") from None

@@ -9,99 +9,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 
-from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
-from diffvis.core.datasets import PointSet
+from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.metrics import MetricResult, floors, score_samples
-from diffvis.core.pipeline import sampling_model
-from diffvis.core.registry import SamplerInfo, sampler_info
-from diffvis.core.run import Run, SamplingModel
-from diffvis.core.schedules import Schedule
+from diffvis.core.pipeline import fallback_note, request_model, sample_request
+from diffvis.core.request import SampleRequest
 from diffvis.core.trajectory import Trajectory
-from diffvis.errors import Cancelled
+from diffvis.errors import Cancelled, ConfigError
 
 Progress = Callable[[int, int], bool]  # progress(i, n) → True to cancel
 FLOOR_PAIRS = 8
 METRIC_POINTS = 2000  # samples scored per panel: the metrics are O(n²), and 2,000 resolve the differences shown
 
 
-@dataclass(frozen=True)
-class PanelSpec:
-    """One sampler with its settings, on the trained model (or, with ``exact``, the exact one)."""
-
-    sampler: str
-    params: dict = field(default_factory=dict)
-    exact: bool = False
-
-    def __post_init__(self) -> None:
-        info = sampler_info(self.sampler)
-        info.resolve({k: v for k, v in self.params.items() if k not in ("label", "guidance")})
-
-    @property
-    def info(self) -> SamplerInfo:
-        return sampler_info(self.sampler)
-
-    @property
-    def objective(self) -> str:
-        return self.info.objectives[0]
-
-    @property
-    def conditional(self) -> bool:
-        """True when the panel samples given a class (its params name a ``label`` other than unconditional)."""
-        return self.params.get("label") not in (None, UNCONDITIONAL)
-
-    def served_by(self, run: Run | None) -> bool:
-        """True when ``run``'s network can sample this panel: the sampler's kind, and classes if it needs them."""
-        return run is not None and run.objective == self.objective and (run.classes is not None or not self.conditional)
-
-    @property
-    def steps(self) -> int | None:
-        """The sweepable step count (S, or K per level for Langevin); None for DDPM, which takes all T."""
-        key = self.info.steps_param
-        return None if key is None else int(self.params.get(key, self.info.defaults[key]))
-
-    def with_steps(self, steps: int) -> PanelSpec:
-        key = self.info.steps_param
-        return self if key is None else replace(self, params={**self.params, key: steps})
-
-    @property
-    def label(self) -> str:
-        """e.g. 'DDIM S=50 η=0', 'DDPM (β̃)', 'Langevin K=20 · exact'."""
-        return self._describe(with_steps=True)
-
-    @property
-    def family(self) -> str:
-        """The label without the step count: one line of a sweep."""
-        return self._describe(with_steps=False)
-
-    def _describe(self, with_steps: bool) -> str:
-        p = self.params
-        parts = [self.info.title]
-        if self.sampler == "ddpm":
-            parts.append("(β)" if p.get("variance") == "beta" else "(β̃)")
-        elif with_steps:
-            parts.append(f"{self.info.param(self.info.steps_param).symbol}={self.steps}")
-        if self.sampler == "ddim":
-            parts.append(f"η={p.get('eta', 0.0):g}")
-        if self.conditional:
-            parts.append(f"w={p.get('guidance', 1.0):g}")
-        return " ".join(parts) + (" · exact" if self.exact else "")
-
-
-PRESETS: dict[str, tuple[str, list[PanelSpec]]] = {
+R = SampleRequest
+PRESETS: dict[str, tuple[str, list[SampleRequest]]] = {
     "ddpm-vs-ddim": ("DDPM 1000 vs DDIM 50 vs DDIM 10", [
-        PanelSpec("ddpm"), PanelSpec("ddim", {"steps": 50}), PanelSpec("ddim", {"steps": 10})]),
-    "eta": ("η from 0 to 1 (DDIM 50)", [PanelSpec("ddim", {"steps": 50, "eta": eta}) for eta in (0.0, 0.3, 0.6, 1.0)]),
-    "ddpm-vs-langevin": ("DDPM vs NCSN annealed Langevin", [
-        PanelSpec("ddpm"), PanelSpec("langevin", {"steps_per_level": 20})]),
+        R("ddpm"), R("ddim", {"steps": 50}), R("ddim", {"steps": 10})]),
+    "eta": ("η from 0 to 1 (DDIM 50)", [R("ddim", {"steps": 50, "eta": eta}) for eta in (0.0, 0.3, 0.6, 1.0)]),
+    "ddpm-vs-langevin": ("DDPM vs NCSN annealed Langevin", [R("ddpm"), R("langevin", {"steps_per_level": 20})]),
     "trained-vs-exact": ("trained model vs exact denoiser (DDIM 50)", [
-        PanelSpec("ddim", {"steps": 50}), PanelSpec("ddim", {"steps": 50}, exact=True)]),
+        R("ddim", {"steps": 50}), R("ddim", {"steps": 50}, exact=True)]),
     "solvers": ("ODE solvers at about 10 evaluations", [
-        PanelSpec("ddim", {"steps": 10}), PanelSpec("heun", {"steps": 5}), PanelSpec("dpmpp_2m", {"steps": 10}),
-        PanelSpec("ddpm")]),
+        R("ddim", {"steps": 10}), R("heun", {"steps": 5}), R("dpmpp_2m", {"steps": 10}), R("ddpm")]),
     "guidance": ("guidance w = 0, 1, 3, 7 (DDIM 50, every class in proportion)", [
-        PanelSpec("ddim", {"steps": 50, "label": ALL_CLASSES, "guidance": w}) for w in (0.0, 1.0, 3.0, 7.0)]),
+        R("ddim", {"steps": 50}, label=ALL_CLASSES, guidance=w) for w in (0.0, 1.0, 3.0, 7.0)]),
 }  # fmt: skip
 
 
@@ -109,31 +41,11 @@ PRESETS: dict[str, tuple[str, list[PanelSpec]]] = {
 class PanelResult:
     """A panel's trajectory from the shared noise; ``label`` names the model actually used."""
 
-    spec: PanelSpec
+    spec: SampleRequest
     label: str
     trajectory: Trajectory
     seconds: float
     metrics: dict[str, MetricResult]
-
-
-def panel_model(
-    spec: PanelSpec, run: Run | None, data: PointSet | np.ndarray, schedule: Schedule
-) -> tuple[SamplingModel, str]:
-    """The trained model when asked for and of the sampler's kind; otherwise the exact one of the data (pass the
-    point set: its labels make the exact model conditional), and say why."""
-    model = sampling_model(run if spec.served_by(run) else None, data, spec.objective, exact=spec.exact,
-                           schedule=run.schedule if run is not None else schedule)  # fmt: skip
-    return model, spec.label + fallback_note(spec, run)
-
-
-def fallback_note(spec: PanelSpec, run: Run | None) -> str:
-    """' · exact (…)' when the trained model was asked for but cannot serve the sampler, else ''."""
-    if spec.exact or spec.served_by(run):
-        return ""
-    if run is None:
-        return " · exact"
-    why = "unconditional" if run.objective == spec.objective else run.objective.upper()
-    return f" · exact (the run is {why})"
 
 
 @dataclass(frozen=True)
@@ -149,59 +61,80 @@ class Reference:
         return cls(draw(seed - 1), floors(draw, FLOOR_PAIRS, seed, cancelled))
 
 
-def run_panel(spec, run, points, schedule, x_T, reference: Reference, *, seed=0, callback=None) -> PanelResult:
-    """Sample one panel from ``x_T`` (standardised N(0, I) noise, shared by all panels) and score it."""
-    model, label = panel_model(spec, run, points, schedule)
+def run_panel(request: SampleRequest, run, points, schedule, reference: Reference, *, callback=None) -> PanelResult:
+    """Sample one panel's request (see ``pipeline.sample_request``) and score it."""
+    model, label = request_model(request, run, points, schedule)
     started = time.perf_counter()
-    traj = model.sample(spec.sampler, x_T.clone(), generator=torch.Generator().manual_seed(seed), callback=callback,
-                        **spec.params)  # fmt: skip
+    traj = sample_request(model, request, callback=callback)
     seconds = time.perf_counter() - started
     samples = traj.samples[: len(reference.points)].astype(np.float64)
-    return PanelResult(spec, label, traj, seconds, score_samples(samples, reference.points, reference.floor))
+    return PanelResult(request, label, traj, seconds, score_samples(samples, reference.points, reference.floor))
 
 
-def compare(specs, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: Progress | None = None):
-    """Every panel from the same seeded noise; ``progress(i, n)`` in thousandths of the whole, True cancels."""
-    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+def compare(requests, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: Progress | None = None):
+    """Every panel with ``n`` points from the same ``seed`` (so the same starting noise); ``progress(i, n)`` in
+    thousandths of the whole, True cancels."""
     results = []
-    for p, spec in enumerate(specs):
+    for p, request in enumerate(requests):
 
         def callback(info, p=p):
             done = int(1000 * (p + info.i / info.total))
-            return progress is not None and progress(done, 1000 * len(specs))
+            return progress is not None and progress(done, 1000 * len(requests))
 
-        results.append(run_panel(spec, run, points, schedule, x_T, reference, seed=seed, callback=callback))
+        request = replace(request, n=n, seed=seed)
+        results.append(run_panel(request, run, points, schedule, reference, callback=callback))
     return results
 
 
 @dataclass(frozen=True)
 class SweepPoint:
+    """One request of a sweep: its label, cost and scores, and its samples."""
+
     label: str
-    sampler: str
-    steps: int | None
+    request: SampleRequest
     nfe: int
     seconds: float
     metrics: dict[str, MetricResult]
+    samples: np.ndarray = field(repr=False)
+
+    @property
+    def sampler(self) -> str:
+        return self.request.sampler
+
+    @property
+    def steps(self) -> int | None:
+        return self.request.steps
 
 
-def sweep(specs, step_counts, run, points, schedule, reference: Reference, *, n=2000, seed=0,
+def sweep(requests, step_counts, run, points, schedule, reference: Reference, *, n=2000, seed=0,
           progress: Progress | None = None) -> list[SweepPoint]:  # fmt: skip
-    """Each spec at each step count (DDPM once: it always takes T steps), all from the same noise."""
+    """Each request at each step count (DDPM once: it always takes T steps), all with ``n`` points from ``seed``."""
     jobs = []
-    for spec in specs:
-        jobs += [spec] if spec.steps is None else [spec.with_steps(steps) for steps in step_counts]
-    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    for request in requests:
+        request = replace(request, n=n, seed=seed)
+        jobs += [request] if request.steps is None else [request.with_steps(steps) for steps in step_counts]
     out = []
-    for i, spec in enumerate(jobs):
+    for i, request in enumerate(jobs):
         if progress is not None and progress(i, len(jobs)):
             raise Cancelled("sweep cancelled")
         callback = None if progress is None else lambda info, i=i: progress(i, len(jobs))
-        r = run_panel(spec, run, points, schedule, x_T, reference, seed=seed, callback=callback)
-        label = spec.family + fallback_note(spec, run)
-        out.append(SweepPoint(label, spec.sampler, spec.steps, r.trajectory.nfe, r.seconds, r.metrics))
+        r = run_panel(request, run, points, schedule, reference, callback=callback)
+        label = request.family + fallback_note(request, run)
+        out.append(SweepPoint(label, request, r.trajectory.nfe, r.seconds, r.metrics, r.trajectory.samples))
     if progress is not None:
         progress(len(jobs), len(jobs))
     return out
+
+
+def parse_step_counts(text: str) -> list[int]:
+    """'5, 10, 20' → [5, 10, 20]: sorted, each once, every one 1 or more."""
+    try:
+        steps = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"step counts are whole numbers separated by commas, got {text!r}") from None
+    if not steps or steps[0] < 1:
+        raise ConfigError("give at least one step count, each 1 or more")
+    return steps
 
 
 def sweep_csv(points: list[SweepPoint]) -> str:

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from diffvis.core.datasets import Normaliser
+from diffvis.core.exact import exact_model
 from diffvis.core.forward import q_sample
 from diffvis.core.guidance import guided
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.parametrization import score_from_eps
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import ddim_timesteps
@@ -159,17 +159,18 @@ def field_series(
     times = field_times(model, frames)
     norm = model.normaliser
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
-    ideal = IdealNoisePredictor(std, model.schedule, labels) if model.objective == "ddpm" else IdealScore(std, labels)
-    exact_model, learned_model = guided(ideal, label, guidance), guided(model.model, label, guidance)
+    exact_guided = guided(exact_model(std, model.objective, model.schedule, labels), label, guidance)
+    learned_model = guided(model.model, label, guidance)
     x0 = norm.to_std(points[:max_noised])
     eps = np.random.default_rng(NOISE_SEED).standard_normal(x0.shape)
     learned, exact, noised = [], [], []
     for k, level in enumerate(times):
         if model.objective == "ncsn":
-            exact_fn, learned_fn, x = ncsn_score(exact_model, level), ncsn_score(learned_model, level), x0 + level * eps
+            exact_fn, learned_fn = ncsn_score(exact_guided, level), ncsn_score(learned_model, level)
+            x = x0 + level * eps
         else:
             t = int(level)
-            exact_fn, learned_fn = (ddpm_score(m, model.schedule, t) for m in (exact_model, learned_model))
+            exact_fn, learned_fn = (ddpm_score(m, model.schedule, t) for m in (exact_guided, learned_model))
             x = q_sample(x0, float(model.schedule.alphas_cumprod[t]), eps)
         exact.append(score_field(exact_fn, norm, extent, resolution).vectors)
         if not model.exact:

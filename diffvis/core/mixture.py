@@ -1,6 +1,6 @@
 """Fast exact score of an isotropic Gaussian mixture over a 2D point set, in bounded memory.
 
-Notation (``ideal.py`` asks for the centres a·x0_i at s: ``PointIndex.scaled``):
+Notation (``exact.py`` asks for the centres a·x0_i at s: ``PointIndex.scaled``):
 
     y (n, 2) the queries, c_i (M, 2) the centres, σ the common standard deviation,
     e_i(y) = exp(−(‖y − c_i‖² − m(y)) / 2σ²)    for a shift m(y) (the smallest ‖y − c‖² that is kept),

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffvis.core.classes import MAX_CLASSES, NULL_LABEL
+from diffvis.core.registry import OBJECTIVES
 from diffvis.errors import ConfigError
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
 _IN_PLACE = {"silu": partial(F.silu, inplace=True), "relu": torch.relu_, "gelu": F.gelu, "tanh": torch.tanh_}
-OBJECTIVES = ("ddpm", "ncsn")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.metrics import MetricResult, class_quality, nearest_labels, quality_report
 from diffvis.core.models import ModelConfig
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import Run, SamplingModel, sample_run
 from diffvis.core.schedules import Schedule, max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
@@ -94,7 +95,7 @@ def score_classes(
 def evaluate_classes(run: Run, draw: Callable[[int], PointSet], *, n: int = QUALITY_N, seed: int = 0):
     """A conditional run's full sampler at w = 1 for every class in proportion, scored per class."""
     sampler = "ddpm" if run.objective == "ddpm" else "langevin"
-    traj = reverse_trajectory(SamplingModel.of_run(run), sampler, n=n, seed=seed, label=ALL_CLASSES)
+    traj = sample_request(SamplingModel.of_run(run), SampleRequest(sampler, label=ALL_CLASSES, n=n, seed=seed))
     return score_classes(traj.samples.astype(np.float64), traj.labels, run.classes, draw)
 
 
@@ -111,6 +112,7 @@ def sampling_model(
     *,
     exact: bool = False,
     schedule: Schedule | None = None,
+    device: str | torch.device = "cpu",
 ) -> SamplingModel:
     """The run's EMA network, or (``exact``, or no run) the exact model of the points: a perfect model, which
     memorises them. The exact model uses the run's schedule, σ ladder and classes, or with no run ``schedule``
@@ -118,30 +120,62 @@ def sampling_model(
     data = data if isinstance(data, PointSet) else PointSet(np.asarray(data, dtype=np.float64))
     if run is None:
         classes = Classes.of(data)
-        return SamplingModel.exact_of(data.points, objective, schedule or Schedule.make(), classes=classes,
+        return SamplingModel.exact_of(data.points, objective, schedule or Schedule.make(), device, classes=classes,
                                       labels=dense_labels(classes, data))  # fmt: skip
     if exact:
-        return SamplingModel.exact_of(data.points, objective, run.schedule, ladder=run.ladder, classes=run.classes,
-                                      labels=dense_labels(run.classes, data))  # fmt: skip
+        return SamplingModel.exact_of(data.points, objective, run.schedule, device, ladder=run.ladder,
+                                      classes=run.classes, labels=dense_labels(run.classes, data))  # fmt: skip
     if run.objective != objective:
         raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
                           f"choose the exact model, or train a {objective} model")  # fmt: skip
     return SamplingModel.of_run(run)
 
 
-def reverse_trajectory(model: SamplingModel, sampler: str, *, n: int = 2000, seed: int = 0, **params) -> Trajectory:
-    """A sampler's whole trajectory from seeded N(0, I) noise, in data coordinates."""
-    g = torch.Generator().manual_seed(seed)
-    return model.sample(sampler, torch.randn(n, 2, generator=g), generator=g, **params)
+def request_model(
+    request: SampleRequest, run: Run | None, data: PointSet | np.ndarray, schedule: Schedule
+) -> tuple[SamplingModel, str]:
+    """The model a request samples, and its label: the run's network when asked for and able to serve the
+    sampler (its objective, and classes if a class is asked for); otherwise the exact model of ``data`` (a point
+    set's labels make it conditional), with the run's schedule (``schedule`` with no run), and the label says why."""
+    served = not request.exact and served_by(request, run)
+    model = sampling_model(run if served else None, data, request.objective, exact=request.exact,
+                           schedule=run.schedule if run is not None else schedule)  # fmt: skip
+    return model, request.label_text + fallback_note(request, run)
 
 
-def probe_trajectory(
-    model: SamplingModel, sampler: str, positions: np.ndarray, *, start: int, seed: int = 0, **params
-) -> Trajectory:
-    """The trajectory of particles placed at ``positions`` (M, 2, data coordinates) at frame ``start`` of a
-    run of ``sampler``; the frames before ``start`` are NaN."""
-    g = torch.Generator().manual_seed(seed)
+def served_by(request: SampleRequest, run: Run | None) -> bool:
+    """True when ``run``'s network can sample ``request``: the sampler's kind, and classes if it asks for one."""
+    return run is not None and run.objective == request.objective and (run.classes is not None or not
+                                                                       request.conditional)  # fmt: skip
+
+
+def fallback_note(request: SampleRequest, run: Run | None) -> str:
+    """' · exact (…)' when the trained model was asked for but cannot serve the request, else ''."""
+    if request.exact or served_by(request, run):
+        return ""
+    if run is None:
+        return " · exact"
+    why = "unconditional" if run.objective == request.objective else run.objective.upper()
+    return f" · exact (the run is {why})"
+
+
+def sample_request(model: SamplingModel, request: SampleRequest, *, callback=None, x_T=None) -> Trajectory:
+    """The request's whole trajectory, in data coordinates: from its n points of seeded noise (or standardised
+    ``x_T``), the sampler drawing its own noise from the same generator after them."""
+    noise, generator = request.noise()
+    if x_T is None:
+        x_T = noise.to(model.device)
+    else:
+        generator = torch.Generator().manual_seed(request.seed)
+    return model.sample(request.sampler, x_T, generator=generator, callback=callback, **request.sampler_kwargs())
+
+
+def probe_trajectory(model: SamplingModel, request: SampleRequest, positions: np.ndarray, *, start: int,
+                     seed: int = 0) -> Trajectory:  # fmt: skip
+    """The trajectory of particles placed at ``positions`` (M, 2, data coordinates) at frame ``start`` of
+    ``request``'s sampler (its settings, class and guidance; ``seed`` for its noise); frames before ``start`` are
+    NaN."""
     x = torch.as_tensor(model.normaliser.to_std(np.asarray(positions, dtype=np.float64)), dtype=torch.float32)
-    if sampler == "langevin" and start == 0:
-        x /= float(model.ladder.sigmas[0])  # Langevin scales the noise it starts from by σ_1
-    return model.sample(sampler, x, generator=g, start=start, **params)
+    generator = torch.Generator().manual_seed(seed)
+    return model.sample(request.sampler, x.to(model.device), generator=generator, start=start,
+                        **request.sampler_kwargs())  # fmt: skip

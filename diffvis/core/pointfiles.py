@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffvis.core.atomic import atomic_write_bytes
+from diffvis.core.atomic import write_output
 from diffvis.core.datasets import MAX_POINTS, PointSet
 from diffvis.errors import DataFileError
 
@@ -132,7 +132,4 @@ def save_points(points: PointSet, path: str | Path) -> None:
         data = buffer.getvalue().encode()
     else:
         raise DataFileError(f"{path.name}: unsupported output type {suffix or '(none)'}; use .csv, .txt or .npy")
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as e:
-        raise DataFileError(f"{path}: cannot be written ({e.strerror or e})") from None
+    write_output(path, data)

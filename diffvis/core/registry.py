@@ -35,6 +35,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    brief: Callable[[object], str] | None = None  # how a panel's label shows the value, e.g. 'η=0.3' (None: not)
 
     @property
     def option(self) -> str:
@@ -68,11 +69,14 @@ class Param:
         return f"{self.help} ({where}; default {self.default})"
 
 
-STEPS = Param("steps", int, 50, "S: the timesteps visited of the T", "S", minimum=1, maximum=10_000)
-ETA = Param("eta", float, 0.0, "η: 0 deterministic, 1 as noisy as DDPM", "η", minimum=0.0, maximum=1.0)
-VARIANCE = Param("variance", str, "beta_tilde", "σ_t²: the posterior's β̃_t or β_t", "σ_t²", choices=VARIANCES)
+STEPS = Param("steps", int, 50, "S: the timesteps visited of the T", "S", minimum=1, maximum=10_000,
+              brief="S={}".format)  # fmt: skip
+ETA = Param("eta", float, 0.0, "η: 0 deterministic, 1 as noisy as DDPM", "η", minimum=0.0, maximum=1.0,
+            brief="η={:g}".format)  # fmt: skip
+VARIANCE = Param("variance", str, "beta_tilde", "σ_t²: the posterior's β̃_t or β_t", "σ_t²", choices=VARIANCES,
+                 brief=lambda v: "(β)" if v == "beta" else "(β̃)")  # fmt: skip
 STEPS_PER_LEVEL = Param("steps_per_level", int, 100, "K: Langevin steps at each noise level", "K", flag="steps",
-                        minimum=1, maximum=100_000)  # fmt: skip
+                        minimum=1, maximum=100_000, brief="K={}".format)  # fmt: skip
 STEP_SIZE = Param("step_size", float, 5e-5, "ε: the step at the smallest σ, α_i = ε σ_i²/σ_L²", "ε", minimum=1e-9,
                   maximum=1.0)  # fmt: skip
 

@@ -9,8 +9,8 @@ import torch
 
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
+from diffvis.core.exact import exact_model
 from diffvis.core.guidance import guided
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.registry import sampler_info
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
@@ -69,7 +69,7 @@ def sample(
     normaliser: Normaliser,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    start: int = 0,
+    start: int | None = None,
     label=None,
     guidance: float = 1.0,
     **params,
@@ -127,8 +127,15 @@ class SamplingModel:
         std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
         ladder = ladder or SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
         labels = None if classes is None else labels
-        model = IdealNoisePredictor(std, schedule, labels) if objective == "ddpm" else IdealScore(std, labels)
+        model = exact_model(std, objective, schedule, labels)
         return cls(model, objective, schedule, ladder, normaliser, exact=True, classes=classes)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes (starting noise goes there)."""
+        if isinstance(self.model, torch.nn.Module):
+            return next(self.model.parameters()).device
+        return self.model.points.device
 
     def sample(self, sampler: str, x_T: torch.Tensor, *, label=None, **kwargs) -> Trajectory:
         """Run ``sampler`` from standardised noise x_T; the trajectory comes back in data coordinates.

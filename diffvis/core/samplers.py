@@ -33,12 +33,12 @@ def sample_ddpm(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
-    start: int = 0,
+    start: int | None = None,
 ) -> Trajectory:
     """Ancestral sampling (Ho et al. 2020, Algorithm 2), t = T−1 … 0:
 
     x_{t−1} = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε̂) + σ_t z,  σ_t² = β_t or β̃_t,  no noise at the last step.
-    With ``start`` = k > 0, x_T is the points of frame k (at t = T−1−k) and the steps before it are skipped.
+    With ``start`` = k, x_T is the points of frame k (at t = T−1−k) and the steps before it are skipped.
     """
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
@@ -48,7 +48,7 @@ def sample_ddpm(
     rec = Recorder(x_T, np.arange(s.T - 1, -2, -1), callback, start)
     model = rec.counted(model)
     for k, t in enumerate(range(s.T - 1, -1, -1)):
-        if k < start:
+        if k < rec.start:
             continue
         x, x_next = rec.frames[k], rec.frames[k + 1]
         eps = model(x, t)
@@ -76,13 +76,13 @@ def sample_ddim(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
-    start: int = 0,
+    start: int | None = None,
 ) -> Trajectory:
     """DDIM (Song, Meng & Ermon 2021, eq. 12) from each visited t to the next one, t_prev (ᾱ = 1 after the last):
 
     x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z,
     σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)   (eq. 16; η = 0 deterministic, η = 1 with S = T is DDPM
-    with β̃). With ``start`` = k > 0, x_T is the points of frame k and the steps before it are skipped.
+    with β̃). With ``start`` = k, x_T is the points of frame k and the steps before it are skipped.
     """
     if not 0.0 <= eta <= 1.0:
         raise ConfigError(f"eta must be in [0, 1], got {eta}")
@@ -92,7 +92,7 @@ def sample_ddim(
     rec = Recorder(x_T, np.append(ts, -1), callback, start)
     model = rec.counted(model)
     for k, t in enumerate(ts):
-        if k < start:
+        if k < rec.start:
             continue
         x, x_next, x0_hat = rec.frames[k], rec.frames[k + 1], rec.x0_hat[k]
         abar = float(abars[t])
@@ -150,14 +150,15 @@ def sample_langevin(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     normaliser: Normaliser | None = None,
-    start: int = 0,
+    start: int | None = None,
 ) -> Trajectory:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1), starting from x = σ_1 · x_T:
 
     for i = 1…L: α_i = ε σ_i²/σ_L²; repeat K times: x ← x + α_i/2 · s(x, σ_i) + √α_i z.
     With ``denoise`` a final Tweedie step x ← x + σ_L² s(x, σ_L) removes the last noise (Song & Ermon 2020).
     x̂₀ of a frame is its Tweedie estimate x + σ² s(x, σ) at the level of the step that follows it.
-    With ``start`` = k > 0, x_T is the points of frame k as they are (not scaled) and the steps before are skipped.
+    With ``start`` = k (0 included), x_T is the points of frame k as they are (not scaled by σ_1) and the steps
+    before it are skipped.
     """
     K = steps_per_level
     if not 1 <= K <= 100_000:
@@ -166,10 +167,10 @@ def sample_langevin(
         raise ConfigError(f"the step size ε must be positive, got {step_size}")
     check_init(x_T)
     times = langevin_times(ladder, K, denoise)
-    rec = Recorder(x_T if start else float(ladder.sigmas[0]) * x_T, times, callback, start)
+    rec = Recorder(float(ladder.sigmas[0]) * x_T if start is None else x_T, times, callback, start)
     model = rec.counted(model)
     n_steps = ladder.L * K
-    for k in range(start, n_steps):
+    for k in range(rec.start, n_steps):
         x, sigma = rec.frames[k], float(times[k])
         alpha = langevin_frame(ladder, K, step_size, k).step_size
         score = model(x, sigma)

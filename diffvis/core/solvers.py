@@ -45,8 +45,8 @@ def _solve(model, x_T, schedule, steps, spacing, callback, normaliser, start, na
         return model(x_tilde * float(scale[k]), int(ts[k]))
 
     step = make_step(evaluate)
-    x_tilde = x_T / float(scale[start])
-    for k in range(start, len(ts)):
+    x_tilde = x_T / float(scale[rec.start])
+    for k in range(rec.start, len(ts)):
         sigma, sigma_next = float(sigmas[k]), float(sigmas[k + 1])
         eps = model(rec.frames[k], int(ts[k]))
         x0_from_eps(rec.frames[k], eps, float(scale[k]) ** 2, out=rec.x0_hat[k])  # x̂₀ = x̃ − σ ε̂, better conditioned
@@ -107,7 +107,7 @@ def _ode_sampler(name: str, make_step) -> Callable[..., Trajectory]:
         generator: torch.Generator | None = None,
         callback: Callback | None = None,
         normaliser: Normaliser | None = None,
-        start: int = 0,
+        start: int | None = None,
     ) -> Trajectory:
         del generator  # deterministic: accepted so that every sampler takes the same arguments
         return _solve(model, x_T, schedule, steps, spacing, callback, normaliser, start, name, make_step)

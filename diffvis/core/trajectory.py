@@ -76,7 +76,8 @@ class Recorder:
     and x̂₀ before it: the particle appears there. Samplers call the model through ``counted`` and say when a
     frame is written (``arrived``), so every frame knows what it cost."""
 
-    def __init__(self, x_start: torch.Tensor, times: np.ndarray, callback: Callback | None, start: int = 0):
+    def __init__(self, x_start: torch.Tensor, times: np.ndarray, callback: Callback | None, start: int | None = None):
+        start = start or 0  # None: x_start is the sampler's starting noise (frame 0)
         if not 0 <= start < len(times) - 1:
             raise ConfigError(f"the start frame must be between 0 and {len(times) - 2}, got {start}")
         self.frames = torch.empty((len(times), *x_start.shape), dtype=torch.float32, device=x_start.device)

@@ -17,6 +17,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from diffvis.cli import main
 from diffvis.core.checkpoint import load_run
 from diffvis.core.datasets import Normaliser
+from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.fields import (
     ddpm_score,
     density_grid,
@@ -25,7 +26,6 @@ from diffvis.core.fields import (
     score_field,
 )
 from diffvis.core.forward import q_sample
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
 from diffvis.core.pointfiles import load_points
 from diffvis.core.run import SamplingModel
@@ -106,7 +106,7 @@ def exact_ddpm_field(points, t, resolution):
     norm = Normaliser.fit(points)
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
     schedule = Schedule.make("linear", 1000)
-    fn = ddpm_score(IdealNoisePredictor(std, schedule), schedule, t)
+    fn = ddpm_score(ExactNoisePredictor(std, schedule), schedule, t)
     return score_field(fn, norm, padded_extent(points), resolution)
 
 
@@ -116,7 +116,7 @@ def exact_score_at(points, t, x, labels=None, label=None) -> np.ndarray:
     norm = Normaliser.fit(points)
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
     schedule = Schedule.make("linear", 1000)
-    ideal = IdealNoisePredictor(std, schedule, labels)
+    ideal = ExactNoisePredictor(std, schedule, labels)
     fn = ddpm_score(ideal if label is None else lambda x, t: ideal(x, t, label), schedule, t)
     with torch.inference_mode():
         return fn(torch.as_tensor(norm.to_std(x), dtype=torch.float32)).numpy().astype(np.float64) / norm.scale
@@ -276,7 +276,7 @@ def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbo
         assert text.startswith(expected)
         assert f"α = {eps * (sigma / ladder.sigmas[-1]) ** 2:.2e}" in text
         assert view.caption.text == text
-        field = score_field(ncsn_score(IdealScore(std), sigma), norm,
+        field = score_field(ncsn_score(ExactScore(std), sigma), norm,
                             padded_extent(points), 8)  # fmt: skip
         vectors = field.vectors.reshape(-1, 2)
         keep = np.isfinite(vectors).all(1) & (np.linalg.norm(vectors, axis=1) > 0)

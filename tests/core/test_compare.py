@@ -22,7 +22,7 @@ from diffvis.core.compare import (
     sweep_csv,
 )
 from diffvis.core.datasets import Normaliser, make_dataset
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
+from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.metrics import METRICS, score_samples
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import train_run
@@ -139,11 +139,11 @@ def test_presets_say_what_they_compare():
 def test_panel_model_without_a_run_is_exact(points, schedule):
     for spec in (PanelSpec("ddim", {"steps": 10}), PanelSpec("ddpm"), PanelSpec("heun")):
         model, label = panel_model(spec, None, points, schedule)
-        assert model.exact and isinstance(model.model, IdealNoisePredictor)
+        assert model.exact and isinstance(model.model, ExactNoisePredictor)
         assert model.schedule is schedule
         assert label == spec.label + " · exact"
     model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), None, points, schedule)
-    assert model.exact and isinstance(model.model, IdealScore) and label == "Langevin K=20 · exact"
+    assert model.exact and isinstance(model.model, ExactScore) and label == "Langevin K=20 · exact"
     std = Normaliser.fit(points).to_std(points)
     np.testing.assert_allclose(model.ladder.sigmas, SigmaLadder.geometric(max_pairwise_distance(std)).sigmas)
     # asked for the exact model: the label says so once
@@ -163,16 +163,16 @@ def test_panel_model_uses_a_run_of_the_samplers_kind(points, schedule, runs):
 
     # asked for the exact model with a usable run: the run's schedule and σ ladder
     model, label = panel_model(PanelSpec("ddim", {"steps": 10}, exact=True), ddpm, points, schedule)
-    assert model.exact and isinstance(model.model, IdealNoisePredictor) and label == "DDIM S=10 η=0 · exact"
+    assert model.exact and isinstance(model.model, ExactNoisePredictor) and label == "DDIM S=10 η=0 · exact"
     assert model.schedule is ddpm.schedule and model.ladder is ddpm.ladder
 
 
 def test_panel_model_falls_back_to_the_exact_model_of_the_other_kind(points, schedule, runs):
     model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), runs["ddpm"], points, schedule)
-    assert model.exact and isinstance(model.model, IdealScore)
+    assert model.exact and isinstance(model.model, ExactScore)
     assert label == "Langevin K=20 · exact (the run is DDPM)"
     model, label = panel_model(PanelSpec("ddim", {"steps": 10}), runs["ncsn"], points, schedule)
-    assert model.exact and isinstance(model.model, IdealNoisePredictor)
+    assert model.exact and isinstance(model.model, ExactNoisePredictor)
     assert model.schedule is runs["ncsn"].schedule
     assert label == "DDIM S=10 η=0 · exact (the run is NCSN)"
     # an exact panel needs no reason

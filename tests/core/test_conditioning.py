@@ -16,8 +16,8 @@ from diffvis.core import metrics
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.classes import ALL_CLASSES, MAX_CLASSES, NULL_LABEL, UNCONDITIONAL, Classes, dense_labels
 from diffvis.core.datasets import PointSet, make_dataset
+from diffvis.core.exact import ExactNoisePredictor, ExactScore, mixture_score
 from diffvis.core.guidance import MAX_GUIDANCE, check_guidance, guided
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore, mixture_score
 from diffvis.core.models import ModelConfig, NoisePredictor, ScoreNetwork, build_model
 from diffvis.core.pipeline import (
     evaluate_classes,
@@ -356,8 +356,8 @@ def test_exact_conditional_denoiser_is_the_exact_denoiser_of_the_class(exact_ddp
         subset = std[torch.as_tensor(moons.labels) == c]
         expected = -((1 - abar) ** 0.5) * mixture_score(x, abar**0.5 * subset, (1 - abar) ** 0.5)
         torch.testing.assert_close(model(x, t, c), expected, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(model(x, t, c), IdealNoisePredictor(subset, model.schedule)(x, t))
-    unconditional = IdealNoisePredictor(std, model.schedule)(x, t)
+        torch.testing.assert_close(model(x, t, c), ExactNoisePredictor(subset, model.schedule)(x, t))
+    unconditional = ExactNoisePredictor(std, model.schedule)(x, t)
     torch.testing.assert_close(model(x, t, NULL_LABEL), unconditional)
     torch.testing.assert_close(model(x, t), unconditional)
     y = torch.arange(300) % 3 - 1
@@ -368,7 +368,7 @@ def test_exact_conditional_denoiser_is_the_exact_denoiser_of_the_class(exact_ddp
 
 def test_exact_conditional_score_is_the_exact_score_of_the_class(moons):
     model = sampling_model(None, moons, "ncsn").model
-    assert isinstance(model, IdealScore)
+    assert isinstance(model, ExactScore)
     x = torch.randn(100, 2, generator=torch.Generator().manual_seed(0))
     for c in (0, 1):
         subset = model.points[torch.as_tensor(moons.labels) == c]
@@ -382,11 +382,11 @@ def test_exact_conditional_ddpm_equals_the_exact_model_of_the_class_alone(exact_
     subset = exact_ddpm.model.points[torch.as_tensor(moons.labels) == c]
     x_T = torch.randn(200, 2, generator=torch.Generator().manual_seed(5))
     traj = exact_ddpm.sample("ddpm", x_T, label=c, generator=torch.Generator().manual_seed(6))
-    alone = sample_ddpm(IdealNoisePredictor(subset, exact_ddpm.schedule), x_T, exact_ddpm.schedule,
+    alone = sample_ddpm(ExactNoisePredictor(subset, exact_ddpm.schedule), x_T, exact_ddpm.schedule,
                         generator=torch.Generator().manual_seed(6), normaliser=exact_ddpm.normaliser)  # fmt: skip
     np.testing.assert_allclose(traj.samples, alone.samples, rtol=1e-5, atol=1e-5)
     traj = exact_ddpm.sample("ddim", x_T, label=c, steps=20)
-    alone = sample_ddim(IdealNoisePredictor(subset, exact_ddpm.schedule), x_T, exact_ddpm.schedule, steps=20,
+    alone = sample_ddim(ExactNoisePredictor(subset, exact_ddpm.schedule), x_T, exact_ddpm.schedule, steps=20,
                         normaliser=exact_ddpm.normaliser)  # fmt: skip
     np.testing.assert_allclose(traj.samples, alone.samples, rtol=1e-5, atol=1e-5)
 

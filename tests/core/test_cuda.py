@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffvis.core.datasets import make_dataset
-from diffvis.core.ideal import IdealScore
+from diffvis.core.exact import ExactScore
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
 from diffvis.core.run import Run
@@ -43,21 +43,21 @@ def test_samplers_on_the_gpu_match_the_cpu():
     e = sample_ddpm(gpu_model, x.cuda(), trainer.schedule, generator=torch.Generator("cuda").manual_seed(1))
     assert np.isfinite(e.frames).all()
     pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5]])
-    f = sample_langevin(IdealScore(pts), x.cuda(), SigmaLadder.geometric(3.0, 0.01, 5), steps_per_level=20)
+    f = sample_langevin(ExactScore(pts), x.cuda(), SigmaLadder.geometric(3.0, 0.01, 5), steps_per_level=20)
     assert np.linalg.norm(f.samples[:, None] - pts.numpy()[None], axis=-1).min(1).max() < 1e-2
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m"])
 def test_ode_solvers_on_the_gpu_match_the_cpu(name):
-    from diffvis.core.ideal import IdealNoisePredictor
+    from diffvis.core.exact import ExactNoisePredictor
     from diffvis.core.registry import SAMPLERS
     from diffvis.core.schedules import Schedule
 
     schedule = Schedule.make()
     pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]])
     x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
-    a = SAMPLERS[name].fn(IdealNoisePredictor(pts, schedule), x, schedule, steps=25)
-    b = SAMPLERS[name].fn(IdealNoisePredictor(pts.cuda(), schedule), x.cuda(), schedule, steps=25)
+    a = SAMPLERS[name].fn(ExactNoisePredictor(pts, schedule), x, schedule, steps=25)
+    b = SAMPLERS[name].fn(ExactNoisePredictor(pts.cuda(), schedule), x.cuda(), schedule, steps=25)
     np.testing.assert_allclose(a.frames, b.frames, atol=1e-3)
     assert a.nfe == b.nfe and list(a.evals) == list(b.evals)
 
@@ -66,7 +66,7 @@ def test_conditional_training_and_guided_sampling_on_the_gpu_match_the_cpu():
     """Label dropout, the label embedding and the batched guidance pass run on the GPU; the exact conditional
     denoiser's labels follow its points there."""
     from diffvis.core.classes import Classes
-    from diffvis.core.ideal import IdealNoisePredictor
+    from diffvis.core.exact import ExactNoisePredictor
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
 
@@ -86,7 +86,7 @@ def test_conditional_training_and_guided_sampling_on_the_gpu_match_the_cpu():
         assert np.array_equal(a.labels, b.labels)
     schedule = Schedule.make()
     pts, labels = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]]), np.array([0, 1, 1])
-    exact = IdealNoisePredictor(pts.cuda(), schedule, labels)
+    exact = ExactNoisePredictor(pts.cuda(), schedule, labels)
     classes = Classes((0, 1), ("a", "b"), (1 / 3, 2 / 3))
     model = SamplingModel(exact, "ddpm", schedule, run.ladder, norm, exact=True, classes=classes)
     c = model.sample("ddim", x.cuda(), steps=25, label=1)

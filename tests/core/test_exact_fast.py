@@ -15,7 +15,7 @@ import torch
 
 from diffvis.core import mixture as mx
 from diffvis.core.classes import NULL_LABEL
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore, class_mixture_score, mixture_score
+from diffvis.core.exact import ExactNoisePredictor, ExactScore, class_mixture_score, mixture_score
 from diffvis.core.schedules import Schedule
 
 NOISE = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
@@ -153,7 +153,7 @@ def _spy(f, name, calls):
 
 
 def test_scaled_centres_are_the_centres_times_a():
-    """IdealModel asks for a·x0_i through the index of x0_i; the same numbers as indexing a·x0_i, float32."""
+    """ExactModel asks for a·x0_i through the index of x0_i; the same numbers as indexing a·x0_i, float32."""
     g = _gen(4)
     points = torch.randn(3000, 2, generator=g)
     index = mx.PointIndex.build(points)
@@ -175,8 +175,8 @@ def test_class_labels_keep_working():
     for s in (1e-3, 0.1, 3.0):
         x = points[torch.randint(800, (120,), generator=g)].double() + s * torch.randn(120, 2, generator=g).double()
         got = class_mixture_score(x, points.double(), s, labels, rows)
-        eps = IdealNoisePredictor(points, schedule, labels)(x.float(), 10, rows)
-        score = IdealScore(points, labels)(x.float(), s, rows)
+        eps = ExactNoisePredictor(points, schedule, labels)(x.float(), 10, rows)
+        score = ExactScore(points, labels)(x.float(), s, rows)
         for y in (0, 1, NULL_LABEL):
             subset = points if y == NULL_LABEL else points[labels == y]
             mine = rows == y

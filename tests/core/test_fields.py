@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from diffvis.core.datasets import Normaliser, make_dataset
+from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.fields import ddpm_score, ncsn_score, score_field
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
 from diffvis.core.schedules import Schedule
@@ -31,7 +31,7 @@ def _finite_difference(f, points, h=1e-5):
 
 def test_exact_ncsn_field_is_the_gradient_of_log_p_in_data_coordinates():
     sigma = 0.4  # standardised units; in data units the mixture has s = σ·c around the data points
-    field = score_field(ncsn_score(IdealScore(NORM.to_std(DATA)), sigma), NORM, EXTENT, resolution=9)
+    field = score_field(ncsn_score(ExactScore(NORM.to_std(DATA)), sigma), NORM, EXTENT, resolution=9)
     fd = _finite_difference(lambda x: _log_p_data(x, DATA, sigma * NORM.scale), field.points)
     np.testing.assert_allclose(field.vectors.reshape(-1, 2), fd, rtol=1e-3, atol=1e-4)
 
@@ -41,12 +41,12 @@ def test_exact_ddpm_field_is_the_gradient_of_log_q_t_and_matches_the_exact_denoi
     t = 150
     abar = schedule.alphas_cumprod[t]
     std_points = torch.tensor(NORM.to_std(DATA), dtype=torch.float32)
-    field = score_field(ddpm_score(IdealNoisePredictor(std_points, schedule), schedule, t), NORM, EXTENT, resolution=9)
+    field = score_field(ddpm_score(ExactNoisePredictor(std_points, schedule), schedule, t), NORM, EXTENT, resolution=9)
     # q_t in data coordinates: centres m + c·√ᾱ·x0_std, spread c·√(1 − ᾱ)
     centres = NORM.to_data(math.sqrt(abar) * NORM.to_std(DATA))
     fd = _finite_difference(lambda x: _log_p_data(x, centres, NORM.scale * math.sqrt(1 - abar)), field.points)
     np.testing.assert_allclose(field.vectors.reshape(-1, 2), fd, rtol=1e-3, atol=1e-3)
-    via_eps = score_field(ddpm_score(IdealNoisePredictor(std_points, schedule), schedule, t), NORM, EXTENT, 9)
+    via_eps = score_field(ddpm_score(ExactNoisePredictor(std_points, schedule), schedule, t), NORM, EXTENT, 9)
     np.testing.assert_allclose(via_eps.vectors, field.vectors, rtol=1e-4, atol=1e-4)
 
 
@@ -67,11 +67,11 @@ def test_learned_field_approaches_the_exact_one_at_high_noise(objective):
     trainer.run()
     model, std_points = trainer.ema_model(), torch.tensor(norm.to_std(data), dtype=torch.float32)
     if objective == "ddpm":
-        exact_model = IdealNoisePredictor(std_points, trainer.schedule)
+        exact_model = ExactNoisePredictor(std_points, trainer.schedule)
         learned, exact = ddpm_score(model, trainer.schedule, 700), ddpm_score(exact_model, trainer.schedule, 700)
     else:
         sigma = float(trainer.ladder.sigmas[1])
-        learned, exact = ncsn_score(model, sigma), ncsn_score(IdealScore(std_points), sigma)
+        learned, exact = ncsn_score(model, sigma), ncsn_score(ExactScore(std_points), sigma)
     extent = (-1.5, 2.5, -1.0, 1.5)
     a, b = score_field(learned, norm, extent, 12).vectors, score_field(exact, norm, extent, 12).vectors
     cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))

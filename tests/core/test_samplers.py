@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffvis.core.datasets import Normaliser
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
+from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.samplers import sample_ddim, sample_ddpm, sample_langevin
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.errors import Cancelled, ConfigError
@@ -35,7 +35,7 @@ def _x_T(n=300, seed=0):
 )
 def test_exact_denoiser_lands_on_the_training_points(kind, run):
     schedule = Schedule.make(kind, 1000)
-    traj = run(IdealNoisePredictor(POINTS, schedule), _x_T(), schedule, torch.Generator().manual_seed(1))
+    traj = run(ExactNoisePredictor(POINTS, schedule), _x_T(), schedule, torch.Generator().manual_seed(1))
     assert _distance_to_set(traj.samples).max() < 1e-3
     assert len(np.unique(traj.samples.round(3), axis=0)) == len(POINTS)  # every point is reached
 
@@ -43,7 +43,7 @@ def test_exact_denoiser_lands_on_the_training_points(kind, run):
 def test_langevin_with_exact_score_lands_on_the_training_points():
     ladder = SigmaLadder.geometric(3.0, 0.01, 10)
     traj = sample_langevin(
-        IdealScore(POINTS), _x_T(), ladder, steps_per_level=50, generator=torch.Generator().manual_seed(0)
+        ExactScore(POINTS), _x_T(), ladder, steps_per_level=50, generator=torch.Generator().manual_seed(0)
     )
     assert traj.frames.shape == (10 * 50 + 2, 300, 2) and traj.nfe == 501
     assert _distance_to_set(traj.samples).max() < 1e-3
@@ -54,7 +54,7 @@ def test_langevin_with_exact_score_lands_on_the_training_points():
 def test_trajectory_shapes_times_and_data_coordinates():
     schedule = Schedule.make("linear", 100)
     norm = Normaliser((5.0, -2.0), 3.0)
-    model = IdealNoisePredictor(POINTS, schedule)
+    model = ExactNoisePredictor(POINTS, schedule)
     traj = sample_ddim(model, _x_T(50), schedule, steps=10, normaliser=norm)
     assert traj.frames.shape == traj.x0_hat.shape == (11, 50, 2) and traj.nfe == 10
     assert traj.frames.dtype == np.float32
@@ -68,7 +68,7 @@ def test_trajectory_shapes_times_and_data_coordinates():
 
 def test_same_generator_same_trajectory_and_eta0_is_deterministic():
     schedule = Schedule.make("linear", 200)
-    model = IdealNoisePredictor(POINTS, schedule)
+    model = ExactNoisePredictor(POINTS, schedule)
     a = sample_ddpm(model, _x_T(), schedule, generator=torch.Generator().manual_seed(7))
     b = sample_ddpm(model, _x_T(), schedule, generator=torch.Generator().manual_seed(7))
     c = sample_ddpm(model, _x_T(), schedule, generator=torch.Generator().manual_seed(8))
@@ -98,7 +98,7 @@ def test_ddpm_posterior_mean_step_matches_hand_computation():
 
 def test_callback_sees_every_step_and_can_cancel():
     schedule = Schedule.make("linear", 100)
-    model = IdealNoisePredictor(POINTS, schedule)
+    model = ExactNoisePredictor(POINTS, schedule)
     seen = []
     sample_ddim(model, _x_T(10), schedule, steps=10, callback=lambda info: seen.append((info.i, info.total)))
     assert seen == [(i, 10) for i in range(1, 11)]
@@ -121,7 +121,7 @@ def test_callback_sees_every_step_and_can_cancel():
 def test_bad_sampler_arguments_are_user_errors(call):
     schedule = Schedule.make("linear", 100)
     with pytest.raises(ConfigError):
-        call(IdealNoisePredictor(POINTS, schedule), schedule)
+        call(ExactNoisePredictor(POINTS, schedule), schedule)
 
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffvis.core.ideal import IdealNoisePredictor
+from diffvis.core.exact import ExactNoisePredictor
 from diffvis.core.registry import SAMPLERS
 from diffvis.core.samplers import sample_ddim
 from diffvis.core.schedules import Schedule
@@ -87,7 +87,7 @@ def test_evaluations_are_counted_per_frame(name, nfe):
 @pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m"])
 def test_with_the_exact_denoiser_solvers_approach_ddim_over_every_timestep(name):
     points = torch.tensor([[-1.0, 0.0], [1.0, 0.5], [0.2, -1.2], [0.0, 1.0]])
-    model = IdealNoisePredictor(points, SCHEDULE)
+    model = ExactNoisePredictor(points, SCHEDULE)
     x_T = noise(64, seed=3)
     reference = sample_ddim(model, x_T, SCHEDULE, steps=1000, eta=0.0).samples
     gaps = [np.abs(SAMPLERS[name].fn(model, x_T, SCHEDULE, steps=S).samples - reference).max() for S in (10, 40, 250)]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.fields import (
     NOISE_SEED,
     density_grid,
@@ -15,7 +16,6 @@ from diffvis.core.fields import (
     padded_extent,
     trajectory_scores,
 )
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model, train_run
 from diffvis.core.run import SamplingModel
@@ -87,7 +87,7 @@ def ncsn_run():
 
 @pytest.mark.parametrize("start", [1, 4, 9])
 def test_ddim_started_at_frame_k_reproduces_the_full_run(start):
-    model = IdealNoisePredictor(STD_POINTS, SCHEDULE)
+    model = ExactNoisePredictor(STD_POINTS, SCHEDULE)
     full = sample_ddim(model, _x_T(), SCHEDULE, steps=10)
     part = sample_ddim(model, torch.from_numpy(full.frames[start].copy()), SCHEDULE, steps=10, start=start)
     assert part.frames.shape == full.frames.shape == (11, 20, 2)
@@ -116,7 +116,7 @@ def test_ddim_started_part_way_with_a_linear_model_matches_a_hand_computation():
 
 
 def test_ddpm_start_skips_frames_and_is_reproducible_by_seed():
-    model = IdealNoisePredictor(STD_POINTS, SCHEDULE)
+    model = ExactNoisePredictor(STD_POINTS, SCHEDULE)
     full = sample_ddpm(model, _x_T(), SCHEDULE, generator=_gen(0))
     k = 30
     x_k = torch.from_numpy(full.frames[k].copy())
@@ -136,7 +136,7 @@ def test_ddpm_start_skips_frames_and_is_reproducible_by_seed():
 
 
 def test_langevin_start_uses_the_points_unscaled_and_is_reproducible_by_seed():
-    model = IdealScore(STD_POINTS)
+    model = ExactScore(STD_POINTS)
     K = 3
     full = sample_langevin(model, _x_T(), LADDER, steps_per_level=K, step_size=1e-3, generator=_gen(0))
     np.testing.assert_allclose(full.frames[0], LADDER.sigmas[0] * _x_T().numpy(), rtol=1e-6)  # σ_1 · x_T
@@ -159,19 +159,19 @@ def test_langevin_start_uses_the_points_unscaled_and_is_reproducible_by_seed():
 
 
 def test_langevin_without_denoise_counts_its_evaluations_the_same_way():
-    full = sample_langevin(IdealScore(STD_POINTS), _x_T(), LADDER, steps_per_level=2, denoise=False)
-    part = sample_langevin(IdealScore(STD_POINTS), _x_T(), LADDER, steps_per_level=2, denoise=False, start=3)
+    full = sample_langevin(ExactScore(STD_POINTS), _x_T(), LADDER, steps_per_level=2, denoise=False)
+    part = sample_langevin(ExactScore(STD_POINTS), _x_T(), LADDER, steps_per_level=2, denoise=False, start=3)
     assert full.frames.shape == (9, 20, 2) and full.nfe == 9 and part.nfe == 9 - 3
 
 
 def _run_sampler(name, x, start, **kw):
     if name == "ddpm":
-        return sample_ddpm(IdealNoisePredictor(STD_POINTS, SCHEDULE), x, SCHEDULE, start=start, **kw)
+        return sample_ddpm(ExactNoisePredictor(STD_POINTS, SCHEDULE), x, SCHEDULE, start=start, **kw)
     if name == "ddim":
-        return sample_ddim(IdealNoisePredictor(STD_POINTS, SCHEDULE), x, SCHEDULE, steps=10, start=start, **kw)
+        return sample_ddim(ExactNoisePredictor(STD_POINTS, SCHEDULE), x, SCHEDULE, steps=10, start=start, **kw)
     if name == "langevin":
-        return sample_langevin(IdealScore(STD_POINTS), x, LADDER, steps_per_level=3, start=start, **kw)
-    return sample_langevin(IdealScore(STD_POINTS), x, LADDER, steps_per_level=3, denoise=False, start=start, **kw)
+        return sample_langevin(ExactScore(STD_POINTS), x, LADDER, steps_per_level=3, start=start, **kw)
+    return sample_langevin(ExactScore(STD_POINTS), x, LADDER, steps_per_level=3, denoise=False, start=start, **kw)
 
 
 FRAMES = {"ddpm": 51, "ddim": 11, "langevin": 14, "langevin_nodenoise": 13}
@@ -214,11 +214,11 @@ def test_langevin_times_by_hand_and_against_a_trajectory(denoise):
     expected = [2.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.5] + ([0.0] if denoise else [])
     np.testing.assert_array_equal(times, expected)
     assert len(times) == 3 * 2 + (2 if denoise else 1)
-    traj = sample_langevin(IdealScore(STD_POINTS), _x_T(), ladder, steps_per_level=2, denoise=denoise)
+    traj = sample_langevin(ExactScore(STD_POINTS), _x_T(), ladder, steps_per_level=2, denoise=denoise)
     np.testing.assert_allclose(traj.times, times, rtol=1e-7)
     for K in (1, 4):
         geo = langevin_times(LADDER, K, denoise)
-        traj = sample_langevin(IdealScore(STD_POINTS), _x_T(), LADDER, steps_per_level=K, denoise=denoise)
+        traj = sample_langevin(ExactScore(STD_POINTS), _x_T(), LADDER, steps_per_level=K, denoise=denoise)
         assert len(geo) == LADDER.L * K + (2 if denoise else 1)
         np.testing.assert_allclose(traj.times, geo, rtol=1e-6)
 
@@ -277,7 +277,7 @@ def test_exact_of_fits_the_normaliser_and_the_ladder(objective):
     std = (DATA - mean) / scale
     assert m.ladder.sigmas[0] == pytest.approx(_diameter(std), rel=1e-3)
     assert m.ladder.sigmas[0] != pytest.approx(_diameter(DATA), rel=1e-2)  # the standardised, not the raw one
-    assert isinstance(m.model, IdealNoisePredictor if objective == "ddpm" else IdealScore)
+    assert isinstance(m.model, ExactNoisePredictor if objective == "ddpm" else ExactScore)
     np.testing.assert_allclose(m.model.points.numpy(), std, rtol=1e-6, atol=1e-6)
 
 
@@ -307,10 +307,10 @@ def test_exact_langevin_samples_land_on_the_training_points_in_data_coordinates(
 
 def test_sampling_model_without_a_run_is_exact():
     m = sampling_model(None, DATA, "ddpm", schedule=SCHEDULE)
-    assert m.exact and m.schedule is SCHEDULE and isinstance(m.model, IdealNoisePredictor)
+    assert m.exact and m.schedule is SCHEDULE and isinstance(m.model, ExactNoisePredictor)
     assert sampling_model(None, DATA, "ddpm").schedule.T == 1000
     n = sampling_model(None, DATA, "ncsn", exact=True, schedule=SCHEDULE)
-    assert n.exact and isinstance(n.model, IdealScore)
+    assert n.exact and isinstance(n.model, ExactScore)
 
 
 def test_sampling_model_of_a_trained_run(ddpm_run):
@@ -321,7 +321,7 @@ def test_sampling_model_of_a_trained_run(ddpm_run):
         sampling_model(ddpm_run, DATA, "ncsn")
     e = sampling_model(ddpm_run, DATA, "ddpm", exact=True, schedule=Schedule.make("linear", 20))
     assert e.exact and e.schedule is ddpm_run.schedule and e.normaliser == ddpm_run.normaliser
-    assert isinstance(e.model, IdealNoisePredictor)
+    assert isinstance(e.model, ExactNoisePredictor)
 
 
 def test_reverse_trajectory_is_reproducible_by_seed():

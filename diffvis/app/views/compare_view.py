@@ -51,13 +51,15 @@ from diffvis.app.views.style import (
     style_data_plot,
 )
 from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.app.widgets.sampler_controls import SamplerControls
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
-from diffvis.core.compare import METRIC_POINTS, PRESETS, PanelResult, PanelSpec, Reference, compare, sweep
+from diffvis.core.compare import METRIC_POINTS, PRESETS, PanelResult, Reference, compare, parse_step_counts, sweep
 from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
-from diffvis.core.registry import SAMPLERS
-from diffvis.core.schedules import SPACINGS, Schedule
+from diffvis.core.request import SampleRequest
+from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
+from diffvis.errors import ConfigError
 
 BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
 PROGRESS_FRAMES = 100  # the shared slider runs over 0 … 100 % of every panel's trajectory
@@ -88,79 +90,41 @@ def panel_frame(progress: int, frames: int) -> int:
 
 
 class PanelEditor(QGroupBox):
-    """One panel's sampler and settings."""
+    """One panel's sampler and its settings (from the registry), the exact model, and the guidance scale."""
 
-    def __init__(self, index: int, spec: PanelSpec):
+    def __init__(self, index: int, request: SampleRequest):
         super().__init__(f"Panel {index + 1}")
-        self.sampler = QComboBox()
-        for key, info in SAMPLERS.items():
-            self.sampler.addItem(info.title, key)
-        self.steps = QSpinBox(minimum=1, maximum=1000)
-        self.steps.setToolTip("S steps (DDIM, ODE solvers) or K steps per level (Langevin); DDPM takes all T")
-        self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
-        self.eta.setToolTip("DDIM η: 0 deterministic, 1 as stochastic as DDPM")
+        self.controls = SamplerControls()
         self.exact = QCheckBox("exact")
         self.exact.setToolTip("the exact denoiser (or exact score) of the data instead of the trained model")
-        self.spacing = QComboBox()
-        self.spacing.addItems(SPACINGS)
-        self.spacing.setToolTip("which timesteps DDIM and the ODE solvers visit (as in diffusers)")
-        self.variance = QComboBox()
-        self.variance.addItem("β̃ (posterior)", "beta_tilde")
-        self.variance.addItem("β", "beta")
-        self.variance.setToolTip("DDPM's noise variance at each step")
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
         self.guidance.setToolTip("classifier-free guidance scale, when the view samples a class")
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
-        grid.addWidget(self.sampler, 0, 0, 1, 3)
-        grid.addWidget(self.steps, 1, 0)
-        grid.addWidget(self.eta, 1, 1)
-        grid.addWidget(self.exact, 1, 2)
-        grid.addWidget(self.spacing, 2, 0, 1, 2)
-        grid.addWidget(self.variance, 2, 2)
-        grid.addWidget(self.guidance, 3, 0, 1, 3)
-        self.sampler.currentIndexChanged.connect(self._update_enabled)
-        self.set_spec(spec)
+        grid.addWidget(self.controls.combo, 0, 0)
+        grid.addWidget(self.exact, 0, 1)
+        grid.addWidget(self.controls.pages, 1, 0, 1, 2)
+        grid.addWidget(self.guidance, 2, 0, 1, 2)
+        self.set_spec(request)
 
     def changed_signals(self) -> list:
-        """The signals of every widget the spec is read from."""
-        return [self.sampler.currentIndexChanged, self.steps.valueChanged, self.eta.valueChanged,
-                self.exact.toggled, self.spacing.currentIndexChanged, self.variance.currentIndexChanged,
-                self.guidance.valueChanged]  # fmt: skip
+        """The signals of every widget the request is read from."""
+        return [self.controls.changed, self.exact.toggled, self.guidance.valueChanged]
 
-    def set_spec(self, spec: PanelSpec) -> None:
-        self.sampler.setCurrentIndex(self.sampler.findData(spec.sampler))
-        self.steps.setValue(spec.steps or 50)
-        self.eta.setValue(spec.params.get("eta", 0.0))
-        self.exact.setChecked(spec.exact)
-        self.spacing.setCurrentText(spec.params.get("spacing", "leading" if spec.sampler == "ddim" else "trailing"))
-        self.variance.setCurrentIndex(self.variance.findData(spec.params.get("variance", "beta_tilde")))
-        self.guidance.setValue(spec.params.get("guidance", 1.0))
-        self._update_enabled()
+    def set_spec(self, request: SampleRequest) -> None:
+        self.controls.set_sampler(request.sampler, request.params)
+        self.exact.setChecked(request.exact)
+        self.guidance.setValue(request.guidance)
 
-    def spec(self, label=None) -> PanelSpec:
-        """The panel's spec; for class ``label`` (a dense id or 'all'), guided at the editor's w (None: the model's
-        default, every class for a conditional one; ``UNCONDITIONAL``: f(x, t, ∅))."""
-        sampler = self.sampler.currentData()
-        params = {}
-        if sampler == "ddim":
-            params["eta"] = self.eta.value()
-        if sampler in ("ddim", "euler", "heun", "dpmpp_2m"):
-            params["spacing"] = self.spacing.currentText()
-        if sampler == "ddpm":
-            params["variance"] = self.variance.currentData()
+    def spec(self, label=None) -> SampleRequest:
+        """The panel's request; for class ``label`` (a dense id or 'all'), guided at the editor's w (None: the
+        model's default, every class for a conditional one; ``UNCONDITIONAL``: f(x, t, ∅))."""
+        choice = {}
         if label == UNCONDITIONAL:
-            params["label"] = label
+            choice = {"label": label}
         elif label is not None and (label != ALL_CLASSES or self.guidance.value() != 1.0):
-            params.update(label=label, guidance=self.guidance.value())  # else the model's default: every class
-        return PanelSpec(sampler, params, self.exact.isChecked()).with_steps(self.steps.value())
-
-    def _update_enabled(self) -> None:
-        sampler = self.sampler.currentData()
-        self.steps.setEnabled(sampler != "ddpm")
-        self.eta.setEnabled(sampler == "ddim")
-        self.spacing.setEnabled(sampler not in ("ddpm", "langevin"))
-        self.variance.setEnabled(sampler == "ddpm")
+            choice = {"label": label, "guidance": self.guidance.value()}  # else the model's default: every class
+        return SampleRequest(self.controls.sampler, self.controls.params(), self.exact.isChecked(), **choice)
 
 
 class ComparePanel:
@@ -378,7 +342,7 @@ class CompareView(SceneView):
     def apply_preset(self, key: str) -> None:
         _, specs = PRESETS[key]
         self.preset.setCurrentIndex(self.preset.findData(key))
-        label = specs[0].params.get("label", ALL_CLASSES)  # a preset without a class takes the default, every class
+        label = specs[0].label or ALL_CLASSES  # a preset without a class takes the default, every class
         self.class_picker.setCurrentIndex(max(self.class_picker.findData(label), 0))
         for editor, spec in zip(self.editors, specs, strict=False):
             editor.set_spec(spec)
@@ -386,7 +350,7 @@ class CompareView(SceneView):
         self._layout_panels()
         self._on_settings_change()
 
-    def specs(self) -> list[PanelSpec]:
+    def specs(self) -> list[SampleRequest]:
         label = self.class_picker.request_label
         return [editor.spec(label) for editor in self.editors[: self.count.value()]]
 
@@ -515,12 +479,11 @@ class CompareView(SceneView):
     # --- the sweep ------------------------------------------------------------------------------------------
     def start_sweep(self) -> bool:
         try:
-            steps = sorted({int(v) for v in self.sweep_steps.text().replace(" ", "").split(",") if v})
-        except ValueError:
-            self.state.say("step counts are whole numbers separated by commas, e.g. 5, 10, 20")
+            steps = parse_step_counts(self.sweep_steps.text())
+        except ConfigError as e:
+            self.state.say(f"{e}, e.g. 5, 10, 20")
             return False
-        if not steps or min(steps) < 1 or len(self.state.data) < 2:
-            self.state.say("give at least one step count of 1 or more")
+        if len(self.state.data) < 2:
             return False
         specs = list({spec.family: spec for spec in self.specs()}.values())
         run, points, schedule, draw, n = self._context()

@@ -16,7 +16,8 @@ from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
 from diffvis.core.fields import FieldSeries, field_series, padded_extent
-from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.pipeline import sample_request, sampling_model
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import langevin_frame
 from diffvis.core.schedules import Schedule
@@ -90,11 +91,12 @@ class LangevinView(SceneView):
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
         data, n = self.state.data, self.points.value()
         points, extent, resolution = data.points, padded_extent(data.points), self.resolution.value()
-        params = {"steps_per_level": self.steps.value(), "step_size": self.step_size.value()}
+        request = SampleRequest("langevin", {"steps_per_level": self.steps.value(),
+                                             "step_size": self.step_size.value()}, n=n)  # fmt: skip
 
         def compute(progress):
             model = sampling_model(run, data, "ncsn", exact=exact, schedule=schedule)
-            traj = reverse_trajectory(model, "langevin", n=n, callback=lambda s: progress(s.i, s.total), **params)
+            traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             series = field_series(model, points, extent, resolution=resolution, max_noised=1)
             return Annealed(model, traj, series, source)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QPushButton, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QSpinBox
 
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
@@ -18,11 +18,13 @@ from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, class_brushes, sample_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
+from diffvis.app.widgets.sampler_controls import SamplerControls
 from diffvis.core.classes import UNCONDITIONAL
 from diffvis.core.compare import METRIC_POINTS
 from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
 from diffvis.core.metrics import memorised_fraction
-from diffvis.core.pipeline import ClassScore, probe_trajectory, reverse_trajectory, sampling_model, score_classes
+from diffvis.core.pipeline import ClassScore, probe_trajectory, request_model, sample_request, score_classes
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_sets
@@ -35,13 +37,12 @@ BACKDROP_POINTS = 3000
 
 @dataclass(frozen=True)
 class Sampled:
-    """What the reverse view computes: the model and sampler settings (probes reuse them), the trajectory, and
-    the fraction of its final samples that sit on a training point, and per class how its samples fare (empty
-    for unconditional sampling)."""
+    """What the reverse view computes: the model and the request (probes reuse them), the trajectory, and the
+    fraction of its final samples that sit on a training point, and per class how its samples fare (empty for
+    unconditional sampling)."""
 
     model: SamplingModel
-    sampler: str
-    params: dict
+    request: SampleRequest
     trajectory: Trajectory
     landed: float
     class_scores: list[ClassScore]
@@ -81,12 +82,8 @@ class ReverseView(SceneView):
         super().__init__(state, "Reverse process (data coordinates)", parent)
         self.plot.setToolTip("Click to add a probe particle at this frame")
         self.trajectory: Trajectory | None = None
-        self.sampler = QComboBox()
-        self.sampler.addItems(["ddim", "ddpm", "langevin", "euler", "heun", "dpmpp_2m"])
-        self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
-        self.steps.setToolTip("DDIM and the ODE solvers (Euler, Heun, DPM-Solver++ 2M): steps S; Langevin: steps per "
-                              "noise level K; DDPM always takes T steps")  # fmt: skip
-        self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
+        self.controls = SamplerControls()
+        self.seed = 0
         self.model = model_choice()
         self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
         self.trails = QSpinBox(minimum=0, maximum=1000, value=30, singleStep=10)
@@ -97,8 +94,9 @@ class ReverseView(SceneView):
         self.clear_probes = QPushButton("Clear probes")
         self.class_picker = ClassPicker()
         self.guidance = GuidanceSlider()
-        for label, widget in [("Sampler", self.sampler), ("Steps", self.steps), ("η", self.eta),
-                              ("Model", self.model), ("Points", self.points), ("Trails", self.trails),
+        self.add_setting("Sampler", self.controls.combo, columns_per_row=3)
+        self.add_setting("", self.controls.pages, columns_per_row=3)
+        for label, widget in [("Model", self.model), ("Points", self.points), ("Trails", self.trails),
                               ("Class", self.class_picker), ("Guidance", self.guidance), ("", self.compute_button),
                               ("", self.show_x0), ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
@@ -157,37 +155,39 @@ class ReverseView(SceneView):
             self.probes.arrow_length = 0.08 * (x_max - x_min)
 
     # --- computing ------------------------------------------------------------------------------------------
-    def sampler_params(self) -> tuple[str, dict]:
-        """The sampler and its settings, with the class and guidance scale when a class is chosen."""
-        sampler, steps = self.sampler.currentText(), self.steps.value()
-        params = {"ddim": {"steps": steps, "eta": self.eta.value()}, "ddpm": {},
-                  "langevin": {"steps_per_level": steps}}.get(sampler, {"steps": steps})  # fmt: skip
+    def request(self) -> SampleRequest:
+        """What the settings ask for: the sampler and its settings, the model, the class and guidance, the points."""
         label = self.class_picker.request_label
-        if label is not None:
-            guided = label != UNCONDITIONAL
-            params = {**params, "label": label, **({"guidance": self.guidance.w} if guided else {})}
-        return sampler, params
+        guided = label is not None and label != UNCONDITIONAL
+        return SampleRequest(self.controls.sampler, self.controls.params(), exact=bool(self.model.currentData()),
+                             label=label, guidance=self.guidance.w if guided else 1.0, n=self.points.value(),
+                             seed=self.seed)  # fmt: skip
+
+    def set_request(self, request: SampleRequest) -> None:
+        """Show ``request``'s settings (the class picker keeps its choice: the classes depend on the model)."""
+        self.controls.set_sampler(request.sampler, request.params)
+        self.model.setCurrentIndex(self.model.findData(request.exact))
+        self.points.setValue(request.n)
+        self.guidance.set_w(request.guidance)
+        self.seed = request.seed
 
     def work(self):
-        run = self.state.model_run
-        exact = bool(self.model.currentData()) or run is None
-        sampler, params = self.sampler_params()
-        objective = "ncsn" if sampler == "langevin" else "ddpm"
+        run, request = self.state.model_run, self.request()
         cfg = self.state.train_config
         schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        data, n = self.state.data, self.points.value()
-        fresh = fresh_sets(self.state.data_info, data, min(n, METRIC_POINTS))
+        data = self.state.data
+        fresh = fresh_sets(self.state.data_info, data, min(request.n, METRIC_POINTS))
 
         def compute(progress):
-            model = sampling_model(run, data, objective, exact=exact, schedule=schedule)
-            traj = reverse_trajectory(model, sampler, n=n, callback=lambda s: progress(s.i, s.total), **params)
+            model, _ = request_model(request, run, data, schedule)
+            traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             points = data.points
             landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
             scores = []
             if traj.labels is not None:
                 m = METRIC_POINTS
                 scores = score_classes(traj.samples[:m].astype(np.float64), traj.labels[:m], model.classes, fresh)
-            return Sampled(model, sampler, params, traj, landed, scores)
+            return Sampled(model, request, traj, landed, scores)
 
         return compute
 
@@ -207,11 +207,11 @@ class ReverseView(SceneView):
         if frame >= self.trajectory.steps:
             self.state.say("a probe starts before the last frame: scrub back, then click")
             return False
-        model, sampler, params = self.result.model, self.result.sampler, self.result.params
+        model, request = self.result.model, self.result.request
         seed = 1 + len(self.probes.probes)
 
         def compute(progress):
-            traj = probe_trajectory(model, sampler, position[None], start=frame, seed=seed, **params)
+            traj = probe_trajectory(model, request, position[None], start=frame, seed=seed)
             return Probe(traj, trajectory_scores(traj, model))
 
         self.probe_job.start(compute)

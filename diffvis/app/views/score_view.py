@@ -23,9 +23,10 @@ from diffvis.app.views.style import class_brushes
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
-from diffvis.core.classes import dense_labels
+from diffvis.core.classes import UNCONDITIONAL, dense_labels
 from diffvis.core.fields import FieldSeries, field_series, guided_series, padded_extent, trajectory_scores
 from diffvis.core.pipeline import probe_trajectory, sampling_model
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
 
@@ -150,8 +151,10 @@ class ScoreView(SceneView):
     def guidance_params(self) -> dict:
         """The class and guidance scale of the field shown, for probes (none for the unconditional field)."""
         fields, kind = self.result, self.field.currentData()
-        if fields.conditional is None or kind == "unconditional":
+        if fields.conditional is None:
             return {}
+        if kind == "unconditional":
+            return {"label": UNCONDITIONAL}
         return {"label": fields.label, "guidance": self.guidance.w if kind == "guided" else 1.0}
 
     def accept(self, result) -> int:
@@ -186,12 +189,13 @@ class ScoreView(SceneView):
 
         def compute(progress):
             if model.objective == "ddpm":
-                params = {"steps": len(series.times), "eta": 0.0, "spacing": "linspace", **guidance}
-                traj = probe_trajectory(model, "ddim", position[None], start=frame, seed=seed, **params)
+                params = {"steps": len(series.times), "eta": 0.0, "spacing": "linspace"}
+                request = SampleRequest("ddim", params, **guidance)
+                traj = probe_trajectory(model, request, position[None], start=frame, seed=seed)
                 return Probe(traj, trajectory_scores(traj, model))
             K = PROBE_STEPS_PER_LEVEL
-            traj = probe_trajectory(model, "langevin", position[None], start=frame * K, seed=seed,
-                                    steps_per_level=K, **guidance)  # fmt: skip
+            request = SampleRequest("langevin", {"steps_per_level": K}, **guidance)
+            traj = probe_trajectory(model, request, position[None], start=frame * K, seed=seed)
             at_levels = np.append(np.arange(len(series.times)) * K, traj.steps)  # the frame entering each level
             return Probe(traj.take(at_levels), trajectory_scores(traj, model)[at_levels])
 

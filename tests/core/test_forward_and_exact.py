@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffvis.core.exact import ExactNoisePredictor, ExactScore, mixture_score
 from diffvis.core.forward import forward_chain, q_sample
-from diffvis.core.ideal import IdealNoisePredictor, IdealScore, mixture_score
 from diffvis.core.parametrization import eps_from_score, score_from_eps, x0_from_eps, x0_from_score
 from diffvis.core.schedules import Schedule
 
@@ -48,7 +48,7 @@ def test_exact_score_is_the_gradient_of_log_q():
         np.testing.assert_allclose(mixture_score(x, centres, s).numpy(), fd.numpy(), rtol=1e-6, atol=1e-6)
 
 
-def test_ideal_noise_is_the_posterior_mean_of_eps():
+def test_exact_noise_is_the_posterior_mean_of_eps():
     """E[ε | x_t] by brute-force Bayes over the points equals the exact denoiser's ε."""
     schedule = Schedule.make("linear", 1000)
     pts = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]], dtype=torch.float64)
@@ -58,15 +58,15 @@ def test_ideal_noise_is_the_posterior_mean_of_eps():
     eps_i = (x[:, None, :] - math.sqrt(abar) * pts[None]) / math.sqrt(1 - abar)  # ε implied by each point
     w = torch.softmax(-(eps_i**2).sum(-1) / 2, dim=1)  # likelihood N(x; √ᾱ x0_i, (1 − ᾱ) I) ∝ exp(−‖ε_i‖²/2)
     expected = (w[..., None] * eps_i).sum(1)
-    got = IdealNoisePredictor(pts, schedule)(x.float(), t)
+    got = ExactNoisePredictor(pts, schedule)(x.float(), t)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
 
 
-def test_ideal_score_at_small_sigma_points_to_the_nearest_point():
+def test_exact_score_at_small_sigma_points_to_the_nearest_point():
     pts = torch.tensor([[1.0, 1.0], [-2.0, 0.0]])
     x = torch.tensor([[0.9, 1.2]])
     sigma = 0.05
-    x0 = x0_from_score(x, IdealScore(pts)(x, sigma), sigma)  # Tweedie
+    x0 = x0_from_score(x, ExactScore(pts)(x, sigma), sigma)  # Tweedie
     np.testing.assert_allclose(x0.numpy(), [[1.0, 1.0]], atol=1e-5)
 
 

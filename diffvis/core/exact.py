@@ -1,4 +1,4 @@
-"""The exact (ideal) denoiser and score of an empirical point set.
+"""The exact denoiser and score of an empirical point set.
 
 For q(x) = mean_i N(x; a·x0_i, s² I) the score is ∇ log q(x) = Σ_i w_i(x) (a·x0_i − x) / s², with
 w_i(x) = softmax_i(−‖x − a·x0_i‖² / 2s²). The DDPM marginal q_t has a = √ᾱ_t, s² = 1 − ᾱ_t, so the optimal
@@ -55,7 +55,7 @@ def _subset(centres: torch.Tensor, centre_labels, y) -> torch.Tensor:
     return centres[centre_labels.to(centres.device) == y]
 
 
-class IdealModel:
+class ExactModel:
     """The exact model of the empirical set ``points`` (standardised, (M, 2)), with their dense class ids
     ``labels`` (M,) when conditioning on classes. The sorted index of each class's points is built on first use,
     per device and float type."""
@@ -93,7 +93,7 @@ class IdealModel:
         return planned_price(proxy, index.scaled(a), s, default_tol(proxy.dtype), n)
 
 
-class IdealNoisePredictor(IdealModel):
+class ExactNoisePredictor(ExactModel):
     """E[ε | x_t, y] = −√(1 − ᾱ_t) ∇ log q_t(x_t | y); callable as model(x, t[, label])."""
 
     def __init__(self, points, schedule: Schedule, labels=None):
@@ -105,17 +105,23 @@ class IdealNoisePredictor(IdealModel):
         return -((1 - abar) ** 0.5) * self.score(x, abar**0.5, (1 - abar) ** 0.5, label)
 
     def work(self, n: int, t) -> float:
-        """The predicted price of ``self(x, t)`` for n points (see ``IdealModel.price``)."""
+        """The predicted price of ``self(x, t)`` for n points (see ``ExactModel.price``)."""
         abar = float(self.schedule.alphas_cumprod[int(t)])
         return self.price(n, abar**0.5, (1 - abar) ** 0.5)
 
 
-class IdealScore(IdealModel):
+class ExactScore(ExactModel):
     """∇ log mean_{i: y_i = y} N(x; x0_i, σ² I); callable as model(x, σ[, label])."""
 
     def __call__(self, x: torch.Tensor, sigma, label=None) -> torch.Tensor:
         return self.score(x, 1.0, float(sigma), label)
 
     def work(self, n: int, sigma) -> float:
-        """The predicted price of ``self(x, σ)`` for n points (see ``IdealModel.price``)."""
+        """The predicted price of ``self(x, σ)`` for n points (see ``ExactModel.price``)."""
         return self.price(n, 1.0, float(sigma))
+
+
+def exact_model(points, objective: str, schedule: Schedule, labels=None) -> ExactNoisePredictor | ExactScore:
+    """The exact model of standardised ``points`` that a sampler of ``objective`` drives: the ε-predictor for
+    'ddpm', the score for 'ncsn'."""
+    return ExactNoisePredictor(points, schedule, labels) if objective == "ddpm" else ExactScore(points, labels)

@@ -1,0 +1,59 @@
+"""Parsed command-line arguments turned into what the core takes: a ``SampleRequest`` and the model it samples.
+
+Every sampler setting on the command line is the registry's; a setting the chosen sampler does not take is
+refused, never ignored.
+"""
+
+from __future__ import annotations
+
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
+from diffvis.core.registry import SAMPLERS, SamplerInfo, sampler_info
+from diffvis.core.request import DEFAULT_SAMPLER, SampleRequest
+from diffvis.errors import ConfigError
+
+
+def _dest(param) -> str:
+    return param.flag or param.name
+
+
+def given_settings(args, infos: list[SamplerInfo]) -> dict[str, object]:
+    """{option destination: value} of every sampler setting given on the command line; one that none of
+    ``infos`` takes is an error."""
+    given = {_dest(p): getattr(args, _dest(p)) for i in SAMPLERS.values() for p in i.params
+             if getattr(args, _dest(p), None) is not None}  # fmt: skip
+    taken = {_dest(p) for info in infos for p in info.params}
+    for dest in given.keys() - taken:
+        names = " or ".join(info.name for info in infos)
+        raise ConfigError(f"--{dest.replace('_', '-')} is not a setting of the {names} sampler")
+    return given
+
+
+def sampler_params(info: SamplerInfo, given: dict) -> dict:
+    """The settings of ``given`` that sampler ``info`` takes, by parameter name."""
+    return {p.name: given[_dest(p)] for p in info.params if _dest(p) in given}
+
+
+def class_choice(args, classes: Classes | None) -> dict:
+    """--class and --guidance as a request's ``label`` and ``guidance``: a conditional model samples every class
+    in proportion at w = 1 unless told otherwise (``--class unconditional`` gives f(x, t, ∅))."""
+    if classes is None:
+        if args.class_ is not None or args.guidance is not None:
+            raise ConfigError("--class and --guidance need a class-conditional run (trained on labelled data) or "
+                              "labelled --exact data")  # fmt: skip
+        return {}
+    choice = args.class_ or ALL_CLASSES
+    if choice == UNCONDITIONAL:
+        if args.guidance is not None:
+            raise ConfigError("--guidance steers towards a class: it has no meaning with --class unconditional")
+        return {"label": UNCONDITIONAL}
+    label = ALL_CLASSES if choice == ALL_CLASSES else classes.index(choice)
+    return {"label": label, "guidance": 1.0 if args.guidance is None else args.guidance}
+
+
+def make_request(args, classes: Classes | None, sampler: str | None = None) -> SampleRequest:
+    """The request the arguments describe: --sampler (or ``sampler``) and its settings, --exact, --class and
+    --guidance, --n and --seed."""
+    info = sampler_info(sampler or args.sampler or DEFAULT_SAMPLER)
+    params = sampler_params(info, given_settings(args, [info]))
+    return SampleRequest(info.name, params, exact=args.exact is not None, n=args.n, seed=args.seed,
+                         **class_choice(args, classes))  # fmt: skip

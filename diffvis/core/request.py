@@ -1,0 +1,106 @@
+"""What to sample, as every front end asks for it: one ``SampleRequest``.
+
+A request names a sampler and its settings (checked against the registry and completed with the sampler's
+defaults, so two requests that sample alike compare equal), the trained network or the exact model, a class and
+its guidance scale, how many points, and the seed. The seed gives the n points of N(0, I) noise and then, from
+the same generator, the sampler's own noise: the same request gives the same samples in ``diffvis sample``,
+``render``, the reverse view, a comparison panel and ``sweep``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
+from diffvis.core.guidance import check_guidance
+from diffvis.core.registry import SamplerInfo, sampler_info
+from diffvis.errors import ConfigError
+
+DEFAULT_SAMPLER = "ddim"
+MAX_POINTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """``label``: None (the model's default: every class in proportion for a conditional model), ``ALL_CLASSES``,
+    ``UNCONDITIONAL`` (f(x, t, ∅)) or a dense class id; ``guidance`` is the scale w towards that class."""
+
+    sampler: str = DEFAULT_SAMPLER
+    params: dict = field(default_factory=dict)
+    exact: bool = False
+    label: int | str | None = None
+    guidance: float = 1.0
+    n: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", sampler_info(self.sampler).resolve(dict(self.params)))
+        check_guidance(self.guidance)
+        if isinstance(self.label, str):
+            if self.label not in (ALL_CLASSES, UNCONDITIONAL):
+                raise ConfigError(f"a class is a number, {ALL_CLASSES!r} or {UNCONDITIONAL!r}, not {self.label!r}")
+        elif self.label is not None and (isinstance(self.label, bool) or not isinstance(self.label, int)
+                                         or self.label < 0):  # fmt: skip
+            raise ConfigError(f"a class id is a whole number of 0 or more, got {self.label!r}")
+        if not self.conditional and self.guidance != 1.0:
+            raise ConfigError(f"guidance steers towards a class: choose one, or {ALL_CLASSES!r} for every class")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_POINTS:
+            raise ConfigError(f"the number of samples must be a whole number from 1 to {MAX_POINTS:,}, got {self.n!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"the seed must be a whole number, got {self.seed!r}")
+
+    @property
+    def info(self) -> SamplerInfo:
+        return sampler_info(self.sampler)
+
+    @property
+    def objective(self) -> str:
+        """The training objective whose model this sampler drives (an exact model is built for it)."""
+        return self.info.objectives[0]
+
+    @property
+    def conditional(self) -> bool:
+        """True when a class is asked for explicitly (a number or 'all', not the default and not unconditional)."""
+        return self.label not in (None, UNCONDITIONAL)
+
+    @property
+    def steps(self) -> int | None:
+        """The sweepable step count (S, or K per level for Langevin); None for a sampler that takes all T."""
+        key = self.info.steps_param
+        return None if key is None else int(self.params[key])
+
+    def with_steps(self, steps: int) -> SampleRequest:
+        key = self.info.steps_param
+        return self if key is None else replace(self, params={**self.params, key: steps})
+
+    def sampler_kwargs(self) -> dict:
+        """The keyword arguments of ``SamplingModel.sample``: the settings, the class and the guidance scale."""
+        return {**self.params, "label": self.label, **({"guidance": self.guidance} if self.conditional else {})}
+
+    def noise(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Generator]:
+        """The n × 2 starting noise and the generator, seeded with ``seed``, that the sampler goes on drawing from."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return torch.randn(self.n, 2, generator=generator).to(device), generator
+
+    @property
+    def label_text(self) -> str:
+        """e.g. 'DDIM S=50 η=0', 'DDPM (β̃)', 'Langevin K=20 · exact', with 'w=3' when a class is asked for."""
+        return self.describe(with_steps=True)
+
+    @property
+    def family(self) -> str:
+        """The label without the step count: one line of a sweep."""
+        return self.describe(with_steps=False)
+
+    def describe(self, with_steps: bool) -> str:
+        info, parts = self.info, [self.info.title]
+        for param in info.params:
+            if param.name == info.steps_param and not with_steps:
+                continue
+            if param.brief is not None:
+                parts.append(param.brief(self.params[param.name]))
+        if self.conditional:
+            parts.append(f"w={self.guidance:g}")
+        return " ".join(parts) + (" · exact" if self.exact else "")
