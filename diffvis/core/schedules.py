@@ -51,7 +51,7 @@ _BETAS = {"linear": linear_betas, "cosine": cosine_betas, "sigmoid": sigmoid_bet
 
 @dataclass(frozen=True)
 class Schedule:
-    """A discrete DDPM schedule of T steps; every array has shape (T,) and dtype float64."""
+    """A discrete DDPM schedule of T steps; every array has shape (T,), dtype float64 and is read-only."""
 
     kind: str
     T: int
@@ -63,21 +63,23 @@ class Schedule:
     snr: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        betas = np.asarray(self.betas, dtype=np.float64)
+        betas = np.array(self.betas, dtype=np.float64)  # a copy: the caller's array stays writable
         if betas.shape != (self.T,) or not np.all((betas > 0) & (betas < 1)):
             raise ConfigError("betas must be T numbers strictly between 0 and 1")
         alphas = 1 - betas
         abar = np.cumprod(alphas)
         abar_prev = np.concatenate([[1.0], abar[:-1]])
-        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
-        put("betas", betas)
-        put("alphas", alphas)
-        put("alphas_cumprod", abar)
-        put("alphas_cumprod_prev", abar_prev)
-        put("posterior_variance", (1 - abar_prev) / (1 - abar) * betas)
-        put("snr", abar / (1 - abar))
-        for array in (betas, alphas, abar, abar_prev):
+        tables = {
+            "betas": betas,
+            "alphas": alphas,
+            "alphas_cumprod": abar,
+            "alphas_cumprod_prev": abar_prev,
+            "posterior_variance": (1 - abar_prev) / (1 - abar) * betas,
+            "snr": abar / (1 - abar),
+        }
+        for name, array in tables.items():
             array.flags.writeable = False
+            object.__setattr__(self, name, array)  # frozen dataclass
 
     @classmethod
     def make(cls, kind: str = "linear", T: int = 1000) -> Schedule:
@@ -97,14 +99,16 @@ class Schedule:
 
 @dataclass(frozen=True)
 class SigmaLadder:
-    """NCSN noise levels σ_1 > … > σ_L, geometric: σ_i = σ_max · (σ_min/σ_max)^((i−1)/(L−1))."""
+    """NCSN noise levels σ_1 > … > σ_L, a read-only float64 array; ``geometric`` makes
+    σ_i = σ_max · (σ_min/σ_max)^((i−1)/(L−1))."""
 
     sigmas: np.ndarray
 
     def __post_init__(self) -> None:
-        s = np.asarray(self.sigmas, dtype=np.float64)
+        s = np.array(self.sigmas, dtype=np.float64)  # a copy: the caller's array stays writable
         if s.ndim != 1 or len(s) < 1 or not np.all(s > 0) or np.any(np.diff(s) >= 0):
             raise ConfigError("noise levels must be positive and strictly decreasing")
+        s.flags.writeable = False
         object.__setattr__(self, "sigmas", s)
 
     @classmethod

@@ -38,6 +38,28 @@ def test_cosine_follows_the_closed_form():
     assert sched.betas.max() == pytest.approx(0.999)  # the cap binds at the end
 
 
+@pytest.mark.parametrize("kind", ["linear", "cosine", "sigmoid"])
+def test_every_table_is_read_only(kind):
+    s = Schedule.make(kind, 10)
+    tables = {name: value for name, value in vars(s).items() if isinstance(value, np.ndarray)}
+    assert len(tables) == 6, sorted(tables)
+    for name, array in tables.items():
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0.5
+        assert not array.flags.writeable, name
+    betas = np.full(4, 0.1)
+    Schedule("custom", 4, betas)
+    betas[0] = 0.2  # the schedule froze its own copy, not the caller's array
+
+
+def test_sigma_ladder_is_read_only():
+    sigmas = np.array([2.0, 1.0, 0.5])
+    for ladder in (SigmaLadder(sigmas), SigmaLadder.geometric(10.0, 0.01, 7)):
+        with pytest.raises(ValueError, match="read-only"):
+            ladder.sigmas[0] = 3.0
+    sigmas[0] = 3.0  # the ladder froze its own copy
+
+
 @pytest.mark.parametrize(("kind", "T"), [("bogus", 100), ("linear", 1), ("linear", 10_001)])
 def test_bad_schedules_are_user_errors(kind, T):
     with pytest.raises(ConfigError):
