@@ -55,8 +55,8 @@ def sliced_w1(x: np.ndarray, y: np.ndarray, n_projections: int = N_PROJECTIONS, 
     px, py = (dirs @ _as_tensor(x).T).sort(1).values, (dirs @ _as_tensor(y).T).sort(1).values
     grid = torch.cat([px, py], 1).sort(1).values  # (P, n + m) all breakpoints
     left = grid[:, :-1].contiguous()
-    fx = torch.searchsorted(px, left, right=True) / px.shape[1]
-    fy = torch.searchsorted(py, left, right=True) / py.shape[1]
+    fx = torch.searchsorted(px, left, right=True).double() / px.shape[1]  # float64: int64 / int is float32
+    fy = torch.searchsorted(py, left, right=True).double() / py.shape[1]
     return float(((fx - fy).abs() * grid.diff(dim=1)).sum(1).mean())
 
 
