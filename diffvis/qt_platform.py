@@ -9,6 +9,7 @@ imported here; where ``ldd`` is absent or fails, the check is skipped (it never 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import re
@@ -148,6 +149,14 @@ def missing_xcb_libraries() -> list[str]:
     return parse_missing(output) if output is not None else []
 
 
+def headless_commands() -> list[str]:
+    """The subcommands of ``diffvis`` (``cli.build_parser``), in order: every one of them runs without a display."""
+    from diffvis.cli import build_parser  # imported here: cli imports this module when it opens the app
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
 def check_can_open_window(*, screenshot: bool, environ: dict[str, str] | None = None) -> None:
     """Before the QApplication: raise one clear DiffvisError if Qt cannot open a window here.
 
@@ -159,9 +168,10 @@ def check_can_open_window(*, screenshot: bool, environ: dict[str, str] | None = 
         if screenshot and not platform_name(environ):
             environ["QT_QPA_PLATFORM"] = "offscreen"
             return
+        *others, last = headless_commands()
         raise ConfigError("no display to open the app on (set DISPLAY, run it under xvfb-run, or set "
-                          "QT_QPA_PLATFORM=offscreen to run it without a window); the headless commands are data, "
-                          "train, sample, render, sweep and bench")  # fmt: skip
+                          "QT_QPA_PLATFORM=offscreen to run it without a window); the headless commands are "
+                          f"{', '.join(others)} and {last}")  # fmt: skip
     if xcb_wanted(environ):
         missing = missing_xcb_libraries()
         if missing:

@@ -1,5 +1,6 @@
 """diffvis.qt_platform: Qt's missing system libraries are named, with their packages, before Qt loads."""
 
+import argparse
 import os
 import re
 import shutil
@@ -107,6 +108,40 @@ def test_no_display_is_one_clear_error_and_a_screenshot_goes_offscreen(monkeypat
     environ = {}
     qp.check_can_open_window(screenshot=True, environ=environ)
     assert environ == {"QT_QPA_PLATFORM": "offscreen"}
+
+
+def _no_display_message(monkeypatch) -> str:
+    _no_ldd_allowed(monkeypatch)
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(ConfigError) as error:
+        qp.check_can_open_window(screenshot=False, environ={})
+    return str(error.value)
+
+
+def test_no_display_names_every_subcommand_as_headless(monkeypatch):
+    """The subcommands as the parser's usage line lists them ({data,train,…}): each is named in the message."""
+    from diffvis import cli
+
+    usage = cli.build_parser().format_usage()
+    commands = re.search(r"\{([\w,-]+)\}", usage).group(1).split(",")
+    assert {"data", "train", "sample", "render", "sweep", "bench"} <= set(commands), usage
+    listed = _no_display_message(monkeypatch).split("the headless commands are ")[1]
+    assert re.split(r", | and ", listed) == commands
+
+
+def test_a_new_subcommand_is_named_without_a_display(monkeypatch):
+    """The message reads the parser, so a subcommand added to cli is listed with no second list to update."""
+    from diffvis import cli
+
+    build = cli.build_parser
+
+    def with_frobnicate():
+        parser = build()
+        next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).add_parser("frobnicate")
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", with_frobnicate)
+    assert _no_display_message(monkeypatch).endswith(" and frobnicate")
 
 
 def test_missing_libraries_raise_with_the_message(monkeypatch):
