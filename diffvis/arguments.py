@@ -16,11 +16,11 @@ def _dest(param) -> str:
     return param.flag or param.name
 
 
-def given_settings(args, infos: list[SamplerInfo]) -> dict[str, object]:
+def given_settings(args, infos: list[SamplerInfo], *, sweep: bool = False) -> dict[str, object]:
     """{option destination: value} of every sampler setting given on the command line; one that none of
-    ``infos`` takes is an error."""
+    ``infos`` takes is an error. A sweep's --steps is its list of step counts, not a setting."""
     given = {_dest(p): getattr(args, _dest(p)) for i in SAMPLERS.values() for p in i.params
-             if getattr(args, _dest(p), None) is not None}  # fmt: skip
+             if getattr(args, _dest(p), None) is not None and not (sweep and p.name == i.steps_param)}  # fmt: skip
     taken = {_dest(p) for info in infos for p in info.params}
     for dest in given.keys() - taken:
         names = " or ".join(info.name for info in infos)

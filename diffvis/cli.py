@@ -13,6 +13,7 @@ from diffvis.errors import ConfigError, DiffvisError
 from diffvis.malloc import keep_freed_memory
 
 EXIT_USER_ERROR = 2
+OLD_NAMES = {"--ideal": "--exact"}  # options renamed since: old commands keep working, help shows the new name
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,11 +79,10 @@ def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
 
 
 def _source_args(p: argparse.ArgumentParser, exact_help: str) -> None:
-    """--run or --exact (``--ideal``, its old name, is still accepted)."""
+    """--run or --exact (``--ideal``, its old name, is still accepted: see ``OLD_NAMES``)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--exact", type=Path, metavar="DATA_FILE", help=exact_help)
-    src.add_argument("--ideal", type=Path, dest="exact", help=argparse.SUPPRESS)
 
 
 def _request_args(p: argparse.ArgumentParser) -> None:
@@ -222,8 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _new_name(arg: str) -> str:
+    option, equals, value = arg.partition("=")
+    return OLD_NAMES.get(option, option) + equals + value if option in OLD_NAMES else arg
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    argv = [_new_name(arg) for arg in argv]
     keep_freed_memory()
     try:
         args = build_parser().parse_args(argv)

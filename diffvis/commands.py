@@ -168,7 +168,7 @@ def cmd_sweep(args) -> int:
     infos = [sampler_info(name.strip()) for name in args.samplers.split(",") if name.strip()]
     if not infos:
         raise ConfigError("--samplers needs at least one sampler")
-    given = given_settings(args, infos)
+    given = given_settings(args, infos, sweep=True)
     run = None
     if args.run is not None:
         from diffvis.core.checkpoint import load_run

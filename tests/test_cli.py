@@ -233,7 +233,7 @@ def small_data(tmp_path, capsys):
 @pytest.mark.parametrize("sampler", ["ddim", "langevin"])
 def test_ideal_sampling_reproduces_the_data_points(small_data, tmp_path, capsys, sampler):
     out = tmp_path / "S.csv"
-    argv = ["sample", "--ideal", small_data, "--sampler", sampler, "--steps", "20", "--n", "30", "--seed", "1"]
+    argv = ["sample", "--exact", small_data, "--sampler", sampler, "--steps", "20", "--n", "30", "--seed", "1"]
     rc, stdout, err = cli(capsys, *argv, "--out", out)
     assert (rc, err) == (0, "")
     assert f"wrote 30 samples ({sampler}," in stdout
@@ -285,7 +285,7 @@ USER_ERRORS = [  # (id, argv with {i} = inputs, {t} = tmp_path, {r} = the traine
     ("sample no run dir", "sample --run {t}/nowhere --out {t}/s.csv", "nowhere"),
     ("sample corrupt run", "sample --run {i}/corrupt --out {t}/s.csv", "JSON"),
     ("sample no source", "sample --out {t}/s.csv", "--run"),
-    ("sample run and ideal", "sample --run {r} --ideal {i}/bad.csv --out {t}/s.csv", "--ideal"),
+    ("sample run and ideal", "sample --run {r} --ideal {i}/bad.csv --out {t}/s.csv", "--exact"),
     ("sample langevin from ddpm", "sample --run {r} --sampler langevin --steps 2 --out {t}/s.csv", "ncsn model"),
     ("sample init wrong shape", "sample --run {r} --init {i}/noise37x3.npy --out {t}/s.csv", "(37, 3)"),
     ("sample init nan", "sample --run {r} --init {i}/nan.npy --out {t}/s.csv", "NaN"),
@@ -327,7 +327,7 @@ def test_user_error_writes_nothing(argv, run_dir, tmp_path, capsys):
 
 
 def test_ideal_langevin_step_size_must_be_positive(small_data, tmp_path, capsys):
-    argv = ["sample", "--ideal", small_data, "--sampler", "langevin", "--step-size", "-1", "--out", tmp_path / "s.csv"]
+    argv = ["sample", "--exact", small_data, "--sampler", "langevin", "--step-size", "-1", "--out", tmp_path / "s.csv"]
     rc, _, err = cli(capsys, *argv)
     assert_user_error(rc, err, "--step-size must be between")
 
@@ -371,7 +371,7 @@ def test_console_script_user_error(tmp_path, argv, fragment):
 
 def test_python_dash_m_reports_user_error(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "diffvis", "sample", "--ideal", "absent.csv", "--out", "s.csv"],
+        [sys.executable, "-m", "diffvis", "sample", "--exact", "absent.csv", "--out", "s.csv"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

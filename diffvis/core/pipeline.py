@@ -137,8 +137,7 @@ def request_model(
     """The model a request samples, and its label: the run's network when asked for and able to serve the
     sampler (its objective, and classes if a class is asked for); otherwise the exact model of ``data`` (a point
     set's labels make it conditional), with the run's schedule (``schedule`` with no run), and the label says why."""
-    served = not request.exact and served_by(request, run)
-    model = sampling_model(run if served else None, data, request.objective, exact=request.exact,
+    model = sampling_model(run if served_by(request, run) else None, data, request.objective, exact=request.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
     return model, request.label_text + fallback_note(request, run)
 

@@ -6,30 +6,24 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from diffvis.core.compare import (
-    PRESETS,
-    PanelSpec,
-    Reference,
-    compare,
-    panel_model,
-    run_panel,
-    sweep,
-    sweep_csv,
-)
+from diffvis.core.compare import PRESETS, Reference, compare, run_panel, sweep, sweep_csv
 from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.metrics import METRICS, score_samples
 from diffvis.core.models import ModelConfig
-from diffvis.core.pipeline import train_run
+from diffvis.core.pipeline import request_model, train_run
+from diffvis.core.request import SampleRequest
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig
 from diffvis.errors import Cancelled, ConfigError
 
+R = SampleRequest
 N = 120  # samples per panel (and points of each fresh draw)
 SEED = 3
 
@@ -66,49 +60,54 @@ def seeded_noise(n: int = N, seed: int = SEED) -> np.ndarray:
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)).numpy().astype(np.float64)
 
 
-# --- PanelSpec ------------------------------------------------------------------------------------------------------
+# --- SampleRequest ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("spec", "label", "family", "steps"),
     [
-        (PanelSpec("ddim", {"steps": 50, "eta": 0.0}), "DDIM S=50 η=0", "DDIM η=0", 50),
-        (PanelSpec("ddim", {"steps": 10, "eta": 0.3}), "DDIM S=10 η=0.3", "DDIM η=0.3", 10),
-        (PanelSpec("ddim"), "DDIM S=50 η=0", "DDIM η=0", 50),
-        (PanelSpec("ddpm"), "DDPM (β̃)", "DDPM (β̃)", None),
-        (PanelSpec("ddpm", {"variance": "beta"}), "DDPM (β)", "DDPM (β)", None),
-        (PanelSpec("ddpm", exact=True), "DDPM (β̃) · exact", "DDPM (β̃) · exact", None),
-        (PanelSpec("langevin", {"steps_per_level": 20}, exact=True), "Langevin K=20 · exact", "Langevin · exact", 20),
-        (PanelSpec("langevin"), "Langevin K=100", "Langevin", 100),
-        (PanelSpec("euler", {"steps": 7}), "Euler S=7", "Euler", 7),
-        (PanelSpec("heun"), "Heun S=50", "Heun", 50),
-        (PanelSpec("dpmpp_2m", {"steps": 10}), "DPM-Solver++(2M) S=10", "DPM-Solver++(2M)", 10),
+        (SampleRequest("ddim", {"steps": 50, "eta": 0.0}), "DDIM S=50 η=0", "DDIM η=0", 50),
+        (SampleRequest("ddim", {"steps": 10, "eta": 0.3}), "DDIM S=10 η=0.3", "DDIM η=0.3", 10),
+        (SampleRequest("ddim"), "DDIM S=50 η=0", "DDIM η=0", 50),
+        (SampleRequest("ddpm"), "DDPM (β̃)", "DDPM (β̃)", None),
+        (R("ddpm", {"variance": "beta"}), "DDPM (β)", "DDPM (β)", None),
+        (SampleRequest("ddpm", exact=True), "DDPM (β̃) · exact", "DDPM (β̃) · exact", None),
+        (
+            SampleRequest("langevin", {"steps_per_level": 20}, exact=True),
+            "Langevin K=20 · exact",
+            "Langevin · exact",
+            20,
+        ),
+        (SampleRequest("langevin"), "Langevin K=100", "Langevin", 100),
+        (SampleRequest("euler", {"steps": 7}), "Euler S=7", "Euler", 7),
+        (SampleRequest("heun"), "Heun S=50", "Heun", 50),
+        (SampleRequest("dpmpp_2m", {"steps": 10}), "DPM-Solver++(2M) S=10", "DPM-Solver++(2M)", 10),
     ],
 )
 def test_panel_spec_labels_families_and_steps(spec, label, family, steps):
-    assert spec.label == label
+    assert spec.label_text == label
     assert spec.family == family
     assert spec.steps == steps
     assert spec.objective == ("ncsn" if spec.sampler == "langevin" else "ddpm")
 
 
 def test_panel_spec_with_steps():
-    ddim = PanelSpec("ddim", {"steps": 50, "eta": 0.6}, exact=True)
+    ddim = SampleRequest("ddim", {"steps": 50, "eta": 0.6}, exact=True)
     five = ddim.with_steps(5)
-    assert five == PanelSpec("ddim", {"steps": 5, "eta": 0.6}, exact=True)
-    assert five.label == "DDIM S=5 η=0.6 · exact" and five.family == ddim.family
-    assert ddim.params == {"steps": 50, "eta": 0.6}  # the original is untouched
-    langevin = PanelSpec("langevin").with_steps(7)
-    assert langevin.params == {"steps_per_level": 7} and langevin.steps == 7
-    assert PanelSpec("heun").with_steps(3).params == {"steps": 3}
-    ddpm = PanelSpec("ddpm", {"variance": "beta"})
+    assert five == SampleRequest("ddim", {"steps": 5, "eta": 0.6}, exact=True)
+    assert five.label_text == "DDIM S=5 η=0.6 · exact" and five.family == ddim.family
+    assert ddim.params == {"steps": 50, "eta": 0.6, "spacing": "leading"}  # the original is untouched, completed
+    langevin = SampleRequest("langevin").with_steps(7)
+    assert langevin.params["steps_per_level"] == 7 and langevin.steps == 7
+    assert SampleRequest("heun").with_steps(3).params == {"steps": 3, "spacing": "trailing"}
+    ddpm = SampleRequest("ddpm", {"variance": "beta"})
     assert ddpm.with_steps(10) is ddpm  # DDPM always takes all T steps
 
 
 @pytest.mark.parametrize("sampler", ["ddpm2", "DDIM", "", "dpm"])
 def test_panel_spec_refuses_an_unknown_sampler(sampler):
     with pytest.raises(ConfigError, match="unknown sampler"):
-        PanelSpec(sampler)
+        SampleRequest(sampler)
 
 
 @pytest.mark.parametrize("key", list(PRESETS))
@@ -116,9 +115,10 @@ def test_every_preset_builds_valid_panels(key):
     title, specs = PRESETS[key]
     assert title and 2 <= len(specs) <= 6
     for spec in specs:
-        assert isinstance(spec, PanelSpec)
-        assert PanelSpec(spec.sampler, dict(spec.params), spec.exact) == spec  # validates again
-        assert spec.label.startswith(spec.family.split(" · ")[0].split(" ")[0])
+        assert isinstance(spec, SampleRequest)
+        again = SampleRequest(spec.sampler, dict(spec.params), spec.exact, spec.label, spec.guidance)
+        assert again == spec  # validates again
+        assert spec.label_text.startswith(spec.family.split(" · ")[0].split(" ")[0])
         if spec.sampler != "ddpm":
             assert spec.steps >= 1
 
@@ -128,7 +128,7 @@ def test_presets_say_what_they_compare():
     etas = [spec.params["eta"] for spec in eta]
     assert etas == [0.0, 0.3, 0.6, 1.0] and etas == sorted(etas)
     assert {spec.sampler for spec in eta} == {"ddim"} and {spec.steps for spec in eta} == {50}
-    assert [s.label for s in PRESETS["ddpm-vs-ddim"][1]] == ["DDPM (β̃)", "DDIM S=50 η=0", "DDIM S=10 η=0"]
+    assert [s.label_text for s in PRESETS["ddpm-vs-ddim"][1]] == ["DDPM (β̃)", "DDIM S=50 η=0", "DDIM S=10 η=0"]
     assert [s.exact for s in PRESETS["trained-vs-exact"][1]] == [False, True]
     assert [s.sampler for s in PRESETS["ddpm-vs-langevin"][1]] == ["ddpm", "langevin"]
 
@@ -137,59 +137,59 @@ def test_presets_say_what_they_compare():
 
 
 def test_panel_model_without_a_run_is_exact(points, schedule):
-    for spec in (PanelSpec("ddim", {"steps": 10}), PanelSpec("ddpm"), PanelSpec("heun")):
-        model, label = panel_model(spec, None, points, schedule)
+    for spec in (SampleRequest("ddim", {"steps": 10}), SampleRequest("ddpm"), SampleRequest("heun")):
+        model, label = request_model(spec, None, points, schedule)
         assert model.exact and isinstance(model.model, ExactNoisePredictor)
         assert model.schedule is schedule
-        assert label == spec.label + " · exact"
-    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), None, points, schedule)
+        assert label == spec.label_text + " · exact"
+    model, label = request_model(SampleRequest("langevin", {"steps_per_level": 20}), None, points, schedule)
     assert model.exact and isinstance(model.model, ExactScore) and label == "Langevin K=20 · exact"
     std = Normaliser.fit(points).to_std(points)
     np.testing.assert_allclose(model.ladder.sigmas, SigmaLadder.geometric(max_pairwise_distance(std)).sigmas)
     # asked for the exact model: the label says so once
-    model, label = panel_model(PanelSpec("ddim", exact=True), None, points, schedule)
+    model, label = request_model(SampleRequest("ddim", exact=True), None, points, schedule)
     assert model.exact and label == "DDIM S=50 η=0 · exact"
 
 
 def test_panel_model_uses_a_run_of_the_samplers_kind(points, schedule, runs):
     ddpm, ncsn = runs["ddpm"], runs["ncsn"]
-    spec = PanelSpec("ddim", {"steps": 10})
-    model, label = panel_model(spec, ddpm, points, schedule)
+    spec = SampleRequest("ddim", {"steps": 10})
+    model, label = request_model(spec, ddpm, points, schedule)
     assert not model.exact and model.model is ddpm.ema and label == "DDIM S=10 η=0"
     assert model.normaliser == ddpm.normaliser and model.schedule is ddpm.schedule
 
-    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), ncsn, points, schedule)
+    model, label = request_model(SampleRequest("langevin", {"steps_per_level": 20}), ncsn, points, schedule)
     assert not model.exact and model.model is ncsn.ema and label == "Langevin K=20"
 
     # asked for the exact model with a usable run: the run's schedule and σ ladder
-    model, label = panel_model(PanelSpec("ddim", {"steps": 10}, exact=True), ddpm, points, schedule)
+    model, label = request_model(SampleRequest("ddim", {"steps": 10}, exact=True), ddpm, points, schedule)
     assert model.exact and isinstance(model.model, ExactNoisePredictor) and label == "DDIM S=10 η=0 · exact"
     assert model.schedule is ddpm.schedule and model.ladder is ddpm.ladder
 
 
 def test_panel_model_falls_back_to_the_exact_model_of_the_other_kind(points, schedule, runs):
-    model, label = panel_model(PanelSpec("langevin", {"steps_per_level": 20}), runs["ddpm"], points, schedule)
+    model, label = request_model(SampleRequest("langevin", {"steps_per_level": 20}), runs["ddpm"], points, schedule)
     assert model.exact and isinstance(model.model, ExactScore)
     assert label == "Langevin K=20 · exact (the run is DDPM)"
-    model, label = panel_model(PanelSpec("ddim", {"steps": 10}), runs["ncsn"], points, schedule)
+    model, label = request_model(SampleRequest("ddim", {"steps": 10}), runs["ncsn"], points, schedule)
     assert model.exact and isinstance(model.model, ExactNoisePredictor)
     assert model.schedule is runs["ncsn"].schedule
     assert label == "DDIM S=10 η=0 · exact (the run is NCSN)"
     # an exact panel needs no reason
-    _, label = panel_model(PanelSpec("langevin", exact=True), runs["ddpm"], points, schedule)
+    _, label = request_model(SampleRequest("langevin", exact=True), runs["ddpm"], points, schedule)
     assert label == "Langevin K=100 · exact"
 
 
 # --- compare --------------------------------------------------------------------------------------------------------
 
 SPECS = [
-    PanelSpec("ddpm"),
-    PanelSpec("ddim", {"steps": 10}),
-    PanelSpec("heun", {"steps": 4}),
-    PanelSpec("dpmpp_2m", {"steps": 6}),
-    PanelSpec("euler", {"steps": 5}),
-    PanelSpec("ddim", {"steps": 8, "eta": 1.0}),
-    PanelSpec("langevin", {"steps_per_level": 3}),
+    SampleRequest("ddpm"),
+    SampleRequest("ddim", {"steps": 10}),
+    SampleRequest("heun", {"steps": 4}),
+    SampleRequest("dpmpp_2m", {"steps": 6}),
+    SampleRequest("euler", {"steps": 5}),
+    SampleRequest("ddim", {"steps": 8, "eta": 1.0}),
+    SampleRequest("langevin", {"steps_per_level": 3}),
 ]
 EXPECTED_NFE = [1000, 10, 2 * 4 - 1, 6, 5, 8, 10 * 3 + 1]  # DDPM T, DDIM S, Heun 2S − 1, Langevin L·K + 1
 
@@ -204,7 +204,7 @@ def compared(points, schedule, reference):
 
 def test_compare_starts_every_panel_from_the_same_seeded_noise(compared, points):
     results, _ = compared
-    assert [r.spec for r in results] == SPECS
+    assert [r.spec for r in results] == [replace(s, n=N, seed=SEED) for s in SPECS]
     norm = Normaliser.fit(points)
     noise = seeded_noise()
     expected = norm.to_data(noise)
@@ -225,7 +225,7 @@ def test_compare_starts_every_panel_from_the_same_seeded_noise(compared, points)
 
 
 def test_compare_with_a_run_shares_the_noise_between_trained_and_exact_panels(points, schedule, reference, runs):
-    specs = [PanelSpec("ddim", {"steps": 5}), PanelSpec("ddim", {"steps": 5}, exact=True), PanelSpec("ddpm")]
+    specs = [R("ddim", {"steps": 5}), R("ddim", {"steps": 5}, exact=True), R("ddpm")]
     results = compare(specs, runs["ddpm"], points, schedule, reference, n=40, seed=SEED)
     assert [r.label for r in results] == ["DDIM S=5 η=0", "DDIM S=5 η=0 · exact", "DDPM (β̃)"]
     expected = runs["ddpm"].normaliser.to_data(seeded_noise(40))
@@ -284,17 +284,9 @@ def test_compare_is_cancelled_by_its_progress_callback(points, schedule, referen
         compare(SPECS[:1], None, points, schedule, reference, n=N, progress=lambda i, n: True)
 
 
-def test_run_panel_copies_the_noise(points, schedule, reference):
-    x_T = torch.as_tensor(seeded_noise(), dtype=torch.float32)
-    before = x_T.clone()
-    r = run_panel(PanelSpec("langevin", {"steps_per_level": 2}), None, points, schedule, x_T, reference)
-    torch.testing.assert_close(x_T, before, rtol=0, atol=0)
-    assert r.trajectory.nfe == 21
-
-
 # --- sweep ----------------------------------------------------------------------------------------------------------
 
-SWEEP_SPECS = [PanelSpec("ddpm"), PanelSpec("ddim"), PanelSpec("heun"), PanelSpec("langevin", exact=True)]
+SWEEP_SPECS = [R("ddpm"), R("ddim"), R("heun"), R("langevin", exact=True)]
 STEP_COUNTS = [2, 5, 100]
 
 
@@ -329,8 +321,7 @@ def test_sweep_has_one_point_per_spec_and_step_count(swept, reference):
 
 def test_sweep_points_match_single_panels(swept, points, schedule, reference):
     out, _ = swept
-    x_T = torch.as_tensor(seeded_noise(), dtype=torch.float32)
-    alone = run_panel(PanelSpec("heun", {"steps": 5}), None, points, schedule, x_T, reference, seed=SEED)
+    alone = run_panel(SampleRequest("heun", {"steps": 5}, n=N, seed=SEED), None, points, schedule, reference)
     heun5 = next(p for p in out if p.sampler == "heun" and p.steps == 5)
     assert heun5.nfe == alone.trajectory.nfe
     for name in METRICS:

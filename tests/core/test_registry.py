@@ -8,10 +8,10 @@ import pytest
 
 from diffvis.cli import main
 from diffvis.core import registry
-from diffvis.core.compare import PanelSpec
-from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.pipeline import sample_request, sampling_model
 from diffvis.core.pointfiles import load_points
 from diffvis.core.registry import SAMPLERS, Param, SamplerInfo, register_sampler, sampler_info
+from diffvis.core.request import SampleRequest
 from diffvis.core.samplers import sample_ddim
 from diffvis.errors import ConfigError
 
@@ -51,7 +51,7 @@ def test_settings_outside_their_range_are_refused_with_the_reason(sampler, param
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         sampler_info(sampler).resolve(params)
     with pytest.raises(ConfigError):
-        PanelSpec(sampler, params)
+        SampleRequest(sampler, params)
 
 
 def test_unknown_sampler_names_the_choices():
@@ -90,14 +90,23 @@ def test_a_registered_sampler_reaches_the_cli_and_the_comparison(dummy_sampler, 
     assert rc == 0 and "dummy (Dummy, this test)" in out and "--nudge" in out and "a setting only this sampler" in out
     data = tmp_path / "d.csv"
     assert _cli("data", "moons", "--n", "50", "--out", data)[0] == 0
-    rc, out, err = _cli("sample", "--ideal", data, "--sampler", "dummy", "--steps", "4", "--nudge", "1",
+    rc, out, err = _cli("sample", "--exact", data, "--sampler", "dummy", "--steps", "4", "--nudge", "1",
                         "--n", "20", "--out", tmp_path / "s.npy")  # fmt: skip
     assert rc == 0, err
     assert "(dummy, 4 model evaluations" in out
-    rc, _, err = _cli("sample", "--ideal", data, "--sampler", "dummy", "--nudge", "3", "--out", tmp_path / "t.npy")
+    rc, _, err = _cli("sample", "--exact", data, "--sampler", "dummy", "--nudge", "3", "--out", tmp_path / "t.npy")
     assert rc == 2 and "--nudge must be between 0 and 2" in err and not (tmp_path / "t.npy").exists()
-    spec = PanelSpec("dummy", {"steps": 3})
-    assert spec.label == "Dummy S=3" and spec.with_steps(5).steps == 5
+    spec = SampleRequest("dummy", {"steps": 3})
+    assert spec.label_text == "Dummy S=3" and spec.with_steps(5).steps == 5
+    for command in ("render", "sweep"):
+        rc, out, _ = _cli(command, "--help")
+        assert rc == 0 and "dummy (Dummy, this test)" in out and "--nudge" in out
+    table = tmp_path / "sweep.csv"
+    rc, out, err = _cli("sweep", "--exact", data, "--samplers", "dummy,ddim", "--steps", "2,3", "--nudge", "0.5",
+                        "--n", "30", "--out", table)  # fmt: skip
+    assert rc == 0, err
+    rows = table.read_text().splitlines()[1:]
+    assert [row.split(",")[1:3] for row in rows] == [["dummy", "2"], ["dummy", "3"], ["ddim", "2"], ["ddim", "3"]]
 
 
 def test_the_cli_samples_what_the_core_samples_with_the_registry_defaults(tmp_path):
@@ -105,10 +114,10 @@ def test_the_cli_samples_what_the_core_samples_with_the_registry_defaults(tmp_pa
     data = tmp_path / "d.csv"
     assert _cli("data", "rings", "--n", "60", "--out", data)[0] == 0
     out = tmp_path / "s.npy"
-    rc, _, err = _cli("sample", "--ideal", data, "--sampler", "dpmpp_2m", "--steps", "10", "--n", "40", "--seed", "3",
+    rc, _, err = _cli("sample", "--exact", data, "--sampler", "dpmpp_2m", "--steps", "10", "--n", "40", "--seed", "3",
                       "--out", out)  # fmt: skip
     assert rc == 0, err
     model = sampling_model(None, load_points(data), "ddpm")
-    alone = reverse_trajectory(model, "dpmpp_2m", n=40, seed=3, steps=10)
+    alone = sample_request(model, SampleRequest("dpmpp_2m", {"steps": 10}, n=40, seed=3))
     assert alone.params["spacing"] == "trailing" and alone.times[0] == 999
     np.testing.assert_array_equal(np.load(out)[:, :2], alone.samples.astype(np.float64))
