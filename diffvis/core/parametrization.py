@@ -19,10 +19,6 @@ def x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, abar: float, out: torch.Te
     return torch.sub(x_t, eps, alpha=(1 - abar) ** 0.5, out=out).div_(abar**0.5)
 
 
-def eps_from_x0(x_t: torch.Tensor, x0: torch.Tensor, abar) -> torch.Tensor:
-    return (x_t - abar**0.5 * x0) / (1 - abar) ** 0.5
-
-
 def score_from_eps(eps: torch.Tensor, abar) -> torch.Tensor:
     return -eps / (1 - abar) ** 0.5
 

@@ -10,7 +10,7 @@ import torch
 
 from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
-from diffvis.core.metrics import MetricResult, class_quality, nearest_labels, quality_report
+from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import Run, SamplingModel, sample_run
@@ -81,15 +81,19 @@ def score_classes(
 ) -> list[ClassScore]:
     """Per-class scores of ``samples`` drawn for the dense ``labels``; ``draw(seed)`` gives fresh labelled data."""
     fresh = draw(9_999)
-    accuracy = nearest_labels(samples, fresh.points, classes.encode(fresh.labels)) == labels
+    fresh_labels = classes.encode(fresh.labels)
 
     def dense_draw(seed: int) -> tuple[np.ndarray, np.ndarray]:
         data = draw(seed)
         return data.points, classes.encode(data.labels)
 
     quality = class_quality(samples, labels, dense_draw, n_pairs=n_pairs)
-    return [ClassScore(classes.names[c], int((labels == c).sum()), float(accuracy[labels == c].mean()), quality[c])
-            for c in sorted(quality)]  # fmt: skip
+    scores = []
+    for c in sorted(quality):
+        drawn = labels == c
+        accuracy = class_accuracy(samples[drawn], labels[drawn], fresh.points, fresh_labels)
+        scores.append(ClassScore(classes.names[c], int(drawn.sum()), accuracy, quality[c]))
+    return scores
 
 
 def evaluate_classes(run: Run, draw: Callable[[int], PointSet], *, n: int = QUALITY_N, seed: int = 0):

@@ -22,11 +22,12 @@ from diffvis.core.models import ModelConfig, NoisePredictor, ScoreNetwork, build
 from diffvis.core.pipeline import (
     evaluate_classes,
     make_trainer,
-    reverse_trajectory,
+    sample_request,
     sampling_model,
     score_classes,
     train_run,
 )
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import LABEL_SEED, SamplingModel, sample_run
 from diffvis.core.samplers import sample_ddim, sample_ddpm
 from diffvis.core.training import TrainConfig, Trainer
@@ -394,7 +395,7 @@ def test_exact_conditional_ddpm_equals_the_exact_model_of_the_class_alone(exact_
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 @pytest.mark.parametrize("c", [0, 1])
 def test_exact_conditional_sampling_lands_on_the_class_training_points(exact_ddpm, moons, sampler, c):
-    traj = reverse_trajectory(exact_ddpm, sampler, n=400, seed=c, label=c)
+    traj = sample_request(exact_ddpm, SampleRequest(sampler, n=400, seed=c, label=c))
     np.testing.assert_array_equal(traj.labels, np.full(400, c))
     assert traj.params["class"] == c and traj.params["guidance"] == 1.0
     index, distance = _nearest(traj.samples, moons.points)
@@ -408,7 +409,7 @@ def test_exact_conditional_sampling_lands_on_the_class_training_points(exact_ddp
 def test_exact_conditional_langevin_lands_on_the_class(moons):
     model = sampling_model(None, moons, "ncsn")
     for c in (0, 1):
-        traj = reverse_trajectory(model, "langevin", n=300, seed=c, label=c, steps_per_level=50)
+        traj = sample_request(model, SampleRequest("langevin", {"steps_per_level": 50}, n=300, seed=c, label=c))
         index, distance = _nearest(traj.samples, moons.points)
         assert np.mean(moons.labels[index] == c) >= 0.99
         assert np.median(distance) < 1e-2
@@ -425,7 +426,7 @@ def test_exact_guidance_zero_is_unconditional(exact_ddpm, moons):
 
 
 def test_exact_strong_guidance_stays_on_the_class(exact_ddpm, moons):
-    traj = reverse_trajectory(exact_ddpm, "ddim", n=300, seed=3, label=1, guidance=3.0, steps=50)
+    traj = sample_request(exact_ddpm, SampleRequest("ddim", {"steps": 50}, n=300, seed=3, label=1, guidance=3.0))
     assert np.all(np.isfinite(traj.samples))
     assert np.mean(moons.labels[_nearest(traj.samples, moons.points)[0]] == 1) >= 0.99
 
@@ -706,7 +707,7 @@ def test_class_quality_reports_each_label_present():
 
 
 def test_score_classes_of_exact_conditional_samples(exact_ddpm):
-    traj = reverse_trajectory(exact_ddpm, "ddim", n=400, seed=0, label=ALL_CLASSES, steps=30)
+    traj = sample_request(exact_ddpm, SampleRequest("ddim", {"steps": 30}, n=400, seed=0, label=ALL_CLASSES))
     samples = traj.samples.astype(np.float64)
     scores = score_classes(samples, traj.labels, exact_ddpm.classes,
                            lambda seed: make_dataset("moons", 1000, seed=seed), n_pairs=2)  # fmt: skip
@@ -748,7 +749,7 @@ def test_acceptance_default_training_samples_each_class_where_it_belongs(trained
     fresh_labels = run.classes.encode(fresh.labels)
     model = SamplingModel.of_run(run)
     for c in range(len(run.classes)):
-        traj = reverse_trajectory(model, "ddpm", n=500, seed=c, label=c)
+        traj = sample_request(model, SampleRequest("ddpm", n=500, seed=c, label=c))
         np.testing.assert_array_equal(traj.labels, np.full(500, c))
         accuracy = metrics.class_accuracy(traj.samples, traj.labels, fresh.points, fresh_labels)
         assert accuracy >= 0.95, f"{name} class {c} ({run.classes.names[c]}): accuracy {accuracy:.3f}"
@@ -759,7 +760,7 @@ def test_trained_run_with_strong_guidance_keeps_to_the_class(trained):
     fresh_labels = run.classes.encode(fresh.labels)
     model = SamplingModel.of_run(run)
     for c in range(len(run.classes)):
-        traj = reverse_trajectory(model, "ddim", n=500, seed=c, label=c, guidance=3.0)
+        traj = sample_request(model, SampleRequest("ddim", n=500, seed=c, label=c, guidance=3.0))
         assert traj.params["guidance"] == 3.0 and np.isfinite(traj.samples).all()
         accuracy = metrics.class_accuracy(traj.samples, traj.labels, fresh.points, fresh_labels)
         assert accuracy >= 0.95, f"{name} class {c} at w = 3: accuracy {accuracy:.3f}"
@@ -768,14 +769,14 @@ def test_trained_run_with_strong_guidance_keeps_to_the_class(trained):
 def test_trained_run_samples_all_classes_in_proportion(trained):
     name, run, fresh = trained
     n = 2000
-    traj = reverse_trajectory(SamplingModel.of_run(run), "ddim", n=n, seed=0, label=ALL_CLASSES)
+    traj = sample_request(SamplingModel.of_run(run), SampleRequest("ddim", n=n, seed=0, label=ALL_CLASSES))
     counts = np.bincount(traj.labels, minlength=len(run.classes))
     for count, p in zip(counts, run.classes.fractions, strict=True):
         assert _within_binomial(int(count), n, p), (name, counts)
     accuracy = metrics.class_accuracy(traj.samples, traj.labels, fresh.points, run.classes.encode(fresh.labels))
     assert accuracy >= 0.95
     # guidance 0 ignores the labels: the unconditional model, which covers every class
-    plain = reverse_trajectory(SamplingModel.of_run(run), "ddim", n=n, seed=0, label=0, guidance=0.0)
+    plain = sample_request(SamplingModel.of_run(run), SampleRequest("ddim", n=n, seed=0, label=0, guidance=0.0))
     nearest = metrics.nearest_labels(plain.samples, fresh.points, run.classes.encode(fresh.labels))
     shares = np.bincount(nearest, minlength=len(run.classes)) / n
     np.testing.assert_allclose(shares, run.classes.fractions, atol=0.06)

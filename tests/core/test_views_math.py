@@ -17,7 +17,8 @@ from diffvis.core.fields import (
     trajectory_scores,
 )
 from diffvis.core.models import ModelConfig
-from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model, train_run
+from diffvis.core.pipeline import probe_trajectory, sample_request, sampling_model, train_run
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import (
     langevin_frame,
@@ -302,7 +303,7 @@ def test_exact_langevin_samples_land_on_the_training_points_in_data_coordinates(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 4. pipeline: sampling_model, reverse_trajectory, probe_trajectory
+# 4. pipeline: sampling_model, sample_request, probe_trajectory
 
 
 def test_sampling_model_without_a_run_is_exact():
@@ -324,22 +325,23 @@ def test_sampling_model_of_a_trained_run(ddpm_run):
     assert isinstance(e.model, ExactNoisePredictor)
 
 
-def test_reverse_trajectory_is_reproducible_by_seed():
+def test_sample_request_is_reproducible_by_seed():
     m = sampling_model(None, DATA, "ddpm", schedule=SCHEDULE)
-    a = reverse_trajectory(m, "ddim", n=30, seed=1, steps=10)
-    b = reverse_trajectory(m, "ddim", n=30, seed=1, steps=10)
-    c = reverse_trajectory(m, "ddim", n=30, seed=2, steps=10)
+    a = sample_request(m, R("ddim", {"steps": 10}, n=30, seed=1))
+    b = sample_request(m, R("ddim", {"steps": 10}, n=30, seed=1))
+    c = sample_request(m, R("ddim", {"steps": 10}, n=30, seed=2))
     assert a.frames.shape == (11, 30, 2) and a.nfe == 10
     np.testing.assert_array_equal(a.frames, b.frames)
     assert not np.allclose(a.frames[0], c.frames[0])
     g = torch.Generator().manual_seed(1)
     np.testing.assert_allclose(a.frames[0], m.normaliser.to_data(torch.randn(30, 2, generator=g).numpy()), rtol=1e-6)
-    d1 = reverse_trajectory(m, "ddpm", n=10, seed=5)
-    d2 = reverse_trajectory(m, "ddpm", n=10, seed=5)
+    d1 = sample_request(m, R("ddpm", n=10, seed=5))
+    d2 = sample_request(m, R("ddpm", n=10, seed=5))
     assert d1.frames.shape == (51, 10, 2)
     np.testing.assert_array_equal(d1.frames, d2.frames)
 
 
+R = SampleRequest
 PROBES = np.array([[6.0, 0.0], [4.0, -1.0], [9.0, 2.0]])
 
 
@@ -354,9 +356,9 @@ PROBES = np.array([[6.0, 0.0], [4.0, -1.0], [9.0, 2.0]])
 )
 def test_probe_trajectory_places_the_particles_at_frame_start(objective, sampler, params, start):
     m = sampling_model(None, DATA, objective, schedule=SCHEDULE)
-    traj = probe_trajectory(m, sampler, PROBES, start=start, seed=3, **params)
-    again = probe_trajectory(m, sampler, PROBES, start=start, seed=3, **params)
-    full = reverse_trajectory(m, sampler, n=4, seed=0, **params)
+    traj = probe_trajectory(m, R(sampler, params), PROBES, start=start, seed=3)
+    again = probe_trajectory(m, R(sampler, params), PROBES, start=start, seed=3)
+    full = sample_request(m, R(sampler, params, n=4))
     assert traj.frames.shape == (full.frames.shape[0], 3, 2)
     np.testing.assert_allclose(traj.frames[start], PROBES, atol=1e-5)
     assert np.isnan(traj.frames[:start]).all() and np.isnan(traj.x0_hat[:start]).all()
@@ -367,20 +369,20 @@ def test_probe_trajectory_places_the_particles_at_frame_start(objective, sampler
 
 def test_probe_of_a_ddim_frame_continues_the_reverse_trajectory():
     m = sampling_model(None, DATA, "ddpm", schedule=SCHEDULE)
-    full = reverse_trajectory(m, "ddim", n=8, seed=0, steps=10)
-    probe = probe_trajectory(m, "ddim", full.frames[6], start=6, steps=10)
+    full = sample_request(m, R("ddim", {"steps": 10}, n=8))
+    probe = probe_trajectory(m, R("ddim", {"steps": 10}), full.frames[6], start=6)
     np.testing.assert_allclose(probe.frames[6:], full.frames[6:], atol=1e-4)
 
 
 def test_probe_trajectory_at_frame_0_places_langevin_particles_at_the_positions():
     m = sampling_model(None, DATA, "ncsn", schedule=SCHEDULE)
-    traj = probe_trajectory(m, "langevin", PROBES, start=0, steps_per_level=3)
+    traj = probe_trajectory(m, R("langevin", {"steps_per_level": 3}), PROBES, start=0)
     np.testing.assert_allclose(traj.frames[0], PROBES, atol=1e-5)
 
 
 def test_probe_trajectory_at_frame_0_places_ddim_particles_at_the_positions():
     m = sampling_model(None, DATA, "ddpm", schedule=SCHEDULE)
-    traj = probe_trajectory(m, "ddim", PROBES, start=0, steps=10)
+    traj = probe_trajectory(m, R("ddim", {"steps": 10}), PROBES, start=0)
     np.testing.assert_allclose(traj.frames[0], PROBES, atol=1e-5)
 
 
@@ -517,7 +519,7 @@ def test_field_series_cancels_after_the_first_frame():
 
 def test_trajectory_scores_of_an_exact_ddim_run_are_the_exact_scores():
     m = sampling_model(None, DATA, "ddpm", schedule=SCHEDULE)
-    traj = reverse_trajectory(m, "ddim", n=20, seed=0, steps=10)
+    traj = sample_request(m, R("ddim", {"steps": 10}, n=20))
     scores = trajectory_scores(traj, m)
     assert scores.shape == traj.frames.shape
     assert np.isnan(scores[-1]).all() and np.isfinite(scores[:-1]).all()
@@ -533,7 +535,7 @@ def test_trajectory_scores_of_an_exact_ddim_run_are_the_exact_scores():
 @pytest.mark.parametrize("denoise", [True, False])
 def test_trajectory_scores_of_an_exact_langevin_run_are_the_exact_ncsn_scores(denoise):
     m = sampling_model(None, DATA, "ncsn", schedule=SCHEDULE)
-    traj = reverse_trajectory(m, "langevin", n=20, seed=0, steps_per_level=2, denoise=denoise)
+    traj = sample_request(m, R("langevin", {"steps_per_level": 2, "denoise": denoise}, n=20))
     scores = trajectory_scores(traj, m)
     if denoise:
         assert traj.times[-1] == 0 and np.isnan(scores[-1]).all() and np.isfinite(scores[:-1]).all()
