@@ -15,16 +15,24 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from diffvis.app.views import compare_view as compare_module
-from diffvis.app.views.compare_view import PROGRESS_FRAMES, panel_columns, panel_frame
+from diffvis.app.models import compare as compare_model
+from diffvis.app.models.compare import PROGRESS_FRAMES, SETTINGS, CompareModel, Panel, Sources, panel_frame
+from diffvis.app.views.compare_view import panel_columns
 from diffvis.core import compare as core_compare
-from diffvis.core.compare import PRESETS, PanelSpec, Reference, compare
-from diffvis.core.datasets import Normaliser
+from diffvis.core import registry
+from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
+from diffvis.core.compare import PRESETS, Reference, compare
+from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
+from diffvis.core.pipeline import request_model
 from diffvis.core.pointfiles import load_points
+from diffvis.core.registry import SAMPLERS, Param, SamplerInfo, register_sampler
+from diffvis.core.request import SampleRequest as R
+from diffvis.core.samplers import sample_ddim
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
+from diffvis.errors import ConfigError
 
 LEFT = Qt.MouseButton.LeftButton
 N_POINTS = 100  # samples per panel
@@ -32,14 +40,43 @@ N_POINTS = 100  # samples per panel
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def window(make_window):
+def open_window(make_window):
+    """A main window on 100 moons (labelled: upper, lower), showing the Compare tab with N_POINTS a panel."""
     win = make_window()
     win.data_panel.source.setCurrentText("moons")
     win.data_panel.n.setValue(100)
     win.tabs.setCurrentWidget(win.compare_view)
     win.compare_view.points.setValue(N_POINTS)
     return win
+
+
+@pytest.fixture
+def window(make_window):
+    return open_window(make_window)
+
+
+@pytest.fixture
+def sources() -> Sources:
+    """60 moons, the exact model on a 50-step schedule, and fresh draws of 40 points to score against."""
+    data = make_dataset("moons", 60)
+    return Sources(None, data, Schedule.make("linear", 50), fresh_draw({"source": "moons"}, data.points, 40))
+
+
+@pytest.fixture
+def dummy_sampler():
+    """A sampler registered in the registry only: DDIM with a 'nudge' setting, under another name; ``calls`` holds
+    the nudge of every call."""
+    calls = []
+
+    def sample_dummy(model, x_T, schedule, *, steps=7, nudge=0.0, **common):
+        calls.append(nudge)
+        return sample_ddim(model, x_T, schedule, steps=steps, **common)
+
+    nudge = Param("nudge", float, 0.0, "a setting only this sampler has", "ν", minimum=0.0, maximum=2.0)
+    register_sampler(SamplerInfo("dummy", "Dummy", "this test", sample_dummy, ("ddpm",), (registry.STEPS, nudge),
+                                 1.0, "x ← x", "steps"))  # fmt: skip
+    yield calls
+    del SAMPLERS["dummy"]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
@@ -61,6 +98,19 @@ def compute(view, qtbot, button=None, timeout=30_000):
     with qtbot.waitSignal(view.computed, timeout=timeout):
         qtbot.mouseClick(button or view.compute_button, LEFT)
     return view.result
+
+
+def setting(editor, name: str):
+    """The widget of setting ``name`` of the sampler an editor has chosen."""
+    return editor.controls.settings[editor.controls.sampler].editors[name]
+
+
+def asked(request, n: int = N_POINTS, seed: int = 0):
+    """A preset's request as the model completes it: with its points and seed, and for every class in proportion
+    (the moons' default, which w = 1 leaves unsaid)."""
+    if request.label == ALL_CLASSES and request.guidance == 1.0:
+        request = replace(request, label=None)
+    return replace(request, n=n, seed=seed)
 
 
 def seeded_noise(n: int, seed: int) -> np.ndarray:
@@ -113,6 +163,119 @@ def core_results(window, specs, seed):
     return compare(specs, None, state.data, Schedule.make("linear", 1000), reference, n=N_POINTS, seed=seed)
 
 
+# --- the model ---------------------------------------------------------------------------------------------------
+
+
+def record(model: CompareModel) -> list:
+    """Every change the model announces, as (field, whether the results were empty by then)."""
+    seen = []
+    model.events.connect(lambda name, _: seen.append((name, model.results is None)))
+    return seen
+
+
+def quick(model: CompareModel) -> CompareModel:
+    """The model at the 'eta' preset, each panel DDIM with 3 steps at its η, 40 points."""
+    model.apply_preset("eta")
+    for i, request in enumerate(model.requests()):
+        model.set_panel(i, Panel(R("ddim", {"steps": 3, "eta": request.params["eta"]})))
+    model.n = 40
+    return model
+
+
+@pytest.mark.parametrize("key", list(PRESETS))
+def test_a_preset_sets_the_panels_their_count_and_class(key):
+    model = CompareModel(n=50, seed=4)
+    model.label = UNCONDITIONAL
+    seen = record(model)
+    model.apply_preset(key)
+    assert model.preset == key and model.count == len(PRESETS[key][1]) and model.label == ALL_CLASSES
+    assert model.requests() == [asked(r, 50, 4) for r in PRESETS[key][1]]
+    assert "label" in [name for name, _ in seen]  # announced
+
+
+def test_a_preset_keeps_the_panels_it_does_not_set_and_undoes_edits():
+    model = CompareModel()
+    model.apply_preset("eta")
+    eta = model.panels
+    model.apply_preset("ddpm-vs-langevin")
+    assert model.panels[2:] == eta[2:] and len(model.requests()) == 2  # shown again with a count of four
+    model.set_panel(1, Panel(R("langevin", {"steps_per_level": 3})))
+    model.apply_preset("ddpm-vs-langevin")  # chosen again: as the preset has it
+    assert model.requests() == [asked(r, 2000) for r in PRESETS["ddpm-vs-langevin"][1]]
+
+
+def test_the_class_choice_and_each_panels_guidance_make_the_requests():
+    model = CompareModel()
+    model.apply_preset("guidance")  # every class, w = 0, 1, 3, 7
+    assert [(r.label, r.guidance) for r in model.requests()] == [
+        (ALL_CLASSES, 0.0), (None, 1.0), (ALL_CLASSES, 3.0), (ALL_CLASSES, 7.0)]  # fmt: skip
+    model.label = 1
+    assert [(r.label, r.guidance) for r in model.requests()] == [(1, 0.0), (1, 1.0), (1, 3.0), (1, 7.0)]
+    assert model.requests()[3].label_text == "DDIM S=50 η=0 w=7"
+    model.label = UNCONDITIONAL  # f(x, t, ∅): no guidance, but each panel keeps its w
+    assert [(r.label, r.guidance) for r in model.requests()] == [(UNCONDITIONAL, 1.0)] * 4
+    model.label = None  # the model's default
+    assert all(r.label is None for r in model.requests())
+    model.label = ALL_CLASSES
+    assert [r.guidance for r in model.requests()] == [0.0, 1.0, 3.0, 7.0]
+
+
+def test_any_change_of_the_settings_empties_the_results_before_it_is_announced(sources):
+    model = quick(CompareModel())
+    changes = {"panels": lambda: model.set_panel(0, Panel(R("ddim", {"steps": 2}))), "count": lambda: setattr(
+        model, "count", 3), "label": lambda: setattr(model, "label", 0), "n": lambda: setattr(model, "n", 30),
+        "seed": model.reseed}  # fmt: skip
+    assert set(changes) == set(SETTINGS)
+    for name, change in changes.items():
+        model.results = model.comparison(sources)()
+        assert [r.spec for r in model.results] == model.requests()
+        seen = record(model)
+        change()
+        assert seen == [("results", True), (name, True)] and model.results is None, name
+    # what is shown and how it is swept are no settings of the comparison
+    model.results = results = model.comparison(sources)()
+    model.frame = 70
+    model.set_step_counts("4, 2, 4")
+    assert model.results == tuple(results) and model.step_counts == (2, 4)
+    with pytest.raises(ValueError, match="other requests"):  # never old samples under new labels
+        model.results = results[:-1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("count", 7, "the number of panels is a whole number from 2 to 6"), ("count", 1, "from 2 to 6"),
+     ("frame", 101, "the progress in % is a whole number from 0 to 100"), ("frame", 2.5, "whole number"),
+     ("n", 0, "the points a panel"), ("label", "some", "a class is a number")],
+)  # fmt: skip
+def test_the_model_refuses_settings_out_of_range(field, value, message):
+    model = CompareModel()
+    before = getattr(model, field)
+    with pytest.raises(ConfigError, match=message):
+        setattr(model, field, value)
+    assert getattr(model, field) == before
+
+
+def test_the_model_refuses_unknown_presets_and_bad_step_counts():
+    model = CompareModel()
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; choose one of ddpm-vs-ddim"):
+        model.apply_preset("nope")
+    with pytest.raises(ConfigError, match="whole numbers separated by commas"):
+        model.set_step_counts("2, x")
+    assert model.preset == "ddpm-vs-ddim" and model.step_counts == compare_model.SWEEP_STEPS
+
+
+def test_the_models_sweep_runs_each_family_once_at_the_step_counts_up_to_t(sources):
+    model = CompareModel(n=30)
+    model.apply_preset("ddpm-vs-ddim")  # DDPM, DDIM 50 and DDIM 10: two families
+    model.set_step_counts("2, 3, 5000")  # 5000 is more than the schedule's 50 steps
+    sweep = model.sweep(sources)
+    model.apply_preset("solvers")  # taken when the sweep was made, not when it runs
+    points = sweep()
+    assert [(p.label, p.steps, p.nfe) for p in points] == [
+        ("DDPM (β̃) · exact", None, 50), ("DDIM η=0 · exact", 2, 2), ("DDIM η=0 · exact", 3, 3)]  # fmt: skip
+    assert all(p.samples.shape == (30, 2) for p in points)
+
+
 # --- presets and editors --------------------------------------------------------------------------------------------
 
 
@@ -120,20 +283,21 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     view = window.compare_view
     qtbot.waitExposed(view)
     assert len(view.panels) == 3
-    assert [s.label for s in view.specs()] == [s.label for s in PRESETS["ddpm-vs-ddim"][1]]
+    assert view.model.requests() == [asked(r) for r in PRESETS["ddpm-vs-ddim"][1]]
 
-    view.apply_preset("eta")
+    view.model.apply_preset("eta")
     assert view.preset.currentData() == "eta" and view.count.value() == 4
     assert len(view.panels) == 4
     assert [e.isVisible() for e in view.editors] == [True] * 4 + [False] * 2
-    assert [e.eta.value() for e in view.editors[:4]] == [0.0, 0.3, 0.6, 1.0]
-    assert all(e.eta.isEnabled() and e.steps.value() == 50 for e in view.editors[:4])
-    # the editors spell out the spacing the samplers would default to
-    assert view.specs() == [replace(s, params={**s.params, "spacing": "leading"}) for s in PRESETS["eta"][1]]
+    assert [setting(e, "eta").value() for e in view.editors[:4]] == [0.0, 0.3, 0.6, 1.0]
+    assert all(e.controls.sampler == "ddim" and setting(e, "steps").value() == 50 for e in view.editors[:4])
+    # the requests spell out the spacing the samplers default to
+    assert view.model.requests() == [asked(r) for r in PRESETS["eta"][1]]
+    assert all(r.params["spacing"] == "leading" for r in view.model.requests())
 
     for count in (2, 6, 5, 3, 4):
         view.count.setValue(count)
-        assert len(view.panels) == count
+        assert view.model.count == count and len(view.panels) == count
         assert [e.isVisible() for e in view.editors] == [i < count for i in range(6)]
         columns = view.columns
         assert columns == panel_columns(count, view.grid.width(), view.grid.height())
@@ -141,26 +305,78 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
         for i, panel in enumerate(view.panels):  # filled row by row
             assert layout.itemAt(i // columns, i % columns) is panel.plot and panel.plot.isVisible()
         assert layout.count() == count and not any(p.plot.isVisible() for p in view.all_panels[count:])
-        assert len(view.specs()) == count
+        assert len(view.model.requests()) == count
     view.count.setValue(1)  # clamped by the spin box
     assert view.count.value() == 2 and len(view.panels) == 2
     view.count.setValue(7)
     assert view.count.value() == 6 and len(view.panels) == 6
 
-    # the editor's spec follows its widgets; DDPM has no steps, only DDIM an η
+    # the editor's panel follows its widgets: the chosen sampler's own settings, from the registry
     editor = view.editors[0]
-    editor.sampler.setCurrentIndex(editor.sampler.findData("ddpm"))
-    assert not editor.steps.isEnabled() and not editor.eta.isEnabled() and not editor.spacing.isEnabled()
-    assert editor.variance.isEnabled() and editor.spec() == PanelSpec("ddpm", {"variance": "beta_tilde"})
-    editor.variance.setCurrentIndex(editor.variance.findData("beta"))
-    assert editor.spec() == PanelSpec("ddpm", {"variance": "beta"}) and editor.spec().label == "DDPM (β)"
-    editor.variance.setCurrentIndex(editor.variance.findData("beta_tilde"))
-    editor.sampler.setCurrentIndex(editor.sampler.findData("langevin"))
-    editor.steps.setValue(20)
+    editor.controls.combo.setCurrentIndex(editor.controls.combo.findData("ddpm"))
+    assert editor.controls.pages.currentWidget() is editor.controls.settings["ddpm"]
+    assert editor.panel() == Panel(R("ddpm", {"variance": "beta_tilde"}))
+    setting(editor, "variance").setCurrentText("beta")
+    assert view.model.panels[0] == Panel(R("ddpm", {"variance": "beta"}))
+    assert view.model.requests()[0].label_text == "DDPM (β)"
+    setting(editor, "variance").setCurrentText("beta_tilde")
+    editor.controls.combo.setCurrentIndex(editor.controls.combo.findData("langevin"))
+    setting(editor, "steps_per_level").setValue(20)
     editor.exact.setChecked(True)
-    assert editor.steps.isEnabled() and not editor.eta.isEnabled()
-    assert editor.spec() == PanelSpec("langevin", {"steps_per_level": 20}, exact=True)
-    assert editor.spec().label == "Langevin K=20 · exact"
+    assert view.model.panels[0] == Panel(R("langevin", {"steps_per_level": 20}, exact=True))
+    assert view.model.requests()[0].label_text == "Langevin K=20 · exact"
+
+
+def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
+    view, model = window.compare_view, window.compare_view.model
+    qtbot.waitExposed(view)
+    # the model, drawn
+    model.n = 345
+    assert view.points.value() == 345
+    model.count = 5
+    assert view.count.value() == 5 and len(view.panels) == 5 and view.editors[4].isVisible()
+    model.set_panel(4, Panel(R("heun", {"steps": 7, "spacing": "linspace"}), guidance=2.5))
+    editor = view.editors[4]
+    assert editor.controls.combo.currentData() == "heun" and editor.controls.pages.currentWidget().info.name == "heun"
+    assert setting(editor, "steps").value() == 7 and setting(editor, "spacing").currentText() == "linspace"
+    assert editor.guidance.value() == 2.5 and not editor.exact.isChecked()
+    assert editor.panel() == model.panels[4]
+    model.label = 1
+    assert view.class_picker.currentText() == "lower"
+    model.label = UNCONDITIONAL
+    assert view.class_picker.currentText() == "unconditional"
+    model.label = 5  # a class the data does not have: the picker's default, written back
+    assert view.class_picker.currentText() == "all, in proportion" and model.label == ALL_CLASSES
+    model.apply_preset("solvers")
+    assert view.preset.currentData() == "solvers" and view.count.value() == 4
+    model.frame = 40
+    assert view.timeline.frame == 40
+    model.step_counts = (3, 9)
+    assert view.sweep.steps.text() == "3, 9"
+
+    # the widgets, written back
+    view.points.setValue(120)
+    assert model.n == 120
+    view.count.setValue(3)
+    assert model.count == 3
+    view.class_picker.setCurrentIndex(view.class_picker.findText("upper"))
+    assert model.label == 0
+    view.class_picker.setCurrentIndex(view.class_picker.findText("unconditional"))
+    assert model.label == UNCONDITIONAL  # the run's classes left out: f(x, t, ∅)
+    editor = view.editors[1]
+    editor.controls.combo.setCurrentIndex(editor.controls.combo.findData("dpmpp_2m"))
+    setting(editor, "steps").setValue(12)
+    editor.guidance.setValue(3.5)
+    editor.exact.setChecked(True)
+    assert model.panels[1] == Panel(R("dpmpp_2m", {"steps": 12}, exact=True), guidance=3.5)
+    choose_preset(view, qtbot, "eta")
+    assert model.preset == "eta" and model.count == 4
+    view.timeline.slider.setValue(65)
+    assert model.frame == 65
+    view.sweep.steps.selectAll()
+    qtbot.keyClicks(view.sweep.steps, "8, 4")
+    qtbot.keyClick(view.sweep.steps, Qt.Key.Key_Return)
+    assert model.step_counts == (4, 8)
 
 
 def test_panel_columns_give_each_panel_the_largest_square():
@@ -174,7 +390,7 @@ def test_panel_columns_give_each_panel_the_largest_square():
 
 def test_the_grid_follows_the_figure_shape(window, qtbot):
     view = window.compare_view
-    view.apply_preset("eta")
+    view.model.apply_preset("eta")
     for size in ((1200, 800), (1000, 1400), (1600, 700)):
         window.resize(*size)
         qtbot.waitUntil(lambda: view.columns == panel_columns(4, view.grid.width(), view.grid.height()))
@@ -188,7 +404,7 @@ def test_the_grid_follows_the_figure_shape(window, qtbot):
 
 def test_compare_with_the_exact_model_frames_slider_and_captions(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     results = compute(view, qtbot)
     assert view.has_content() and view.frame_count() == PROGRESS_FRAMES + 1
     assert view.timeline.slider.maximum() == PROGRESS_FRAMES and view.timeline.frame == 0
@@ -204,7 +420,7 @@ def test_compare_with_the_exact_model_frames_slider_and_captions(window, qtbot):
         np.testing.assert_array_equal(r.trajectory.frames[0], first)
 
     # the same numbers as the core computes alone
-    for r, alone in zip(results, core_results(window, view.specs(), 0), strict=True):
+    for r, alone in zip(results, core_results(window, view.model.requests(), 0), strict=True):
         np.testing.assert_array_equal(r.trajectory.frames, alone.trajectory.frames)
         assert r.label == alone.label and r.trajectory.nfe == alone.trajectory.nfe
         for name in METRICS:
@@ -234,12 +450,12 @@ def test_compare_with_the_exact_model_frames_slider_and_captions(window, qtbot):
 
 def test_a_langevin_panel_starts_from_the_noise_scaled_by_sigma_1(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-langevin")
-    view.editors[1].steps.setValue(3)
+    view.model.apply_preset("ddpm-vs-langevin")
+    setting(view.editors[1], "steps_per_level").setValue(3)
     ddpm, langevin = compute(view, qtbot)
     assert langevin.label == "Langevin K=3 · exact" and langevin.trajectory.nfe == 31
     norm = Normaliser.fit(window.state.data.points)
-    model, _ = core_compare.panel_model(langevin.spec, None, window.state.data, Schedule.make())
+    model, _ = request_model(langevin.spec, None, window.state.data, Schedule.make())
     sigma_1 = model.ladder.sigmas[0]
     np.testing.assert_allclose(norm.to_std(langevin.trajectory.frames[0].astype(np.float64)),
                                sigma_1 * norm.to_std(ddpm.trajectory.frames[0].astype(np.float64)),
@@ -252,12 +468,12 @@ def test_a_langevin_panel_starts_from_the_noise_scaled_by_sigma_1(window, qtbot)
 
 def test_new_noise_draws_other_noise_for_every_panel(window, qtbot):
     view = window.compare_view
-    view.apply_preset("solvers")
+    view.model.apply_preset("solvers")
     first = compute(view, qtbot)
     before = first[0].trajectory.frames[0]
     view.timeline.slider.setValue(40)
     second = compute(view, qtbot, button=view.new_noise)
-    assert view.seed == 1 and view.timeline.frame == 0
+    assert view.model.seed == 1 and view.timeline.frame == 0
     after = second[0].trajectory.frames[0]
     assert not np.allclose(after, before, atol=1e-3)
     norm = Normaliser.fit(window.state.data.points)
@@ -273,7 +489,7 @@ def test_new_noise_draws_other_noise_for_every_panel(window, qtbot):
 
 def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
     view = window.compare_view
-    view.apply_preset("solvers")
+    view.model.apply_preset("solvers")
     results = compute(view, qtbot)
     table, rows = view.table, len(results)
     assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 3 + len(METRICS)
@@ -323,7 +539,7 @@ def test_panels_frame_the_data_not_a_few_far_flung_samples(window, qtbot, monkey
             r.trajectory.frames[-1, : len(RUNAWAYS)] = RUNAWAYS
         return results
 
-    monkeypatch.setattr(compare_module, "compare", flinging)
+    monkeypatch.setattr(compare_model, "compare", flinging)
     view = window.compare_view  # the default preset, first shown after the data was set (as after training)
     compute(view, qtbot)
     view.timeline.slider.setValue(PROGRESS_FRAMES)
@@ -352,15 +568,15 @@ def choose_preset(view, qtbot, key: str) -> None:
 def assert_nothing_shown(view, caption: str) -> None:
     """No panel shows samples, each names its new settings, and the metrics table has no numbers."""
     assert not view.has_content() and view.frame_count() == 0  # nothing to scrub or export
-    for panel, spec in zip(view.panels, view.specs(), strict=True):
+    for panel, spec in zip(view.panels, view.model.requests(), strict=True):
         assert panel.result is None and len(xy(panel.scatter)) == 0
-        assert panel.caption.text == f"{spec.label} · {caption}"
+        assert panel.caption.text == f"{spec.label_text} · {caption}"
     assert view.table.rowCount() == 0
 
 
 def test_a_new_preset_never_shows_old_results_and_compares_again(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     old = compute(view, qtbot)
     view.timeline.slider.setValue(PROGRESS_FRAMES)
     assert view.table.rowCount() == len(old) + 1
@@ -372,7 +588,7 @@ def test_a_new_preset_never_shows_old_results_and_compares_again(window, qtbot):
     with qtbot.waitSignal(view.computed, timeout=30_000):
         pass  # the visible view compares again once the settings rest
     new = view.result
-    assert [r.spec for r in new] == view.specs()
+    assert [r.spec for r in new] == view.model.requests()
     assert [r.label for r in new] == [
         "DDIM S=10 η=0 · exact", "Heun S=5 · exact", "DPM-Solver++(2M) S=10 · exact", "DDPM (β̃) · exact"]  # fmt: skip
     assert [view.table.item(row, 0).text() for row in range(4)] == [r.label for r in new]
@@ -381,25 +597,50 @@ def test_a_new_preset_never_shows_old_results_and_compares_again(window, qtbot):
         np.testing.assert_array_equal(xy(panel.scatter), r.trajectory.samples)
 
     # one panel's steps, typed: that panel's label changes, and nothing old is shown under it
-    qtbot.keyClick(view.editors[0].steps, Qt.Key.Key_Up)
-    assert view.specs()[0].label == "DDIM S=11 η=0"
+    qtbot.keyClick(setting(view.editors[0], "steps"), Qt.Key.Key_Up)
+    assert view.model.requests()[0].label_text == "DDIM S=11 η=0"
     assert_nothing_shown(view, "computing…")
     with qtbot.waitSignal(view.computed, timeout=30_000):
         pass
     assert view.result[0].label == "DDIM S=11 η=0 · exact" and view.result[0].trajectory.nfe == 11
 
 
+def test_changed_settings_compare_again_once_they_rest(window, qtbot):
+    view, model = window.compare_view, window.compare_view.model
+    quick(model)
+    compute(view, qtbot)
+    computed = []
+    view.computed.connect(lambda: computed.append(view.result))
+    for n in (61, 62, 63):  # typed digit by digit, or set by a script: each change empties the panels at once
+        model.n = n
+        assert not view.has_content() and view.frame_count() == 0
+    assert_nothing_shown(view, "computing…")
+    qtbot.waitUntil(view.has_content, timeout=30_000)
+    assert len(computed) == 1  # once, when the settings rested
+    assert [r.spec for r in model.results] == model.requests() and model.requests()[0].n == 63
+    assert all(len(panel.result.trajectory.samples) == 63 for panel in view.panels)
+    assert view.table.rowCount() == len(view.panels) + 1
+
+    # a cancelled comparison stops following the settings: they wait for the button
+    assert view.compute()
+    qtbot.mouseClick(view.compute_button, LEFT)  # "Cancel"
+    assert not view.job.busy and view.timeline.label.text() == "cancelled"
+    model.n = 64
+    assert_nothing_shown(view, "press Compare")
+    assert not view.rest.isActive() and not view.job.busy
+
+
 def test_a_hidden_view_marks_changed_settings_and_compares_when_shown(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     compute(view, qtbot)
     window.tabs.setCurrentWidget(window.forward_view)
-    view.apply_preset("eta")  # e.g. a script, or the menu, while another tab is shown
+    view.model.apply_preset("eta")  # e.g. a script, or the menu, while another tab is shown
     assert_nothing_shown(view, "compared when shown")
     assert not view.job.busy
     with qtbot.waitSignal(view.computed, timeout=30_000):
         window.tabs.setCurrentWidget(view)
-    assert [r.spec for r in view.result] == view.specs() and view.preset.currentData() == "eta"
+    assert [r.spec for r in view.result] == view.model.requests() and view.preset.currentData() == "eta"
     assert all(len(xy(p.scatter)) == N_POINTS for p in view.panels)
 
 
@@ -416,7 +657,7 @@ def markers_follow(view, index: int, k: int) -> None:
 
 def test_hovering_highlights_a_point_in_every_panel_and_a_click_pins_it(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     qtbot.waitExposed(view)
     compute(view, qtbot)
     k = 20
@@ -470,12 +711,13 @@ def test_hovering_highlights_a_point_in_every_panel_and_a_click_pins_it(window, 
 
 def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
     view = window.compare_view
-    view.apply_preset("solvers")  # DDIM 10, Heun 5, DPM-Solver++(2M) 10, DDPM
-    view.sweep_steps.setText("4, 2")
-    with qtbot.waitSignal(view.sweep_job.done, timeout=30_000):
-        qtbot.mouseClick(view.sweep_button, LEFT)
-    assert view.sweep_button.isEnabled() and view.bottom.currentIndex() == 1
-    points = view.sweep_points
+    view.model.apply_preset("solvers")  # DDIM 10, Heun 5, DPM-Solver++(2M) 10, DDPM
+    view.sweep.steps.setText("4, 2")
+    with qtbot.waitSignal(view.sweep.job.done, timeout=30_000):
+        qtbot.mouseClick(view.sweep.button, LEFT)
+    assert view.sweep.button.isEnabled() and view.bottom.currentWidget() is view.sweep
+    assert view.model.step_counts == (2, 4)
+    points = view.sweep.points
     assert [(p.label, p.steps, p.nfe) for p in points] == [
         ("DDIM η=0 · exact", 2, 2), ("DDIM η=0 · exact", 4, 4), ("Heun · exact", 2, 3), ("Heun · exact", 4, 7),
         ("DPM-Solver++(2M) · exact", 2, 2), ("DPM-Solver++(2M) · exact", 4, 4),
@@ -484,33 +726,67 @@ def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
     # the sweep's numbers are the core's own
     state = window.state
     reference = Reference.draw(fresh_draw(state.data_info, state.data.points, N_POINTS))
-    specs = [PanelSpec("ddim", {"steps": 10}), PanelSpec("heun", {"steps": 5}), PanelSpec("dpmpp_2m", {"steps": 10}),
-             PanelSpec("ddpm")]  # fmt: skip
+    specs = [R("ddim", {"steps": 10}), R("heun", {"steps": 5}), R("dpmpp_2m", {"steps": 10}), R("ddpm")]
     alone = core_compare.sweep(specs, [2, 4], None, state.data, Schedule.make(), reference, n=N_POINTS)
     for p, q in zip(points, alone, strict=True):
         assert (p.label, p.steps, p.nfe) == (q.label, q.steps, q.nfe)
         for name in METRICS:
             assert p.metrics[name].value == pytest.approx(q.metrics[name].value, rel=1e-12)
 
-    curves = view.sweep_plot.listDataItems()
+    curves = view.sweep.plot.listDataItems()
     families = ["DDIM η=0", "Heun", "DPM-Solver++(2M)", "DDPM (β̃)"]
     assert [c.name() for c in curves] == [f"{family} · exact" for family in families]
-    assert view.sweep_metric.currentData() == "energy"
+    assert view.sweep.metric.currentData() == "energy"
     for curve in curves:
         mine = sorted((p.nfe, p.metrics["energy"].ratio) for p in points if p.label == curve.name())
         np.testing.assert_allclose(np.column_stack([curve.xData, curve.yData]), mine, rtol=1e-12)
     # another metric redraws the same families
-    view.sweep_metric.setCurrentIndex(view.sweep_metric.findData("nn_recall"))
-    curves = view.sweep_plot.listDataItems()
+    view.sweep.metric.setCurrentIndex(view.sweep.metric.findData("nn_recall"))
+    curves = view.sweep.plot.listDataItems()
     assert len(curves) == 4
     np.testing.assert_allclose(curves[1].yData, [p.metrics["nn_recall"].ratio for p in points[2:4]], rtol=1e-12)
 
     # bad step counts are refused with a message
-    view.sweep_steps.setText("2, x")
-    assert not view.start_sweep()
+    view.sweep.steps.setText("2, x")
+    assert not view.sweep.start()
     assert "whole numbers" in window.statusBar().currentMessage()
-    view.sweep_steps.setText("0")
-    assert not view.start_sweep()
+    view.sweep.steps.setText("0")
+    assert not view.sweep.start()
+
+
+# --- a sampler of the registry only -----------------------------------------------------------------------------
+
+
+def test_a_registered_sampler_is_offered_compared_and_swept(dummy_sampler, make_window, qtbot):
+    window = open_window(make_window)  # made after the registration: the editors offer what the registry holds
+    view, model = window.compare_view, window.compare_view.model
+    model.count = 2
+    model.set_panel(0, Panel(R("ddim", {"steps": 3})))
+    editor = view.editors[1]
+    combo = editor.controls.combo
+    assert combo.itemText(combo.findData("dummy")) == "Dummy"
+    combo.setCurrentIndex(combo.findData("dummy"))  # chosen as a user would
+    assert set(editor.controls.settings["dummy"].editors) == {"steps", "nudge"}
+    assert editor.controls.pages.currentWidget() is editor.controls.settings["dummy"]
+    setting(editor, "steps").setValue(4)
+    setting(editor, "nudge").setValue(1.5)
+    assert model.panels[1] == Panel(R("dummy", {"steps": 4, "nudge": 1.5}))
+
+    ddim, dummy = compute(view, qtbot)
+    assert dummy.label == "Dummy S=4 · exact" and dummy.trajectory.nfe == 4 and dummy_sampler[-1] == 1.5
+    samples = dummy.trajectory.samples
+    assert samples.shape == (N_POINTS, 2) and np.isfinite(samples).all()
+    np.testing.assert_array_equal(dummy.trajectory.frames[0], ddim.trajectory.frames[0])  # the shared noise
+    view.timeline.slider.setValue(PROGRESS_FRAMES)
+    assert view.panels[1].caption.text == "Dummy S=4 · exact · clean · NFE 4/4"
+    assert view.table.item(1, 0).text() == "Dummy S=4 · exact"
+
+    view.sweep.steps.setText("2, 3")
+    with qtbot.waitSignal(view.sweep.job.done, timeout=30_000):
+        qtbot.mouseClick(view.sweep.button, LEFT)
+    assert [(p.label, p.steps, p.nfe) for p in view.sweep.points if p.sampler == "dummy"] == [
+        ("Dummy · exact", 2, 2), ("Dummy · exact", 3, 3)]  # fmt: skip
+    assert [curve.name() for curve in view.sweep.plot.listDataItems()] == ["DDIM η=0 · exact", "Dummy · exact"]
 
 
 # --- exports --------------------------------------------------------------------------------------------------------
@@ -519,7 +795,7 @@ def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
 def test_exports_animate_every_progress_step(window, qtbot, tmp_path):
     window.resize(800, 600)  # smaller frames: 101 of them are grabbed and encoded
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     qtbot.waitExposed(view)
     view.points.setValue(50)
     results = compute(view, qtbot)
@@ -556,8 +832,8 @@ def test_exports_animate_every_progress_step(window, qtbot, tmp_path):
 
 def test_closing_while_comparing_cancels_at_once(window, qtbot, close_at_once):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-langevin")
-    view.editors[1].steps.setValue(1000)  # 10,000 Langevin steps after 1,000 DDPM steps: seconds of work
+    view.model.apply_preset("ddpm-vs-langevin")
+    setting(view.editors[1], "steps_per_level").setValue(1000)  # 10,000 Langevin steps after 1,000 DDPM: seconds
     view.points.setValue(200)
     assert view.compute()
     sampling(view, qtbot)
@@ -569,14 +845,14 @@ def test_closing_while_comparing_cancels_at_once(window, qtbot, close_at_once):
 
 def test_closing_while_sweeping_many_short_runs_cancels_at_once(window, qtbot, close_at_once):
     view = window.compare_view
-    view.apply_preset("eta")  # four families of short DDIM runs: the sweep checks between runs
-    view.sweep_steps.setText(", ".join(str(s) for s in range(1, 41)))
-    assert view.start_sweep()
-    qtbot.waitUntil(lambda: view.sweep_bar.maximum() == 160 and view.sweep_bar.value() >= 1, timeout=10_000)
-    worker = view.sweep_job.worker
-    assert worker is not None and worker.isRunning() and not view.sweep_button.isEnabled()
+    view.model.apply_preset("eta")  # four families of short DDIM runs: the sweep checks between runs
+    view.sweep.steps.setText(", ".join(str(s) for s in range(1, 41)))
+    assert view.sweep.start()
+    qtbot.waitUntil(lambda: view.sweep.bar.maximum() == 160 and view.sweep.bar.value() >= 1, timeout=10_000)
+    worker = view.sweep.job.worker
+    assert worker is not None and worker.isRunning() and not view.sweep.button.isEnabled()
     close_at_once(window, worker)
-    assert not view.sweep_job.busy and view.sweep_points == []
+    assert not view.sweep.job.busy and view.sweep.points == []
 
 
 # --- known bugs -----------------------------------------------------------------------------------------------------
@@ -600,14 +876,14 @@ def test_closing_while_the_floors_are_computed_cancels_at_once(window, qtbot, mo
 
 def test_closing_during_one_long_sweep_run_cancels_at_once(window, qtbot, close_at_once):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-langevin")
-    view.editors[0].set_spec(PanelSpec("langevin", {"steps_per_level": 20}))  # the long run first
-    view.editors[1].set_spec(PanelSpec("ddpm"))
-    view.sweep_steps.setText("1000")
+    view.model.apply_preset("ddpm-vs-langevin")
+    view.model.set_panel(0, Panel(R("langevin", {"steps_per_level": 20})))  # the long run first
+    view.model.set_panel(1, Panel(R("ddpm")))
+    view.sweep.steps.setText("1000")
     view.points.setValue(200)
-    assert view.start_sweep()
-    qtbot.waitUntil(lambda: view.sweep_bar.maximum() == 2, timeout=10_000)  # progress(0, 2): the first run starts
-    close_at_once(window, view.sweep_job.worker)
+    assert view.sweep.start()
+    qtbot.waitUntil(lambda: view.sweep.bar.maximum() == 2, timeout=10_000)  # progress(0, 2): the first run starts
+    close_at_once(window, view.sweep.job.worker)
 
 
 def test_the_backdrop_follows_the_data(window, qtbot):
@@ -622,7 +898,7 @@ def test_the_backdrop_follows_the_data(window, qtbot):
 
 def test_changing_the_panel_count_while_comparing(window, qtbot):
     view = window.compare_view
-    view.apply_preset("ddpm-vs-ddim")
+    view.model.apply_preset("ddpm-vs-ddim")
     with qtbot.captureExceptions() as exceptions, qtbot.waitSignal(view.job.done, timeout=30_000):
         assert view.compute()
         view.count.setValue(4)  # while the three panels are computed

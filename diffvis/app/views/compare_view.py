@@ -1,18 +1,21 @@
 """Samplers side by side: 2 to 6 panels from the same initial noise on one shared timeline of normalised
 progress (pure noise → final samples), each with its own sampler and settings, its current t and the model
 evaluations spent so far; hovering a point highlights the same point in every panel (a click pins it). Below:
-the metrics table (best figure of each column highlighted) and the quality-versus-NFE sweep.
+the metrics table (best figure of each column highlighted) and the quality-versus-NFE sweep (``sweep_view``).
 
-Every panel frames the data (``padded_extent``, as the other sampling views do), never the samples: a trained
-network flings about one DDIM sample in 500 far away, and framing those shrank the data to a dot. A change of
-preset, panel count or any panel's settings empties the panels and the table at once (old samples never sit under
-new labels) and, when the view is visible and had a comparison, compares again once the settings rest."""
+The view draws a ``CompareModel`` and writes every setting back through it. Every panel frames the data
+(``padded_extent``, as the other sampling views do), never the samples: a trained network flings about one DDIM
+sample in 500 far away, and framing those shrank the data to a dot. A change of preset, panel count or any
+panel's settings empties the panels and the table at once (old samples never sit under new labels) and, when the
+view is visible and was comparing, compares again once the settings rest."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,8 +25,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -35,41 +36,42 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffvis.app.jobs import BackgroundJob
+from diffvis.app.models.compare import (
+    MAX_PANELS,
+    MIN_PANELS,
+    PROGRESS_FRAMES,
+    SETTINGS,
+    CompareModel,
+    Panel,
+    Sources,
+    panel_frame,
+)
 from diffvis.app.state import LabState
-from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo
 from diffvis.app.views.reverse_view import frame_time
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
     DATA_COLOUR,
-    PALETTE,
     SAMPLE_COLOUR,
     corner_caption,
     faint_brush,
     sample_brushes,
     style_data_plot,
 )
+from diffvis.app.views.sweep_view import METRIC_TITLES, SweepTab
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
-from diffvis.core.compare import METRIC_POINTS, PRESETS, PanelResult, Reference, compare, parse_step_counts, sweep
+from diffvis.core.compare import PRESETS, PanelResult
 from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
 from diffvis.core.request import SampleRequest
-from diffvis.core.schedules import Schedule
-from diffvis.core.sources import fresh_draw
-from diffvis.errors import ConfigError
 
 BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
-PROGRESS_FRAMES = 100  # the shared slider runs over 0 … 100 % of every panel's trajectory
-MAX_PANELS = 6
-SWEEP_STEPS = "5, 10, 20, 50, 100, 250, 1000"
 AXIS_WIDTH = 40  # pixels: the panels' left axes, whatever their tick labels
 AXIS_HEIGHT = 25  # pixels: about the bottom axis of a panel
 REST_MS = 400  # changed settings compare again once they rest this long (a spin box typed digit by digit)
-METRIC_TITLES = {"energy": "energy", "sliced_w1": "sliced W1", "nn_precision": "NN precision",
-                 "nn_recall": "NN recall", "frechet": "Fréchet"}  # fmt: skip
+BACKDROP_POINTS = 3000
 
 
 def panel_columns(count: int, width: float, height: float) -> int:
@@ -84,15 +86,13 @@ def panel_columns(count: int, width: float, height: float) -> int:
     return max(range(1, count + 1), key=lambda columns: (side(columns), -columns))
 
 
-def panel_frame(progress: int, frames: int) -> int:
-    """The frame of a trajectory with ``frames`` frames at shared slider position ``progress`` (0 … 100)."""
-    return round(progress / PROGRESS_FRAMES * (frames - 1))
-
-
 class PanelEditor(QGroupBox):
-    """One panel's sampler and its settings (from the registry), the exact model, and the guidance scale."""
+    """One panel's sampler and its settings (from the registry), the exact model, and the guidance scale;
+    ``changed`` fires when any of them changes."""
 
-    def __init__(self, index: int, request: SampleRequest):
+    changed = Signal()
+
+    def __init__(self, index: int):
         super().__init__(f"Panel {index + 1}")
         self.controls = SamplerControls()
         self.exact = QCheckBox("exact")
@@ -105,26 +105,17 @@ class PanelEditor(QGroupBox):
         grid.addWidget(self.exact, 0, 1)
         grid.addWidget(self.controls.pages, 1, 0, 1, 2)
         grid.addWidget(self.guidance, 2, 0, 1, 2)
-        self.set_spec(request)
+        for signal in (self.controls.changed, self.exact.toggled, self.guidance.valueChanged):
+            signal.connect(lambda *_: self.changed.emit())
 
-    def changed_signals(self) -> list:
-        """The signals of every widget the request is read from."""
-        return [self.controls.changed, self.exact.toggled, self.guidance.valueChanged]
+    def panel(self) -> Panel:
+        request = SampleRequest(self.controls.sampler, self.controls.params(), self.exact.isChecked())
+        return Panel(request, self.guidance.value())
 
-    def set_spec(self, request: SampleRequest) -> None:
-        self.controls.set_sampler(request.sampler, request.params)
-        self.exact.setChecked(request.exact)
-        self.guidance.setValue(request.guidance)
-
-    def spec(self, label=None) -> SampleRequest:
-        """The panel's request; for class ``label`` (a dense id or 'all'), guided at the editor's w (None: the
-        model's default, every class for a conditional one; ``UNCONDITIONAL``: f(x, t, ∅))."""
-        choice = {}
-        if label == UNCONDITIONAL:
-            choice = {"label": label}
-        elif label is not None and (label != ALL_CLASSES or self.guidance.value() != 1.0):
-            choice = {"label": label, "guidance": self.guidance.value()}  # else the model's default: every class
-        return SampleRequest(self.controls.sampler, self.controls.params(), self.exact.isChecked(), **choice)
+    def set_panel(self, panel: Panel) -> None:
+        self.controls.set_sampler(panel.request.sampler, panel.request.params)
+        self.exact.setChecked(panel.request.exact)
+        self.guidance.setValue(panel.guidance)
 
 
 class ComparePanel:
@@ -179,62 +170,58 @@ class ComparePanel:
 
 
 class CompareView(SceneView):
+    """``model`` holds every setting and what the panels show; the widgets only draw it and write to it."""
+
     compute_text = "Compare"
 
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "", parent)
+        self.model = CompareModel()
         self.panels: list[ComparePanel] = []
         self.highlight: int | None = None  # the point followed in every panel
         self.pinned = False
+        self.following = False  # a change of settings compares again (until a comparison is cancelled or fails)
+        self.extent = None  # the data's padded extent, which every panel frames
+        self._syncing = False  # writing the model into the widgets: their signals are not written back
+        self.rest = QTimer(self, singleShot=True, interval=REST_MS)
+        self.rest.timeout.connect(self._on_rest)
         self.preset = QComboBox()
         for key, (title, _) in PRESETS.items():
             self.preset.addItem(title, key)
         compact_combo(self.preset, 10)
-        self.count = QSpinBox(minimum=2, maximum=MAX_PANELS, value=3)
+        self.count = QSpinBox(minimum=MIN_PANELS, maximum=MAX_PANELS)
         self.class_picker = ClassPicker()
-        self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
-        self.seed = 0
-        self.shown_request = None  # what the panels show: (specs, points, seed), or None
-        self.running_request = None  # what the computation in flight computes
-        self.rest = QTimer(self, singleShot=True, interval=REST_MS)
-        self.rest.timeout.connect(self._on_rest)
+        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
         self.new_noise = QPushButton("New noise")
         self.new_noise.setToolTip("draw new initial noise for every panel and compare again")
         settings = [("Preset", self.preset), ("Panels", self.count), ("Points", self.points),
                     ("Class", self.class_picker), ("", self.new_noise), ("", self.compute_button)]  # fmt: skip
         for label, widget in settings:
             self.add_setting(label, widget, columns_per_row=3)
-        specs = PRESETS["ddpm-vs-ddim"][1]
-        self.editors = [PanelEditor(i, specs[i % len(specs)]) for i in range(MAX_PANELS)]
-        editor_row = QWidget()
-        editor_layout = QHBoxLayout(editor_row)
-        editor_layout.setContentsMargins(0, 0, 0, 0)
-        for editor in self.editors:
-            editor_layout.addWidget(editor)
-        editors = QScrollArea()  # six editors are wider than a small window: they scroll sideways there
-        editors.setWidget(editor_row)
-        editors.setWidgetResizable(True)
-        editors.setFrameShape(QFrame.Shape.NoFrame)
-        editors.setMaximumHeight(editor_row.sizeHint().height() + editors.horizontalScrollBar().sizeHint().height())
-        self._split(editors, self._build_bottom())
-        self.sweep_job = BackgroundJob(self)
-        self.sweep_job.done.connect(self._on_sweep)
-        self.sweep_job.failed.connect(self._on_sweep_failed)
-        self.sweep_job.progressed.connect(lambda i, n: (self.sweep_bar.setMaximum(n), self.sweep_bar.setValue(i)))
+        self.editors = [PanelEditor(i) for i in range(MAX_PANELS)]
+        self.sweep = SweepTab(state, self.model)
+        self._split(self._editor_row(), self._build_bottom())
+        self.timeline.set_count(PROGRESS_FRAMES + 1)  # the shared progress, whether or not anything is shown
 
-        self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentData()))
-        self.count.valueChanged.connect(self._layout_panels)
+        self.preset.activated.connect(lambda _: self.model.apply_preset(self.preset.currentData()))
+        self._write(self.count.valueChanged, lambda: setattr(self.model, "count", self.count.value()))
+        self._write(self.points.valueChanged, lambda: setattr(self.model, "n", self.points.value()))
+        self._write(self.class_picker.currentIndexChanged, self._write_label)
+        for i, editor in enumerate(self.editors):
+            self._write(editor.changed, lambda i=i: self.model.set_panel(i, self.editors[i].panel()))
+        self.timeline.frame_changed.connect(lambda frame: setattr(self.model, "frame", frame))
         self.new_noise.clicked.connect(self.reseed)
-        state.data_changed.connect(lambda _: self.show_backdrop())
-        state.data_changed.connect(lambda _: self._refresh_classes())
+        self.sweep.swept.connect(lambda: self.bottom.setCurrentWidget(self.sweep))
+        state.data_changed.connect(lambda _: self._on_data())
         state.model_changed.connect(self._refresh_classes)
-        self._refresh_classes()
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
-        self.apply_preset("ddpm-vs-ddim")
-        for signal in [self.count.valueChanged, self.points.valueChanged, self.class_picker.currentIndexChanged,
-                       *(s for editor in self.editors for s in editor.changed_signals())]:  # fmt: skip
-            signal.connect(lambda *_: self._on_settings_change())
+        self.model.events.connect(self._on_model)
+        for sync in (self._sync_preset, self._sync_editors, self._sync_points, self._sync_frame, self._layout_panels):
+            sync()
+        self._on_data()
+        self._sync_label()
+        self._show_stale(f"press {self.compute_text}", "")
 
     # --- building ---------------------------------------------------------------------------------------------
     def build_figure(self, title: str):
@@ -246,38 +233,28 @@ class CompareView(SceneView):
         self.all_panels = [leader] + [ComparePanel(self.grid.addPlot(row=0, col=i), box) for i in range(1, MAX_PANELS)]
         return self.grid, self.grid.ci
 
+    def _editor_row(self) -> QScrollArea:
+        """The editors side by side; six are wider than a small window: they scroll sideways there."""
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for editor in self.editors:
+            layout.addWidget(editor)
+        editors = QScrollArea()
+        editors.setWidget(row)
+        editors.setWidgetResizable(True)
+        editors.setFrameShape(QFrame.Shape.NoFrame)
+        editors.setMaximumHeight(row.sizeHint().height() + editors.horizontalScrollBar().sizeHint().height())
+        return editors
+
     def _build_bottom(self) -> QTabWidget:
         self.table = QTableWidget(0, 3 + len(METRICS))
         self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS)])
         self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
                               "metric between two fresh draws); the best of each column is highlighted")  # fmt: skip
-        axes = {side: LogAxis(side) for side in ("left", "bottom")}  # labels that never run together
-        self.sweep_plot = pg.PlotWidget(title="Quality against model evaluations", axisItems=axes)
-        self.sweep_plot.setLogMode(x=True, y=True)
-        self.sweep_plot.setLabel("bottom", "NFE")
-        self.sweep_plot.setLabel("left", "× floor")
-        self.sweep_plot.addLegend(offset=(-10, 10))
-        self.sweep_metric = QComboBox()
-        for key, title in METRIC_TITLES.items():
-            self.sweep_metric.addItem(title, key)
-        self.sweep_steps = QLineEdit(SWEEP_STEPS)
-        self.sweep_steps.setToolTip("the step counts to try, separated by commas")
-        self.sweep_button = QPushButton("Sweep")
-        self.sweep_bar = QProgressBar()
-        controls = QHBoxLayout()
-        for widget in (self.sweep_metric, self.sweep_steps, self.sweep_button, self.sweep_bar):
-            controls.addWidget(widget)
-        sweep_page = QWidget()
-        sweep_layout = QVBoxLayout(sweep_page)
-        sweep_layout.setContentsMargins(0, 0, 0, 0)
-        sweep_layout.addLayout(controls)
-        sweep_layout.addWidget(self.sweep_plot, 1)
-        self.sweep_button.clicked.connect(self.start_sweep)
-        self.sweep_metric.currentIndexChanged.connect(lambda _: self._draw_sweep())
-        self.sweep_points: list = []
         self.bottom = QTabWidget()
         self.bottom.addTab(self.table, "Metrics")
-        self.bottom.addTab(sweep_page, "Quality vs NFE")
+        self.bottom.addTab(self.sweep, "Quality vs NFE")
         return self.bottom
 
     def _split(self, editors: QWidget, bottom: QWidget) -> None:
@@ -299,10 +276,12 @@ class CompareView(SceneView):
         layout.addWidget(self.splitter, 1)
 
     def _layout_panels(self) -> None:
-        """Show ``count`` panels in the grid that gives each the most room (``panel_columns``); their editors follow.
-        The six plots live as long as the view and only move in the grid layout: plot items taken out of a scene
-        and collected later can take a pending repaint down with them."""
-        count = self.count.value()
+        """Show the model's ``count`` panels in the grid that gives each the most room (``panel_columns``); their
+        editors follow. The six plots live as long as the view and only move in the grid layout: plot items taken
+        out of a scene and collected later can take a pending repaint down with them."""
+        count = self.model.count
+        with self._quiet():
+            self.count.setValue(count)
         self.columns = panel_columns(count, self.grid.width(), self.grid.height())
         for i, editor in enumerate(self.editors):
             editor.setVisible(i < count)
@@ -311,10 +290,9 @@ class CompareView(SceneView):
             layout.removeAt(layout.count() - 1)
         for panel in self.all_panels:
             panel.plot.setVisible(False)
-        columns = self.columns
         self.panels = self.all_panels[:count]
         for i, panel in enumerate(self.panels):
-            layout.addItem(panel.plot, i // columns, i % columns)
+            layout.addItem(panel.plot, i // self.columns, i % self.columns)
             panel.plot.setVisible(True)
         self.show_backdrop()
 
@@ -325,60 +303,91 @@ class CompareView(SceneView):
                 self._layout_panels()
         return super().eventFilter(watched, event)
 
+    def _on_data(self) -> None:
+        points = self.state.data.points
+        self.extent = padded_extent(points) if len(points) >= 2 else None
+        self.show_backdrop()
+        self._refresh_classes()
+
     def show_backdrop(self) -> None:
         """The data behind every panel, and every panel framed on it (the first leads the others); call again once
         laid out."""
-        points = self.state.data.points[:3000]
+        points = self.state.data.points[:BACKDROP_POINTS]
         for panel in self.panels:
             panel.backdrop.setData(pos=points)
-        if len(self.state.data) >= 2 and self.panels:
-            x_min, x_max, y_min, y_max = padded_extent(self.state.data.points)
+        if self.extent is not None and self.panels:
+            x_min, x_max, y_min, y_max = self.extent
             self.panels[0].plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
 
     def _refresh_classes(self) -> None:
         """Offer the classes of the trained model, or of the data (the exact model's) when it has none."""
         self.class_picker.set_classes(classes_in_use(self.state, False) or classes_in_use(self.state, True))
 
-    def apply_preset(self, key: str) -> None:
-        _, specs = PRESETS[key]
-        self.preset.setCurrentIndex(self.preset.findData(key))
-        label = specs[0].label or ALL_CLASSES  # a preset without a class takes the default, every class
-        self.class_picker.setCurrentIndex(max(self.class_picker.findData(label), 0))
-        for editor, spec in zip(self.editors, specs, strict=False):
-            editor.set_spec(spec)
-        self.count.setValue(len(specs))
-        self._layout_panels()
-        self._on_settings_change()
+    # --- the model and the widgets ------------------------------------------------------------------------------
+    @contextmanager
+    def _quiet(self):
+        """While the model is written into the widgets, what they signal is not written back."""
+        self._syncing, before = True, self._syncing
+        try:
+            yield
+        finally:
+            self._syncing = before
 
-    def specs(self) -> list[SampleRequest]:
-        label = self.class_picker.request_label
-        return [editor.spec(label) for editor in self.editors[: self.count.value()]]
+    def _write(self, signal, write) -> None:
+        """Write a widget's ``signal`` back to the model with ``write()``, unless the model is being drawn."""
+        signal.connect(lambda *_: None if self._syncing else write())
 
-    def request(self) -> tuple:
-        """Everything a comparison is computed from, besides the model and the data."""
-        return tuple(self.specs()), self.points.value(), self.seed
+    def _write_label(self) -> None:
+        self.model.label = self.class_picker.request_label
+
+    def _on_model(self, name: str, _value) -> None:
+        sync = {"preset": self._sync_preset, "panels": self._sync_editors, "count": self._layout_panels,
+                "label": self._sync_label, "n": self._sync_points, "frame": self._sync_frame,
+                "results": self._show_results}.get(name)  # fmt: skip
+        if sync is not None:
+            sync()
+        if name in SETTINGS:
+            self._on_settings_change()
+
+    def _sync_preset(self) -> None:
+        self.preset.setCurrentIndex(self.preset.findData(self.model.preset))
+
+    def _sync_editors(self) -> None:
+        with self._quiet():
+            for editor, panel in zip(self.editors, self.model.panels, strict=True):
+                editor.set_panel(panel)
+
+    def _sync_points(self) -> None:
+        with self._quiet():
+            self.points.setValue(self.model.n)
+
+    def _sync_frame(self) -> None:
+        self.timeline.slider.setValue(self.model.frame)  # the slider's frame_changed draws it
+
+    def _sync_label(self) -> None:
+        """Choose the model's class; one the picker does not offer falls back to its default, written back."""
+        label, picker = self.model.label, self.class_picker
+        index = 0 if label in (None, UNCONDITIONAL) else picker.findData(label)
+        with self._quiet():
+            picker.setCurrentIndex(index if index >= 0 else max(picker.findData(ALL_CLASSES), 0))
+        if picker.request_label != label:
+            self._write_label()
 
     # --- stale results ---------------------------------------------------------------------------------------
     def _on_settings_change(self) -> None:
-        """New settings: unless the panels show them (or they are being computed), the panels and the table are
-        emptied at once, and a visible view that had a comparison compares again once the settings rest."""
-        request = self.request()
-        if request == self.shown_request or (self.job.busy and request == self.running_request):
-            self.rest.stop()  # back to what is shown or computed
-            return
-        busy = self.job.busy
-        if busy:
+        """New settings (the model has emptied the panels): a computation in flight is cancelled, and a view that
+        was comparing compares again once the settings rest, or when next shown."""
+        if self.job.busy:
             self.job.cancel()
             self._idle("")
-        again = busy or self.shown_request is not None or self.rest.isActive() or self.stale
-        if again and self.isVisible():
+        if not self.following:
+            self._show_stale(f"press {self.compute_text}", f"settings changed: press {self.compute_text}")
+        elif self.isVisible():
             self.rest.start()
             self._show_stale("computing…", "settings changed: comparing again…")
-        elif again:
-            self.stale = True  # compared again when shown
-            self._show_stale("compared when shown", "settings changed: compared again when shown")
         else:
-            self._show_stale(f"press {self.compute_text}", f"settings changed: press {self.compute_text}")
+            self.stale = True
+            self._show_stale("compared when shown", "settings changed: compared again when shown")
 
     def _on_rest(self) -> None:
         if self.isVisible():
@@ -388,8 +397,7 @@ class CompareView(SceneView):
 
     def _show_stale(self, caption: str, label: str | None = None) -> None:
         """No result on show: each panel only names its settings, the metrics table is empty."""
-        self.shown_request = None
-        labels = [spec.label for spec in self.specs()]
+        labels = [request.label_text for request in self.model.requests()]
         for i, panel in enumerate(self.all_panels):
             panel.clear(f"{labels[i]} · {caption}" if i < len(labels) else "")
         self.table.setRowCount(0)
@@ -398,61 +406,50 @@ class CompareView(SceneView):
 
     # --- computing ------------------------------------------------------------------------------------------
     def reseed(self) -> None:
-        self.seed += 1
+        self.model.reseed()
         self.compute()
 
     def compute(self) -> bool:
-        """Compare from the current settings; until the results come, the panels show none."""
+        """Compare from the model's settings; until the results come, the panels show none."""
         self.rest.stop()
         if not super().compute():
             return False
+        self.following = True
+        self.model.results = None
         self._show_stale("computing…")
         return True
 
     def _idle(self, label: str) -> None:
         super()._idle(label)
-        if label and not self.has_content():  # cancelled or failed: nothing computed to show
-            self._show_stale(f"press {self.compute_text}")
-
-    def _context(self):
-        """What every computation needs, read on the GUI thread: run, points, schedule and a fresh-data draw."""
-        run = self.state.model_run
-        cfg = self.state.train_config
-        schedule = run.schedule if run is not None else Schedule.make(cfg.schedule, cfg.timesteps)
-        data, n = self.state.data, self.points.value()
-        draw = fresh_draw(self.state.data_info, data.points, min(n, METRIC_POINTS))
-        return run, data, schedule, draw, n
+        if label:  # cancelled or failed: changed settings wait for the button again
+            self.following = False
+            if not self.has_content():
+                self._show_stale(f"press {self.compute_text}")
 
     def work(self):
-        specs, seed = self.specs(), self.seed
-        run, points, schedule, draw, n = self._context()
-        self.running_request = self.request()
-
-        def compute_all(progress):
-            reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
-            return compare(specs, run, points, schedule, reference, n=n, seed=seed, progress=progress)
-
-        return compute_all
+        return self.model.comparison(Sources.of(self.state, self.model.n))
 
     def has_content(self) -> bool:
-        return bool(self.panels) and all(panel.result is not None for panel in self.panels)
+        return self.model.results is not None
 
     def accept(self, results) -> int:
-        if len(results) != len(self.panels):  # the panel count changed while computing: show what was computed
-            self.count.blockSignals(True)
-            self.count.setValue(len(results))
-            self.count.blockSignals(False)
-            self._layout_panels()
+        self.model.results = results
+        return PROGRESS_FRAMES + 1
+
+    def _show_results(self) -> None:
+        """The model's results in the panels and the table, at the model's frame; none: empty panels."""
+        results = self.model.results
+        if results is None:
+            self._show_stale(f"press {self.compute_text}")
+            return
         for panel, result in zip(self.panels, results, strict=True):
             panel.result = result
             traj = result.trajectory
-            panel.scatter.setData(
-                pos=traj.frames[0], brush=sample_brushes(traj, self.class_picker.classes, SAMPLE_COLOUR)
-            )
-        self.shown_request, self.running_request = self.running_request, None
+            brushes = sample_brushes(traj, self.class_picker.classes, SAMPLE_COLOUR)
+            panel.scatter.setData(pos=traj.frames[0], brush=brushes)
         self._fill_table(results)
         self.highlight, self.pinned = None, False
-        return PROGRESS_FRAMES + 1
+        self.show_frame(self.model.frame)
 
     def _fill_table(self, results: list[PanelResult]) -> None:
         """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores)."""
@@ -476,52 +473,9 @@ class CompareView(SceneView):
             best.setBackground(QBrush(QColor(BEST_COLOUR)))
         self.table.resizeColumnsToContents()
 
-    # --- the sweep ------------------------------------------------------------------------------------------
-    def start_sweep(self) -> bool:
-        try:
-            steps = parse_step_counts(self.sweep_steps.text())
-        except ConfigError as e:
-            self.state.say(f"{e}, e.g. 5, 10, 20")
-            return False
-        if len(self.state.data) < 2:
-            return False
-        specs = list({spec.family: spec for spec in self.specs()}.values())
-        run, points, schedule, draw, n = self._context()
-        steps, seed = [s for s in steps if s <= schedule.T], self.seed
-
-        def compute_sweep(progress):
-            reference = Reference.draw(draw, cancelled=lambda: progress(0, len(specs) * len(steps)))
-            return sweep(specs, steps, run, points, schedule, reference, n=n, seed=seed, progress=progress)
-
-        self.sweep_button.setEnabled(False)
-        self.sweep_job.start(compute_sweep)
-        return True
-
-    def _on_sweep(self, points) -> None:
-        self.sweep_button.setEnabled(True)
-        self.sweep_points = points
-        self._draw_sweep()
-        self.bottom.setCurrentIndex(1)
-
-    def _on_sweep_failed(self, message: str) -> None:
-        self.sweep_button.setEnabled(True)
-        self.state.say(message)
-
-    def _draw_sweep(self) -> None:
-        """One line per sampler family: the metric's ratio to its floor against NFE."""
-        self.sweep_plot.clear()
-        metric = self.sweep_metric.currentData()
-        families = list(dict.fromkeys(p.label for p in self.sweep_points))
-        for i, family in enumerate(families):
-            rows = sorted((p.nfe, p.metrics[metric].ratio) for p in self.sweep_points if p.label == family)
-            nfe, ratio = np.array(rows, dtype=float).T
-            colour = PALETTE[i % len(PALETTE)]
-            self.sweep_plot.plot(nfe, ratio, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                 symbolBrush=colour, name=family)  # fmt: skip
-
     def shutdown(self) -> None:
         self.rest.stop()
-        self.sweep_job.shutdown()
+        self.sweep.shutdown()
         super().shutdown()
 
     # --- drawing, highlighting, exporting -------------------------------------------------------------------
@@ -539,7 +493,7 @@ class CompareView(SceneView):
             if panel.result is not None and box.sceneBoundingRect().contains(scene_pos):
                 p = box.mapSceneToView(scene_pos)
                 traj = panel.result.trajectory
-                frame = traj.frames[panel_frame(self.timeline.frame, len(traj.frames))]
+                frame = traj.frames[panel_frame(self.model.frame, len(traj.frames))]
                 return int(np.argmin((frame[:, 0] - p.x()) ** 2 + (frame[:, 1] - p.y()) ** 2))
         return None
 
@@ -549,18 +503,18 @@ class CompareView(SceneView):
         index = self._nearest(scene_pos)
         if index is not None and index != self.highlight:
             self.highlight = index
-            self.show_frame(self.timeline.frame)
+            self.show_frame(self.model.frame)
 
     def _on_pin(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self.pinned = not self.pinned
             if self.pinned:
                 self.highlight = self._nearest(event.scenePos())
-            self.show_frame(self.timeline.frame)
+            self.show_frame(self.model.frame)
 
     def frame_points(self, frame: int) -> np.ndarray:
         """Every panel's points at this progress, panel after panel."""
-        return np.concatenate([p.result.trajectory.frames[panel_frame(frame, p.result.trajectory.steps + 1)]
+        return np.concatenate([p.result.trajectory.frames[panel_frame(frame, len(p.result.trajectory.frames))]
                                for p in self.panels])  # fmt: skip
 
     def all_points(self) -> np.ndarray:
