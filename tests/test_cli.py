@@ -410,3 +410,16 @@ def test_every_option_of_every_command_says_what_it_does():
     missing = [f"{name} {action.option_strings[-1]}" for name, command in [("", parser), *sub.choices.items()]
                for action in command._actions if action.option_strings and not action.help]  # fmt: skip
     assert missing == []
+
+
+def test_the_old_ideal_option_still_works_and_is_not_shown(tmp_path, capsys):
+    data = tmp_path / "d.npy"
+    assert cli(capsys, "data", "moons", "--n", "40", "--out", data)[0] == 0
+    for option in (["--ideal", str(data)], [f"--ideal={data}"]):
+        rc, out, err = cli(capsys, "sample", *option, "--steps", "3", "--n", "5", "--out", tmp_path / "s.npy")
+        assert rc == 0, err
+    for command in ("sample", "render", "sweep"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = capsys.readouterr().out
+        assert "--exact DATA_FILE" in shown and "--ideal" not in shown
