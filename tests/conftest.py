@@ -1,4 +1,6 @@
+import gc
 import os
+import sys
 
 import pytest
 import torch
@@ -22,3 +24,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage():
+    """Every test's widgets are torn down the same way: pytest-qt closes and deletes the ones registered with
+    ``qtbot.addWidget``, then this collects their Python wrappers at once. Left to a later collection, the
+    garbage of one test was collected in the middle of another test's repaint, and pyqtgraph's GraphicsView
+    crashed (seen in random test order)."""
+    yield
+    if "PySide6" in sys.modules:
+        gc.collect()

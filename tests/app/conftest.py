@@ -1,5 +1,3 @@
-import gc
-
 import pytest
 
 from diffvis.app.main_window import MainWindow
@@ -25,8 +23,7 @@ def make_window(qtbot, tmp_path):
         for view in win.scene_views:
             view.shutdown()
         win.close()
-    windows.clear()
-    gc.collect()  # collect the closed windows' Qt wrappers now, not in the middle of a later test's repaint
+    windows.clear()  # (their wrappers are collected by the root conftest's _collect_qt_garbage, like every widget's)
 
 
 @pytest.fixture
