@@ -103,8 +103,9 @@ class PanelEditor(QGroupBox):
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.controls.combo, 0, 0)
         grid.addWidget(self.exact, 0, 1)
-        grid.addWidget(self.controls.pages, 1, 0, 1, 2)
-        grid.addWidget(self.guidance, 2, 0, 1, 2)
+        grid.addWidget(self.guidance, 0, 2)
+        grid.addWidget(self.controls.pages, 1, 0, 1, 3)
+        grid.setColumnStretch(0, 1)
         for signal in (self.controls.changed, self.exact.toggled, self.guidance.valueChanged):
             signal.connect(lambda *_: self.changed.emit())
 
