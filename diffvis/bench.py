@@ -247,14 +247,15 @@ def bench_gui_stall(seconds: float = 8.0) -> None:
 
 
 def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
-    """Frames per second while the slider sweeps a cached n-point trajectory in the reverse view, each frame
-    drawn and rendered (``grab``: offscreen, ``repaint`` paints nothing), next to a bare pyqtgraph scatter that
-    only sets the points and renders."""
+    """Frames per second while the reverse view's model sweeps the frames of a cached n-point trajectory, each
+    frame drawn and rendered (``grab``: offscreen, ``repaint`` paints nothing), next to a bare pyqtgraph scatter
+    that only sets the points and renders."""
     import pyqtgraph as pg
 
     from diffvis.app.main import offscreen_app
+    from diffvis.app.models.reverse import Sampled
     from diffvis.app.state import LabState
-    from diffvis.app.views.reverse_view import ReverseView, Sampled
+    from diffvis.app.views.reverse_view import ReverseView
     from diffvis.core.pipeline import sample_request, sampling_model
     from diffvis.core.request import SampleRequest
 
@@ -268,8 +269,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     view = ReverseView(state)
     view.resize(960, 720)
     view.show()
-    view.result = Sampled(model, request, traj, landed=1.0, class_scores=[])
-    view.timeline.set_count(view.accept(view.result))
+    view.model.result = Sampled(model, request, traj, landed=1.0, class_scores=[])
     bare = pg.PlotWidget()
     bare.resize(960, 720)
     bare.show()
@@ -278,7 +278,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
 
     def sweep_view() -> None:
         for k in range(frames):
-            view.timeline.slider.setValue(k)
+            view.model.frame = k
             view.plot.grab()
 
     def sweep_bare() -> None:
@@ -287,9 +287,7 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
             bare.grab()
 
     for overlays in (False, True):
-        view.show_x0.setChecked(overlays)
-        view.show_density.setChecked(overlays)
-        view.trails.setValue(30 if overlays else 0)
+        view.model.update(show_x0=overlays, show_density=overlays, trails=30 if overlays else 0)
         ours, base, ratio = paired_times(sweep_view, sweep_bare, repeats)
         what = "with trails, x̂₀ and density" if overlays else "points only"
         print(f"scrubbing {n:,} points ({what}): {frames / ours:.0f} fps (target ≥ 60)   bare pyqtgraph scatter "
@@ -299,14 +297,15 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
 
 
 def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
-    """Frames per second while the shared slider sweeps four comparison panels of n points each, every frame
-    rendered, next to four plain pyqtgraph scatters in one layout that set their points and render."""
+    """Frames per second while the comparison's model sweeps the shared progress of four panels of n points each,
+    every frame rendered, next to four plain pyqtgraph scatters in one layout that set their points and render."""
     import pyqtgraph as pg
 
     from diffvis.app.main import offscreen_app
+    from diffvis.app.models.compare import PROGRESS_FRAMES, panel_frame
     from diffvis.app.state import LabState
-    from diffvis.app.views.compare_view import PROGRESS_FRAMES, CompareView, panel_frame
-    from diffvis.core.compare import PRESETS, Reference, compare
+    from diffvis.app.views.compare_view import CompareView
+    from diffvis.core.compare import Reference, compare
 
     offscreen_app()
     state = LabState()
@@ -315,11 +314,11 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
     view = CompareView(state)
     view.resize(1100, 900)
     view.show()
-    view.apply_preset("eta")
+    view.model.apply_preset("eta")
+    view.model.n = n
     reference = Reference(data.points, {name: (1.0, 0.0) for name in METRICS})  # scores are not what is timed
-    results = compare(PRESETS["eta"][1], None, data.points, Schedule.make(), reference, n=n)
-    view.result = results
-    view.timeline.set_count(view.accept(results))
+    results = compare(view.model.requests(), None, data.points, Schedule.make(), reference, n=n)
+    view.model.results = results
     bare = pg.GraphicsLayoutWidget()
     bare.resize(view.grid.size())
     bare.show()
@@ -332,7 +331,7 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
 
     def sweep_view() -> None:
         for k in range(frames):
-            view.timeline.slider.setValue(k)
+            view.model.frame = k
             view.grid.grab()
 
     def sweep_bare() -> None:

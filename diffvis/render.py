@@ -1,5 +1,7 @@
 """``diffvis render``: draw a view headless (Qt offscreen) and export it exactly as the app's export button does:
-the same view widgets, the same computation in the same worker, the same writers.
+the same view widgets drawing the same model, the same computation, the same writers. Render sets the view's
+model (its request, overlays, probes and frame) and computes its result with the model's own ``work``, never
+through the view's widgets.
 
 The picture is ``--size`` exactly: the view shows its figure alone (an export draws the figure, never the
 settings, tables or timeline around it), sized so that what the file holds (the figure for PNG, GIF and MP4, the
@@ -14,6 +16,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from diffvis.arguments import given_settings, make_request, sampler_params
+from diffvis.core.request import DEFAULT_SAMPLER
 from diffvis.errors import ConfigError, DiffvisError
 from diffvis.terminal import ProgressBar
 
@@ -35,16 +39,18 @@ def cmd_render(args) -> int:
     state = _load_state(args)
     view = _make_view(args, state)
     try:
+        bar = ProgressBar()
+        if not args.compare and args.view != "forward":  # before showing: a view shown empty computes by itself
+            _compute_model(view.model, state, bar)
         _figure_only(view)
         view.resize(*args.size)
         view.show()
-        bar = ProgressBar()
-        if hasattr(view, "compute"):
+        if args.compare:
             _compute(view, bar)
         if args.probe:
-            _add_probes(view, args.probe, args.probe_frame)
+            _add_probes(view.model, args.probe, args.probe_frame, bar)
         last = view.frame_count() - 1
-        view.timeline.slider.setValue(last if args.frame is None else min(max(args.frame, 0), last))
+        view.model.frame = last if args.frame is None else min(max(args.frame, 0), last)
         _fit(view, suffix, tuple(args.size))
         frames = export_view(view, args.out, fps=args.fps, max_frames=args.max_frames,
                              progress=lambda i, n: bar.show(i, n, "frames"))  # fmt: skip
@@ -103,7 +109,7 @@ def _fit(view, suffix: str, size: tuple[int, int]) -> None:
         raise DiffvisError(f"the picture came out {drawn[0]}x{drawn[1]}, not the {size[0]}x{size[1]} asked for")
     if hasattr(view, "show_backdrop"):  # the comparison frames its panels once they have their size
         view.show_backdrop()
-        view.show_frame(view.timeline.frame)
+        view.show_frame(view.current_frame())
 
 
 def _load_state(args):
@@ -127,14 +133,14 @@ def _load_state(args):
             raise ConfigError(f"{args.exact.name}: the exact model needs at least two points")
         state.set_data(points, info)
         state.update_train_config(schedule=args.schedule, timesteps=args.timesteps)
-        state.set_model_config(replace(state.model_config, objective=args.objective))
+        if args.objective is not None:  # the score view's model; the others take the one their sampler drives
+            state.set_model_config(replace(state.model_config, objective=args.objective))
     return state
 
 
 def _request(args, state, sampler: str | None):
     """The sampling request of the arguments, for the classes of the model drawn; None for a view that samples
     nothing, where a sampler setting is refused rather than ignored."""
-    from diffvis.arguments import given_settings, make_request
     from diffvis.core.classes import Classes
 
     if sampler is None:
@@ -149,45 +155,45 @@ def _request(args, state, sampler: str | None):
 
 
 def _make_view(args, state):
-    from diffvis.core.request import DEFAULT_SAMPLER
-
+    """The view asked for, its model set from the arguments."""
     if args.compare:
         from diffvis.app.views.compare_view import CompareView
 
         _request(args, state, None)
         view = CompareView(state)
-        view.apply_preset(args.compare)
-        view.points.setValue(args.n)
+        view.model.apply_preset(args.compare)
+        view.model.n = args.n
         return view
     from diffvis.app.views.forward_view import ForwardView
     from diffvis.app.views.langevin_view import LangevinView
     from diffvis.app.views.reverse_view import ReverseView
     from diffvis.app.views.score_view import ScoreView
 
-    sampler = {"reverse": args.sampler or DEFAULT_SAMPLER, "langevin": "langevin"}.get(args.view)
-    request = _request(args, state, sampler)
     view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView}[args.view](
         state
     )
+    model = view.model
     if args.view == "reverse":
-        view.set_request(request)
-        view.trails.setValue(args.trails)
-        view.show_x0.setChecked(args.x0)
-        view.show_density.setChecked(args.density)
-    if args.view == "langevin":  # the view's own K and ε unless given (its K is smaller than the paper's)
-        view.points.setValue(request.n)
-        if args.steps is not None:
-            view.steps.setValue(request.params["steps_per_level"])
-        if args.step_size is not None:
-            view.step_size.setValue(request.params["step_size"])
-    if args.view == "score":
-        view.show_exact.setChecked(args.exact_overlay)
-        view.show_error.setChecked(args.error)
+        model.set_request(_request(args, state, args.sampler or DEFAULT_SAMPLER))
+        model.update(trails=args.trails, show_x0=args.x0, show_density=args.density)
+    elif args.view == "langevin":  # the view's own K and ε unless given (its K is smaller than the paper's)
+        request = _request(args, state, model.request.sampler)
+        given = sampler_params(request.info, given_settings(args, [request.info]))
+        model.request = replace(request, params={**model.request.params, **given})
+    else:
+        _request(args, state, None)
+        if args.view == "score":
+            model.update(show_exact=args.exact_overlay, show_error=args.error)
     return view
 
 
+def _compute_model(model, state, bar: ProgressBar) -> None:
+    """Compute the model's result from ``state`` here and now, showing progress."""
+    model.result = model.work(state)(lambda i, n: bar.show(i, n, "computing"))
+
+
 def _compute(view, bar: ProgressBar) -> None:
-    """Compute the view's trajectory or fields in its worker and wait for them, showing progress."""
+    """Compute the view's result in its worker and wait for it, showing progress."""
     from PySide6.QtCore import QEventLoop
 
     loop, failures = QEventLoop(), []
@@ -201,20 +207,13 @@ def _compute(view, bar: ProgressBar) -> None:
         raise DiffvisError(failures[0])
 
 
-def _add_probes(view, positions: list[list[float]], frame: int) -> None:
-    """Place probe particles at ``frame``, one after another, waiting for each one's trajectory."""
+def _add_probes(model, positions: list[list[float]], frame: int, bar: ProgressBar) -> None:
+    """Place probe particles at ``frame`` of the model's result, one after another."""
     import numpy as np
-    from PySide6.QtCore import QEventLoop
 
-    if getattr(view, "probes", None) is None:
-        raise ConfigError("--probe needs the reverse or score view")
-    view.timeline.slider.setValue(frame)
-    loop, failures = QEventLoop(), []
-    view.probe_job.done.connect(loop.quit)
-    view.probe_job.failed.connect(lambda message: (failures.append(message), loop.quit()))
+    model.frame = frame
     for position in positions:
-        if not view.probe(np.asarray(position, dtype=float)):
-            raise ConfigError(f"no probe can start at frame {frame}: use a frame before the last")
-        loop.exec()
-        if failures:
-            raise DiffvisError(failures[0])
+        compute = model.probe(np.asarray(position, dtype=float))
+        if compute is None:
+            raise ConfigError("--probe needs the reverse or score view")
+        model.add_probe(compute(lambda i, n: bar.show(i, n, "probe")))

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from diffvis import __version__
 from diffvis.app.controller import TrainingController
+from diffvis.app.models.brush import Brush
 from diffvis.app.panels.data_panel import DataPanel
 from diffvis.app.panels.model_panel import ModelPanel
 from diffvis.app.panels.training_panel import TrainingPanel
@@ -50,7 +51,8 @@ class MainWindow(QMainWindow):
         self.state = LabState(self)
         self.controller = TrainingController(self.state, self)
 
-        self.data_panel = DataPanel(self.state)
+        self.brush = Brush()
+        self.data_panel = DataPanel(self.state, self.brush)
         self.model_panel = ModelPanel(self.state)
         self.training_panel = TrainingPanel(self.state)
         side = QWidget()
@@ -66,7 +68,7 @@ class MainWindow(QMainWindow):
         scrollbar = self.side.verticalScrollBar().sizeHint().width()
         self.side.setMinimumWidth(side.minimumSizeHint().width() + scrollbar)
 
-        self.data_view = DataView(self.state, self.data_panel)
+        self.data_view = DataView(self.state, self.brush)
         self.forward_view = ForwardView(self.state)
         self.training_view = TrainingView(self.state)
         self.tabs = QTabWidget()
@@ -258,14 +260,7 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(QByteArray.fromBase64(splitter.encode()))
         data = self.settings.get("data", {})
         if isinstance(data, dict) and data.get("source") in DATASETS:
-            p = self.data_panel
-            for widget, key in ((p.n, "n"), (p.noise, "noise"), (p.seed, "seed")):
-                widget.blockSignals(True)
-                if isinstance(data.get(key), int | float):
-                    widget.setValue(data[key])
-                widget.blockSignals(False)
-            p.source.setCurrentText(data["source"])
-            p.regenerate()
+            self.data_panel.restore(data)
         self.model_panel.load(self.settings.get("model", {}), self.settings.get("train", {}))
         self.tabs.setCurrentIndex(int(self.settings.get("tab", 0)) % self.tabs.count())
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from diffvis.app.models.vocabulary import preview_sampler
 from diffvis.core.datasets import PointSet
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
@@ -21,7 +22,6 @@ from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
 from diffvis.errors import Cancelled, DiffvisError, TrainingDiverged
 
 PREVIEW_POINTS = 1000
-PREVIEW_STEPS = 25
 GUI_HEAD_START_MS = 100  # the GUI repaints the new state (tab, buttons, cleared plots) before training competes
 
 
@@ -109,9 +109,9 @@ def yield_cpu_to_gui(niceness: int = 10) -> None:
 
 
 def preview_samples(run: Run, n: int = PREVIEW_POINTS, seed: int = 0) -> np.ndarray:
-    """A fast look at what the EMA network draws now: DDIM in 25 steps (annealed Langevin for NCSN)."""
+    """A fast look at what the EMA network draws now: the objective's preview sampler (DDIM in 25 steps, annealed
+    Langevin with K = 10 for NCSN)."""
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, 2, generator=g)
-    if run.objective == "ddpm":
-        return sample_run(run, "ddim", x_T, steps=PREVIEW_STEPS).samples
-    return sample_run(run, "langevin", x_T, generator=g, steps_per_level=10).samples
+    sampler, params = preview_sampler(run.objective)
+    return sample_run(run, sampler, x_T, generator=g, **params).samples

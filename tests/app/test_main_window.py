@@ -66,7 +66,7 @@ def test_drawing_points_with_the_mouse(window, qtbot):
     assert np.corrcoef(drawn.points[:, 0], drawn.points[:, 1])[0, 1] < -0.5
     # erase where the stroke began: fewer points remain
     window.data_panel.erase.setChecked(True)
-    window.data_panel.brush.setValue(1.0)
+    window.data_panel.brush_radius.setValue(1.0)
     before = len(window.state.data)
     _mouse(viewport, QEvent.Type.MouseButtonPress, centre, left)
     _mouse(viewport, QEvent.Type.MouseButtonRelease, centre, Qt.MouseButton.NoButton)

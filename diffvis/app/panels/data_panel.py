@@ -1,4 +1,5 @@
-"""Data set controls: a built-in set with n, noise and seed (live preview), a point file, or drawing."""
+"""Data set controls: a built-in set with n, noise and seed (live preview), a point file, or drawing (the brush's
+settings: the data view paints with them)."""
 
 from __future__ import annotations
 
@@ -20,21 +21,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from diffvis.app.models.brush import DRAWN, Brush, drawn
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import compact_combo
 from diffvis.core.datasets import DATASETS, MAX_POINTS, PointSet
 from diffvis.core.sources import load_source
 from diffvis.errors import DiffvisError
 
-DRAWN = "drawn"
-
 
 class DataPanel(QGroupBox):
-    """Writes the chosen points to ``state.data``; the draw controls drive the data view's canvas."""
+    """Writes the chosen points to ``state.data``; the draw controls edit ``brush``, which the data view's canvas
+    paints with."""
 
-    def __init__(self, state: LabState, parent: QWidget | None = None):
+    def __init__(self, state: LabState, brush: Brush, parent: QWidget | None = None):
         super().__init__("Data", parent)
-        self.state = state
+        self.state, self.brush = state, brush
         self.source = QComboBox()
         self.source.addItems(list(DATASETS))
         compact_combo(self.source, 8)  # a loaded file's long name must not widen the panel
@@ -43,9 +44,10 @@ class DataPanel(QGroupBox):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.load_button = QPushButton("Load points…")
         self.draw = QCheckBox("Draw points")
-        self.brush = QDoubleSpinBox(minimum=0.01, maximum=5.0, value=0.2, singleStep=0.05, decimals=2)
+        self.brush_radius = QDoubleSpinBox(minimum=0.01, maximum=5.0, value=brush.radius, singleStep=0.05,
+                                           decimals=2)  # fmt: skip
         self.erase = QCheckBox("Erase")
-        self.label = QSpinBox(minimum=0, maximum=9)
+        self.label = QSpinBox(minimum=0, maximum=9, value=brush.label)
         self.clear_button = QPushButton("Clear")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -60,7 +62,7 @@ class DataPanel(QGroupBox):
         draw.addWidget(self.erase, 0, 1)
         draw.addWidget(self.clear_button, 0, 2)
         draw.addWidget(QLabel("Brush"), 1, 0)
-        draw.addWidget(self.brush, 1, 1)
+        draw.addWidget(self.brush_radius, 1, 1)
         draw.addWidget(QLabel("Class"), 2, 0)
         draw.addWidget(self.label, 2, 1)
         layout = QVBoxLayout(self)
@@ -74,8 +76,22 @@ class DataPanel(QGroupBox):
             spin.valueChanged.connect(self.regenerate)
         self.load_button.clicked.connect(self.choose_file)
         self.clear_button.clicked.connect(self.clear_drawing)
+        self.draw.toggled.connect(lambda on: setattr(brush, "drawing", on))
+        self.brush_radius.valueChanged.connect(lambda r: setattr(brush, "radius", r))
+        self.erase.toggled.connect(lambda on: setattr(brush, "erase", on))
+        self.label.valueChanged.connect(lambda c: setattr(brush, "label", c))
+        brush.events.connect(self._on_brush_change)
         self.state.data_changed.connect(self._on_data_change)
         self._on_source_change(self.source.currentText())
+
+    def _on_brush_change(self, name: str, value) -> None:
+        editor = {"drawing": self.draw, "radius": self.brush_radius, "erase": self.erase, "label": self.label}[name]
+        editor.blockSignals(True)
+        if isinstance(editor, QCheckBox):
+            editor.setChecked(value)
+        else:
+            editor.setValue(value)
+        editor.blockSignals(False)
 
     def _on_source_change(self, name: str) -> None:
         if name in DATASETS:
@@ -131,13 +147,14 @@ class DataPanel(QGroupBox):
         elif name:
             self._select_source(Path(name).name)
 
-    def set_drawn_points(self, points: np.ndarray, labels: np.ndarray | None) -> None:
-        """Called by the drawing canvas with the whole drawn set."""
-        self._select_source(DRAWN)
-        self.state.set_data(PointSet(points, labels, DRAWN), {"source": DRAWN, "n": len(points)})
-
     def clear_drawing(self) -> None:
-        self.set_drawn_points(np.zeros((0, 2)), None)
+        self.state.set_data(*drawn(np.zeros((0, 2)), None))
+
+    def restore(self, settings: dict) -> None:
+        """Draw a built-in set again with the n, noise and seed saved in ``settings`` (what is not a number is
+        left as it is)."""
+        self.show_source({k: v for k, v in settings.items() if k == "source" or isinstance(v, int | float)})
+        self.regenerate()
 
     def _select_source(self, name: str) -> None:
         self.source.blockSignals(True)
@@ -149,6 +166,8 @@ class DataPanel(QGroupBox):
             w.setEnabled(False)
 
     def _on_data_change(self, data: PointSet) -> None:
+        if self.state.data_info.get("source") == DRAWN:  # painted on the data view's canvas
+            self._select_source(DRAWN)
         if len(data) == 0:
             self.summary.setText("No points yet: draw some, or pick a data set.")
             return

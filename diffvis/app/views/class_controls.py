@@ -136,6 +136,12 @@ class ClassPicker(QComboBox):
     def label(self):
         return self.currentData()
 
+    def choose(self, label) -> None:
+        """Choose ``label`` as ``request_label`` gives it (``UNCONDITIONAL``: 'unconditional'); one not offered
+        falls back to the default, 'all, in proportion' where offered."""
+        index = 0 if label in (None, UNCONDITIONAL) else self.findData(label)
+        self.setCurrentIndex(index if index >= 0 else max(self.findText(self.DEFAULT_TEXT), 0))
+
     @property
     def request_label(self):
         """The class a sampler is asked for: the choice, or ``UNCONDITIONAL`` when a model with classes is to be

@@ -1,5 +1,6 @@
 """The forward process: the data dissolving into noise, x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε with one fixed ε per
-point, so every point travels a continuous path; beside it the schedule (β_t, ᾱ_t, log-SNR) with a cursor at t."""
+point, so every point travels a continuous path; beside it the schedule (β_t, ᾱ_t, log-SNR) with a cursor at t.
+The view draws a ``ForwardModel``: the timeline shows and sets its frame."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from diffvis.app.models.forward import ForwardModel, Noising
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.timeline import Timeline
-from diffvis.core.datasets import Normaliser, PointSet
-from diffvis.core.fields import NOISE_SEED
-from diffvis.core.forward import prior_gap, q_sample
+from diffvis.core.forward import prior_gap
 from diffvis.core.schedules import Schedule
-from diffvis.errors import DiffvisError
-
-MAX_POINTS = 5000
 
 
 def position_brushes(x0: np.ndarray) -> list:
@@ -37,9 +34,7 @@ class ForwardView(ExportActions, QWidget):
     def __init__(self, state: LabState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.schedule: Schedule | None = None
-        self.x0 = self.eps = np.zeros((0, 2))
-        self.brushes: list = []
+        self.model = ForwardModel()
         self.points_plot = equal_aspect_plot()
         fit_title(self.points_plot.getPlotItem(), "x_t (standardised coordinates)")
         self.points_plot.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5))
@@ -74,74 +69,55 @@ class ForwardView(ExportActions, QWidget):
         layout.addWidget(self.warning)
         layout.addWidget(self.timeline)
 
-        self.timeline.follow = False
-        self.timeline.frame_changed.connect(self.show_frame)
+        self.timeline.bind(self.model)
+        self.model.events.connect(self._on_model_event)
         self.export_button.clicked.connect(self.choose_export)
-        state.data_changed.connect(self._on_data_change)
-        state.train_config_changed.connect(lambda _: self._on_schedule_change())
-        self._on_schedule_change()
-        self._on_data_change(state.data)
+        state.data_changed.connect(lambda data: self._noise(data.points, self.model.result.schedule))
+        state.train_config_changed.connect(
+            lambda cfg: self._noise(state.data.points, Schedule.make(cfg.schedule, cfg.timesteps))
+        )
+        cfg = state.train_config
+        self._noise(state.data.points, Schedule.make(cfg.schedule, cfg.timesteps))
 
-    def _on_schedule_change(self) -> None:
-        cfg = self.state.train_config
-        self.schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        s, t = self.schedule, np.arange(1, self.schedule.T + 1)
+    def _noise(self, points: np.ndarray, schedule: Schedule) -> None:
+        self.model.result = Noising.of(points, schedule)
+
+    def _on_model_event(self, name: str, value) -> None:
+        if name == "result":
+            self._take(value)
+        self.show_frame(self.model.frame)
+
+    def _take(self, noising: Noising) -> None:
+        """The schedule's curves, the clean points coloured by where they sit, and the warning of a schedule that
+        leaves the data far from N(0, I) at t = T."""
+        s, t = noising.schedule, np.arange(1, noising.schedule.T + 1)
         self.curves["beta"].setData(t, s.betas)
         self.curves["abar"].setData(t, s.alphas_cumprod)
         self.curves["log_snr"].setData(t, np.log(s.snr))
-        self.timeline.set_count(s.T + 1)
-        self._update_warning()
-        self.show_frame(self.timeline.frame)
-
-    def _on_data_change(self, data: PointSet) -> None:
-        points = data.points
-        if len(points) > MAX_POINTS:
-            points = points[np.random.default_rng(0).choice(len(points), MAX_POINTS, replace=False)]
-        try:
-            self.x0 = Normaliser.fit(points).to_std(points) if len(points) >= 2 else np.zeros((0, 2))
-        except DiffvisError:
-            self.x0 = np.zeros((0, 2))
-        self.eps = np.random.default_rng(NOISE_SEED).standard_normal(self.x0.shape)
-        self.brushes = position_brushes(self.x0)
-        self.scatter.setData(pos=self.x0, brush=self.brushes)
-        self._update_warning()
-        self.show_frame(self.timeline.frame)
-
-    def _update_warning(self) -> None:
-        if self.schedule is None or len(self.x0) == 0:
-            self.warning.setText("")
-            return
-        gap = prior_gap(self.schedule, self.x0)
+        self.scatter.setData(pos=noising.x0, brush=position_brushes(noising.x0))
+        gap = prior_gap(s, noising.x0) if len(noising.x0) else None
         self.warning.setText(
             f"At t = T the data is still measurably far from N(0, I): KL {gap.kl:.3f} nats per point, "
             f"{100 * gap.signal:.1f} % of the signal left. Use more steps or a stronger schedule."
-            if gap.too_far
+            if gap is not None and gap.too_far
             else ""
         )
 
-    def abar(self, frame: int) -> float:
-        """ᾱ after ``frame`` noising steps (frame 0 is the clean data, ᾱ = 1)."""
-        return 1.0 if frame == 0 else float(self.schedule.alphas_cumprod[frame - 1])
-
     def frame_points(self, frame: int) -> np.ndarray:
-        """x_t at frame t (0 = the clean data, T = after the last noising step)."""
-        return q_sample(self.x0, self.abar(frame), self.eps)
+        return self.model.result.points(frame)
 
     def has_content(self) -> bool:
-        return self.schedule is not None and len(self.x0) > 0
+        return len(self.model.result.x0) > 0
 
     def all_points(self) -> np.ndarray:
-        """(T + 1, N, 2) x_t for every t, float32."""
-        abar = np.concatenate([[1.0], self.schedule.alphas_cumprod])[:, None, None]
-        return q_sample(self.x0[None], abar, self.eps[None]).astype(np.float32)
+        return self.model.result.all_points()
 
     def show_frame(self, frame: int) -> None:
-        if self.schedule is None:
-            return
-        frame = min(frame, self.schedule.T)
-        self.scatter.move_to(self.frame_points(frame))
+        noising = self.model.result
+        frame = min(frame, noising.schedule.T)
+        self.scatter.move_to(noising.points(frame))
         for cursor in self.cursors:
             cursor.setValue(frame)
-        text = f"t = {frame} / {self.schedule.T} · ᾱ = {self.abar(frame):.4f}"
+        text = f"t = {frame} / {noising.schedule.T} · ᾱ = {noising.abar(frame):.4f}"
         self.caption.setText(text)
         self.timeline.set_label(text)

@@ -1,38 +1,27 @@
 """Annealed Langevin dynamics (Song & Ermon 2019) animated level by level: the particles, the score arrows of the
-current noise level behind them, and where the run is: level i of L, σ_i, inner step j of K, step size α_i."""
+current noise level behind them, and where the run is: level i of L, σ_i, inner step j of K, step size α_i. The
+view draws a ``LangevinModel`` and writes every setting back through it; K and ε are edited as the registry
+describes them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
+from PySide6.QtCore import QSignalBlocker
+from PySide6.QtWidgets import QSpinBox
 
+from diffvis.app.models.langevin import Annealed, LangevinModel
 from diffvis.app.state import LabState
-from diffvis.app.views.reverse_view import model_choice
+from diffvis.app.views.sampling_widgets import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
-from diffvis.core.fields import FieldSeries, field_series, padded_extent
-from diffvis.core.pipeline import sample_request, sampling_model
-from diffvis.core.request import SampleRequest
-from diffvis.core.run import SamplingModel
-from diffvis.core.samplers import langevin_frame
-from diffvis.core.schedules import Schedule
-from diffvis.core.trajectory import Trajectory
+from diffvis.app.widgets.sampler_controls import editor_changed, editor_value, param_editor, set_editor_value
 
-
-@dataclass(frozen=True)
-class Annealed:
-    """What the Langevin view computes: the model, its trajectory, its score field at every level, and which
-    score it is, in words."""
-
-    model: SamplingModel
-    trajectory: Trajectory
-    series: FieldSeries
-    source: str
+BACKDROP_POINTS = 3000
 
 
 class LangevinView(SceneView):
@@ -40,18 +29,16 @@ class LangevinView(SceneView):
 
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "Annealed Langevin dynamics (data coordinates)", parent)
-        self.trajectory: Trajectory | None = None
-        self.series: FieldSeries | None = None
-        self.model = model_choice()
-        self.model.setItemText(1, "exact score")
-        self.steps = QSpinBox(minimum=1, maximum=1000, value=20)
-        self.steps.setToolTip("K: Langevin steps at each noise level")
-        self.step_size = QDoubleSpinBox(decimals=7, minimum=1e-7, maximum=1e-2, singleStep=1e-5)
-        self.step_size.setValue(5e-5)  # after the decimals: a value set first is rounded to the default two
-        self.step_size.setToolTip("ε: the step at the smallest σ; level i steps α_i = ε σ_i² / σ_L²")
-        self.points = QSpinBox(minimum=10, maximum=20_000, value=1000, singleStep=500)
-        self.resolution = QSpinBox(minimum=6, maximum=64, value=20)
-        settings = [("Model", self.model), ("Steps K", self.steps), ("ε", self.step_size), ("Points", self.points),
+        model = LangevinModel()
+        info = model.request.info
+        self.model_choice = model_choice()
+        self.model_choice.setItemText(1, "exact score")
+        self.editors = {name: param_editor(info.param(name)) for name in ("steps_per_level", "step_size")}
+        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
+        self.resolution = QSpinBox(minimum=6, maximum=64)
+        steps, step_size = (info.param(name) for name in self.editors)
+        settings = [("Model", self.model_choice), (f"Steps {steps.symbol}", self.editors["steps_per_level"]),
+                    (step_size.symbol, self.editors["step_size"]), ("Points", self.points),
                     ("Grid", self.resolution), ("", self.compute_button)]  # fmt: skip
         for label, widget in settings:
             self.add_setting(label, widget, columns_per_row=3)
@@ -60,77 +47,82 @@ class LangevinView(SceneView):
         self.scatter = MovingScatter(size=3, pen=None, brush=pg.mkBrush(SAMPLE_COLOUR))
         for item in (self.backdrop, self.quiver, self.scatter):
             self.plot.addItem(item)
-        self._trained_offered = True
+
+        self.bind(model)
+        self.write(
+            self.model_choice.currentIndexChanged,
+            lambda: self._write_request(exact=bool(self.model_choice.currentData())),
+        )
+        for editor in self.editors.values():
+            self.write(editor_changed(editor), lambda: self._write_request(params=self._params()))
+        self.write(self.points.valueChanged, lambda: self._write_request(n=self.points.value()))
+        self.write(self.resolution.valueChanged, lambda: setattr(model, "resolution", self.resolution.value()))
+        self._offered_trained = True
         self._offer_models()
+
+    def _params(self) -> dict:
+        return {**self.model.request.params, **{name: editor_value(e) for name, e in self.editors.items()}}
+
+    def _write_request(self, **changes) -> None:
+        self.model.request = replace(self.model.request, **changes)
+
+    def on_setting(self, name: str, value) -> None:
+        if name == "resolution":
+            self.resolution.setValue(value)
+            return
+        for param, editor in self.editors.items():
+            set_editor_value(editor, value.params[param])
+        with QSignalBlocker(self.model_choice):
+            self.model_choice.setCurrentIndex(self.model_choice.findData(value.exact))
+        self.points.setValue(value.n)
 
     def _on_model_change(self) -> None:
         self._offer_models()  # first: a recomputation must use the model the picker now offers
         super()._on_model_change()
 
     def _offer_models(self) -> None:
-        """Offer 'trained' only for an NCSN run (a score network), named for what the run is; else the exact score
-        is chosen, and the item says why."""
-        run = self.state.model_run
-        trained = run is not None and run.objective == "ncsn"
-        item = self.model.model().item(0)
+        """Offer 'trained' only for a run of the objective the sampler drives (a score network), named for what
+        the run is; otherwise the exact score is chosen, and the item says why."""
+        run, objective = self.state.model_run, self.model.request.objective
+        trained = run is not None and run.objective == objective
+        item = self.model_choice.model().item(0)
         item.setEnabled(trained)
         if trained:
-            item.setText("trained NCSN")
+            item.setText(f"trained {objective.upper()}")
         else:
             item.setText("trained: none yet" if run is None else f"trained: none (the run is {run.objective.upper()})")
-        if trained != self._trained_offered:
-            self.model.setCurrentIndex(0 if trained else 1)
-        self._trained_offered = trained
+        if trained != self._offered_trained:  # newly offered, or no longer: choose it, or the exact score
+            self._write_request(exact=not trained)
+        self._offered_trained = trained
 
-    def work(self):
-        """The trained score when it is an NCSN model; otherwise (no run, a DDPM run, or chosen) the exact score."""
-        run = self.state.model_run
-        exact = bool(self.model.currentData()) or run is None or run.objective != "ncsn"
-        source = "exact score" if exact else "trained NCSN"
-        cfg = self.state.train_config
-        schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        data, n = self.state.data, self.points.value()
-        points, extent, resolution = data.points, padded_extent(data.points), self.resolution.value()
-        request = SampleRequest("langevin", {"steps_per_level": self.steps.value(),
-                                             "step_size": self.step_size.value()}, n=n)  # fmt: skip
-
-        def compute(progress):
-            model = sampling_model(run, data, "ncsn", exact=exact, schedule=schedule)
-            traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
-            series = field_series(model, points, extent, resolution=resolution, max_noised=1)
-            return Annealed(model, traj, series, source)
-
-        return compute
-
-    def accept(self, result) -> int:
-        self.trajectory, self.series = result.trajectory, result.series
-        xs, ys = self.series.xs, self.series.ys
+    # --- drawing and exporting ------------------------------------------------------------------------------
+    def take(self, result: Annealed | None) -> None:
+        if result is None:
+            return
+        xs, ys = result.series.xs, result.series.ys
         self.plot.disableAutoRange()
         self.plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]))
-        self.backdrop.setData(pos=self.state.data.points[:3000])
-        return len(self.trajectory.frames)
+        self.backdrop.setData(pos=self.state.data.points[:BACKDROP_POINTS])
 
     def show_frame(self, frame: int) -> None:
-        traj = self.trajectory
-        if traj is None:
+        result = self.model.result
+        if result is None:
             return
-        model = self.result.model
+        traj, s, ladder = result.trajectory, result.series, result.model.ladder
         frame = min(frame, traj.steps)
-        K, eps = traj.params["steps_per_level"], traj.params["step_size"]
-        where = langevin_frame(model.ladder, K, eps, frame)
-        s = self.series
-        grid = s.points
-        self.quiver.set_field(grid, s.shown[where.level].reshape(-1, 2), 0.9 * float(s.xs[1] - s.xs[0]))
+        where = self.model.where(frame)
+        self.quiver.set_field(s.points, s.shown[where.level].reshape(-1, 2), 0.9 * float(s.xs[1] - s.xs[0]))
         self.scatter.move_to(traj.frames[frame])
         if traj.times[frame] == 0:
             text = "denoised: x + σ_L² s(x, σ_L) (Tweedie)"
         else:
-            text = (f"level {where.level + 1}/{model.ladder.L} · σ = {where.sigma:.3g} · "
+            K = traj.params["steps_per_level"]
+            text = (f"level {where.level + 1}/{ladder.L} · σ = {where.sigma:.3g} · "
                     f"step {where.inner}/{K} · α = {where.step_size:.2e}")  # fmt: skip
-        self.describe(f"{self.result.source} · frame {frame}/{traj.steps} · {text}")
+        self.describe(f"{result.source} · frame {frame}/{traj.steps} · {text}")
 
     def frame_points(self, frame: int) -> np.ndarray:
-        return self.trajectory.frames[frame]
+        return self.model.result.trajectory.frames[frame]
 
     def all_points(self) -> np.ndarray:
-        return self.trajectory.frames
+        return self.model.result.trajectory.frames

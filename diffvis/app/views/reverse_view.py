@@ -1,92 +1,46 @@
 """The reverse process: a sampler's whole trajectory, computed once in a worker and scrubbed frame by frame, with
 trails for a subset of points, the model's x̂₀ of the current frame, a density heatmap of the current frame, the
-data as a faint backdrop, and probe particles placed by clicking."""
+data as a faint backdrop, and probe particles placed by clicking. The view draws a ``ReverseModel`` and writes
+every setting back through it; a new class or guidance scale samples again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QSpinBox
+from PySide6.QtCore import QRectF, QSignalBlocker
+from PySide6.QtWidgets import QCheckBox, QPushButton, QSpinBox
 
+from diffvis.app.models.reverse import ReverseModel, Sampled
+from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
 from diffvis.app.views.class_table import ClassTable
-from diffvis.app.views.probes import Probe, ProbeLayer
+from diffvis.app.views.probes import ProbeLayer
+from diffvis.app.views.sampling_widgets import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, class_brushes, sample_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
-from diffvis.core.classes import UNCONDITIONAL
-from diffvis.core.compare import METRIC_POINTS
-from diffvis.core.fields import density_grid, padded_extent, trajectory_scores
-from diffvis.core.metrics import memorised_fraction
-from diffvis.core.pipeline import ClassScore, probe_trajectory, request_model, sample_request, score_classes
-from diffvis.core.request import SampleRequest
-from diffvis.core.run import SamplingModel
-from diffvis.core.schedules import Schedule
-from diffvis.core.sources import fresh_sets
-from diffvis.core.trajectory import Trajectory
+from diffvis.core.fields import density_grid, padded_extent
 
 DENSITY_BINS = 80
-MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
 BACKDROP_POINTS = 3000
-
-
-@dataclass(frozen=True)
-class Sampled:
-    """What the reverse view computes: the model and the request (probes reuse them), the trajectory, and the
-    fraction of its final samples that sit on a training point, and per class how its samples fare (empty for
-    unconditional sampling)."""
-
-    model: SamplingModel
-    request: SampleRequest
-    trajectory: Trajectory
-    landed: float
-    class_scores: list[ClassScore]
-
-
-def model_choice() -> QComboBox:
-    """Trained network or exact denoiser: the choice every sampling view offers."""
-    box = QComboBox()
-    box.addItem("trained", False)
-    box.addItem("exact", True)
-    box.setToolTip("exact: the exact denoiser of the data, a perfect model that memorises it\n"
-                   "(used while no model has been trained)")  # fmt: skip
-    return box
-
-
-def frame_time(traj: Trajectory, k: int) -> str:
-    """Where frame k of a trajectory is: 't = …' (DDPM, DDIM, ODE solvers), 'σ = …' (Langevin) or 'clean'."""
-    t = traj.times[k]
-    if traj.name == "langevin":
-        return f"σ = {t:.3g}"
-    return "clean" if t < 0 else f"t = {int(t)}"
-
-
-def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
-    """(…, 2) the paths of ``count`` evenly chosen points over frames 0 … upto, separated by NaN rows."""
-    n = frames.shape[1]
-    index = np.unique(np.linspace(0, n - 1, min(count, n)).astype(int))
-    paths = frames[: upto + 1, index].transpose(1, 0, 2)  # (count, upto + 1, 2)
-    gap = np.full((len(index), 1, 2), np.nan, dtype=frames.dtype)
-    return np.concatenate([paths, gap], axis=1).reshape(-1, 2)
+NONE = np.zeros((0, 2))
 
 
 class ReverseView(SceneView):
     compute_text = "Sample"
+    OVERLAYS = ("trails", "show_x0", "show_density")
 
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "Reverse process (data coordinates)", parent)
         self.plot.setToolTip("Click to add a probe particle at this frame")
-        self.trajectory: Trajectory | None = None
         self.controls = SamplerControls()
-        self.seed = 0
-        self.model = model_choice()
-        self.points = QSpinBox(minimum=10, maximum=20_000, value=2000, singleStep=500)
-        self.trails = QSpinBox(minimum=0, maximum=1000, value=30, singleStep=10)
+        self.model_choice = model_choice()
+        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
+        self.trails = QSpinBox(minimum=0, maximum=1000, singleStep=10)
         self.trails.setToolTip("how many points draw their path so far (0: none)")
         self.show_x0 = QCheckBox("x̂₀")
         self.show_x0.setToolTip("the model's prediction of the clean points at this frame")
@@ -96,7 +50,7 @@ class ReverseView(SceneView):
         self.guidance = GuidanceSlider()
         self.add_setting("Sampler", self.controls.combo, columns_per_row=3)
         self.add_setting("", self.controls.pages, columns_per_row=3)
-        for label, widget in [("Model", self.model), ("Points", self.points), ("Trails", self.trails),
+        for label, widget in [("Model", self.model_choice), ("Points", self.points), ("Trails", self.trails),
                               ("Class", self.class_picker), ("Guidance", self.guidance), ("", self.compute_button),
                               ("", self.show_x0), ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
@@ -112,29 +66,61 @@ class ReverseView(SceneView):
         for item in (self.density, self.backdrop, self.trail_curve, self.x0_scatter, self.scatter):
             self.plot.addItem(item)
         self.extent = (-1.0, 1.0, -1.0, 1.0)
-        self.probes = ProbeLayer(self.plot)
+        self.probe_layer = ProbeLayer(self.plot)
 
-        for box in (self.show_x0, self.show_density):
-            box.toggled.connect(lambda _: self.show_frame(self.timeline.frame))
-        self.trails.valueChanged.connect(lambda _: self.show_frame(self.timeline.frame))
-        self.clear_probes.clicked.connect(lambda: self.probes.clear())
-        self.class_picker.currentIndexChanged.connect(self._on_class_change)
-        self.guidance.settled.connect(lambda _: self.recompute())
-        self.model.currentIndexChanged.connect(lambda _: self._refresh_classes())
+        self.bind(ReverseModel())
+        model = self.model
+        self.write(self.controls.changed, lambda: self._write_request(sampler=self.controls.sampler,
+                                                                      params=self.controls.params()))  # fmt: skip
+        self.write(
+            self.model_choice.currentIndexChanged,
+            lambda: self._write_request(exact=bool(self.model_choice.currentData())),
+        )
+        self.write(self.points.valueChanged, lambda: self._write_request(n=self.points.value()))
+        self.write(self.trails.valueChanged, lambda: setattr(model, "trails", self.trails.value()))
+        self.write(self.show_x0.toggled, lambda: setattr(model, "show_x0", self.show_x0.isChecked()))
+        self.write(self.show_density.toggled, lambda: setattr(model, "show_density", self.show_density.isChecked()))
+        self.write(
+            self.class_picker.currentIndexChanged, lambda: setattr(model, "label", self.class_picker.request_label)
+        )
+        self.write(self.guidance.settled, lambda: setattr(model, "guidance", self.guidance.w))
+        self.clear_probes.clicked.connect(model.clear_probes)
         state.model_changed.connect(self._refresh_classes)
         state.data_changed.connect(self._on_data_change)
         self._on_data_change(state.data)
-        self._on_class_change()
+
+    def _write_request(self, **changes) -> None:
+        self.model.request = replace(self.model.request, **changes)
+
+    def on_setting(self, name: str, value) -> None:
+        if name == "request":
+            self.controls.set_sampler(value.sampler, value.params)
+            with QSignalBlocker(self.model_choice), QSignalBlocker(self.points):
+                self.model_choice.setCurrentIndex(self.model_choice.findData(value.exact))
+                self.points.setValue(value.n)
+            self._refresh_classes()
+        elif name == "label":
+            with QSignalBlocker(self.class_picker):
+                self.class_picker.choose(value)
+            if self.class_picker.request_label != value:  # not offered: the picker's choice instead
+                self.model.label = self.class_picker.request_label
+            self.guidance.setEnabled(self.model.full_request().conditional)
+            self._recompute()
+        elif name == "guidance":
+            if self.guidance.w != value:
+                self.guidance.set_w(value)
+            self._recompute()
+        elif name == "trails":
+            self.trails.setValue(value)
+        else:
+            {"show_x0": self.show_x0, "show_density": self.show_density}[name].setChecked(value)
 
     def _refresh_classes(self) -> None:
-        exact = bool(self.model.currentData()) or self.state.model_run is None
+        """Offer the classes of the model the request samples (the picker then says which one is chosen)."""
+        exact = self.model.request.exact or self.state.model_run is None
         self.class_picker.set_classes(classes_in_use(self.state, exact))
 
-    def _on_class_change(self) -> None:
-        self.guidance.setEnabled(self.class_picker.label is not None)
-        self.recompute()
-
-    def recompute(self) -> None:
+    def _recompute(self) -> None:
         """A new class or guidance scale: sample again, if something is shown (or being computed)."""
         if self.result is None and not self.job.busy:
             return
@@ -152,91 +138,34 @@ class ReverseView(SceneView):
             x_min, x_max, y_min, y_max = self.extent
             self.plot.disableAutoRange()
             self.plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
-            self.probes.arrow_length = 0.08 * (x_max - x_min)
-
-    # --- computing ------------------------------------------------------------------------------------------
-    def request(self) -> SampleRequest:
-        """What the settings ask for: the sampler and its settings, the model, the class and guidance, the points."""
-        label = self.class_picker.request_label
-        guided = label is not None and label != UNCONDITIONAL
-        return SampleRequest(self.controls.sampler, self.controls.params(), exact=bool(self.model.currentData()),
-                             label=label, guidance=self.guidance.w if guided else 1.0, n=self.points.value(),
-                             seed=self.seed)  # fmt: skip
-
-    def set_request(self, request: SampleRequest) -> None:
-        """Show ``request``'s settings (the class picker keeps its choice: the classes depend on the model)."""
-        self.controls.set_sampler(request.sampler, request.params)
-        self.model.setCurrentIndex(self.model.findData(request.exact))
-        self.points.setValue(request.n)
-        self.guidance.set_w(request.guidance)
-        self.seed = request.seed
-
-    def work(self):
-        run, request = self.state.model_run, self.request()
-        cfg = self.state.train_config
-        schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        data = self.state.data
-        fresh = fresh_sets(self.state.data_info, data, min(request.n, METRIC_POINTS))
-
-        def compute(progress):
-            model, _ = request_model(request, run, data, schedule)
-            traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
-            points = data.points
-            landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
-            scores = []
-            if traj.labels is not None:
-                m = METRIC_POINTS
-                scores = score_classes(traj.samples[:m].astype(np.float64), traj.labels[:m], model.classes, fresh)
-            return Sampled(model, request, traj, landed, scores)
-
-        return compute
-
-    def accept(self, result) -> int:
-        self.trajectory = traj = result.trajectory
-        self.probes.clear()
-        self.scatter.setData(pos=traj.frames[0], brush=sample_brushes(traj, result.model.classes, SAMPLE_COLOUR))
-        self.class_table.show_scores(result.class_scores)
-        return len(self.trajectory.frames)
-
-    # --- probes ---------------------------------------------------------------------------------------------
-    def probe(self, position: np.ndarray) -> bool:
-        """A particle at ``position`` in the current frame, sampled on from there with the same sampler."""
-        if self.result is None or self.job.busy:
-            return False
-        frame = self.timeline.frame
-        if frame >= self.trajectory.steps:
-            self.state.say("a probe starts before the last frame: scrub back, then click")
-            return False
-        model, request = self.result.model, self.result.request
-        seed = 1 + len(self.probes.probes)
-
-        def compute(progress):
-            traj = probe_trajectory(model, request, position[None], start=frame, seed=seed)
-            return Probe(traj, trajectory_scores(traj, model))
-
-        self.probe_job.start(compute)
-        return True
+            self.probe_layer.arrow_length = 0.08 * (x_max - x_min)
 
     # --- drawing and exporting ------------------------------------------------------------------------------
+    def take(self, result: Sampled | None) -> None:
+        if result is not None:
+            traj = result.trajectory
+            self.scatter.setData(pos=traj.frames[0], brush=sample_brushes(traj, result.model.classes, SAMPLE_COLOUR))
+        self.class_table.show_scores([] if result is None else result.class_scores)
+
     def show_frame(self, frame: int) -> None:
-        traj = self.trajectory
+        model, traj = self.model, self.model.trajectory
         if traj is None:
             return
         frame = min(frame, traj.steps)
         points = traj.frames[frame]
         self.scatter.move_to(points)
-        self.x0_scatter.move_to(traj.x0_hat[frame] if self.show_x0.isChecked() else np.zeros((0, 2)))
-        trails = trail_paths(traj.frames, frame, self.trails.value()) if self.trails.value() else np.zeros((0, 2))
+        self.x0_scatter.move_to(traj.x0_hat[frame] if model.show_x0 else NONE)
+        trails = model.trails_at(frame)
         self.trail_curve.setData(trails[:, 0], trails[:, 1])
         self._show_density(points)
-        self.probes.show(frame)
+        self.probe_layer.show(model.probes, frame)
         text = f"{traj.name} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
         if frame == traj.steps:
-            text += f" · {100 * self.result.landed:.0f} % of samples are copies of training points (memorised)"
+            text += f" · {100 * model.result.landed:.0f} % of samples are copies of training points (memorised)"
         self.describe(text)
 
     def _show_density(self, points: np.ndarray) -> None:
-        if not self.show_density.isChecked():
+        if not self.model.show_density:
             self.density.clear()
             return
         grid = density_grid(points, self.extent, DENSITY_BINS)
@@ -246,7 +175,7 @@ class ReverseView(SceneView):
         self.density.setRect(QRectF(x_min, y_min, x_max - x_min, y_max - y_min))
 
     def frame_points(self, frame: int) -> np.ndarray:
-        return self.trajectory.frames[frame]
+        return self.model.trajectory.frames[frame]
 
     def all_points(self) -> np.ndarray:
-        return self.trajectory.frames
+        return self.model.trajectory.frames

@@ -1,44 +1,55 @@
 """The shape every scrubbable diffusion view shares: settings, a plot in data coordinates, a timeline.
 
-What a view shows is computed once in a ``BackgroundJob`` (progress in the timeline's label; the compute button
-cancels while it runs) and then only indexed while scrubbing. When the model or the data changes, the result is
+A view draws a ``SceneModel`` (``bind``) and writes back through it: the timeline shows the model's frame and
+moving the slider sets it, and each change of the model redraws the view once. What a view shows is computed once
+in a ``BackgroundJob`` from the model's ``work`` (progress in the timeline's label; the compute button cancels
+while it runs) and then only indexed while scrubbing. When the trained model or the data changes, the result is
 stale: a visible view recomputes at once, a hidden one when it is next shown; a view shown for the first time with
-nothing computed computes at once (a user who opens a tab sees it fill, never empty axes). A click on the plot asks
-the view
-to probe that point. Every view is ``Exportable``: the export button writes PNG, SVG, CSV, NPY, GIF or MP4.
+nothing computed computes at once (a user who opens a tab sees it fill, never empty axes). A click on the plot
+probes that point (the model's ``probe``, computed in a job of its own). Every view is ``Exportable``: the export
+button writes PNG, SVG, CSV, NPY, GIF or MP4.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from diffvis.app.jobs import BackgroundJob
+from diffvis.app.models.scene import SceneModel
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
-from diffvis.app.views.probes import Probe, ProbeLayer
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.timeline import Timeline
+from diffvis.errors import DiffvisError
 
 
 class SceneView(ExportActions, QWidget):
-    """Subclasses add their settings with ``add_setting``, and implement ``work`` (the computation, built on the
-    GUI thread from the current settings), ``accept`` (keep a result, return its frame count), ``show_frame``,
-    ``frame_points`` and ``all_points``; ``probe`` is optional."""
+    """Subclasses add their settings with ``add_setting``, ``bind`` their model, and implement ``show_frame``,
+    ``frame_points``, ``all_points`` and ``on_setting`` (a setting of the model changed); ``take`` (a new result)
+    is optional. ``OVERLAYS``: the model's fields that change only what is drawn.
+
+    A view that is not bound (CompareView, until its model is a SceneModel) implements ``work`` and ``accept``
+    (keep a result, return its frame count) instead: it is shown from frame 0 and keeps ``result`` itself."""
 
     computed = Signal()
     compute_text = "Compute"
+    OVERLAYS: tuple[str, ...] = ()
 
     def __init__(self, state: LabState, title: str, parent=None):
         super().__init__(parent)
         self.state = state
-        self.result = None
+        self.bound = False
+        self._syncing = False  # the model is being shown in the widgets: what they signal is not written back
+        self._computed = None  # an unbound view's last result
         self.stale = False
         self.shown_before = False
         self.job = BackgroundJob(self)
         self.probe_job = BackgroundJob(self)  # one probe particle's trajectory at a time
-        self.probes: ProbeLayer | None = None  # set by views that take probes
         self.figure, self.svg_item = self.build_figure(title)
         self.timeline = Timeline(fps=30)
         self.compute_button = QPushButton(self.compute_text)
@@ -57,11 +68,51 @@ class SceneView(ExportActions, QWidget):
         self.export_button.clicked.connect(self.choose_export)
         self.job.done.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
-        self.probe_job.done.connect(self._on_probe)
+        self.probe_job.done.connect(lambda probe: self.model.add_probe(probe))
         self.probe_job.failed.connect(self.state.say)
         self.job.progressed.connect(lambda i, n: self.timeline.set_label(f"computing… {100 * i // max(n, 1)} %"))
         self.timeline.frame_changed.connect(self.show_frame)
         state.model_changed.connect(self._on_model_change)
+
+    def bind(self, model: SceneModel) -> None:
+        """Draw ``model`` and write back through it (``write``): the timeline shows its frame and frame count and
+        sets its frame; a setting or overlay is shown in its widget (``on_setting``); a new result (``take``), a
+        frame, the probes or an overlay redraw the current frame, once."""
+        self.model, self.bound = model, True
+        self.timeline.frame_changed.disconnect(self.show_frame)
+        self.timeline.bind(model)
+        model.events.connect(self._on_model_event)
+        for name in type(model).FIELDS.keys() - set(SceneModel.FIELDS):
+            with self.syncing():
+                self.on_setting(name, getattr(model, name))
+
+    def _on_model_event(self, name: str, value) -> None:
+        if name == "result":
+            self.take(value)
+        elif name not in SceneModel.FIELDS:
+            with self.syncing():
+                self.on_setting(name, value)
+            if name not in self.OVERLAYS:
+                return
+        self.show_frame(self.model.frame)
+
+    def write(self, signal, write: Callable[[], None]) -> None:
+        """Write a widget's change (its ``signal``) to the model with ``write()``, unless the model is being shown."""
+        signal.connect(lambda *_: None if self._syncing else write())
+
+    @contextmanager
+    def syncing(self):
+        """While the model is shown in the widgets, what they signal is not written back."""
+        self._syncing, before = True, self._syncing
+        try:
+            yield
+        finally:
+            self._syncing = before
+
+    @property
+    def result(self):
+        """What the view shows (None: nothing computed yet)."""
+        return self.model.result if self.bound else self._computed
 
     def build_figure(self, title: str):
         """The figure (what PNG, GIF and MP4 exports show) and its SVG item: one plot, by default, with a caption
@@ -84,11 +135,16 @@ class SceneView(ExportActions, QWidget):
 
     # --- to implement ---------------------------------------------------------------------------------------
     def work(self):
-        """A function of ``progress`` computing the result off the GUI thread (raise DiffvisError for users)."""
-        raise NotImplementedError
+        """A function of ``progress`` computing the result off the GUI thread (raise DiffvisError for users),
+        built on the GUI thread from the current settings."""
+        return self.model.work(self.state)
 
-    def accept(self, result) -> int:
-        raise NotImplementedError
+    def take(self, result) -> None:
+        """Set up what stays the same from frame to frame of a new ``result`` (None: emptied); drawn next."""
+
+    def on_setting(self, name: str, value) -> None:
+        """Show the model's setting or overlay ``name`` in its widget (and recompute, where a setting asks for
+        it)."""
 
     def show_frame(self, frame: int) -> None:
         raise NotImplementedError
@@ -108,8 +164,19 @@ class SceneView(ExportActions, QWidget):
         return self.result is not None
 
     def probe(self, position: np.ndarray) -> bool:
-        """Add a particle at ``position`` (data coordinates); False when this view cannot."""
-        return False
+        """Add a particle at ``position`` (data coordinates) in the frame shown, computed in the probe job; False
+        when the model takes none here (and says why, if it is the frame)."""
+        if not self.bound or self.job.busy:
+            return False
+        try:
+            compute = self.model.probe(position)
+        except DiffvisError as e:
+            self.state.say(str(e))
+            return False
+        if compute is None:
+            return False
+        self.probe_job.start(compute)
+        return True
 
     # --- computing ------------------------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -133,10 +200,13 @@ class SceneView(ExportActions, QWidget):
 
     def _on_done(self, result) -> None:
         self._idle("")
-        self.result = result
-        self.timeline.set_count(self.accept(result))
-        self.timeline.slider.setValue(0)
-        self.show_frame(0)
+        if self.bound:
+            self.model.result = result  # drawn once, by the model's 'result' event
+        else:
+            self._computed = result
+            self.timeline.set_count(self.accept(result))
+            self.timeline.slider.setValue(0)
+            self.show_frame(0)
         self.computed.emit()
 
     def _on_failed(self, message: str) -> None:
@@ -171,10 +241,6 @@ class SceneView(ExportActions, QWidget):
         self.job.shutdown()
 
     # --- probing ---------------------------------------------------------------------------------------------
-    def _on_probe(self, probe: Probe) -> None:
-        self.probes.add(probe)
-        self.show_frame(self.timeline.frame)
-
     def _on_click(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or event.double():
             return

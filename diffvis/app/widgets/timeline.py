@@ -1,7 +1,9 @@
 """A frame slider with play/pause: the one control every scrubbable view shares.
 
 ``frame_changed(int)`` fires when the frame changes by hand or by playback. Playback advances on a timer and
-stops at the last frame. ``follow`` keeps the slider on the newest frame while frames are being added.
+stops at the last frame. Bound to a model (``bind``), the timeline shows the model's frame and frame count and
+writes the slider's moves to its frame; unbound, ``set_count`` gives the frames, and ``follow`` keeps the slider
+on the newest frame while frames are being added.
 """
 
 from __future__ import annotations
@@ -65,6 +67,20 @@ class Timeline(QWidget):
     @property
     def playing(self) -> bool:
         return self.timer.isActive()
+
+    def bind(self, model) -> None:
+        """Show ``model``'s ``frame`` of ``count`` (a SceneModel) from now on, and set its frame when the slider
+        moves (by hand, by the keys or by playback)."""
+        self.slider.valueChanged.connect(lambda frame: setattr(model, "frame", frame))
+        model.events.connect(lambda _name, _value: self._show(model.count, model.frame))
+        self._show(model.count, model.frame)
+
+    def _show(self, count: int, frame: int) -> None:
+        """Put the slider on ``frame`` of ``count`` without telling anyone (the model already knows)."""
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(count - 1, 0))
+        self.slider.setValue(frame)
+        self.slider.blockSignals(False)
 
     def set_count(self, count: int) -> None:
         """Frames 0 … count − 1 exist; a slider on the last frame (or following) moves to the new last one."""

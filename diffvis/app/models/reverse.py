@@ -1,0 +1,125 @@
+"""The reverse view's state without Qt: what it samples (``request``, ``label``, ``guidance``), the trajectory it
+sampled (``result``, a ``Sampled``), the frame shown, the overlays (trails, x̂₀, density) and the probes.
+
+    model = ReverseModel()
+    model.set_request(SampleRequest("ddim", {"steps": 40}, exact=True, n=500))
+    model.result = model.work(state)(progress)   # the view runs this in its worker
+    model.frame = 17
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
+from diffvis.core.compare import METRIC_POINTS, Progress
+from diffvis.core.fields import trajectory_scores
+from diffvis.core.guidance import check_guidance
+from diffvis.core.metrics import memorised_fraction
+from diffvis.core.pipeline import ClassScore, request_model, sample_request, score_classes
+from diffvis.core.request import SampleRequest
+from diffvis.core.run import SamplingModel
+from diffvis.core.sources import fresh_sets
+from diffvis.core.trajectory import Trajectory
+from diffvis.errors import ConfigError
+
+MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """What the reverse view computes: the model and the request (probes reuse them), the trajectory, the fraction
+    of its final samples that sit on a training point, and per class how its samples fare (empty for
+    unconditional sampling)."""
+
+    model: SamplingModel
+    request: SampleRequest
+    trajectory: Trajectory
+    landed: float
+    class_scores: list[ClassScore]
+
+
+def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
+    """(…, 2) the paths of ``count`` evenly chosen points over frames 0 … upto, separated by NaN rows."""
+    n = frames.shape[1]
+    index = np.unique(np.linspace(0, n - 1, min(count, n)).astype(int))
+    paths = frames[: upto + 1, index].transpose(1, 0, 2)  # (count, upto + 1, 2)
+    gap = np.full((len(index), 1, 2), np.nan, dtype=frames.dtype)
+    return np.concatenate([paths, gap], axis=1).reshape(-1, 2)
+
+
+class ReverseModel(SceneModel):
+    """``request``: the sampler and its settings, the trained or exact model, the points and the seed (its class
+    is ``label``: None, ``ALL_CLASSES``, ``UNCONDITIONAL`` or a class id; ``guidance`` is the scale w towards it);
+    ``trails``: how many points draw their path; ``show_x0``, ``show_density``: the overlays."""
+
+    FIELDS = {**SceneModel.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "trails": 30,
+              "show_x0": False, "show_density": False}  # fmt: skip
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "request":
+            value = replace(value, label=None, guidance=1.0)
+        elif name == "label":
+            SampleRequest(label=value)  # refuses what is not a class
+        elif name == "guidance":
+            check_guidance(value)
+        super().__setattr__(name, value)
+
+    def frames_of(self, result: Sampled) -> int:
+        return len(result.trajectory.frames)
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        return None if self.result is None else self.result.trajectory
+
+    def full_request(self) -> SampleRequest:
+        """What is sampled: ``request`` for the class ``label``, guided at w when a class is asked for."""
+        request = replace(self.request, label=self.label)
+        return replace(request, guidance=self.guidance) if request.conditional else request
+
+    def set_request(self, request: SampleRequest) -> None:
+        """Sample ``request``: its settings, class and guidance (w stays as it was when it asks for no class)."""
+        self.update(request=request, label=request.label,
+                    guidance=request.guidance if request.conditional else self.guidance)  # fmt: skip
+
+    def work(self, state) -> Callable[[Progress], Sampled]:
+        run, request, data = state.model_run, self.full_request(), state.data
+        schedule = lab_schedule(state)
+        fresh = fresh_sets(state.data_info, data, min(request.n, METRIC_POINTS))
+
+        def compute(progress: Progress) -> Sampled:
+            model, _ = request_model(request, run, data, schedule)
+            traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
+            points = data.points
+            landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
+            scores = []
+            if traj.labels is not None:
+                m = METRIC_POINTS
+                scores = score_classes(traj.samples[:m].astype(np.float64), traj.labels[:m], model.classes, fresh)
+            return Sampled(model, request, traj, landed, scores)
+
+        return compute
+
+    def probe(self, position: np.ndarray) -> Callable[[Progress], Probe] | None:
+        """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was."""
+        if self.result is None:
+            return None
+        frame = self.frame
+        if frame >= self.trajectory.steps:
+            raise ConfigError("a probe starts before the last frame: scrub back, then click")
+        model, request, seed = self.result.model, self.result.request, 1 + len(self.probes)
+
+        def compute(progress: Progress) -> Probe:
+            traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
+            return Probe(traj, trajectory_scores(traj, model))
+
+        return compute
+
+    def trails_at(self, frame: int) -> np.ndarray:
+        """(…, 2) the trails drawn at ``frame`` (none: (0, 2))."""
+        if self.result is None or not self.trails:
+            return np.zeros((0, 2))
+        return trail_paths(self.trajectory.frames, frame, self.trails)

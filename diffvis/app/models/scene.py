@@ -1,0 +1,114 @@
+"""What every scrubbable view shows, without Qt: the result it computed, the frame shown, and probe particles.
+
+    model.result = result    # one 'result' event: the frame is kept (or moves to the last one), the probes go
+    model.frame = 7          # one 'frame' event, clamped to 0 … count − 1
+    model.add_probe(probe)   # one 'probes' event
+
+A subclass says how many frames a result has (``frames_of``) and may compute results (``work(state)``: a
+function of ``progress`` that runs off the GUI thread) and probes (``probe(position)``). ``state`` is anything
+with LabState's ``model_run``, ``data``, ``data_info`` and ``train_config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from diffvis.app.models.evented import EventedModel
+from diffvis.app.models.vocabulary import counts_sigmas
+from diffvis.core.compare import Progress
+from diffvis.core.request import SampleRequest
+from diffvis.core.run import SamplingModel
+from diffvis.core.schedules import Schedule
+from diffvis.core.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One particle's trajectory (1 point per frame, NaN before it was placed) and its score (F, 1, 2)."""
+
+    trajectory: Trajectory
+    scores: np.ndarray
+
+
+class SceneModel(EventedModel):
+    """``result``: what the view computed (None: nothing yet); ``frame``: the frame shown, 0 … ``count`` − 1;
+    ``probes``: the particles placed in the result. ``OPEN_AT_END``: a first result opens on its last frame."""
+
+    FIELDS = {"result": None, "frame": 0, "probes": ()}
+    OPEN_AT_END = True
+
+    def frames_of(self, result) -> int:
+        """How many frames ``result`` has."""
+        raise NotImplementedError
+
+    @property
+    def count(self) -> int:
+        return 0 if self.result is None else self.frames_of(self.result)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "result":
+            self._take(value)
+            return
+        if name == "frame":
+            value = min(max(int(value), 0), max(self.count - 1, 0))
+        super().__setattr__(name, value)
+
+    def _take(self, result) -> None:
+        """A new result, announced once: it keeps the frame shown, unless that was the last one (it stays last)
+        or lies past the new end; a first result opens on its last frame (or first); old probes are dropped."""
+        if result is self.result:
+            return
+        count = 0 if result is None else self.frames_of(result)
+        if self.result is None:
+            frame = count - 1 if self.OPEN_AT_END else 0
+        elif self.frame >= self.count - 1:
+            frame = count - 1
+        else:
+            frame = min(self.frame, count - 1)
+        for name, value in (("probes", ()), ("frame", max(frame, 0)), ("result", result)):
+            object.__setattr__(self, name, value)
+        self.events.emit("result", result)
+
+    def work(self, state) -> Callable[[Progress], object]:
+        """``fn(progress)`` computing a result from ``state`` and the model's settings as they are now."""
+        raise NotImplementedError
+
+    def probe(self, position: np.ndarray) -> Callable[[Progress], Probe] | None:
+        """``fn(progress)`` computing a particle placed at ``position`` (data coordinates) in the frame shown;
+        None where this view takes no probes. ConfigError says why a probe cannot start here."""
+        return None
+
+    def add_probe(self, probe: Probe) -> None:
+        self.probes = (*self.probes, probe)
+
+    def clear_probes(self) -> None:
+        self.probes = ()
+
+
+def lab_schedule(state) -> Schedule:
+    """The schedule the training settings give: an exact model's, when there is no run."""
+    cfg = state.train_config
+    return Schedule.make(cfg.schedule, cfg.timesteps)
+
+
+def frame_time(traj: Trajectory, k: int) -> str:
+    """Where frame k of a trajectory is: 't = …' (a timestep), 'σ = …' (a noise level) or 'clean'."""
+    t = traj.times[k]
+    if counts_sigmas(traj.name):
+        return f"σ = {t:.3g}"
+    return "clean" if t < 0 else f"t = {int(t)}"
+
+
+def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *, start: int, seed: int,
+           progress: Progress) -> Trajectory:  # fmt: skip
+    """The trajectory of one particle placed at ``position`` (data coordinates) at frame ``start`` of ``request``'s
+    sampler, telling ``progress`` after every step (so that a cancel stops it). This is ``probe_trajectory`` with
+    a callback: once the core's takes one (``callback=``), this body becomes that call."""
+    x = torch.as_tensor(model.normaliser.to_std(np.asarray(position, dtype=np.float64)[None]), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    return model.sample(request.sampler, x.to(model.device), generator=generator, start=start,
+                        callback=lambda s: progress(s.i, s.total), **request.sampler_kwargs())  # fmt: skip
