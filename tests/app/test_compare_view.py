@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from diffvis.app.models import compare as compare_model
-from diffvis.app.models.compare import PROGRESS_FRAMES, SETTINGS, CompareModel, Panel, Sources, panel_frame
+from diffvis.app.models.compare import PROGRESS_FRAMES, SETTINGS, CompareModel, Panel, panel_frame
 from diffvis.app.views.compare_view import panel_columns
 from diffvis.core import compare as core_compare
 from diffvis.core import registry
@@ -32,6 +33,7 @@ from diffvis.core.request import SampleRequest as R
 from diffvis.core.samplers import sample_ddim
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
+from diffvis.core.training import TrainConfig
 from diffvis.errors import ConfigError
 
 LEFT = Qt.MouseButton.LeftButton
@@ -56,10 +58,17 @@ def window(make_window):
 
 
 @pytest.fixture
-def sources() -> Sources:
-    """60 moons, the exact model on a 50-step schedule, and fresh draws of 40 points to score against."""
+def lab():
+    """What a model computes from, as LabState holds it: 60 moons and no run (the exact model, on a 50-step
+    schedule)."""
     data = make_dataset("moons", 60)
-    return Sources(None, data, Schedule.make("linear", 50), fresh_draw({"source": "moons"}, data.points, 40))
+    return SimpleNamespace(model_run=None, data=data, data_info={"source": "moons", "n": 60},
+                           train_config=TrainConfig(timesteps=50))  # fmt: skip
+
+
+def run(work):
+    """Run a model's ``work`` here and now, never cancelled."""
+    return work(lambda i, n: False)
 
 
 @pytest.fixture
@@ -169,7 +178,7 @@ def core_results(window, specs, seed):
 def record(model: CompareModel) -> list:
     """Every change the model announces, as (field, whether the results were empty by then)."""
     seen = []
-    model.events.connect(lambda name, _: seen.append((name, model.results is None)))
+    model.events.connect(lambda name, _: seen.append((name, model.result is None)))
     return seen
 
 
@@ -188,7 +197,7 @@ def test_a_preset_sets_the_panels_their_count_and_class(key):
     model.label = UNCONDITIONAL
     seen = record(model)
     model.apply_preset(key)
-    assert model.preset == key and model.count == len(PRESETS[key][1]) and model.label == ALL_CLASSES
+    assert model.preset == key and model.panel_count == len(PRESETS[key][1]) and model.label == ALL_CLASSES
     assert model.requests() == [asked(r, 50, 4) for r in PRESETS[key][1]]
     assert "label" in [name for name, _ in seen]  # announced
 
@@ -220,32 +229,31 @@ def test_the_class_choice_and_each_panels_guidance_make_the_requests():
     assert [r.guidance for r in model.requests()] == [0.0, 1.0, 3.0, 7.0]
 
 
-def test_any_change_of_the_settings_empties_the_results_before_it_is_announced(sources):
+def test_any_change_of_the_settings_empties_the_result_before_it_is_announced(lab):
     model = quick(CompareModel())
-    changes = {"panels": lambda: model.set_panel(0, Panel(R("ddim", {"steps": 2}))), "count": lambda: setattr(
-        model, "count", 3), "label": lambda: setattr(model, "label", 0), "n": lambda: setattr(model, "n", 30),
+    changes = {"panels": lambda: model.set_panel(0, Panel(R("ddim", {"steps": 2}))), "panel_count": lambda: setattr(
+        model, "panel_count", 3), "label": lambda: setattr(model, "label", 0), "n": lambda: setattr(model, "n", 30),
         "seed": model.reseed}  # fmt: skip
     assert set(changes) == set(SETTINGS)
     for name, change in changes.items():
-        model.results = model.comparison(sources)()
-        assert [r.spec for r in model.results] == model.requests()
+        model.result = run(model.work(lab))
+        assert [r.spec for r in model.result] == model.requests() and model.frame == PROGRESS_FRAMES
         seen = record(model)
         change()
-        assert seen == [("results", True), (name, True)] and model.results is None, name
+        assert seen == [("result", True), (name, True)] and model.result is None, name
     # what is shown and how it is swept are no settings of the comparison
-    model.results = results = model.comparison(sources)()
+    model.result = results = run(model.work(lab))
     model.frame = 70
     model.set_step_counts("4, 2, 4")
-    assert model.results == tuple(results) and model.step_counts == (2, 4)
+    assert model.result == tuple(results) and model.step_counts == (2, 4) and model.frame == 70
     with pytest.raises(ValueError, match="other requests"):  # never old samples under new labels
-        model.results = results[:-1]
+        model.result = results[:-1]
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("count", 7, "the number of panels is a whole number from 2 to 6"), ("count", 1, "from 2 to 6"),
-     ("frame", 101, "the progress in % is a whole number from 0 to 100"), ("frame", 2.5, "whole number"),
-     ("n", 0, "the points a panel"), ("label", "some", "a class is a number")],
+    [("panel_count", 7, "the number of panels is a whole number from 2 to 6"), ("panel_count", 1, "from 2 to 6"),
+     ("panel_count", 2.5, "whole number"), ("n", 0, "the points a panel"), ("label", "some", "a class is a number")],
 )  # fmt: skip
 def test_the_model_refuses_settings_out_of_range(field, value, message):
     model = CompareModel()
@@ -264,13 +272,13 @@ def test_the_model_refuses_unknown_presets_and_bad_step_counts():
     assert model.preset == "ddpm-vs-ddim" and model.step_counts == compare_model.SWEEP_STEPS
 
 
-def test_the_models_sweep_runs_each_family_once_at_the_step_counts_up_to_t(sources):
+def test_the_models_sweep_runs_each_family_once_at_the_step_counts_up_to_t(lab):
     model = CompareModel(n=30)
     model.apply_preset("ddpm-vs-ddim")  # DDPM, DDIM 50 and DDIM 10: two families
     model.set_step_counts("2, 3, 5000")  # 5000 is more than the schedule's 50 steps
-    sweep = model.sweep(sources)
+    work = model.sweep_work(lab)
     model.apply_preset("solvers")  # taken when the sweep was made, not when it runs
-    points = sweep()
+    points = run(work)
     assert [(p.label, p.steps, p.nfe) for p in points] == [
         ("DDPM (β̃) · exact", None, 50), ("DDIM η=0 · exact", 2, 2), ("DDIM η=0 · exact", 3, 3)]  # fmt: skip
     assert all(p.samples.shape == (30, 2) for p in points)
@@ -297,7 +305,7 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
 
     for count in (2, 6, 5, 3, 4):
         view.count.setValue(count)
-        assert view.model.count == count and len(view.panels) == count
+        assert view.model.panel_count == count and len(view.panels) == count
         assert [e.isVisible() for e in view.editors] == [i < count for i in range(6)]
         columns = view.columns
         assert columns == panel_columns(count, view.grid.width(), view.grid.height())
@@ -333,7 +341,7 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     # the model, drawn
     model.n = 345
     assert view.points.value() == 345
-    model.count = 5
+    model.panel_count = 5
     assert view.count.value() == 5 and len(view.panels) == 5 and view.editors[4].isVisible()
     model.set_panel(4, Panel(R("heun", {"steps": 7, "spacing": "linspace"}), guidance=2.5))
     editor = view.editors[4]
@@ -349,8 +357,6 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     assert view.class_picker.currentText() == "all, in proportion" and model.label == ALL_CLASSES
     model.apply_preset("solvers")
     assert view.preset.currentData() == "solvers" and view.count.value() == 4
-    model.frame = 40
-    assert view.timeline.frame == 40
     model.step_counts = (3, 9)
     assert view.sweep.steps.text() == "3, 9"
 
@@ -358,7 +364,7 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     view.points.setValue(120)
     assert model.n == 120
     view.count.setValue(3)
-    assert model.count == 3
+    assert model.panel_count == 3
     view.class_picker.setCurrentIndex(view.class_picker.findText("upper"))
     assert model.label == 0
     view.class_picker.setCurrentIndex(view.class_picker.findText("unconditional"))
@@ -370,13 +376,22 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     editor.exact.setChecked(True)
     assert model.panels[1] == Panel(R("dpmpp_2m", {"steps": 12}, exact=True), guidance=3.5)
     choose_preset(view, qtbot, "eta")
-    assert model.preset == "eta" and model.count == 4
-    view.timeline.slider.setValue(65)
-    assert model.frame == 65
+    assert model.preset == "eta" and model.panel_count == 4
     view.sweep.steps.selectAll()
     qtbot.keyClicks(view.sweep.steps, "8, 4")
     qtbot.keyClick(view.sweep.steps, Qt.Key.Key_Return)
     assert model.step_counts == (4, 8)
+
+    # the shared progress, once there is something to scrub
+    assert model.frame == 0 and view.timeline.slider.maximum() == 0
+    quick(model)
+    compute(view, qtbot)
+    model.frame = 40
+    assert view.timeline.frame == 40 and view.timeline.label.text() == "progress 40 %"
+    traj = view.panels[0].result.trajectory
+    np.testing.assert_array_equal(xy(view.panels[0].scatter), traj.frames[panel_frame(40, len(traj.frames))])
+    view.timeline.slider.setValue(65)
+    assert model.frame == 65
 
 
 def test_panel_columns_give_each_panel_the_largest_square():
@@ -407,9 +422,10 @@ def test_compare_with_the_exact_model_frames_slider_and_captions(window, qtbot):
     view.model.apply_preset("ddpm-vs-ddim")
     results = compute(view, qtbot)
     assert view.has_content() and view.frame_count() == PROGRESS_FRAMES + 1
-    assert view.timeline.slider.maximum() == PROGRESS_FRAMES and view.timeline.frame == 0
+    assert view.timeline.slider.maximum() == PROGRESS_FRAMES  # opened on the samples, where the metrics are
+    assert view.timeline.frame == view.model.frame == PROGRESS_FRAMES
     assert [r.label for r in results] == ["DDPM (β̃) · exact", "DDIM S=50 η=0 · exact", "DDIM S=10 η=0 · exact"]
-    assert [p.result for p in view.panels] == results
+    assert tuple(p.result for p in view.panels) == results
     assert [len(r.trajectory.frames) for r in results] == [1001, 51, 11]
 
     # one noise for all: the seeded N(0, I) noise in data coordinates
@@ -473,13 +489,14 @@ def test_new_noise_draws_other_noise_for_every_panel(window, qtbot):
     before = first[0].trajectory.frames[0]
     view.timeline.slider.setValue(40)
     second = compute(view, qtbot, button=view.new_noise)
-    assert view.model.seed == 1 and view.timeline.frame == 0
+    assert view.model.seed == 1 and view.timeline.frame == PROGRESS_FRAMES  # opened on the new samples
     after = second[0].trajectory.frames[0]
     assert not np.allclose(after, before, atol=1e-3)
     norm = Normaliser.fit(window.state.data.points)
     np.testing.assert_allclose(after, norm.to_data(seeded_noise(N_POINTS, 1)), rtol=1e-5, atol=1e-5)
     for r in second:
         np.testing.assert_array_equal(r.trajectory.frames[0], after)
+    view.timeline.slider.setValue(0)
     for panel, r in zip(view.panels, second, strict=True):
         np.testing.assert_array_equal(xy(panel.scatter), r.trajectory.frames[0])
     # the Compare button keeps the noise
@@ -617,7 +634,7 @@ def test_changed_settings_compare_again_once_they_rest(window, qtbot):
     assert_nothing_shown(view, "computing…")
     qtbot.waitUntil(view.has_content, timeout=30_000)
     assert len(computed) == 1  # once, when the settings rested
-    assert [r.spec for r in model.results] == model.requests() and model.requests()[0].n == 63
+    assert [r.spec for r in model.result] == model.requests() and model.requests()[0].n == 63
     assert all(len(panel.result.trajectory.samples) == 63 for panel in view.panels)
     assert view.table.rowCount() == len(view.panels) + 1
 
@@ -760,7 +777,7 @@ def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
 def test_a_registered_sampler_is_offered_compared_and_swept(dummy_sampler, make_window, qtbot):
     window = open_window(make_window)  # made after the registration: the editors offer what the registry holds
     view, model = window.compare_view, window.compare_view.model
-    model.count = 2
+    model.panel_count = 2
     model.set_panel(0, Panel(R("ddim", {"steps": 3})))
     editor = view.editors[1]
     combo = editor.controls.combo

@@ -1,14 +1,15 @@
 """The comparison's state without Qt: what each panel samples, the class, the shared points and seed, the preset
-last applied, the shared progress, what the panels show, and the sweep's step counts. The Compare tab draws it
-and writes back through it; ``render --compare`` and ``bench`` drive it the same way, headless:
+last applied, the shared progress (``frame``, 0 … 100 %), what the panels show (``result``), and the sweep's step
+counts. The Compare tab draws it and writes back through it; ``render --compare`` and ``bench`` drive it the same
+way, headless:
 
     model = CompareModel()
     model.apply_preset("eta")
     model.n = 500
-    model.results = model.comparison(Sources.of(state, model.n))()   # the view runs this in its worker
-    model.frame = 50                                                  # 50 % of every panel's trajectory
+    model.result = model.work(state)(progress)   # the view runs this in its worker
+    model.frame = 50                             # 50 % of every panel's trajectory
 
-Any change of what a comparison is computed from (``SETTINGS``) empties ``results`` before it is announced: old
+Any change of what a comparison is computed from (``SETTINGS``) empties ``result`` before it is announced: old
 samples never sit under new labels.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from diffvis.app.models.evented import EventedModel
+from diffvis.app.models.scene import SceneModel, lab_schedule
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import (
     METRIC_POINTS,
@@ -32,18 +33,15 @@ from diffvis.core.compare import (
     parse_step_counts,
     sweep,
 )
-from diffvis.core.datasets import PointSet
 from diffvis.core.guidance import check_guidance
 from diffvis.core.request import MAX_POINTS, SampleRequest
-from diffvis.core.run import Run
-from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
 
 PROGRESS_FRAMES = 100  # the shared progress runs over 0 … 100 % of every panel's trajectory
 MIN_PANELS, MAX_PANELS = 2, 6
 SWEEP_STEPS = (5, 10, 20, 50, 100, 250, 1000)
-SETTINGS = ("panels", "count", "label", "n", "seed")  # what a comparison is computed from
+SETTINGS = ("panels", "panel_count", "label", "n", "seed")  # what a comparison is computed from
 
 
 def panel_frame(progress: int, frames: int) -> int:
@@ -79,26 +77,6 @@ class Panel:
         return replace(self.request, n=n, seed=seed, **choice)
 
 
-@dataclass(frozen=True)
-class Sources:
-    """What the panels sample besides their requests: the run (None: the exact model of ``data``), the training
-    points, the schedule (the run's, or the one an exact model takes), and ``draw(seed)``: fresh data to score
-    against, at most METRIC_POINTS of them."""
-
-    run: Run | None
-    data: PointSet
-    schedule: Schedule
-    draw: Callable[[int], np.ndarray]
-
-    @classmethod
-    def of(cls, state, n: int) -> Sources:
-        """From the lab's state (its model, data and training settings), for ``n`` samples a panel."""
-        run, cfg = state.model_run, state.train_config
-        schedule = run.schedule if run is not None else Schedule.make(cfg.schedule, cfg.timesteps)
-        draw = fresh_draw(state.data_info, state.data.points, min(n, METRIC_POINTS))
-        return cls(run, state.data, schedule, draw)
-
-
 def _preset_fields(key: str, panels: tuple[Panel, ...]) -> dict:
     """The fields a preset sets: its panels first (the others keep theirs), their count, and its class (every class
     in proportion unless it names one)."""
@@ -107,38 +85,40 @@ def _preset_fields(key: str, panels: tuple[Panel, ...]) -> dict:
     requests = PRESETS[key][1]
     label = ALL_CLASSES if requests[0].label is None else requests[0].label
     panels = (*(Panel.of(r) for r in requests), *panels[len(requests) :])
-    return {"panels": panels, "count": len(requests), "label": label, "preset": key}
+    return {"panels": panels, "panel_count": len(requests), "label": label, "preset": key}
 
 
 DEFAULT_PRESET = next(iter(PRESETS))
 _first = PRESETS[DEFAULT_PRESET][1]
 
 
-class CompareModel(EventedModel):
-    """``panels``: MAX_PANELS Panels, of which the first ``count`` are shown; ``label``: the class asked for (see
-    ``Panel.asked``); ``n`` points a panel from ``seed``; ``preset``: the one last applied; ``frame``: the shared
-    progress in %; ``results``: the PanelResults of ``requests()``, or None; ``step_counts``: the sweep's."""
+class CompareModel(SceneModel):
+    """``panels``: MAX_PANELS Panels, of which the first ``panel_count`` are shown; ``label``: the class asked for
+    (see ``Panel.asked``); ``n`` points a panel from ``seed``; ``preset``: the one last applied; ``result``: the
+    PanelResults of ``requests()``, or None; ``frame``: the shared progress in %; ``step_counts``: the sweep's."""
 
     FIELDS = {
+        **SceneModel.FIELDS,
         **_preset_fields(DEFAULT_PRESET, tuple(Panel.of(_first[i % len(_first)]) for i in range(MAX_PANELS))),
         "n": 2000,
         "seed": 0,
-        "frame": 0,
-        "results": None,
         "step_counts": SWEEP_STEPS,
     }
 
     def __init__(self, **values) -> None:
         super().__init__(**values)
-        self.events.connect(self._empty_on_change)  # first: listeners see the results emptied
+        self.events.connect(self._empty_on_change)  # first: listeners see the result emptied
+
+    def frames_of(self, result) -> int:
+        return PROGRESS_FRAMES + 1
 
     def __setattr__(self, name: str, value) -> None:
         super().__setattr__(name, self._checked(name, value))
 
     def _checked(self, name: str, value):
         """``value`` for field ``name``, or ConfigError with the reason."""
-        limits = {"count": (MIN_PANELS, MAX_PANELS, "the number of panels"), "n": (1, MAX_POINTS, "the points a panel"),
-                  "frame": (0, PROGRESS_FRAMES, "the progress in %")}  # fmt: skip
+        limits = {"panel_count": (MIN_PANELS, MAX_PANELS, "the number of panels"),
+                  "n": (1, MAX_POINTS, "the points a panel")}  # fmt: skip
         if name in limits:
             low, high, what = limits[name]
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
@@ -148,15 +128,15 @@ class CompareModel(EventedModel):
             SampleRequest(label=value)  # refuses what is not a class
         elif name == "panels" and (len(value) != MAX_PANELS or not all(isinstance(p, Panel) for p in value)):
             raise ValueError(f"a comparison keeps {MAX_PANELS} panels, got {value!r}")
-        elif name == "results" and value is not None:
+        elif name == "result" and value is not None:
             value = tuple(value)
             if [r.spec for r in value] != self.requests():
-                raise ValueError("results of other requests than the panels'")
+                raise ValueError("a result of other requests than the panels'")
         return value
 
     def _empty_on_change(self, name: str, _value) -> None:
         if name in SETTINGS:
-            self.results = None
+            self.result = None
 
     # --- settings -------------------------------------------------------------------------------------------------
     def apply_preset(self, key: str) -> None:
@@ -178,33 +158,37 @@ class CompareModel(EventedModel):
 
     def requests(self) -> list[SampleRequest]:
         """The shown panels' requests, complete: sampler and settings, model, class, points and seed."""
-        return [panel.asked(self.label, self.n, self.seed) for panel in self.panels[: self.count]]
+        return [panel.asked(self.label, self.n, self.seed) for panel in self.panels[: self.panel_count]]
 
     # --- computing ------------------------------------------------------------------------------------------------
-    def comparison(self, sources: Sources) -> Callable[..., list[PanelResult]]:
-        """``fn(progress=None)`` computing the comparison of the current requests (taken now: the model may change
-        while it runs, off the GUI thread); ``progress(i, n)`` returns True to cancel."""
+    def work(self, state) -> Callable[[Progress], list[PanelResult]]:
+        """``fn(progress)`` comparing the current requests (taken now: the model may change while it runs) with the
+        state's model and data; ``progress(i, n)`` returns True to cancel."""
         requests, n, seed = self.requests(), self.n, self.seed
+        run, data, schedule, draw = self._sources(state)
 
-        def run(progress: Progress | None = None) -> list[PanelResult]:
-            cancelled = None if progress is None else lambda: progress(0, 1000)
-            reference = Reference.draw(sources.draw, cancelled=cancelled)
-            return compare(requests, sources.run, sources.data, sources.schedule, reference, n=n, seed=seed,
-                           progress=progress)  # fmt: skip
+        def run_all(progress: Progress) -> list[PanelResult]:
+            reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
+            return compare(requests, run, data, schedule, reference, n=n, seed=seed, progress=progress)
 
-        return run
+        return run_all
 
-    def sweep(self, sources: Sources) -> Callable[..., list[SweepPoint]]:
-        """``fn(progress=None)`` computing quality against NFE: one of each family of the current requests (their
+    def sweep_work(self, state) -> Callable[[Progress], list[SweepPoint]]:
+        """``fn(progress)`` computing quality against NFE: one of each family of the current requests (their
         settings but the step count) at each of ``step_counts`` up to T."""
-        requests = list({r.family: r for r in self.requests()}.values())
-        steps = [s for s in self.step_counts if s <= sources.schedule.T]
-        n, seed = self.n, self.seed
+        requests, n, seed = list({r.family: r for r in self.requests()}.values()), self.n, self.seed
+        run, data, schedule, draw = self._sources(state)
+        steps = [s for s in self.step_counts if s <= schedule.T]
 
-        def run(progress: Progress | None = None) -> list[SweepPoint]:
-            cancelled = None if progress is None else lambda: progress(0, len(requests) * len(steps))
-            reference = Reference.draw(sources.draw, cancelled=cancelled)
-            return sweep(requests, steps, sources.run, sources.data, sources.schedule, reference, n=n, seed=seed,
-                         progress=progress)  # fmt: skip
+        def run_all(progress: Progress) -> list[SweepPoint]:
+            reference = Reference.draw(draw, cancelled=lambda: progress(0, len(requests) * len(steps)))
+            return sweep(requests, steps, run, data, schedule, reference, n=n, seed=seed, progress=progress)
 
-        return run
+        return run_all
+
+    def _sources(self, state) -> tuple:
+        """The run (None: the exact model), the training points, the schedule (the run's, or the one an exact model
+        takes) and ``draw(seed)``: fresh data to score against, at most METRIC_POINTS of them."""
+        run = state.model_run
+        schedule = run.schedule if run is not None else lab_schedule(state)
+        return run, state.data, schedule, fresh_draw(state.data_info, state.data.points, min(self.n, METRIC_POINTS))

@@ -11,8 +11,6 @@ view is visible and was comparing, compares again once the settings rest."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
@@ -43,12 +41,11 @@ from diffvis.app.models.compare import (
     SETTINGS,
     CompareModel,
     Panel,
-    Sources,
     panel_frame,
 )
+from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo
-from diffvis.app.views.reverse_view import frame_time
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
     DATA_COLOUR,
@@ -177,13 +174,11 @@ class CompareView(SceneView):
 
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "", parent)
-        self.model = CompareModel()
         self.panels: list[ComparePanel] = []
         self.highlight: int | None = None  # the point followed in every panel
         self.pinned = False
         self.following = False  # a change of settings compares again (until a comparison is cancelled or fails)
         self.extent = None  # the data's padded extent, which every panel frames
-        self._syncing = False  # writing the model into the widgets: their signals are not written back
         self.rest = QTimer(self, singleShot=True, interval=REST_MS)
         self.rest.timeout.connect(self._on_rest)
         self.preset = QComboBox()
@@ -200,28 +195,24 @@ class CompareView(SceneView):
         for label, widget in settings:
             self.add_setting(label, widget, columns_per_row=3)
         self.editors = [PanelEditor(i) for i in range(MAX_PANELS)]
-        self.sweep = SweepTab(state, self.model)
+        model = CompareModel()
+        self.sweep = SweepTab(state, model)
         self._split(self._editor_row(), self._build_bottom())
-        self.timeline.set_count(PROGRESS_FRAMES + 1)  # the shared progress, whether or not anything is shown
 
         self.preset.activated.connect(lambda _: self.model.apply_preset(self.preset.currentData()))
-        self._write(self.count.valueChanged, lambda: setattr(self.model, "count", self.count.value()))
-        self._write(self.points.valueChanged, lambda: setattr(self.model, "n", self.points.value()))
-        self._write(self.class_picker.currentIndexChanged, self._write_label)
+        self.write(self.count.valueChanged, lambda: setattr(self.model, "panel_count", self.count.value()))
+        self.write(self.points.valueChanged, lambda: setattr(self.model, "n", self.points.value()))
+        self.write(self.class_picker.currentIndexChanged, self._write_label)
         for i, editor in enumerate(self.editors):
-            self._write(editor.changed, lambda i=i: self.model.set_panel(i, self.editors[i].panel()))
-        self.timeline.frame_changed.connect(lambda frame: setattr(self.model, "frame", frame))
+            self.write(editor.changed, lambda i=i: self.model.set_panel(i, self.editors[i].panel()))
         self.new_noise.clicked.connect(self.reseed)
         self.sweep.swept.connect(lambda: self.bottom.setCurrentWidget(self.sweep))
         state.data_changed.connect(lambda _: self._on_data())
         state.model_changed.connect(self._refresh_classes)
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
-        self.model.events.connect(self._on_model)
-        for sync in (self._sync_preset, self._sync_editors, self._sync_points, self._sync_frame, self._layout_panels):
-            sync()
+        self.bind(model)
         self._on_data()
-        self._sync_label()
         self._show_stale(f"press {self.compute_text}", "")
 
     # --- building ---------------------------------------------------------------------------------------------
@@ -280,8 +271,8 @@ class CompareView(SceneView):
         """Show the model's ``count`` panels in the grid that gives each the most room (``panel_columns``); their
         editors follow. The six plots live as long as the view and only move in the grid layout: plot items taken
         out of a scene and collected later can take a pending repaint down with them."""
-        count = self.model.count
-        with self._quiet():
+        count = self.model.panel_count
+        with self.syncing():
             self.count.setValue(count)
         self.columns = panel_columns(count, self.grid.width(), self.grid.height())
         for i, editor in enumerate(self.editors):
@@ -325,52 +316,33 @@ class CompareView(SceneView):
         self.class_picker.set_classes(classes_in_use(self.state, False) or classes_in_use(self.state, True))
 
     # --- the model and the widgets ------------------------------------------------------------------------------
-    @contextmanager
-    def _quiet(self):
-        """While the model is written into the widgets, what they signal is not written back."""
-        self._syncing, before = True, self._syncing
-        try:
-            yield
-        finally:
-            self._syncing = before
-
-    def _write(self, signal, write) -> None:
-        """Write a widget's ``signal`` back to the model with ``write()``, unless the model is being drawn."""
-        signal.connect(lambda *_: None if self._syncing else write())
-
-    def _write_label(self) -> None:
-        self.model.label = self.class_picker.request_label
-
-    def _on_model(self, name: str, _value) -> None:
-        sync = {"preset": self._sync_preset, "panels": self._sync_editors, "count": self._layout_panels,
-                "label": self._sync_label, "n": self._sync_points, "frame": self._sync_frame,
-                "results": self._show_results}.get(name)  # fmt: skip
+    def on_setting(self, name: str, _value) -> None:
+        """Show the model's setting in its widget; a setting a comparison is computed from makes it stale."""
+        sync = {"preset": self._sync_preset, "panels": self._sync_editors, "panel_count": self._layout_panels,
+                "label": self._sync_label, "n": self._sync_points}.get(name)  # fmt: skip
         if sync is not None:
             sync()
         if name in SETTINGS:
             self._on_settings_change()
 
+    def _write_label(self) -> None:
+        self.model.label = self.class_picker.request_label
+
     def _sync_preset(self) -> None:
         self.preset.setCurrentIndex(self.preset.findData(self.model.preset))
 
     def _sync_editors(self) -> None:
-        with self._quiet():
-            for editor, panel in zip(self.editors, self.model.panels, strict=True):
-                editor.set_panel(panel)
+        for editor, panel in zip(self.editors, self.model.panels, strict=True):
+            editor.set_panel(panel)
 
     def _sync_points(self) -> None:
-        with self._quiet():
-            self.points.setValue(self.model.n)
-
-    def _sync_frame(self) -> None:
-        self.timeline.slider.setValue(self.model.frame)  # the slider's frame_changed draws it
+        self.points.setValue(self.model.n)
 
     def _sync_label(self) -> None:
         """Choose the model's class; one the picker does not offer falls back to its default, written back."""
         label, picker = self.model.label, self.class_picker
         index = 0 if label in (None, UNCONDITIONAL) else picker.findData(label)
-        with self._quiet():
-            picker.setCurrentIndex(index if index >= 0 else max(picker.findData(ALL_CLASSES), 0))
+        picker.setCurrentIndex(index if index >= 0 else max(picker.findData(ALL_CLASSES), 0))
         if picker.request_label != label:
             self._write_label()
 
@@ -416,7 +388,7 @@ class CompareView(SceneView):
         if not super().compute():
             return False
         self.following = True
-        self.model.results = None
+        self.model.result = None
         self._show_stale("computing…")
         return True
 
@@ -427,19 +399,8 @@ class CompareView(SceneView):
             if not self.has_content():
                 self._show_stale(f"press {self.compute_text}")
 
-    def work(self):
-        return self.model.comparison(Sources.of(self.state, self.model.n))
-
-    def has_content(self) -> bool:
-        return self.model.results is not None
-
-    def accept(self, results) -> int:
-        self.model.results = results
-        return PROGRESS_FRAMES + 1
-
-    def _show_results(self) -> None:
-        """The model's results in the panels and the table, at the model's frame; none: empty panels."""
-        results = self.model.results
+    def take(self, results) -> None:
+        """New results in the panels (each point coloured by its class) and the table; None: empty panels."""
         if results is None:
             self._show_stale(f"press {self.compute_text}")
             return
@@ -450,7 +411,6 @@ class CompareView(SceneView):
             panel.scatter.setData(pos=traj.frames[0], brush=brushes)
         self._fill_table(results)
         self.highlight, self.pinned = None, False
-        self.show_frame(self.model.frame)
 
     def _fill_table(self, results: list[PanelResult]) -> None:
         """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores)."""

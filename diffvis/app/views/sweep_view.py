@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from diffvis.app.jobs import BackgroundJob
-from diffvis.app.models.compare import CompareModel, Sources
+from diffvis.app.models.compare import CompareModel
 from diffvis.app.state import LabState
 from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.style import PALETTE
@@ -88,7 +88,7 @@ class SweepTab(QWidget):
         if not self._write_steps() or len(self.state.data) < 2:
             return False
         self.button.setEnabled(False)
-        self.job.start(self.model.sweep(Sources.of(self.state, self.model.n)))
+        self.job.start(self.model.sweep_work(self.state))
         return True
 
     def _on_done(self, points: list[SweepPoint]) -> None:
