@@ -268,9 +268,9 @@ class CompareView(SceneView):
         layout.addWidget(self.splitter, 1)
 
     def _layout_panels(self) -> None:
-        """Show the model's ``count`` panels in the grid that gives each the most room (``panel_columns``); their
-        editors follow. The six plots live as long as the view and only move in the grid layout: plot items taken
-        out of a scene and collected later can take a pending repaint down with them."""
+        """Show the model's ``panel_count`` panels in the grid that gives each the most room (``panel_columns``);
+        their editors follow. The six plots live as long as the view and only move in the grid layout: plot items
+        taken out of a scene and collected later can take a pending repaint down with them."""
         count = self.model.panel_count
         with self.syncing():
             self.count.setValue(count)
