@@ -1,6 +1,5 @@
 import gc
 import os
-import sys
 
 import pytest
 import torch
@@ -29,9 +28,12 @@ def one_torch_thread():
 @pytest.fixture(autouse=True)
 def _collect_qt_garbage():
     """Every test's widgets are torn down the same way: pytest-qt closes and deletes the ones registered with
-    ``qtbot.addWidget``, then this collects their Python wrappers at once. Left to a later collection, the
-    garbage of one test was collected in the middle of another test's repaint, and pyqtgraph's GraphicsView
-    crashed (seen in random test order)."""
-    yield
-    if "PySide6" in sys.modules:
+    ``qtbot.addWidget``, then this collects their Python wrappers at once. During the test, automatic collection
+    is off, as in the app (``collect_garbage_in_the_gui_thread``): left to strike anywhere, a test's garbage was
+    collected in the middle of another's repaint, and pyqtgraph's GraphicsView crashed (random test order)."""
+    gc.disable()
+    try:
+        yield
+    finally:
         gc.collect()
+        gc.enable()

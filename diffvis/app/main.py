@@ -40,6 +40,16 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def collect_garbage_in_the_gui_thread(app) -> None:
+    """Python's automatic collection strikes wherever memory is allocated: in a worker thread, or inside a plot's
+    paint, and destroying Qt wrappers there crashes Qt (a view's GraphicsView segfaulted mid-repaint). Collect
+    instead on a timer of the GUI thread, between events (pyqtgraph's ``GarbageCollector``)."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    if getattr(app, "garbage_collector", None) is None:
+        app.garbage_collector = GarbageCollector(interval=1.0)
+
+
 def configure_pyqtgraph(app) -> None:
     """Plots follow the system's light or dark palette; antialiased lines."""
     import pyqtgraph as pg
@@ -56,6 +66,7 @@ def offscreen_app():
     quiet_offscreen_warnings()
     app = QApplication.instance() or QApplication(["diffvis"])
     configure_pyqtgraph(app)
+    collect_garbage_in_the_gui_thread(app)
     return app
 
 
@@ -73,6 +84,7 @@ def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | N
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffvis")
     configure_pyqtgraph(app)
+    collect_garbage_in_the_gui_thread(app)
     window = MainWindow()
     if screenshot is not None:
         window.resize(1280, 800)  # pictures of the same size whatever the last session's layout
