@@ -5,6 +5,11 @@ w_i(x) = softmax_i(−‖x − a·x0_i‖² / 2s²). The DDPM marginal q_t has a
 noise prediction is E[ε | x_t] = −√(1 − ᾱ_t) ∇ log q_t(x_t); the NCSN marginal has a = 1, s = σ. A sampler
 driven by these models reaches what a perfect network would: it reproduces the training points.
 
+For flow matching with the linear interpolant x_t = (1 − t) x₀ + t x₁ from a N(0, I) source (``diffvis.core.flow``)
+the marginal of x_t is the same mixture with a = t, s = 1 − t; by Tweedie t E[x₁ | x_t = x] = x + s² ∇ log q_t(x),
+so the exact velocity, the posterior mean of the conditional velocities (x₁ − x)/(1 − t), is
+v(x, t) = (E[x₁ | x] − x)/(1 − t) = (x + s ∇ log q_t(x))/t, and at t = 0 (every weight equal) v = mean_i x0_i − x.
+
 Given class labels, the exact conditional model of class y is the same mixture restricted to the points of
 class y, q_t(x | y) = mean_{i: y_i = y} N(x; a·x0_i, s² I); the label ∅ (``NULL_LABEL``) keeps every point.
 """
@@ -119,6 +124,33 @@ class ExactScore(ExactModel):
     def work(self, n: int, sigma) -> float:
         """The predicted price of ``self(x, σ)`` for n points (see ``ExactModel.price``)."""
         return self.price(n, 1.0, float(sigma))
+
+
+class ExactVelocity(ExactModel):
+    """v(x, t) = E[x₁ − x₀ | x_t = x] for the linear interpolant from N(0, I) to the points (class y's points
+    given a label); callable as model(x, t[, label]) with t in [0, 1]. Computed in float64: (x + s ∇ log q_t)/t
+    loses about ulp(x)/t to cancellation, which float32 would make visible at small t. v is singular at t = 1
+    (every point pulls its neighbourhood onto itself); there it is taken at t = 1 − ``T_END_GAP``."""
+
+    T_END_GAP = 1e-4
+
+    def __call__(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
+        t = min(float(t), 1.0 - self.T_END_GAP)
+        x64 = x.double()
+        if t <= 0.0:
+            v = per_class(x64, self.labels, label, lambda xs, y: self._mean(xs, y) - xs)
+        else:
+            v = (x64 + (1.0 - t) * self.score(x64, t, 1.0 - t, label)) / t
+        return v.to(x.dtype)
+
+    def _mean(self, x: torch.Tensor, y) -> torch.Tensor:
+        points = _subset(self.points, self.labels, y).to(x)
+        return points.mean(0) if len(points) else x
+
+    def work(self, n: int, t) -> float:
+        """The predicted price of ``self(x, t)`` for n points (see ``ExactModel.price``)."""
+        t = min(max(float(t), self.T_END_GAP), 1.0 - self.T_END_GAP)
+        return self.price(n, t, 1.0 - t)
 
 
 def exact_model(points, objective: str, schedule: Schedule, labels=None) -> ExactNoisePredictor | ExactScore:
