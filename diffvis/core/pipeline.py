@@ -12,6 +12,7 @@ from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import Run, SamplingModel, sample_run
 from diffvis.core.schedules import Schedule, max_pairwise_distance
@@ -58,7 +59,7 @@ def train_run(
 def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALITY_N, seed: int = 0):
     """Sample n points with the run's full sampler (DDPM, or annealed Langevin for NCSN) from seeded noise and
     compare them with fresh data; returns {metric: MetricResult}."""
-    sampler = "ddpm" if run.objective == "ddpm" else "langevin"
+    sampler = OBJECTIVES[run.objective].full_sampler
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, 2, generator=g)
     samples = sample_run(run, sampler, x_T, generator=g).samples
@@ -98,7 +99,7 @@ def score_classes(
 
 def evaluate_classes(run: Run, draw: Callable[[int], PointSet], *, n: int = QUALITY_N, seed: int = 0):
     """A conditional run's full sampler at w = 1 for every class in proportion, scored per class."""
-    sampler = "ddpm" if run.objective == "ddpm" else "langevin"
+    sampler = OBJECTIVES[run.objective].full_sampler
     traj = sample_request(SamplingModel.of_run(run), SampleRequest(sampler, label=ALL_CLASSES, n=n, seed=seed))
     return score_classes(traj.samples.astype(np.float64), traj.labels, run.classes, draw)
 
@@ -174,11 +175,11 @@ def sample_request(model: SamplingModel, request: SampleRequest, *, callback=Non
 
 
 def probe_trajectory(model: SamplingModel, request: SampleRequest, positions: np.ndarray, *, start: int,
-                     seed: int = 0) -> Trajectory:  # fmt: skip
+                     seed: int = 0, callback=None) -> Trajectory:  # fmt: skip
     """The trajectory of particles placed at ``positions`` (M, 2, data coordinates) at frame ``start`` of
     ``request``'s sampler (its settings, class and guidance; ``seed`` for its noise); frames before ``start`` are
-    NaN."""
+    NaN. ``callback`` is told after every step and may cancel, as a sampler's."""
     x = torch.as_tensor(model.normaliser.to_std(np.asarray(positions, dtype=np.float64)), dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
-    return model.sample(request.sampler, x.to(model.device), generator=generator, start=start,
+    return model.sample(request.sampler, x.to(model.device), generator=generator, start=start, callback=callback,
                         **request.sampler_kwargs())  # fmt: skip

@@ -91,12 +91,20 @@ def spacing(default: str) -> Param:
 
 @dataclass(frozen=True)
 class ObjectiveInfo:
-    """A training objective: what its network predicts and which noise levels it is trained on."""
+    """A training objective: what its network predicts, and the samplers that serve its models: ``full_sampler``
+    runs them in full (training's quality check), ``probe_sampler`` with ``probe_params`` is the path a particle
+    follows down the noise levels (the probability flow, or Langevin), ``preview_sampler`` with
+    ``preview_params`` a quick look while training."""
 
     name: str
     title: str
     paper: str
     predicts: str
+    full_sampler: str
+    probe_sampler: str
+    preview_sampler: str
+    probe_params: dict = field(default_factory=dict)
+    preview_params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class SamplerInfo:
     evals_per_step: float
     formula: str
     steps_param: str | None = None  # the parameter a sweep varies (None: the step count is fixed, DDPM's T)
+    levels: str = "t"  # what its frames' times are: timesteps 't', or noise levels 'sigma' (Langevin)
     defaults: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,9 +139,11 @@ class SamplerInfo:
 
 
 OBJECTIVES: dict[str, ObjectiveInfo] = {
-    "ddpm": ObjectiveInfo("ddpm", "DDPM (ε-prediction)", "Ho, Jain & Abbeel 2020", "ε̂(x_t, t)"),
-    "ncsn": ObjectiveInfo("ncsn", "NCSN (denoising score matching)", "Song & Ermon 2019", "s(x, σ) ≈ ∇ log p_σ(x)"),
-}
+    "ddpm": ObjectiveInfo("ddpm", "DDPM (ε-prediction)", "Ho, Jain & Abbeel 2020", "ε̂(x_t, t)", "ddpm", "ddim",
+                          "ddim", {"eta": 0.0, "spacing": "linspace"}, {"steps": 25}),
+    "ncsn": ObjectiveInfo("ncsn", "NCSN (denoising score matching)", "Song & Ermon 2019", "s(x, σ) ≈ ∇ log p_σ(x)",
+                          "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}),
+}  # fmt: skip
 
 SAMPLERS: dict[str, SamplerInfo] = {}
 
@@ -144,6 +155,17 @@ def register_sampler(info: SamplerInfo) -> SamplerInfo:
             raise ConfigError(f"{info.name}: unknown objective {objective!r}")
     SAMPLERS[info.name] = info
     return info
+
+
+def check_objectives() -> None:
+    """Every objective's samplers are registered, drive its models, and take the settings it gives them."""
+    for objective in OBJECTIVES.values():
+        for sampler, params in ((objective.full_sampler, {}), (objective.probe_sampler, objective.probe_params),
+                                (objective.preview_sampler, objective.preview_params)):  # fmt: skip
+            info = sampler_info(sampler)
+            if objective.name not in info.objectives:
+                raise ConfigError(f"{objective.name}: the {sampler} sampler cannot drive its models")
+            info.resolve(params)
 
 
 def sampler_info(name: str) -> SamplerInfo:
@@ -159,7 +181,8 @@ for _info in (
                 (STEPS, ETA, spacing("leading")), 1.0,
                 "x_{t−1} = √ᾱ_{t−1} x̂₀ + √(1 − ᾱ_{t−1} − σ_t²) ε̂ + σ_t z", "steps"),
     SamplerInfo("langevin", "Langevin", "Song & Ermon 2019, Algorithm 1", sample_langevin, ("ncsn",),
-                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level"),
+                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level",
+                "sigma"),
     SamplerInfo("euler", "Euler", "Karras et al. 2022, eq. 4 (= DDIM, η = 0)", sample_euler, ("ddpm",),
                 (STEPS, spacing("trailing")), 1.0, "x̃_{k+1} = x̃_k + (σ_{k+1} − σ_k) ε̂", "steps"),
     SamplerInfo("heun", "Heun", "Karras et al. 2022, Algorithm 1", sample_heun, ("ddpm",),
@@ -170,3 +193,4 @@ for _info in (
                 "x̃_{k+1} = (σ_{k+1}/σ_k) x̃_k − (e^{−h} − 1) D_k,  D_k from x̂₀ of steps k and k − 1", "steps"),
 ):  # fmt: skip
     register_sampler(_info)
+check_objectives()
