@@ -318,7 +318,7 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
     view.model.n = n
     reference = Reference(data.points, {name: (1.0, 0.0) for name in METRICS})  # scores are not what is timed
     results = compare(view.model.requests(), None, data.points, Schedule.make(), reference, n=n)
-    view.model.results = results
+    view.model.result = results
     bare = pg.GraphicsLayoutWidget()
     bare.resize(view.grid.size())
     bare.show()

@@ -40,13 +40,11 @@ def cmd_render(args) -> int:
     view = _make_view(args, state)
     try:
         bar = ProgressBar()
-        if not args.compare and args.view != "forward":  # before showing: a view shown empty computes by itself
-            _compute_model(view.model, state, bar)
+        if args.view != "forward":  # before showing it: a view shown with nothing computed computes by itself
+            view.model.result = view.model.work(state)(lambda i, n: bar.show(i, n, "computing"))
         _figure_only(view)
         view.resize(*args.size)
         view.show()
-        if args.compare:
-            _compute(view, bar)
         if args.probe:
             _add_probes(view.model, args.probe, args.probe_frame, bar)
         last = view.frame_count() - 1
@@ -185,26 +183,6 @@ def _make_view(args, state):
         if args.view == "score":
             model.update(show_exact=args.exact_overlay, show_error=args.error)
     return view
-
-
-def _compute_model(model, state, bar: ProgressBar) -> None:
-    """Compute the model's result from ``state`` here and now, showing progress."""
-    model.result = model.work(state)(lambda i, n: bar.show(i, n, "computing"))
-
-
-def _compute(view, bar: ProgressBar) -> None:
-    """Compute the view's result in its worker and wait for it, showing progress."""
-    from PySide6.QtCore import QEventLoop
-
-    loop, failures = QEventLoop(), []
-    view.computed.connect(loop.quit)
-    view.job.failed.connect(lambda message: (failures.append(message), loop.quit()))
-    view.job.progressed.connect(lambda i, n: bar.show(i, n, "computing"))
-    if not view.job.busy and not view.compute():  # shown, the view may have started already
-        raise ConfigError("nothing to draw: the data has fewer than two points")
-    loop.exec()
-    if failures:
-        raise DiffvisError(failures[0])
 
 
 def _add_probes(model, positions: list[list[float]], frame: int, bar: ProgressBar) -> None:

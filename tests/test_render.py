@@ -14,8 +14,9 @@ from PIL import Image
 from diffvis.cli import main
 from diffvis.core.checkpoint import load_run
 from diffvis.core.datasets import Normaliser
-from diffvis.core.pipeline import reverse_trajectory, sampling_model
+from diffvis.core.pipeline import sample_request, sampling_model
 from diffvis.core.pointfiles import load_points
+from diffvis.core.request import SampleRequest
 from diffvis.core.schedules import SigmaLadder, max_pairwise_distance
 from diffvis.core.sources import run_points
 
@@ -59,7 +60,7 @@ def assert_user_error(rc, err, fragment):
 
 def test_forward_view_renders_a_png(moons, tmp_path, capsys, qapp):
     out = tmp_path / "f.png"
-    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "forward", "--out", out)
+    rc, stdout, err = render(capsys, qapp, "--exact", moons, "--view", "forward", "--out", out)
     assert rc == 0, err
     assert f"wrote 1 frame of the forward view to {out}" in stdout
     with Image.open(out) as png:
@@ -70,7 +71,7 @@ def test_forward_view_renders_a_png(moons, tmp_path, capsys, qapp):
 
 def test_reverse_view_renders_a_gif_of_every_step(moons, tmp_path, capsys, qapp):
     out = tmp_path / "r.gif"
-    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "reverse", "--steps", "10", "--points", "100",
+    rc, stdout, err = render(capsys, qapp, "--exact", moons, "--view", "reverse", "--steps", "10", "--points", "100",
                              "--out", out)  # fmt: skip
     assert rc == 0, err
     assert f"wrote 11 frames of the reverse view to {out}" in stdout
@@ -81,7 +82,7 @@ def test_reverse_view_renders_a_gif_of_every_step(moons, tmp_path, capsys, qapp)
 
 def test_score_view_renders_an_mp4_of_every_level(moons, tmp_path, capsys, qapp):
     out = tmp_path / "s.mp4"
-    rc, stdout, err = render(capsys, qapp, "--ideal", moons, "--view", "score", "--out", out)
+    rc, stdout, err = render(capsys, qapp, "--exact", moons, "--view", "score", "--out", out)
     assert rc == 0, err
     assert f"wrote 50 frames of the score view to {out}" in stdout  # the view's default: 50 levels
     with av.open(str(out)) as container:
@@ -92,7 +93,7 @@ def test_score_view_renders_an_mp4_of_every_level(moons, tmp_path, capsys, qapp)
 
 def test_langevin_view_renders_every_frame_as_npy(moons, tmp_path, capsys, qapp):
     out = tmp_path / "l.npy"
-    rc, _, err = render(capsys, qapp, "--ideal", moons, "--view", "langevin", "--steps", "2", "--points", "30",
+    rc, _, err = render(capsys, qapp, "--exact", moons, "--view", "langevin", "--steps", "2", "--points", "30",
                         "--out", out)  # fmt: skip
     assert rc == 0, err
     points = load_points(moons).points
@@ -112,7 +113,7 @@ def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsy
     run = load_run(run_dir)
     points, _ = run_points(run.data)
     model = sampling_model(run, points.points, "ddpm")
-    expected = reverse_trajectory(model, "ddim", n=200, seed=0, steps=10, eta=0.0)
+    expected = sample_request(model, SampleRequest("ddim", {"steps": 10}, n=200, seed=0))
     got = load_points(out).points
     assert got.shape == (200, 2)
     np.testing.assert_allclose(got, expected.frames[3], rtol=1e-5, atol=1e-5)
@@ -122,12 +123,12 @@ def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsy
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["--ideal", "{moons}", "--view", "forward", "--out", "{t}/x.jpg"], ".jpg"),
+        (["--exact", "{moons}", "--view", "forward", "--out", "{t}/x.jpg"], ".jpg"),
         (["--run", "{t}/nowhere", "--view", "reverse", "--out", "{t}/x.png"], "nowhere"),
-        (["--ideal", "{moons}", "--view", "forward", "--size", "10x10", "--out", "{t}/x.png"], "200x150"),
-        (["--ideal", "{moons}", "--view", "forward", "--size", "big", "--out", "{t}/x.png"], "WIDTHxHEIGHT"),
-        (["--ideal", "{moons}", "--view", "forward", "--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
-        (["--ideal", "{moons}", "--view", "forward", "--size", "401x300", "--out", "{t}/x.mp4"], "even width"),
+        (["--exact", "{moons}", "--view", "forward", "--size", "10x10", "--out", "{t}/x.png"], "200x150"),
+        (["--exact", "{moons}", "--view", "forward", "--size", "big", "--out", "{t}/x.png"], "WIDTHxHEIGHT"),
+        (["--exact", "{moons}", "--view", "forward", "--max-frames", "1", "--out", "{t}/x.gif"], "at least 2"),
+        (["--exact", "{moons}", "--view", "forward", "--size", "401x300", "--out", "{t}/x.mp4"], "even width"),
     ],
     ids=["jpg", "missing-run", "size-10x10", "size-text", "max-frames-1", "mp4-odd-size"],
 )
@@ -149,7 +150,7 @@ def test_bad_input_is_one_line_and_status_2(argv, fragment, moons, run_dir, tmp_
     ids=["jpg", "max-frames-1"],
 )
 def test_bad_output_is_refused_before_computing(argv, fragment, moons, tmp_path, capsys, qapp):
-    base = ["--ideal", moons, "--view", "reverse", "--steps", "10", "--points", "50"]
+    base = ["--exact", moons, "--view", "reverse", "--steps", "10", "--points", "50"]
     rc, _, err = render(capsys, qapp, *base, *[a.format(t=tmp_path) for a in argv])
     assert rc == 2 and fragment in err  # refused, as with the forward view, which computes nothing ...
     assert "computing" not in err  # ... but only after sampling the whole trajectory
@@ -180,7 +181,7 @@ def test_sweep_writes_one_row_per_sampler_and_step_count(moons, tmp_path, capsys
     import csv
 
     out = tmp_path / "sweep.csv"
-    rc, stdout, err = sweep(capsys, "--ideal", moons, "--samplers", "ddim,heun,ddpm", "--steps", "4,8", "--n", "80",
+    rc, stdout, err = sweep(capsys, "--exact", moons, "--samplers", "ddim,heun,ddpm", "--steps", "4,8", "--n", "80",
                             "--out", out)  # fmt: skip
     assert rc == 0, err
     rows = list(csv.DictReader(out.open()))
@@ -200,6 +201,50 @@ def test_sweep_writes_one_row_per_sampler_and_step_count(moons, tmp_path, capsys
     ],
 )
 def test_sweep_refuses_bad_arguments_with_one_line(argv, fragment, moons, tmp_path, capsys):
-    rc, _, err = sweep(capsys, "--ideal", moons, "--n", "20", "--out", tmp_path / "s.csv", *argv)
+    rc, _, err = sweep(capsys, "--exact", moons, "--n", "20", "--out", tmp_path / "s.csv", *argv)
     assert_user_error(rc, err, fragment)
     assert not (tmp_path / "s.csv").exists()
+
+
+# --- render drives the views' models ----------------------------------------------------------------------------
+
+
+def test_render_sets_the_reverse_model_and_computes_through_it(moons, tmp_path, capsys, qapp, monkeypatch):
+    from diffvis.app.models.reverse import ReverseModel
+    from diffvis.app.views.scene_view import SceneView
+
+    monkeypatch.setattr(SceneView, "compute", lambda self: pytest.fail("render computed through the view"))
+    asked, probes = [], []
+    work, add_probe = ReverseModel.work, ReverseModel.add_probe
+    monkeypatch.setattr(ReverseModel, "work", lambda self, state: asked.append(self) or work(self, state))
+    monkeypatch.setattr(ReverseModel, "add_probe", lambda self, p: probes.append(p) or add_probe(self, p))
+    out = tmp_path / "r.csv"
+    rc, stdout, err = render(capsys, qapp, "--exact", moons, "--view", "reverse", "--steps", "7", "--n", "50",
+                             "--trails", "3", "--x0", "--probe", "0", "0", "--probe-frame", "2", "--frame", "4",
+                             "--out", out)  # fmt: skip
+    assert rc == 0, err
+    (model,) = asked
+    request = model.full_request()
+    assert (request.sampler, request.params["steps"], request.n, request.exact) == ("ddim", 7, 50, True)
+    assert (model.trails, model.show_x0, model.show_density, model.frame) == (3, True, False, 4)
+    assert len(probes) == 1 and model.probes == tuple(probes)
+    assert np.isnan(probes[0].trajectory.frames[:2]).all() and np.isfinite(probes[0].trajectory.frames[2:]).all()
+    np.testing.assert_allclose(probes[0].trajectory.frames[2, 0], [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(load_points(out).points, model.trajectory.frames[4], rtol=1e-6, atol=1e-6)
+
+
+def test_the_langevin_view_keeps_its_own_k_unless_one_is_given(moons, qapp):
+    from diffvis import render as render_module
+    from diffvis.app.models.langevin import STEPS_PER_LEVEL
+    from diffvis.cli import build_parser
+
+    def model_of(*argv):
+        args = build_parser().parse_args(["render", "--exact", str(moons), "--view", "langevin", "--out", "x.png",
+                                          *argv])  # fmt: skip
+        view = render_module._make_view(args, render_module._load_state(args))
+        view.deleteLater()
+        return view.model
+
+    assert model_of().request.params["steps_per_level"] == STEPS_PER_LEVEL == 20
+    request = model_of("--steps", "3", "--step-size", "1e-4", "--n", "40").request
+    assert request.params == {"steps_per_level": 3, "step_size": 1e-4, "denoise": True} and request.n == 40

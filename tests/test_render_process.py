@@ -48,9 +48,9 @@ def diffvis(env, *argv) -> subprocess.CompletedProcess:
 def forms() -> list[tuple[str, str, str]]:
     """(source, what, suffix): every view and every preset for both sources as PNG, and the other formats."""
     whats = [*(f"view:{v}" for v in VIEWS), *(f"compare:{p}" for p in PRESETS)]
-    pictures = [(source, what, ".png") for source in ("run", "ideal") for what in whats]
+    pictures = [(source, what, ".png") for source in ("run", "exact") for what in whats]
     others = [("run", "compare:ddpm-vs-ddim", s) for s in (".gif", ".mp4", ".svg")]
-    return [*pictures, *others, ("run", "view:forward", ".svg"), ("ideal", "view:reverse", ".gif")]
+    return [*pictures, *others, ("run", "view:forward", ".svg"), ("exact", "view:reverse", ".gif")]
 
 
 def form_id(form) -> str:
@@ -75,7 +75,7 @@ def outputs(tmp_path_factory):
         source, what, suffix = form
         kind, name = what.split(":")
         out = home / f"{form_id(form)}{suffix}"
-        argv = ["render", "--run" if source == "run" else "--ideal", run if source == "run" else points]
+        argv = ["render", "--run" if source == "run" else "--exact", run if source == "run" else points]
         argv += ["--view", name, *VIEW_ARGS[name]] if kind == "view" else ["--compare", name, "--points", "200"]
         argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--max-frames", "4", "--out", out]
         return form, (diffvis(env, *argv), out)
@@ -150,7 +150,7 @@ def test_animations_are_the_size_asked(outputs):
         frames = list(container.decode(video=0))
     assert len(frames) == 4 and {(f.width, f.height) for f in frames} == {SIZE}
     assert_drawn(frames[-1].to_ndarray(format="rgb24").astype(int))
-    reverse = succeeded(outputs, ("ideal", "view:reverse", ".gif"))
+    reverse = succeeded(outputs, ("exact", "view:reverse", ".gif"))
     with Image.open(reverse) as image:
         assert image.n_frames == 4 and image.size == SIZE
 

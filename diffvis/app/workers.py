@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
-from diffvis.app.models.vocabulary import preview_sampler
 from diffvis.core.datasets import PointSet
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.run import Run, sample_run
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
 from diffvis.errors import Cancelled, DiffvisError, TrainingDiverged
@@ -113,5 +113,5 @@ def preview_samples(run: Run, n: int = PREVIEW_POINTS, seed: int = 0) -> np.ndar
     Langevin with K = 10 for NCSN)."""
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, 2, generator=g)
-    sampler, params = preview_sampler(run.objective)
-    return sample_run(run, sampler, x_T, generator=g, **params).samples
+    objective = OBJECTIVES[run.objective]
+    return sample_run(run, objective.preview_sampler, x_T, generator=g, **objective.preview_params).samples

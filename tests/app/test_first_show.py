@@ -1,6 +1,8 @@
 """A new user's first look at each view: a view with a model and nothing computed computes when first shown and
 says so; its caption never squeezes the slider; the play button shows an icon, not a font glyph."""
 
+from dataclasses import replace
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
@@ -14,14 +16,15 @@ def window(make_window, one_torch_thread):
     win.resize(1024, 640)
     win.data_panel.source.setCurrentText("moons")
     win.data_panel.n.setValue(400)
-    win.reverse_view.steps.setValue(5)
-    win.reverse_view.points.setValue(100)
-    win.score_view.levels.setValue(5)
-    win.langevin_view.steps.setValue(2)
-    win.langevin_view.points.setValue(100)
-    for editor in win.compare_view.editors:
-        editor.steps.setValue(3)
-    win.compare_view.points.setValue(100)
+    reverse = win.reverse_view
+    reverse.model.request = replace(reverse.model.request, params={"steps": 5}, n=100)
+    win.score_view.model.levels = 5
+    langevin = win.langevin_view
+    langevin.model.request = replace(langevin.model.request, params={"steps_per_level": 2}, n=100)
+    compare = win.compare_view.model
+    for i, panel in enumerate(compare.panels):
+        compare.set_panel(i, replace(panel, request=panel.request.with_steps(3)))
+    compare.n = 100
     return win
 
 

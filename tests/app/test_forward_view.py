@@ -18,13 +18,15 @@ def window(make_window):
 
 def test_slider_shows_the_cores_noised_points(window):
     view, state = window.forward_view, window.state
+    noising = view.model.result
     x0 = Normaliser.fit(state.data.points).to_std(state.data.points)
-    np.testing.assert_allclose(view.x0, x0)
-    view.timeline.slider.setValue(0)
+    np.testing.assert_allclose(noising.x0, x0)
+    assert view.timeline.frame == view.model.frame == 0  # it opens on the clean data
     np.testing.assert_allclose(np.column_stack(view.scatter.getData()), x0, atol=1e-12)
     view.timeline.slider.setValue(300)
-    abar = view.schedule.alphas_cumprod[299]
-    np.testing.assert_allclose(np.column_stack(view.scatter.getData()), q_sample(x0, abar, view.eps), atol=1e-12)
+    assert view.model.frame == 300
+    abar = noising.schedule.alphas_cumprod[299]
+    np.testing.assert_allclose(np.column_stack(view.scatter.getData()), q_sample(x0, abar, noising.eps), atol=1e-12)
     assert all(cursor.value() == 300 for cursor in view.cursors)
     assert "t = 300 / 1000" in view.timeline.label.text()
     view.timeline.slider.setValue(1000)
@@ -36,9 +38,10 @@ def test_schedule_change_redraws_and_arrow_keys_step(window, qtbot):
     view = window.forward_view
     window.model_panel.schedule.setCurrentText("cosine")
     window.model_panel.timesteps.setValue(200)
-    assert view.schedule.kind == "cosine" and view.schedule.T == 200
-    assert view.timeline.slider.maximum() == 200
-    np.testing.assert_allclose(view.curves["abar"].getData()[1], view.schedule.alphas_cumprod)
+    schedule = view.model.result.schedule
+    assert schedule.kind == "cosine" and schedule.T == 200
+    assert view.timeline.slider.maximum() == 200 and view.model.count == 201
+    np.testing.assert_allclose(view.curves["abar"].getData()[1], schedule.alphas_cumprod)
     view.timeline.slider.setValue(50)
     view.points_plot.setFocus()
     qtbot.keyClick(view.points_plot, Qt.Key.Key_Right)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from diffvis.app.views import reverse_view as reverse_module
+from diffvis.app.models import reverse as reverse_module
 from diffvis.app.views.class_controls import SETTLE_MS
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.metrics import nearest_labels
@@ -38,8 +38,8 @@ def window(make_window):
 def reverse(window, qtbot):
     """The reverse view set to DDIM with few steps over few points, then shown: it samples at once."""
     view = window.reverse_view
-    view.sampler.setCurrentText("ddim")
-    view.steps.setValue(STEPS)
+    view.controls.combo.setCurrentIndex(view.controls.combo.findData("ddim"))
+    steps(view).setValue(STEPS)
     view.points.setValue(N_SAMPLES)
     view.trails.setValue(0)
     with qtbot.waitSignal(view.computed, timeout=30_000):
@@ -66,6 +66,11 @@ def compute(view, qtbot, timeout=30_000):
     with qtbot.waitSignal(view.computed, timeout=timeout):
         qtbot.mouseClick(view.compute_button, LEFT)
     return view.result
+
+
+def steps(view):
+    """The reverse view's editor of DDIM's step count S."""
+    return view.controls.settings["ddim"].editors["steps"]
 
 
 def items(picker) -> list[tuple[str, object]]:
@@ -163,11 +168,11 @@ def test_the_class_choice_is_kept_across_new_draws_of_the_same_classes(window, r
 
 def test_a_chosen_class_is_not_swapped_for_another_when_the_classes_change(window, reverse, qtbot):
     choose(reverse.class_picker, "lower")
-    assert compute(reverse, qtbot).params["label"] == 1
+    assert compute(reverse, qtbot).request.label == 1
     with qtbot.waitSignal(reverse.computed, timeout=30_000):  # new data: resampled at once
         window.data_panel.source.setCurrentText("gaussians8")
     assert reverse.class_picker.currentText() != "45°"  # the class is gone: back to the default, every class
-    assert reverse.class_picker.label == ALL_CLASSES and reverse.result.params.get("label") == ALL_CLASSES
+    assert reverse.class_picker.label == ALL_CLASSES and reverse.result.request.label == ALL_CLASSES
 
 
 # --- 2. choosing a class --------------------------------------------------------------------------------------------
@@ -176,18 +181,18 @@ def test_a_chosen_class_is_not_swapped_for_another_when_the_classes_change(windo
 def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(window, reverse, qtbot, monkeypatch):
     view, data = reverse, window.state.data
     threads = []
-    real = reverse_module.reverse_trajectory
+    real = reverse_module.sample_request
 
     def recording(*args, **kwargs):
         threads.append(threading.current_thread())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(reverse_module, "reverse_trajectory", recording)
+    monkeypatch.setattr(reverse_module, "sample_request", recording)
 
     with qtbot.waitSignal(view.computed, timeout=30_000):  # shown: another class samples again at once
         choose(view.class_picker, "unconditional")
     first = view.result
-    assert first.params["label"] == UNCONDITIONAL
+    assert first.request.label == UNCONDITIONAL and view.model.label == UNCONDITIONAL
     assert first.trajectory.labels is None and "class" not in first.trajectory.params
     assert first.class_scores == [] and view.class_table.isHidden() and view.class_table.rowCount() == 0
     # unconditional samples of the exact model land on both moons
@@ -200,7 +205,7 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
     assert result is not first and len(threads) == 2
     assert all(t is not threading.main_thread() for t in threads)
     traj = result.trajectory
-    assert result.params == {"steps": STEPS, "eta": 0.0, "label": 1, "guidance": 1.0}
+    assert (result.request.params["steps"], result.request.label, result.request.guidance) == (STEPS, 1, 1.0)
     assert traj.params["class"] == 1 and traj.params["guidance"] == 1.0
     np.testing.assert_array_equal(traj.labels, np.ones(N_SAMPLES, dtype=np.int64))
     # every final sample's nearest training point is a 'lower' one
@@ -208,8 +213,9 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
     np.testing.assert_array_equal(nearest, np.ones(N_SAMPLES, dtype=np.int64))
     # the same noise as before: only where it is carried differs
     np.testing.assert_array_equal(traj.frames[0], first.trajectory.frames[0])
-    # the drawn points are the trajectory's
-    np.testing.assert_array_equal(xy(view.scatter), traj.frames[0])
+    # the drawn points are the trajectory's, at the frame shown before: the last
+    assert view.timeline.frame == view.model.frame == STEPS
+    np.testing.assert_array_equal(xy(view.scatter), traj.samples)
     np.testing.assert_allclose(show_last_frame(view), traj.samples)
 
     # the class table: one row, for 'lower', every sample nearest its own class
@@ -223,15 +229,15 @@ def test_choosing_a_class_recomputes_in_the_worker_and_samples_only_that_class(w
     # back to unconditional: recomputed, the table hidden again
     with qtbot.waitSignal(view.computed, timeout=30_000):
         choose(view.class_picker, "unconditional")
-    assert view.result.trajectory.labels is None and view.result.params["label"] == UNCONDITIONAL
-    assert "guidance" not in view.result.params
+    assert view.result.trajectory.labels is None and view.result.request.label == UNCONDITIONAL
+    assert not view.result.request.conditional
     np.testing.assert_array_equal(view.result.trajectory.samples, first.trajectory.samples)
     assert view.class_table.isHidden() and view.class_table.rowCount() == 0
 
 
 def test_a_class_chosen_in_a_hidden_view_computes_nothing_until_it_is_shown(window, qtbot):
     view = window.reverse_view
-    view.steps.setValue(STEPS)
+    steps(view).setValue(STEPS)
     view.points.setValue(N_SAMPLES)
     assert not view.isVisible()
     computed = count_emissions(view.computed)
@@ -243,7 +249,7 @@ def test_a_class_chosen_in_a_hidden_view_computes_nothing_until_it_is_shown(wind
         window.tabs.setCurrentWidget(view)
     result = view.result
     assert len(computed) == 1
-    assert result.params["label"] == 0 and set(result.trajectory.labels) == {0}
+    assert result.request.label == 0 and set(result.trajectory.labels) == {0}
 
 
 # --- 3. the guidance slider -----------------------------------------------------------------------------------------
@@ -253,18 +259,18 @@ def test_moving_the_guidance_slider_resamples_in_the_worker(window, reverse, qtb
     view, data = reverse, window.state.data
     choose(view.class_picker, "lower")
     at_one = compute(view, qtbot)
-    assert at_one.params["guidance"] == 1.0
+    assert at_one.request.guidance == 1.0
     final_at_one = show_last_frame(view)
     np.testing.assert_allclose(final_at_one, at_one.trajectory.samples)
 
     threads = []
-    real = reverse_module.reverse_trajectory
+    real = reverse_module.sample_request
 
-    def recording(*args, **kwargs):
-        threads.append((threading.current_thread(), kwargs.get("guidance")))
-        return real(*args, **kwargs)
+    def recording(model, request, **kwargs):
+        threads.append((threading.current_thread(), request.guidance))
+        return real(model, request, **kwargs)
 
-    monkeypatch.setattr(reverse_module, "reverse_trajectory", recording)
+    monkeypatch.setattr(reverse_module, "sample_request", recording)
 
     settled = count_emissions(view.guidance.settled)
     computed = count_emissions(view.computed)
@@ -282,11 +288,11 @@ def test_moving_the_guidance_slider_resamples_in_the_worker(window, reverse, qtb
     assert len(threads) == 1 and threads[0][0] is not threading.main_thread() and threads[0][1] == 4.0
 
     at_four = view.result
-    assert at_four.params == {"steps": STEPS, "eta": 0.0, "label": 1, "guidance": 4.0}
+    assert (at_four.request.label, at_four.request.guidance) == (1, 4.0) and view.model.guidance == 4.0
     assert at_four.trajectory.params["guidance"] == 4.0 and at_four.trajectory.params["class"] == 1
     # the same noise, carried elsewhere: the drawn samples at the last frame changed
     np.testing.assert_array_equal(at_four.trajectory.frames[0], at_one.trajectory.frames[0])
-    assert view.timeline.frame == 0
+    assert view.timeline.frame == STEPS  # the frame shown before, the last
     final_at_four = show_last_frame(view)
     np.testing.assert_allclose(final_at_four, at_four.trajectory.samples)
     moved = np.linalg.norm(final_at_four - final_at_one, axis=1)
@@ -301,18 +307,18 @@ def test_a_move_during_sampling_supersedes_it_and_only_the_last_w_is_shown(rever
     compute(view, qtbot)
 
     gate, calls = threading.Event(), []
-    real = reverse_module.reverse_trajectory
+    real = reverse_module.sample_request
 
-    def slow_first(*args, **kwargs):
-        calls.append(kwargs.get("guidance"))
+    def slow_first(model, request, **kwargs):
+        calls.append(request.guidance)
         if len(calls) == 1:  # held until superseded, then finished regardless (deaf to the cancellation)
             assert gate.wait(20), "the first computation was never released"
             kwargs.pop("callback")
-        return real(*args, **kwargs)
+        return real(model, request, **kwargs)
 
-    monkeypatch.setattr(reverse_module, "reverse_trajectory", slow_first)
+    monkeypatch.setattr(reverse_module, "sample_request", slow_first)
     shown = []
-    view.computed.connect(lambda: shown.append(view.result.params["guidance"]))
+    view.computed.connect(lambda: shown.append(view.result.request.guidance))
 
     with qtbot.waitSignal(view.guidance.settled, timeout=2000):
         view.guidance.slider.setValue(20)
@@ -325,7 +331,7 @@ def test_a_move_during_sampling_supersedes_it_and_only_the_last_w_is_shown(rever
     qtbot.wait(300)  # the superseded result, finished by now, must not arrive
     assert gate.is_set() and calls == [2.0, 5.5]
     assert shown == [5.5]
-    assert view.result.params["guidance"] == 5.5 and view.result.trajectory.params["guidance"] == 5.5
+    assert view.result.request.guidance == 5.5 and view.result.trajectory.params["guidance"] == 5.5
 
 
 # --- 4. every class, in proportion ----------------------------------------------------------------------------------
@@ -341,7 +347,7 @@ def test_all_in_proportion_draws_every_class_by_its_share(window, reverse, qtbot
     choose(view.class_picker, "all, in proportion")
     result = compute(view, qtbot)
     traj = result.trajectory
-    assert result.params["label"] == ALL_CLASSES and traj.params["class"] == "all"
+    assert result.request.label == ALL_CLASSES and traj.params["class"] == "all"
     classes = result.model.classes
     assert classes.names == tuple(f"{45 * i}°" for i in range(8))
     counts = np.bincount(traj.labels, minlength=8)
@@ -398,7 +404,7 @@ def test_score_view_switches_fields_without_recomputing(window, qtbot):
 
     unconditional = drawn("unconditional")
     np.testing.assert_array_equal(unconditional, fields.unconditional.shown[k].reshape(-1, 2))
-    assert view.series is fields.unconditional
+    assert view.model.series is fields.unconditional
     conditional = drawn("conditional")
     np.testing.assert_array_equal(conditional, c.shown[k].reshape(-1, 2))
     assert view.caption.text.endswith("lower, w = 1")
@@ -457,17 +463,18 @@ def test_compare_guidance_preset_samples_every_class_at_four_scales(window, qtbo
     view.points.setValue(60)
     assert view.class_picker.label == ALL_CLASSES  # the default for a model with classes
     choose(view.class_picker, "unconditional")
-    view.apply_preset("guidance")
+    view.model.apply_preset("guidance")
     assert view.class_picker.currentText() == "all, in proportion" and view.class_picker.label == ALL_CLASSES
     assert view.count.value() == 4 and len(view.panels) == 4
     assert [editor.guidance.value() for editor in view.editors[:4]] == [0.0, 1.0, 3.0, 7.0]
     for editor in view.editors[:4]:
-        assert editor.sampler.currentData() == "ddim" and editor.steps.value() == 50
-        editor.steps.setValue(5)  # keep it quick
+        steps = editor.controls.settings["ddim"].editors["steps"]
+        assert editor.controls.sampler == "ddim" and steps.value() == 50
+        steps.setValue(5)  # keep it quick
 
-    specs = view.specs()  # w = 1 for every class is the model's default: the spec leaves it unsaid
-    assert [s.params.get("guidance", 1.0) for s in specs] == [0.0, 1.0, 3.0, 7.0]
-    assert [s.params.get("label") for s in specs] == [ALL_CLASSES, None, ALL_CLASSES, ALL_CLASSES]
+    requests = view.model.requests()  # w = 1 for every class is the model's default: the request leaves it unsaid
+    assert [(r.label, r.guidance) for r in requests] == [(ALL_CLASSES, 0.0), (None, 1.0), (ALL_CLASSES, 3.0),
+                                                         (ALL_CLASSES, 7.0)]  # fmt: skip
 
     results = compute(view, qtbot, timeout=60_000)
     assert len(results) == 4
@@ -486,15 +493,15 @@ def test_compare_guidance_preset_samples_every_class_at_four_scales(window, qtbo
     for panel, w in zip(view.panels, [" w=0", "", " w=3", " w=7"], strict=True):
         assert f"η=0{w} · exact" in panel.caption.text
 
-    # an editor's own w goes into its panel's spec
+    # an editor's own w goes into its panel's request
     view.editors[2].guidance.setValue(2.5)
-    assert view.specs()[2].params["guidance"] == 2.5
-    # unconditional: f(x, t, ∅), no guidance in the specs
+    assert view.model.requests()[2].guidance == 2.5
+    # unconditional: f(x, t, ∅), no guidance in the requests
     choose(view.class_picker, "unconditional")
-    assert all(s.params["label"] == UNCONDITIONAL and "guidance" not in s.params for s in view.specs())
+    assert all(r.label == UNCONDITIONAL and not r.conditional for r in view.model.requests())
     # a preset without classes goes back to the default, every class in proportion
-    view.apply_preset("eta")
-    assert view.class_picker.label == ALL_CLASSES and all("label" not in s.params for s in view.specs())
+    view.model.apply_preset("eta")
+    assert view.class_picker.label == ALL_CLASSES and all(r.label is None for r in view.model.requests())
 
 
 # --- 7. the model panel's label settings ----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 tooltip), plot titles and legends lie inside their plots, plots lie inside their widgets and no two widgets of a
 layout overlap. Real geometry, measured on the laid-out widgets of a window with a (tiny) trained model."""
 
+from dataclasses import replace
+
 import pyqtgraph as pg
 import pytest
 import shiboken6
@@ -31,10 +33,12 @@ def trained(make_window, qtbot):
     win.state.update_train_config(steps=40, batch=64)
     with qtbot.waitSignal(win.controller.ended, timeout=30_000):
         assert win.controller.start(preview_every=20)
-    for view in (win.reverse_view, win.compare_view, win.langevin_view):
-        view.points.setValue(200)
-    win.langevin_view.steps.setValue(2)
-    win.score_view.levels.setValue(5)
+    for model in (win.reverse_view.model, win.langevin_view.model):
+        model.request = replace(model.request, n=200)
+    win.compare_view.model.n = 200
+    langevin = win.langevin_view.model
+    langevin.request = replace(langevin.request, params={**langevin.request.params, "steps_per_level": 2})
+    win.score_view.model.levels = 5
     win.resize(*SMALL)
     return win
 

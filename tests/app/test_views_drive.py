@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -16,6 +17,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from diffvis.cli import main
 from diffvis.core.checkpoint import load_run
+from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.fields import (
@@ -26,8 +28,9 @@ from diffvis.core.fields import (
     score_field,
 )
 from diffvis.core.forward import q_sample
-from diffvis.core.pipeline import probe_trajectory, reverse_trajectory, sampling_model
+from diffvis.core.pipeline import probe_trajectory, sample_request, sampling_model
 from diffvis.core.pointfiles import load_points
+from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import ddim_timesteps, langevin_frame
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
@@ -75,6 +78,15 @@ def xy(item) -> np.ndarray:
 def arrow_segments_drawn(quiver) -> np.ndarray:
     """(M, 6, 2): every arrow the quiver's curves draw, as shaft (base, tip) and two barbs (tip, back)."""
     return np.concatenate([xy(curve) for curve in quiver.curves]).reshape(-1, 6, 2)
+
+
+def setting(view, name: str):
+    """The reverse view's editor of the chosen sampler's setting ``name``."""
+    return view.controls.settings[view.controls.sampler].editors[name]
+
+
+def choose_sampler(view, name: str) -> None:
+    view.controls.combo.setCurrentIndex(view.controls.combo.findData(name))
 
 
 def compute(view, qtbot, timeout=30_000):
@@ -202,7 +214,7 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
     window.tabs.setCurrentWidget(view)
     view.resolution.setValue(8)
     view.levels.setValue(10)
-    assert view.model.currentText() == "trained"
+    assert view.model_choice.currentText() == "trained"
     fields = compute(view, qtbot)
     model, series = fields.model, fields.unconditional
     assert not model.exact and series.learned is not None
@@ -232,7 +244,8 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
 
     # the exact model of the same run: no learned field, so no heatmap even when asked for
     view.show_error.setChecked(True)
-    view.model.setCurrentText("exact")
+    view.model_choice.setCurrentText("exact")
+    assert view.model.exact
     fields = compute(view, qtbot)
     model, series = fields.model, fields.unconditional
     assert model.exact and series.learned is None
@@ -246,16 +259,18 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
 def test_langevin_view_frames_levels_and_field_with_the_exact_score(window, qtbot):
     view, points = window.langevin_view, window.state.data.points
     window.tabs.setCurrentWidget(view)
-    view.model.setCurrentText("exact score")
-    view.steps.setValue(3)
+    view.model_choice.setCurrentText("exact score")
+    view.editors["steps_per_level"].setValue(3)
     view.points.setValue(50)
     view.resolution.setValue(8)
+    assert view.model.request.exact and view.model.request.params["steps_per_level"] == 3
     result = compute(view, qtbot)
     model, traj, series = result.model, result.trajectory, result.series
     norm = Normaliser.fit(points)
     std = norm.to_std(points)
     ladder = SigmaLadder.geometric(max_pairwise_distance(std))
-    L, K, eps = ladder.L, 3, view.step_size.value()
+    L, K, eps = ladder.L, 3, view.editors["step_size"].value()
+    assert eps == view.model.request.params["step_size"] == 5e-5
     np.testing.assert_allclose(model.ladder.sigmas, ladder.sigmas, rtol=1e-6)  # from float32 points
     assert traj.frames.shape == (L * K + 2, 50, 2)
     assert view.timeline.slider.maximum() == L * K + 1
@@ -294,13 +309,13 @@ def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbo
     view = window.langevin_view
     assert window.open_run(runs["ddpm"])
     window.tabs.setCurrentWidget(view)
-    view.steps.setValue(2)
+    view.editors["steps_per_level"].setValue(2)
     view.points.setValue(30)
     view.resolution.setValue(6)
     # a DDPM run has no score network: the picker says so and the exact score is chosen
-    assert view.model.currentText() == "exact score"
-    assert view.model.itemText(0) == "trained: none (the run is DDPM)"
-    assert not view.model.model().item(0).isEnabled()
+    assert view.model_choice.currentText() == "exact score" and view.model.request.exact
+    assert view.model_choice.itemText(0) == "trained: none (the run is DDPM)"
+    assert not view.model_choice.model().item(0).isEnabled()
     compute(view, qtbot)
     assert view.result.model.exact and view.result.model.objective == "ncsn"
     assert view.caption.text.startswith("exact score · frame")
@@ -311,7 +326,8 @@ def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbo
         window.tabs.setCurrentWidget(view)
     result = view.result
     model, traj, series = result.model, result.trajectory, result.series
-    assert view.model.currentText() == "trained NCSN" and view.model.model().item(0).isEnabled()
+    assert view.model_choice.currentText() == "trained NCSN" and view.model_choice.model().item(0).isEnabled()
+    assert not view.model.request.exact
     run = load_run(runs["ncsn"])
     L = run.ladder.L
     assert not model.exact and model.objective == "ncsn"
@@ -331,16 +347,17 @@ def test_langevin_view_falls_back_to_the_exact_score_for_a_ddpm_run(window, qtbo
 
 
 def test_reverse_view_trails_and_density_follow_the_frame(window, qtbot):
-    from diffvis.app.views.reverse_view import trail_paths
+    from diffvis.app.models.reverse import trail_paths
 
     view, points = window.reverse_view, window.state.data.points
     window.tabs.setCurrentWidget(view)
-    view.model.setCurrentText("exact")
-    view.steps.setValue(10)
+    view.model_choice.setCurrentText("exact")
+    setting(view, "steps").setValue(10)
     view.points.setValue(50)
     view.trails.setValue(5)
+    assert view.model.trails == 5
     compute(view, qtbot)
-    traj = view.trajectory
+    traj = view.model.trajectory
     assert traj.frames.shape == (11, 50, 2)
     chosen = [0, 12, 24, 36, 49]  # five points spread evenly over the 50
     for k in (0, 3, 10):
@@ -380,8 +397,8 @@ def test_reverse_view_probe_placed_by_a_click(window, qtbot):
     view, points = window.reverse_view, window.state.data.points
     window.tabs.setCurrentWidget(view)
     qtbot.waitExposed(view)
-    view.model.setCurrentText("exact")
-    view.steps.setValue(20)
+    view.model_choice.setCurrentText("exact")
+    setting(view, "steps").setValue(20)
     view.points.setValue(50)
     compute(view, qtbot)
     view.timeline.slider.setValue(5)
@@ -389,53 +406,55 @@ def test_reverse_view_probe_placed_by_a_click(window, qtbot):
     with qtbot.waitSignal(view.probe_job.done, timeout=30_000):
         clicked = click_plot(view, qtbot, target)
     assert np.abs(clicked - target).max() <= pixel_size(view)  # the click landed on the pixel of the point
-    assert len(view.probes.probes) == 1
-    probe = view.probes.probes[0]
+    assert len(view.model.probes) == 1
+    probe = view.model.probes[0]
     frames = probe.trajectory.frames
     assert frames.shape == (21, 1, 2)
     assert np.isnan(frames[:5]).all() and np.isfinite(frames[5:]).all()
     np.testing.assert_allclose(frames[5, 0], clicked, atol=1e-5)
-    np.testing.assert_allclose(xy(view.probes.marker), frames[5], atol=1e-12)
-    np.testing.assert_allclose(xy(view.probes.path)[:-1], frames[:, 0])
+    np.testing.assert_allclose(xy(view.probe_layer.marker), frames[5], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.path)[:-1], frames[:, 0])
 
     # the probe is the core's DDIM run from that frame, and its arrow is the exact score there
     # (moons has classes: the view samples every class in proportion, the default, and so does the core)
     model = sampling_model(None, window.state.data, "ddpm", schedule=Schedule.make("linear", 1000))
-    alone = probe_trajectory(model, "ddim", clicked[None], start=5, seed=1, steps=20, eta=0.0)
+    request = SampleRequest("ddim", {"steps": 20}, label=ALL_CLASSES)
+    assert view.model.result.request == replace(request, exact=True, n=50)
+    alone = probe_trajectory(model, request, clicked[None], start=5, seed=1)
     np.testing.assert_allclose(frames, alone.frames, rtol=1e-5, atol=1e-5, equal_nan=True)
     t = int(probe.trajectory.times[5])
     assert t == ddim_timesteps(1000, 20)[5]
-    np.testing.assert_allclose(view.probes.arrows.vectors, probe.scores[5], atol=1e-12)
+    np.testing.assert_allclose(view.probe_layer.arrows.vectors, probe.scores[5], atol=1e-12)
     labels, own = window.state.data.labels, int(probe.trajectory.labels[0])  # the probe's class (moons: dense = raw)
     exact = exact_score_at(points, t, frames[5], labels, own)
     np.testing.assert_allclose(probe.scores[5], exact, rtol=2e-3, atol=1e-3)
-    np.testing.assert_allclose(view.probes.arrows.base, frames[5], atol=1e-12)
+    np.testing.assert_allclose(view.probe_layer.arrows.base, frames[5], atol=1e-12)
 
     view.timeline.slider.setValue(12)
-    np.testing.assert_allclose(xy(view.probes.marker), frames[12], atol=1e-12)
-    np.testing.assert_allclose(view.probes.arrows.vectors, probe.scores[12], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.marker), frames[12], atol=1e-12)
+    np.testing.assert_allclose(view.probe_layer.arrows.vectors, probe.scores[12], atol=1e-12)
     t12 = int(probe.trajectory.times[12])
     np.testing.assert_allclose(
         probe.scores[12], exact_score_at(points, t12, frames[12], labels, own), rtol=2e-3, atol=1e-3
     )
     view.timeline.slider.setValue(20)
-    np.testing.assert_allclose(xy(view.probes.marker), frames[20], atol=1e-12)
-    assert len(view.probes.arrows.vectors) == 0  # no score at the clean frame
+    np.testing.assert_allclose(xy(view.probe_layer.marker), frames[20], atol=1e-12)
+    assert len(view.probe_layer.arrows.vectors) == 0  # no score at the clean frame
     assert np.linalg.norm(points - frames[20], axis=1).min() < 0.05  # the exact denoiser lands on a data point
 
     # a click outside the plot area (on the title above it) places nothing
     qtbot.mouseClick(view.plot.viewport(), LEFT, pos=view.plot.viewport().rect().topLeft() + QPoint(3, 3))
-    assert not view.probe_job.busy and len(view.probes.probes) == 1
+    assert not view.probe_job.busy and len(view.model.probes) == 1
     # the last frame takes no probe
     click_plot(view, qtbot, points[1])
     qtbot.wait(50)
-    assert not view.probe_job.busy and len(view.probes.probes) == 1
+    assert not view.probe_job.busy and len(view.model.probes) == 1
     assert "before the last frame" in window.statusBar().currentMessage()
 
     qtbot.mouseClick(view.clear_probes, LEFT)
-    assert view.probes.probes == []
-    assert len(xy(view.probes.marker)) == 0 and len(xy(view.probes.path)) == 0
-    assert len(view.probes.arrows.vectors) == 0
+    assert view.model.probes == ()
+    assert len(xy(view.probe_layer.marker)) == 0 and len(xy(view.probe_layer.path)) == 0
+    assert len(view.probe_layer.arrows.vectors) == 0
 
 
 def test_score_view_probe_follows_ddim_down_the_levels(window, qtbot):
@@ -451,17 +470,18 @@ def test_score_view_probe_follows_ddim_down_the_levels(window, qtbot):
     with qtbot.waitSignal(view.probe_job.done, timeout=30_000):
         clicked = click_plot(view, qtbot, target)
     assert np.abs(clicked - target).max() <= pixel_size(view)
-    assert len(view.probes.probes) == 1
-    traj = view.probes.probes[0].trajectory
+    assert len(view.model.probes) == 1
+    traj = view.model.probes[0].trajectory
     assert traj.frames.shape == (11, 1, 2) and traj.name == "ddim"
     np.testing.assert_array_equal(traj.times[:-1], series.times)
     assert np.isnan(traj.frames[:3]).all() and np.isfinite(traj.frames[3:]).all()
     np.testing.assert_allclose(traj.frames[3, 0], clicked, atol=1e-5)
-    alone = probe_trajectory(model, "ddim", clicked[None], start=3, seed=1, steps=10, eta=0.0, spacing="linspace")
+    request = SampleRequest("ddim", {"steps": 10, "eta": 0.0, "spacing": "linspace"}, label=None)
+    alone = probe_trajectory(model, request, clicked[None], start=3, seed=1)
     np.testing.assert_allclose(traj.frames, alone.frames, rtol=1e-5, atol=1e-5, equal_nan=True)
-    np.testing.assert_allclose(xy(view.probes.marker), traj.frames[3], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.marker), traj.frames[3], atol=1e-12)
     view.timeline.slider.setValue(9)
-    np.testing.assert_allclose(xy(view.probes.marker), traj.frames[9], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.marker), traj.frames[9], atol=1e-12)
 
 
 def test_score_view_of_an_ncsn_run_probes_with_annealed_langevin(window, qtbot, runs):
@@ -483,19 +503,21 @@ def test_score_view_of_an_ncsn_run_probes_with_annealed_langevin(window, qtbot, 
 
     with qtbot.waitSignal(view.probe_job.done, timeout=30_000):
         clicked = click_plot(view, qtbot, points[7])
-    probe = view.probes.probes[0]
+    probe = view.model.probes[0]
     traj = probe.trajectory
     K = 20  # annealed Langevin steps per level; the probe is seen as it enters each level, then at the end
     assert traj.name == "langevin" and traj.frames.shape == (L + 1, 1, 2)
     assert np.isnan(traj.frames[:2]).all() and np.isfinite(traj.frames[2:]).all()
     np.testing.assert_allclose(traj.frames[2, 0], clicked, atol=1e-5)
-    alone = probe_trajectory(model, "langevin", clicked[None], start=2 * K, seed=1, steps_per_level=K)
+    alone = probe_trajectory(
+        model, SampleRequest("langevin", {"steps_per_level": K}), clicked[None], start=2 * K, seed=1
+    )
     at_levels = np.append(np.arange(L) * K, alone.steps)
     np.testing.assert_allclose(traj.frames, alone.frames[at_levels], rtol=1e-5, atol=1e-5, equal_nan=True)
-    np.testing.assert_allclose(xy(view.probes.marker), traj.frames[2], atol=1e-12)
-    np.testing.assert_allclose(view.probes.arrows.vectors, probe.scores[2], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.marker), traj.frames[2], atol=1e-12)
+    np.testing.assert_allclose(view.probe_layer.arrows.vectors, probe.scores[2], atol=1e-12)
     view.timeline.slider.setValue(L - 1)
-    np.testing.assert_allclose(xy(view.probes.marker), traj.frames[L - 1], atol=1e-12)
+    np.testing.assert_allclose(xy(view.probe_layer.marker), traj.frames[L - 1], atol=1e-12)
 
 
 def test_a_probe_of_the_old_model_is_not_added_after_a_recompute(window, qtbot, runs):
@@ -503,22 +525,23 @@ def test_a_probe_of_the_old_model_is_not_added_after_a_recompute(window, qtbot, 
     view = window.reverse_view
     window.tabs.setCurrentWidget(view)
     qtbot.waitExposed(view)
-    view.model.setCurrentText("exact")
-    view.sampler.setCurrentText("ddpm")
+    view.model_choice.setCurrentText("exact")
+    choose_sampler(view, "ddpm")
     view.points.setValue(10)
     compute(view, qtbot)
-    assert view.timeline.frame == 0
+    assert view.timeline.frame == 1000  # the samples
+    view.timeline.slider.setValue(0)
     click_plot(view, qtbot, window.state.data.points[0])
     assert view.probe_job.busy
-    view.sampler.setCurrentText("ddim")  # the recompute is one DDIM step of the trained net: done long before
-    view.steps.setValue(1)
+    choose_sampler(view, "ddim")  # the recompute is one DDIM step: done long before the probe
+    setting(view, "steps").setValue(1)
     with qtbot.waitSignal(view.computed, timeout=30_000):
         window.state.add_preview(100, np.zeros((10, 2)), load_run(runs["ddpm"]))
-    assert view.trajectory.steps == 1 and view.probes.probes == []
+    assert view.model.trajectory.steps == 1 and view.model.probes == ()
     qtbot.waitUntil(lambda: not view.probe_job.busy, timeout=30_000)
     qtbot.wait(20)
     # the probe was placed on the old trajectory with the old model: it does not belong to this one
-    assert [p.trajectory.steps for p in view.probes.probes] == []
+    assert view.model.probes == ()
 
 
 # --- 6: recomputing when the model changes --------------------------------------------------------------------------
@@ -527,30 +550,30 @@ def test_a_probe_of_the_old_model_is_not_added_after_a_recompute(window, qtbot, 
 def test_new_snapshot_recomputes_a_visible_view_and_marks_a_hidden_one_stale(window, qtbot, runs):
     view = window.reverse_view
     window.tabs.setCurrentWidget(view)
-    view.steps.setValue(5)
+    setting(view, "steps").setValue(5)
     view.points.setValue(20)
     compute(view, qtbot)
-    first = view.trajectory
+    first = view.model.trajectory
     assert view.result.model.exact  # no run yet: the exact model
     run = load_run(runs["ddpm"])
     samples = np.zeros((10, 2))
     with qtbot.waitSignal(view.computed, timeout=30_000):
         window.state.add_preview(100, samples, run)
-    second = view.trajectory
+    second = view.model.trajectory
     assert second is not first and not view.stale
     assert view.result.model.model is run.ema
-    alone = reverse_trajectory(SamplingModel.of_run(run), "ddim", n=20, steps=5, eta=0.0)
+    alone = sample_request(SamplingModel.of_run(run), SampleRequest("ddim", {"steps": 5}, n=20))
     np.testing.assert_allclose(second.frames, alone.frames, rtol=1e-5, atol=1e-5)
     assert not np.allclose(second.frames[-1], first.frames[-1], atol=1e-3)
 
     window.tabs.setCurrentWidget(window.forward_view)
     window.state.add_preview(200, samples, load_run(runs["ddpm"]))
-    assert view.stale and not view.job.busy and view.trajectory is second
+    assert view.stale and not view.job.busy and view.model.trajectory is second
     assert "stale" in view.timeline.label.text()
     with qtbot.waitSignal(view.computed, timeout=30_000):
         window.tabs.setCurrentWidget(view)
-    assert view.trajectory is not second and not view.stale
-    np.testing.assert_allclose(view.trajectory.frames, alone.frames, rtol=1e-5, atol=1e-5)
+    assert view.model.trajectory is not second and not view.stale
+    np.testing.assert_allclose(view.model.trajectory.frames, alone.frames, rtol=1e-5, atol=1e-5)
 
 
 # --- 7: exports -----------------------------------------------------------------------------------------------------
@@ -571,11 +594,11 @@ def test_reverse_view_exports_every_format(window, qtbot, tmp_path):
     view = window.reverse_view
     window.tabs.setCurrentWidget(view)
     qtbot.waitExposed(view)
-    view.steps.setValue(20)
-    view.eta.setValue(1.0)
+    setting(view, "steps").setValue(20)
+    setting(view, "eta").setValue(1.0)
     view.points.setValue(50)
     compute(view, qtbot)
-    traj = view.trajectory
+    traj = view.model.trajectory
     assert traj.frames.shape == (21, 50, 2)
     view.timeline.slider.setValue(7)
 
@@ -583,7 +606,7 @@ def test_reverse_view_exports_every_format(window, qtbot, tmp_path):
     assert view.export(tmp_path / "x.gif")
     assert gif_frame_count(tmp_path / "x.gif") == 21
     assert window.statusBar().currentMessage() == f"exported 21 frames to {tmp_path / 'x.gif'}"
-    assert view.timeline.frame == 7
+    assert view.timeline.frame == view.model.frame == 7
     np.testing.assert_array_equal(xy(view.scatter), traj.frames[7])  # the export left the frame as it was
 
     assert view.export(tmp_path / "x.mp4")

@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from diffvis.app.models.scene import SceneModel, lab_schedule
-from diffvis.app.models.vocabulary import SCORE_OBJECTIVE, full_sampler
+from diffvis.app.models.scene import SceneModel, lab_schedule, levels_of
 from diffvis.core.compare import Progress
 from diffvis.core.fields import FieldSeries, field_series, padded_extent
 from diffvis.core.pipeline import request_model, sample_request
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import LangevinFrame, langevin_frame
 from diffvis.core.trajectory import Trajectory
 
 STEPS_PER_LEVEL = 20  # the view's K: fewer than the paper's, so that a run is seen level by level in a moment
-LANGEVIN = full_sampler(SCORE_OBJECTIVE)
+LANGEVIN = next(o.full_sampler for o in OBJECTIVES.values() if levels_of(o.name) == "sigma")  # of score models
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 sampled (``result``, a ``Sampled``), the frame shown, the overlays (trails, x̂₀, density) and the probes.
 
     model = ReverseModel()
-    model.set_request(SampleRequest("ddim", {"steps": 40}, exact=True, n=500))
+    model.set_request(SampleRequest(params={"steps": 40}, exact=True, n=500))   # DDIM, the default sampler
     model.result = model.work(state)(progress)   # the view runs this in its worker
     model.frame = 17
 """

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from diffvis.app.models.evented import EventedModel
-from diffvis.app.models.vocabulary import counts_sigmas
 from diffvis.core.compare import Progress
+from diffvis.core.pipeline import probe_trajectory
+from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
@@ -95,10 +95,15 @@ def lab_schedule(state) -> Schedule:
     return Schedule.make(cfg.schedule, cfg.timesteps)
 
 
+def levels_of(objective: str) -> str:
+    """What an objective's models are sampled over: timesteps 't', or noise levels 'sigma' (its full sampler's)."""
+    return sampler_info(OBJECTIVES[objective].full_sampler).levels
+
+
 def frame_time(traj: Trajectory, k: int) -> str:
     """Where frame k of a trajectory is: 't = …' (a timestep), 'σ = …' (a noise level) or 'clean'."""
     t = traj.times[k]
-    if counts_sigmas(traj.name):
+    if sampler_info(traj.name).levels == "sigma":
         return f"σ = {t:.3g}"
     return "clean" if t < 0 else f"t = {int(t)}"
 
@@ -106,9 +111,6 @@ def frame_time(traj: Trajectory, k: int) -> str:
 def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *, start: int, seed: int,
            progress: Progress) -> Trajectory:  # fmt: skip
     """The trajectory of one particle placed at ``position`` (data coordinates) at frame ``start`` of ``request``'s
-    sampler, telling ``progress`` after every step (so that a cancel stops it). This is ``probe_trajectory`` with
-    a callback: once the core's takes one (``callback=``), this body becomes that call."""
-    x = torch.as_tensor(model.normaliser.to_std(np.asarray(position, dtype=np.float64)[None]), dtype=torch.float32)
-    generator = torch.Generator().manual_seed(seed)
-    return model.sample(request.sampler, x.to(model.device), generator=generator, start=start,
-                        callback=lambda s: progress(s.i, s.total), **request.sampler_kwargs())  # fmt: skip
+    sampler, telling ``progress`` after every step (so that a cancel stops it at the next one)."""
+    return probe_trajectory(model, request, np.asarray(position, dtype=np.float64)[None], start=start, seed=seed,
+                            callback=lambda s: progress(s.i, s.total))  # fmt: skip

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
-from diffvis.app.models.vocabulary import counts_sigmas, probe_sampler
 from diffvis.core.classes import UNCONDITIONAL, dense_labels
 from diffvis.core.compare import Progress
 from diffvis.core.fields import FieldSeries, field_series, guided_series, padded_extent, trajectory_scores
 from diffvis.core.guidance import check_guidance
 from diffvis.core.pipeline import sampling_model
-from diffvis.core.registry import sampler_info
+from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 
@@ -118,10 +117,11 @@ class ScoreModel(SceneModel):
         if self.result is None:
             return None
         model, levels, guidance = self.result.model, len(self.series.times), self.guidance_params
-        sampler, params = probe_sampler(model.objective)
-        per_level = PROBE_STEPS_PER_LEVEL if counts_sigmas(sampler) else 1
-        steps = {sampler_info(sampler).steps_param: per_level if counts_sigmas(sampler) else levels}
-        request = SampleRequest(sampler, {**params, **steps}, **guidance)
+        objective = OBJECTIVES[model.objective]
+        info = sampler_info(objective.probe_sampler)
+        per_level = PROBE_STEPS_PER_LEVEL if info.levels == "sigma" else 1  # else one step a level
+        steps = {info.steps_param: per_level if info.levels == "sigma" else levels}
+        request = SampleRequest(info.name, {**objective.probe_params, **steps}, **guidance)
         start, seed = self.frame * per_level, 1 + len(self.probes)
 
         def compute(progress: Progress) -> Probe:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import compact_combo
 from diffvis.core.models import ACTIVATIONS, ModelConfig
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.schedules import MAX_T, MIN_T, SCHEDULE_KINDS
 from diffvis.core.training import TrainConfig
 from diffvis.errors import ConfigError
@@ -31,8 +32,9 @@ class ModelPanel(QGroupBox):
         self.state = state
         m, t = state.model_config, state.train_config
         self.objective = QComboBox()
-        self.objective.addItem("DDPM (predict ε)", "ddpm")
-        self.objective.addItem("NCSN (predict the score)", "ncsn")
+        for info in OBJECTIVES.values():
+            self.objective.addItem(info.title, info.name)
+            self.objective.setItemData(self.objective.count() - 1, f"{info.paper}: predicts {info.predicts}", 3)
         self.schedule = QComboBox()
         self.schedule.addItems(SCHEDULE_KINDS)
         self.timesteps = QSpinBox(minimum=MIN_T, maximum=MAX_T, value=t.timesteps, singleStep=100)
@@ -50,7 +52,7 @@ class ModelPanel(QGroupBox):
         if torch.cuda.is_available():
             self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
         for combo in (self.objective, self.schedule, self.activation, self.device):
-            compact_combo(combo, 8)  # a narrow panel elides 'NCSN (predict the score)' or a long GPU name
+            compact_combo(combo, 8)  # a narrow panel elides 'NCSN (denoising score matching)' or a GPU's name
         self.conditional = QCheckBox("condition on classes", checked=t.conditional)
         self.conditional.setToolTip("labelled data (two classes or more) trains one network for ε(x, t, class) and, "
                                     "by label dropout, ε(x, t, ∅)")  # fmt: skip

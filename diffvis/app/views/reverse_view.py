@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QPushButton, QSpinBox
 from diffvis.app.models.reverse import ReverseModel, Sampled
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, compact_combo
 from diffvis.app.views.class_table import ClassTable
 from diffvis.app.views.probes import ProbeLayer
 from diffvis.app.views.sampling_widgets import model_choice
@@ -48,11 +48,13 @@ class ReverseView(SceneView):
         self.clear_probes = QPushButton("Clear probes")
         self.class_picker = ClassPicker()
         self.guidance = GuidanceSlider()
-        self.add_setting("Sampler", self.controls.combo, columns_per_row=3)
-        self.add_setting("", self.controls.pages, columns_per_row=3)
-        for label, widget in [("Model", self.model_choice), ("Points", self.points), ("Trails", self.trails),
-                              ("Class", self.class_picker), ("Guidance", self.guidance), ("", self.compute_button),
-                              ("", self.show_x0), ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
+        compact_combo(self.controls.combo)
+        for label, widget in [("Sampler", self.controls.combo), ("Model", self.model_choice), ("Points", self.points)]:
+            self.add_setting(label, widget, columns_per_row=3)
+        self.add_setting_row(self.controls.pages, columns_per_row=3)  # the sampler's settings, as wide as they are
+        for label, widget in [("Trails", self.trails), ("Class", self.class_picker), ("Guidance", self.guidance),
+                              ("", self.compute_button), ("", self.show_x0), ("", self.show_density),
+                              ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
         self.class_table = ClassTable()
         self.layout().insertWidget(2, self.class_table)

@@ -31,10 +31,7 @@ from diffvis.errors import DiffvisError
 class SceneView(ExportActions, QWidget):
     """Subclasses add their settings with ``add_setting``, ``bind`` their model, and implement ``show_frame``,
     ``frame_points``, ``all_points`` and ``on_setting`` (a setting of the model changed); ``take`` (a new result)
-    is optional. ``OVERLAYS``: the model's fields that change only what is drawn.
-
-    A view that is not bound (CompareView, until its model is a SceneModel) implements ``work`` and ``accept``
-    (keep a result, return its frame count) instead: it is shown from frame 0 and keeps ``result`` itself."""
+    is optional. ``OVERLAYS``: the model's fields that change only what is drawn."""
 
     computed = Signal()
     compute_text = "Compute"
@@ -43,9 +40,8 @@ class SceneView(ExportActions, QWidget):
     def __init__(self, state: LabState, title: str, parent=None):
         super().__init__(parent)
         self.state = state
-        self.bound = False
+        self.model: SceneModel | None = None  # set by ``bind``
         self._syncing = False  # the model is being shown in the widgets: what they signal is not written back
-        self._computed = None  # an unbound view's last result
         self.stale = False
         self.shown_before = False
         self.job = BackgroundJob(self)
@@ -71,15 +67,13 @@ class SceneView(ExportActions, QWidget):
         self.probe_job.done.connect(lambda probe: self.model.add_probe(probe))
         self.probe_job.failed.connect(self.state.say)
         self.job.progressed.connect(lambda i, n: self.timeline.set_label(f"computing… {100 * i // max(n, 1)} %"))
-        self.timeline.frame_changed.connect(self.show_frame)
         state.model_changed.connect(self._on_model_change)
 
     def bind(self, model: SceneModel) -> None:
         """Draw ``model`` and write back through it (``write``): the timeline shows its frame and frame count and
         sets its frame; a setting or overlay is shown in its widget (``on_setting``); a new result (``take``), a
         frame, the probes or an overlay redraw the current frame, once."""
-        self.model, self.bound = model, True
-        self.timeline.frame_changed.disconnect(self.show_frame)
+        self.model = model
         self.timeline.bind(model)
         model.events.connect(self._on_model_event)
         for name in type(model).FIELDS.keys() - set(SceneModel.FIELDS):
@@ -112,7 +106,7 @@ class SceneView(ExportActions, QWidget):
     @property
     def result(self):
         """What the view shows (None: nothing computed yet)."""
-        return self.model.result if self.bound else self._computed
+        return self.model.result
 
     def build_figure(self, title: str):
         """The figure (what PNG, GIF and MP4 exports show) and its SVG item: one plot, by default, with a caption
@@ -132,6 +126,13 @@ class SceneView(ExportActions, QWidget):
         else:
             self.settings.addWidget(widget, row, 2 * col, 1, 2, alignment=Qt.AlignmentFlag.AlignRight)
         self._settings_count += 1
+
+    def add_setting_row(self, widget: QWidget, columns_per_row: int = 4) -> None:
+        """Put ``widget`` on a row of its own under the settings so far, across every column (a row of editors
+        that would widen the columns it sat in)."""
+        row = -(-self._settings_count // columns_per_row)
+        self.settings.addWidget(widget, row, 0, 1, 2 * columns_per_row)
+        self._settings_count = (row + 1) * columns_per_row
 
     # --- to implement ---------------------------------------------------------------------------------------
     def work(self):
@@ -166,7 +167,7 @@ class SceneView(ExportActions, QWidget):
     def probe(self, position: np.ndarray) -> bool:
         """Add a particle at ``position`` (data coordinates) in the frame shown, computed in the probe job; False
         when the model takes none here (and says why, if it is the frame)."""
-        if not self.bound or self.job.busy:
+        if self.job.busy:
             return False
         try:
             compute = self.model.probe(position)
@@ -200,13 +201,7 @@ class SceneView(ExportActions, QWidget):
 
     def _on_done(self, result) -> None:
         self._idle("")
-        if self.bound:
-            self.model.result = result  # drawn once, by the model's 'result' event
-        else:
-            self._computed = result
-            self.timeline.set_count(self.accept(result))
-            self.timeline.slider.setValue(0)
-            self.show_frame(0)
+        self.model.result = result  # drawn once, by the model's 'result' event
         self.computed.emit()
 
     def _on_failed(self, message: str) -> None:

@@ -13,8 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSignalBlocker
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox
 
+from diffvis.app.models.scene import levels_of
 from diffvis.app.models.score import ScoreFields, ScoreModel
-from diffvis.app.models.vocabulary import SCORE_OBJECTIVE
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, compact_combo
 from diffvis.app.views.probes import ProbeLayer
@@ -31,7 +31,7 @@ NONE = np.zeros((0, 2))
 
 
 def level_label(model: SamplingModel, level: float) -> str:
-    if model.objective == SCORE_OBJECTIVE:
+    if levels_of(model.objective) == "sigma":
         return f"σ = {level:.3g}"
     return f"t = {int(level)} · ᾱ = {model.schedule.alphas_cumprod[int(level)]:.4f}"
 
