@@ -22,6 +22,8 @@ METRIC_NAMES = ("nn_precision", "nn_recall", "energy", "sliced_w1", "frechet")
 TINY = ["--n", "500", "--steps", "30", "--width", "16", "--depth", "1", "--batch", "64", "--device", "cpu"]
 SCRIPT = shutil.which("diffvis", path=os.path.dirname(sys.executable))
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one thread is the fast one
+
 
 def cli(capsys, *argv):
     """Run ``diffvis argv`` in-process; returns (exit status, stdout, stderr)."""
@@ -40,12 +42,13 @@ def assert_user_error(rc, err, fragment=""):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """`diffvis train` of a tiny model, run once: (run directory, exit status, stdout, stderr)."""
+def trained(tmp_path_factory, one_torch_thread):
+    """`diffvis train` of a tiny model with T = 100 (its quality report samples DDPM-T twice), run once:
+    (run directory, exit status, stdout, stderr)."""
     run_dir = tmp_path_factory.mktemp("cli") / "RUN"
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["train", "--data", "moons", *TINY, "--out", str(run_dir), "--quiet"])
+        rc = main(["train", "--data", "moons", *TINY, "--timesteps", "100", "--out", str(run_dir), "--quiet"])
     return run_dir, rc, out.getvalue(), err.getvalue()
 
 
@@ -118,7 +121,7 @@ def test_train_prints_quality_and_saves_the_run(trained):
         assert any(line.split()[:1] == [name] for line in out.splitlines()), name
     assert (run_dir / "run.json").is_file()
     run = load_run(run_dir)
-    assert run.step == 30 and (run.model_config.width, run.model_config.depth) == (16, 1)
+    assert run.step == 30 and (run.model_config.width, run.model_config.depth) == (16, 1) and run.schedule.T == 100
     assert run.data == {"source": "moons", "n": 500, "noise": 0.05, "seed": 0}
     assert set(run.quality) == {*METRIC_NAMES, "class_accuracy"} and run.classes.names == ("upper", "lower")
 
@@ -166,7 +169,7 @@ def test_sample_ddim_with_trajectory(run_dir, tmp_path, capsys):
     with np.load(t, allow_pickle=False) as traj:
         frames, times, x0_hat, nfe = traj["frames"], traj["times"], traj["x0_hat"], int(traj["nfe"])
     assert frames.shape == (11, 50, 2) and x0_hat.shape == (11, 50, 2) and times.shape == (11,)
-    np.testing.assert_array_equal(times, [900, 800, 700, 600, 500, 400, 300, 200, 100, 0, -1])
+    np.testing.assert_array_equal(times, [90, 80, 70, 60, 50, 40, 30, 20, 10, 0, -1])  # leading spacing of T = 100
     assert nfe == 10
     np.testing.assert_array_equal(frames[-1].astype(np.float64), samples)
     # the same call through the core API gives the same samples
@@ -183,7 +186,7 @@ def test_sample_ddpm_is_seeded(run_dir, tmp_path, capsys):
             capsys, "sample", "--run", run_dir, "--sampler", "ddpm", "--n", "40", "--seed", seed, "--out", out
         )
         assert (rc, err) == (0, "")
-        assert "(ddpm, 1000 model evaluations, class all at w = 1)" in stdout
+        assert "(ddpm, 100 model evaluations, class all at w = 1)" in stdout
     assert len(load_points(outs[0])) == 40
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert outs[0].read_bytes() != outs[2].read_bytes()
