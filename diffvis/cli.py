@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from diffvis.core.validation import MAX_SEED
 from diffvis.errors import ConfigError, DiffvisError
 from diffvis.malloc import keep_freed_memory
 
@@ -23,14 +25,25 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low`` (and at most ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            limit = f"at least {low:,}" + ("" if high is None else f" and at most {high:,}")
+            raise argparse.ArgumentTypeError(f"{value} must be {limit}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1)
+_seed = _whole_number(0, MAX_SEED)
+SEEDS = f"0 to {MAX_SEED:,}"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -42,8 +55,11 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
-    p.add_argument("--n", type=_positive_int, default=n_default, help=f"number of points (default {n_default})")
-    p.add_argument("--noise", type=float, default=None, help="noise level (default: the data set's own)")
+    from diffvis.core.datasets import MAX_POINTS
+
+    p.add_argument("--n", type=_whole_number(1, MAX_POINTS), default=n_default,
+                   help=f"number of points, 1 to {MAX_POINTS:,} (default {n_default:,})")  # fmt: skip
+    p.add_argument("--noise", type=float, default=None, help="noise level, 0 to 100 (default: the data set's own)")
 
 
 def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
@@ -87,9 +103,12 @@ def _source_args(p: argparse.ArgumentParser, exact_help: str) -> None:
 
 def _request_args(p: argparse.ArgumentParser) -> None:
     """What a ``SampleRequest`` holds besides the sampler: how many points, their seed, the class and guidance."""
-    p.add_argument("--n", type=_positive_int, default=2000, help="number of samples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise and of the sampler's own noise "
-                   "(default 0)")  # fmt: skip
+    from diffvis.core.request import MAX_POINTS
+
+    p.add_argument("--n", type=_whole_number(1, MAX_POINTS), default=2000,
+                   help=f"number of samples, 1 to {MAX_POINTS:,} (default 2000)")  # fmt: skip
+    p.add_argument("--seed", type=_seed, default=0, help=f"seed of the initial noise and of the sampler's own noise, "
+                   f"{SEEDS} (default 0)")  # fmt: skip
     p.add_argument(
         "--class",
         dest="class_",
@@ -120,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.datasets import DATASETS
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
+    from diffvis.core.request import MAX_POINTS as MAX_SAMPLES
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)
@@ -137,13 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="write a built-in data set to .npy or .csv")
     p.add_argument("name", help=f"one of: {names}")
     _data_args(p, n_default=2000)
-    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help=f"seed of the draw, {SEEDS} (default 0)")
     p.add_argument("--out", required=True, type=Path, help="where to write the points: .csv or .npy")
 
     p = sub.add_parser("train", help="train a noise predictor (ddpm) or score network (ncsn)")
     p.add_argument("--data", required=True, help=f"a built-in data set ({names}) or a .csv/.txt/.npy file")
     _data_args(p, n_default=20_000)
-    p.add_argument("--data-seed", type=int, default=0, help="seed of a built-in data set's draw")
+    p.add_argument(
+        "--data-seed", type=_seed, default=0, help=f"seed of a built-in data set's draw, {SEEDS} (default 0)"
+    )
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--steps", type=_positive_int, help=f"optimiser steps (default {T.steps:,})")
     p.add_argument("--objective", choices=list(OBJECTIVES), default=M.objective, help="; ".join(
@@ -155,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", choices=["silu", "relu", "gelu", "tanh"], help=f"default {M.activation}")
     p.add_argument("--batch", type=_positive_int, help=f"batch size (default {T.batch})")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {T.lr})")
-    p.add_argument("--seed", type=int, help="seed of initialisation and batches (default 0)")
+    p.add_argument("--seed", type=_seed, help=f"seed of initialisation and batches, {SEEDS} (default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when torch sees one")
     p.add_argument("--unconditional", action="store_true", help="ignore the data's class labels")
     p.add_argument("--p-uncond", type=float, help=f"label dropout rate of a conditional model (default {T.p_uncond})")
@@ -191,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the picture (default 960x720)")
     _sampler_args(p)
     _request_args(p)
-    p.add_argument("--points", type=_positive_int, dest="n", help=argparse.SUPPRESS)  # the old name of --n
+    p.add_argument("--points", type=_whole_number(1, MAX_SAMPLES), dest="n", help=argparse.SUPPRESS)  # old --n
     p.add_argument("--trails", type=int, default=30, help="points that draw their paths (reverse view)")
     p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
     p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
@@ -243,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return getattr(commands, f"cmd_{args.command}")(args)
     except DiffvisError as e:
-        print(f"diffvis: error: {e}", file=sys.stderr)
+        one_line = str(e).replace("\r", "\\r").replace("\n", "\\n")  # a file name may hold a line break
+        print(f"diffvis: error: {one_line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("diffvis: interrupted", file=sys.stderr)

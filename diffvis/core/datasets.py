@@ -14,9 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diffvis.core.validation import check_seed, is_real, is_whole
 from diffvis.errors import ConfigError
 
 MAX_POINTS = 1_000_000
+MAX_COORDINATE = 1e12  # |x| and |y| of a data point: beyond, squares and float32 samples lose all precision
+MIN_SCALE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -136,15 +139,27 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def make_dataset(name: str, n: int, *, noise: float | None = None, seed: int = 0) -> PointSet:
     """Draw ``n`` points of the built-in set ``name`` (``noise=None`` takes the set's default)."""
+    check_draw(name, n, noise, seed)
+    spec = DATASETS[name]
+    return spec.make(n, noise=spec.default_noise if noise is None else noise, seed=seed)
+
+
+def check_draw(name, n, noise, seed) -> None:
+    """Refuse, with the reason, a draw ``make_dataset`` cannot make: an unknown set, n not a whole number from 1
+    to MAX_POINTS, noise not None or a number in [0, 100], a seed not a whole number from 0 to MAX_SEED."""
     if name not in DATASETS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    if not 1 <= n <= MAX_POINTS:
-        raise ConfigError(f"n must be between 1 and {MAX_POINTS:,}, got {n}")
-    spec = DATASETS[name]
-    noise = spec.default_noise if noise is None else noise
-    if not (math.isfinite(noise) and 0 <= noise <= 100):
-        raise ConfigError(f"noise must be a finite number in [0, 100], got {noise}")
-    return spec.make(n, noise=noise, seed=seed)
+    if not is_whole(n) or not 1 <= n <= MAX_POINTS:
+        raise ConfigError(f"n must be a whole number from 1 to {MAX_POINTS:,}, got {n!r}")
+    if noise is not None and not (is_real(noise) and 0 <= noise <= 100):
+        raise ConfigError(f"noise must be a number from 0 to 100, got {noise!r}")
+    check_seed(seed)
+
+
+def first_bad_point(points: np.ndarray) -> int | None:
+    """The index of the first row with a value that is NaN, infinite or beyond ±MAX_COORDINATE; None if none."""
+    bad = ~(np.abs(points) <= MAX_COORDINATE).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
 
 
 @dataclass(frozen=True)
@@ -154,11 +169,22 @@ class Normaliser:
     mean: tuple[float, float]
     scale: float
 
+    def __post_init__(self) -> None:
+        if not (len(self.mean) == 2 and all(is_real(m) and abs(m) <= MAX_COORDINATE for m in self.mean)):
+            raise ConfigError(f"the normaliser's mean must be two numbers within ±{MAX_COORDINATE:g}")
+        if not (is_real(self.scale) and MIN_SCALE < self.scale <= MAX_COORDINATE):
+            raise ConfigError(f"the normaliser's scale must be a number above {MIN_SCALE:g} and at most "
+                              f"{MAX_COORDINATE:g}, got {self.scale!r}")  # fmt: skip
+        object.__setattr__(self, "mean", (float(self.mean[0]), float(self.mean[1])))
+        object.__setattr__(self, "scale", float(self.scale))
+
     @classmethod
     def fit(cls, points: np.ndarray) -> Normaliser:
+        if first_bad_point(points) is not None:
+            raise ConfigError(f"every coordinate must be a finite number within ±{MAX_COORDINATE:g}")
         mean = points.mean(axis=0)
         scale = float(np.sqrt(((points - mean) ** 2).mean()))
-        if not math.isfinite(scale) or scale <= 1e-12:
+        if scale <= MIN_SCALE:
             raise ConfigError("the data set has no spread: all points coincide")
         return cls((float(mean[0]), float(mean[1])), scale)
 
@@ -175,10 +201,10 @@ class Normaliser:
 
     @classmethod
     def from_dict(cls, d: dict) -> Normaliser:
-        mean, scale = d["mean"], float(d["scale"])
-        if len(mean) != 2 or not scale > 0:
-            raise ValueError("bad normaliser")
-        return cls((float(mean[0]), float(mean[1])), scale)
+        """The normaliser ``to_dict`` wrote; anything else raises ConfigError."""
+        if not (isinstance(d, dict) and isinstance(d.get("mean"), list)):
+            raise ConfigError("the normaliser must be an object with a list 'mean' and a number 'scale'")
+        return cls(tuple(d["mean"]), d.get("scale"))
 
 
 def _like(values: tuple[float, float], array):

@@ -22,6 +22,7 @@ from torch import nn
 
 from diffvis.core.classes import MAX_CLASSES, NULL_LABEL
 from diffvis.core.registry import OBJECTIVES
+from diffvis.core.validation import check_field_types
 from diffvis.errors import ConfigError
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
@@ -41,6 +42,7 @@ class ModelConfig:
     num_classes: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if not 8 <= self.width <= 4096:
@@ -49,10 +51,10 @@ class ModelConfig:
             raise ConfigError(f"depth must be between 1 and 32, got {self.depth}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.embed_dim < 2 or self.embed_dim % 2:
-            raise ConfigError(f"embed_dim must be an even number ≥ 2, got {self.embed_dim}")
-        if not (math.isfinite(self.input_scale) and self.input_scale > 0):
-            raise ConfigError(f"input_scale must be positive, got {self.input_scale}")
+        if not 2 <= self.embed_dim <= 1024 or self.embed_dim % 2:
+            raise ConfigError(f"embed_dim must be an even number from 2 to 1024, got {self.embed_dim}")
+        if not 0 < self.input_scale <= 1000:
+            raise ConfigError(f"input_scale must be above 0 and at most 1000, got {self.input_scale}")
         if not (self.num_classes == 0 or 2 <= self.num_classes <= MAX_CLASSES):
             raise ConfigError(f"num_classes must be 0 (unconditional) or 2 to {MAX_CLASSES}, got {self.num_classes}")
 

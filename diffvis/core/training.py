@@ -26,6 +26,7 @@ from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
+from diffvis.core.validation import check_field_types, check_seed
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
 
 N_BUCKETS = 10
@@ -52,6 +53,8 @@ class TrainConfig:
     p_uncond: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self)
+        check_seed(self.seed)
         checks = [
             (1 <= self.steps <= 10_000_000, f"steps must be between 1 and 10,000,000, got {self.steps}"),
             (1 <= self.batch <= 1_000_000, f"batch must be between 1 and 1,000,000, got {self.batch}"),

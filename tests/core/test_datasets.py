@@ -58,7 +58,10 @@ def test_noise_is_the_jitter_standard_deviation():
     assert radial.std() == pytest.approx(0.1, rel=0.05)
 
 
-@pytest.mark.parametrize("kwargs", [{"n": 0}, {"n": 10**7}, {"noise": -1.0}, {"noise": math.nan}])
+@pytest.mark.parametrize("kwargs", [
+    {"n": 0}, {"n": 10**7}, {"n": 10.0}, {"n": True}, {"noise": -1.0}, {"noise": math.nan}, {"noise": "NaN"},
+    {"noise": math.inf}, {"seed": -1}, {"seed": 2**32}, {"seed": 2**64}, {"seed": 1.0},
+])  # fmt: skip
 def test_bad_arguments_are_user_errors(kwargs):
     args = {"n": 10, **kwargs}
     with pytest.raises(ConfigError):
@@ -79,3 +82,23 @@ def test_normaliser_standardises_with_one_scale_and_round_trips():
     assert Normaliser.from_dict(norm.to_dict()) == norm
     with pytest.raises(ConfigError, match="no spread"):
         Normaliser.fit(np.ones((10, 2)))
+
+
+@pytest.mark.parametrize("value", [1e308, -1.7e308, 1e13, math.inf, math.nan])
+def test_normaliser_refuses_coordinates_it_cannot_standardise(value):
+    """Near ±1e308 the squares overflow: the reason is the coordinates, not 'all points coincide'."""
+    with pytest.raises(ConfigError, match=r"within ±1e\+12"):
+        Normaliser.fit(np.array([[value, 1.0], [0.0, 0.0], [1.0, 2.0]]))
+    Normaliser.fit(np.array([[1e12, 1.0], [-1e12, 0.0]]))  # the limit itself is fine
+
+
+@pytest.mark.parametrize("d, fragment", [
+    ({"mean": [0.0, 0.0], "scale": 1e308}, "scale"), ({"mean": [0.0, 0.0], "scale": 0.0}, "scale"),
+    ({"mean": [0.0, 0.0], "scale": math.nan}, "scale"), ({"mean": [0.0, 0.0], "scale": "2"}, "scale"),
+    ({"mean": [math.nan, 0.0], "scale": 1.0}, "mean"), ({"mean": [1e300, 0.0], "scale": 1.0}, "mean"),
+    ({"mean": [0.0], "scale": 1.0}, "mean"), ({"mean": [True, 0.0], "scale": 1.0}, "mean"),
+    ({"mean": "00", "scale": 1.0}, "mean"), ([0.0, 1.0], "mean"),
+])  # fmt: skip
+def test_a_normaliser_read_back_must_be_finite_and_in_range(d, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Normaliser.from_dict(d)
