@@ -6,80 +6,108 @@ separated by commas, semicolons, tabs or spaces. Nothing is ever unpickled.
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from diffvis.core.atomic import write_output
-from diffvis.core.datasets import MAX_POINTS, PointSet
+from diffvis.core.atomic import check_output, write_output
+from diffvis.core.datasets import MAX_COORDINATE, MAX_POINTS, PointSet, first_bad_point
+from diffvis.core.safe_files import megabytes, open_regular, read_at_most, read_regular
 from diffvis.errors import DataFileError
 
 TEXT_SUFFIXES = (".csv", ".txt")
 SUFFIXES = (*TEXT_SUFFIXES, ".npy")
+MAX_TEXT_BYTES = 256 * 10**6  # MAX_POINTS rows of three full-precision numbers take about 75 MB
+MAX_NPY_BYTES = 64 * 10**6  # MAX_POINTS × 3 values of 16 bytes (the widest numeric type) take 48 MB
 _SPLIT = re.compile(r"[,;\t ]+")
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def load_points(path: str | Path) -> PointSet:
-    """Read a point file; raise ``DataFileError`` with one sentence naming the problem."""
+def load_points(path: str | Path, *, follow_symlinks: bool = True) -> PointSet:
+    """Read a point file; raise ``DataFileError`` with one sentence naming the problem. Only a regular file is
+    read (see ``open_regular``; ``follow_symlinks`` False also refuses a symlink), and only up to its cap."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataFileError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv, .txt or .npy")
-    try:
-        table = _read_npy(path) if suffix == ".npy" else _read_text(path)
-    except OSError as e:
-        raise DataFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+    suffix = _suffix(path)
+    with open_regular(path, follow_symlinks=follow_symlinks) as f:
+        table = _read_npy(f, path) if suffix == ".npy" else _read_text(read_at_most(f, MAX_TEXT_BYTES, path), path)
     return _to_pointset(table, path)
 
 
-def read_npy(path: str | Path, what: str = "points") -> np.ndarray:
-    """Memory-map a numeric 2-D .npy array without unpickling; the caller checks its shape.
-
-    Only the header is read here, so a huge file is refused by its shape before any data is loaded."""
+def point_file_bytes(path: str | Path, *, follow_symlinks: bool = True) -> bytes:
+    """The raw bytes of a point file (of a known type and within its type's cap), e.g. to keep a copy."""
     path = Path(path)
+    cap = MAX_NPY_BYTES if _suffix(path) == ".npy" else MAX_TEXT_BYTES
+    return read_regular(path, cap, follow_symlinks=follow_symlinks)
+
+
+def _suffix(path: Path, kind: str = "file") -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataFileError(f"{path.name}: unsupported {kind} type {suffix or '(none)'}; use .csv, .txt or .npy")
+    return suffix
+
+
+def read_npy(path: str | Path, what: str = "points") -> np.ndarray:
+    """A numeric 2-D .npy array, read without unpickling; the caller checks its width and length."""
+    path = Path(path)
+    with open_regular(path) as f:
+        return _npy_array(f, path, what)
+
+
+def _npy_array(f: BinaryIO, path: Path, what: str) -> np.ndarray:
+    """The array of an open .npy file. Its header is checked first (a numeric 2-D array of at most MAX_NPY_BYTES),
+    so a huge or malformed file is refused before its data is read."""
     try:
-        array = np.load(path, allow_pickle=False, mmap_mode="r")
-    except OSError as e:
-        raise DataFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+        header = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+        if header is None:
+            raise ValueError("unknown .npy version")
+        shape, fortran_order, dtype = header(f)
     except (ValueError, EOFError):
         raise DataFileError(f"{path.name}: not a numeric .npy array of {what}") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+    if dtype.kind not in "iuf":
         raise DataFileError(f"{path.name}: the array of {what} must be numeric")
-    if array.ndim != 2:
-        raise DataFileError(f"{path.name}: expected a 2-D array of {what}, got shape {array.shape}")
-    return array
+    if len(shape) != 2:
+        raise DataFileError(f"{path.name}: expected a 2-D array of {what}, got shape {shape}")
+    _check_count(shape[0], path, what)
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_NPY_BYTES:
+        raise DataFileError(f"{path.name}: an array of shape {shape} is larger than {megabytes(MAX_NPY_BYTES)}")
+    data = read_at_most(f, size, path)
+    if len(data) < size:
+        raise DataFileError(f"{path.name}: the file is truncated ({len(data):,} of {size:,} bytes of {what})")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    array = read_npy(path)
+def _read_npy(f: BinaryIO, path: Path) -> np.ndarray:
+    array = _npy_array(f, path, "points")
     if array.shape[1] not in (2, 3):
         raise DataFileError(f"{path.name}: expected an array of shape (N, 2) or (N, 3), got {array.shape}")
-    _check_count(len(array), path)
-    return np.asarray(array, dtype=np.float64)
+    return np.array(array, dtype=np.float64)
 
 
-def _read_text(path: Path) -> np.ndarray:
+def _read_text(raw: bytes, path: Path) -> np.ndarray:
     rows: list[list[float]] = []
     width = None
-    with open(path, encoding="utf-8-sig", errors="strict") as f:  # -sig: Excel's byte-order mark
-        try:
-            for number, line in enumerate(f, start=1):
-                fields = _SPLIT.split(line.split("#", 1)[0].strip())
-                if fields == [""]:
-                    continue
-                values = _parse_row(fields, number, header_allowed=not rows and width is None, path=path)
-                if values is None:
-                    width = 0  # the header was seen; later non-numeric lines are errors
-                    continue
-                if width not in (None, 0, len(values)):
-                    raise DataFileError(f"{path.name}, line {number}: expected {width} columns, got {len(values)}")
-                width = len(values)
-                rows.append(values)
-                _check_count(len(rows), path)
-        except UnicodeDecodeError:
-            raise DataFileError(f"{path.name}: not a text file (it is not valid UTF-8)") from None
-    _check_count(len(rows), path)
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", errors="strict")  # -sig: Excel's byte-order mark
+    try:
+        for number, line in enumerate(text, start=1):
+            fields = _SPLIT.split(line.split("#", 1)[0].strip())
+            if fields == [""]:
+                continue
+            values = _parse_row(fields, number, header_allowed=not rows and width is None, path=path)
+            if values is None:
+                width = 0  # the header was seen; later non-numeric lines are errors
+                continue
+            if width not in (None, 0, len(values)):
+                raise DataFileError(f"{path.name}, line {number}: expected {width} columns, got {len(values)}")
+            width = len(values)
+            rows.append(values)
+            _check_count(len(rows), path)
+    except UnicodeDecodeError:
+        raise DataFileError(f"{path.name}: not a text file (it is not valid UTF-8)") from None
     return np.array(rows, dtype=np.float64)
 
 
@@ -95,17 +123,18 @@ def _parse_row(fields: list[str], number: int, *, header_allowed: bool, path: Pa
     return values
 
 
-def _check_count(n: int, path: Path) -> None:
+def _check_count(n: int, path: Path, what: str = "points") -> None:
     if n > MAX_POINTS:
-        raise DataFileError(f"{path.name}: more than {MAX_POINTS:,} points; thin the file out first")
+        raise DataFileError(f"{path.name}: more than {MAX_POINTS:,} {what}; thin the file out first")
 
 
 def _to_pointset(table: np.ndarray, path: Path) -> PointSet:
     if len(table) == 0:
         raise DataFileError(f"{path.name}: the file holds no points")
-    bad = ~np.isfinite(table).all(axis=1)
-    if bad.any():
-        raise DataFileError(f"{path.name}: point {int(np.argmax(bad)) + 1} has a NaN or infinite value")
+    bad = first_bad_point(table)
+    if bad is not None:
+        raise DataFileError(f"{path.name}: point {bad + 1} has a NaN or infinite value, or one beyond "
+                            f"±{MAX_COORDINATE:g}")  # fmt: skip
     labels = None
     if table.shape[1] == 3:
         raw = table[:, 2]
@@ -117,19 +146,30 @@ def _to_pointset(table: np.ndarray, path: Path) -> PointSet:
 
 def save_points(points: PointSet, path: str | Path) -> None:
     """Write points (and labels) atomically as .npy, or as .csv/.txt with a header line."""
+    write_output(path, encode_points(points, path))
+
+
+def check_points_output(path: str | Path) -> None:
+    """Refuse, before any work, a points output of an unknown type or one that cannot be written."""
+    _suffix(Path(path), "output")
+    check_output(path)
+
+
+def encode_points(points: PointSet, path: str | Path) -> bytes:
+    """The bytes of ``points`` as a file of ``path``'s type. Points that are NaN or infinite are refused: a
+    point file diffvis writes always loads back."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path, "output")
+    bad = int((~np.isfinite(points.points).all(axis=1)).sum())
+    if bad:
+        raise DataFileError(f"{path.name}: not written: {bad:,} of the {len(points):,} points are NaN or infinite")
     table = points.points if points.labels is None else np.column_stack([points.points, points.labels])
     if suffix == ".npy":
         buffer = io.BytesIO()
         np.save(buffer, table, allow_pickle=False)
-        data = buffer.getvalue()
-    elif suffix in TEXT_SUFFIXES:
-        header = "x,y" if points.labels is None else "x,y,label"
-        fmt = ["%.9g", "%.9g"] + ([] if points.labels is None else ["%d"])
-        buffer = io.StringIO()
-        np.savetxt(buffer, table, delimiter=",", header=header, comments="", fmt=fmt)
-        data = buffer.getvalue().encode()
-    else:
-        raise DataFileError(f"{path.name}: unsupported output type {suffix or '(none)'}; use .csv, .txt or .npy")
-    write_output(path, data)
+        return buffer.getvalue()
+    header = "x,y" if points.labels is None else "x,y,label"
+    fmt = ["%.9g", "%.9g"] + ([] if points.labels is None else ["%d"])
+    buffer = io.StringIO()
+    np.savetxt(buffer, table, delimiter=",", header=header, comments="", fmt=fmt)
+    return buffer.getvalue().encode()

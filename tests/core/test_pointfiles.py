@@ -1,16 +1,19 @@
 """Point files: round trips, the text dialects, every malformed file refused with DataFileError, atomic writes."""
 
+import contextlib
 import errno
+import io
 import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
 
-from diffvis.core import atomic
+from diffvis.core import atomic, pointfiles
 from diffvis.core.atomic import atomic_write_bytes
 from diffvis.core.datasets import MAX_POINTS, PointSet
-from diffvis.core.pointfiles import load_points, save_points
+from diffvis.core.pointfiles import load_points, read_npy, save_points
 from diffvis.errors import DataFileError
 
 
@@ -269,6 +272,100 @@ def test_more_than_max_points_csv_is_refused(tmp_path):
     path = tmp_path / "many.csv"
     path.write_text("x,y\n" + "0,0\n" * (MAX_POINTS + 5))
     _refused(path, "many.csv", f"more than {MAX_POINTS:,} points")
+
+
+@contextlib.contextmanager
+def _no_hang(seconds=10):
+    """A blocking open inside the block fails the test instead of hanging it."""
+
+    def hung(*args):
+        raise TimeoutError("blocked on a special file")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _special(tmp_path, kind, suffix):
+    """A named pipe, a device or a folder under a point file's name (or a symlink to one)."""
+    path = tmp_path / f"special{suffix}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link to a fifo":
+        os.mkfifo(tmp_path / "pipe")
+        path.symlink_to(tmp_path / "pipe")
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+@pytest.mark.parametrize("kind, fragment", [("fifo", "named pipe"), ("link to a fifo", "named pipe"),
+                                            ("device", "device"), ("folder", "folder")])  # fmt: skip
+def test_only_regular_files_are_opened(tmp_path, kind, fragment, suffix):
+    path = _special(tmp_path, kind, suffix)
+    with _no_hang():
+        _refused(path, "cannot be read", fragment, "reads only regular files")
+        with pytest.raises(DataFileError, match=fragment):
+            read_npy(path, "initial noise")
+
+
+def test_a_symlink_is_followed_only_when_allowed(tmp_path):
+    save_points(PointSet(np.array([[0.0, 1.0], [2.0, 3.0]])), tmp_path / "real.csv")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    assert len(load_points(tmp_path / "link.csv")) == 2
+    with pytest.raises(DataFileError, match="symbolic link"):
+        load_points(tmp_path / "link.csv", follow_symlinks=False)
+
+
+def test_what_is_read_is_capped_whatever_size_the_file_claims(tmp_path, monkeypatch):
+    """/proc files claim 0 bytes; the cap counts the bytes actually read (at most cap + 1)."""
+    assert os.stat("/proc/self/status").st_size == 0
+    (tmp_path / "proc.csv").symlink_to("/proc/self/status")
+    monkeypatch.setattr(pointfiles, "MAX_TEXT_BYTES", 200)
+    _refused(tmp_path / "proc.csv", "larger than 0 MB")
+    (tmp_path / "big.csv").write_text("0,0\n" * 1000)
+    _refused(tmp_path / "big.csv", "larger than")
+
+
+@pytest.mark.parametrize("value", ["1e308", "-1.7e308", "1e13", "-1e12000"])
+def test_coordinates_beyond_1e12_are_refused(tmp_path, value):
+    path = tmp_path / "far.csv"
+    path.write_text(f"x,y\n0,0\n1,{value}\n")
+    _refused(path, "point 2", "±1e+12")
+
+
+def test_npy_header_of_a_huge_array_is_refused_before_reading(tmp_path):
+    """A header may claim any shape: the claim is checked before a byte of data is read or allocated."""
+    path = tmp_path / "claims.npy"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (500_000, 3)})
+    path.write_bytes(header.getvalue() + b"\0" * 64)
+    _refused(path, "truncated")
+    for shape in [(10**15, 2), (2, 10**15)]:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        path.write_bytes(header.getvalue())
+        _refused(path, "claims.npy")
+
+
+def test_fortran_order_and_big_endian_npy_load(tmp_path):
+    table = np.asfortranarray(np.arange(12.0).reshape(6, 2)).astype(">f4")
+    np.save(tmp_path / "f.npy", table)
+    np.testing.assert_array_equal(load_points(tmp_path / "f.npy").points, np.arange(12.0).reshape(6, 2))
+
+
+def test_points_that_are_not_finite_are_never_written(tmp_path):
+    for suffix in (".csv", ".npy"):
+        with pytest.raises(DataFileError, match="not written: 1 of the 2 points are NaN or infinite"):
+            save_points(PointSet(np.array([[0.0, 1.0], [np.inf, 0.0]])), tmp_path / f"s{suffix}")
+    assert os.listdir(tmp_path) == []
 
 
 def test_huge_npy_fails_fast_without_reading_the_data(tmp_path):
