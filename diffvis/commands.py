@@ -15,8 +15,9 @@ from diffvis.terminal import ProgressBar
 
 def cmd_data(args) -> int:
     from diffvis.core.datasets import make_dataset
-    from diffvis.core.pointfiles import save_points
+    from diffvis.core.pointfiles import check_points_output, save_points
 
+    check_points_output(args.out)
     points = make_dataset(args.name, args.n, noise=args.noise, seed=args.seed)
     save_points(points, args.out)
     print(f"wrote {len(points)} points of {args.name} to {args.out}")
@@ -24,12 +25,13 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from diffvis.core.checkpoint import save_run
+    from diffvis.core.checkpoint import check_run_folder, save_run
     from diffvis.core.models import ModelConfig
     from diffvis.core.pipeline import evaluate_classes, evaluate_run, quality_to_dict, train_run
     from diffvis.core.sources import fresh_draw, fresh_sets, load_source
     from diffvis.core.training import TrainConfig
 
+    check_run_folder(args.out)
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
     model_keys = ("width", "depth", "activation")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond")
@@ -71,18 +73,24 @@ def format_quality(report) -> str:
 
 def cmd_sample(args) -> int:
     from diffvis.arguments import make_request
+    from diffvis.core.atomic import check_output, write_outputs
     from diffvis.core.classes import Classes
     from diffvis.core.pipeline import sample_request, sampling_model
-    from diffvis.core.pointfiles import load_points, save_points
+    from diffvis.core.pointfiles import check_points_output, encode_points, load_points
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
     from diffvis.core.training import resolve_device
     from diffvis.terminal import sampling_progress
 
-    if args.trajectory is not None and args.trajectory.suffix.lower() not in (".npy", ".npz"):
-        raise ConfigError(
-            f"{args.trajectory.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)"
-        )
+    check_points_output(args.out)
+    if args.trajectory is not None:
+        if args.trajectory.suffix.lower() not in (".npy", ".npz"):
+            raise ConfigError(
+                f"{args.trajectory.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)"
+            )
+        check_output(args.trajectory)
+        if args.trajectory.resolve() == args.out.resolve():
+            raise ConfigError("--out and --trajectory name the same file")
     device = resolve_device(args.device)
     if args.run is not None:
         from diffvis.core.checkpoint import load_run
@@ -103,9 +111,10 @@ def cmd_sample(args) -> int:
     if sys.stderr.isatty():
         progress = sampling_progress(model, request, request.noise(device)[0] if x_T is None else x_T)
     traj = sample_request(model, request, callback=progress, x_T=x_T)
-    save_points(_labelled_samples(traj, model.classes), args.out)
+    outputs = {args.out: encode_points(_labelled_samples(traj, model.classes), args.out)}
     if args.trajectory is not None:
-        _save_trajectory(traj, args.trajectory)
+        outputs[args.trajectory] = _trajectory_bytes(traj, args.trajectory)
+    write_outputs(outputs)
     which = "" if traj.labels is None else f", class {args.class_ or 'all'} at w = {request.guidance:g}"
     print(f"wrote {len(traj.samples)} samples ({request.sampler}, {traj.nfe} model evaluations{which}) to {args.out}")
     return 0
@@ -135,15 +144,14 @@ def _initial_noise(path: Path):
     return torch.tensor(np.asarray(init), dtype=torch.float32)
 
 
-def _save_trajectory(traj, path: Path) -> None:
-    from diffvis.core.atomic import write_output
-
+def _trajectory_bytes(traj, path: Path) -> bytes:
+    """The trajectory as .npy (its frames) or .npz (frames, times, x̂₀ and the evaluation count)."""
     buffer = io.BytesIO()
     if path.suffix.lower() == ".npy":
         np.save(buffer, traj.frames, allow_pickle=False)
     else:
         np.savez(buffer, frames=traj.frames, times=traj.times, x0_hat=traj.x0_hat, nfe=np.array(traj.nfe))
-    write_output(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def cmd_bench(args) -> int:
@@ -154,7 +162,7 @@ def cmd_bench(args) -> int:
 
 def cmd_sweep(args) -> int:
     from diffvis.arguments import class_choice, given_settings, sampler_params
-    from diffvis.core.atomic import write_output
+    from diffvis.core.atomic import check_output, write_output
     from diffvis.core.classes import Classes
     from diffvis.core.compare import Reference, parse_step_counts, sweep, sweep_csv
     from diffvis.core.registry import sampler_info
@@ -164,6 +172,7 @@ def cmd_sweep(args) -> int:
 
     if args.out.suffix.lower() != ".csv":
         raise ConfigError(f"{args.out.name}: the sweep table is written as .csv")
+    check_output(args.out)
     steps = parse_step_counts(args.steps)
     infos = [sampler_info(name.strip()) for name in args.samplers.split(",") if name.strip()]
     if not infos:
@@ -183,6 +192,8 @@ def cmd_sweep(args) -> int:
     requests = [SampleRequest(i.name, sampler_params(i, given), exact=args.exact is not None, **choice)
                 for i in infos]  # fmt: skip
     steps = [s for s in steps if s <= schedule.T]
+    if not steps:
+        raise ConfigError(f"every --steps count is above the model's {schedule.T} timesteps")
     reference = Reference.draw(fresh_draw(info, data.points, args.n))
     bar = ProgressBar()
     points = sweep(requests, steps, run, data, schedule, reference, n=args.n, seed=args.seed,

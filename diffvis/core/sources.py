@@ -49,10 +49,15 @@ def fresh_sets(info: dict, data: PointSet, n: int) -> Callable[[int], PointSet]:
 
 
 def run_points(info: dict) -> tuple[PointSet, dict]:
-    """The training points a run's ``data`` description names, drawn again (built-in set) or read again (file)."""
+    """The training points a run's ``data`` description names: a built-in set drawn again, or its point file read
+    again (a loaded run's own copy, inside its folder; a symlink is refused). A run without one (see
+    ``checkpoint.load_run``) is refused with the reason."""
     source = info.get("source", "")
     if source in DATASETS:
         return load_source(source, n=int(info["n"]), noise=info.get("noise"), seed=int(info.get("seed", 0)))
-    if source and Path(source).exists():
-        return load_source(source, n=0)
-    raise DataFileError(f"the run's training data ({source or 'unknown'}) cannot be found")
+    if Path(source).is_absolute():
+        points = load_points(source, follow_symlinks=False)
+        return points, {"source": source, "n": len(points)}
+    name = info.get("file") or source or "unknown"
+    raise DataFileError(f"the run does not hold its training data ({name}), and a run is read only from inside its "
+                        "folder: train it again to keep a copy in the run")  # fmt: skip

@@ -20,8 +20,9 @@ from diffvis.core.datasets import make_dataset
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.pipeline import train_run
 from diffvis.core.run import sample_run
+from diffvis.core.sources import run_points
 from diffvis.core.training import TrainConfig
-from diffvis.errors import CheckpointError
+from diffvis.errors import CheckpointError, DataFileError
 
 DATA_INFO = {"source": "moons", "n": 500, "noise": 0.05, "seed": 0}
 
@@ -155,10 +156,79 @@ def test_failed_save_keeps_the_previous_run(tmp_path, run, monkeypatch):
     assert calls[1] == "run.json"
     assert "No space left on device" in str(info.value) and "\n" not in str(info.value)
     assert (directory / "run.json").read_bytes() == old_meta
+    assert sorted(os.listdir(directory)) == sorted(["run.json", _meta(directory)["weights"]])  # no orphan left
     _assert_same_weights(load_run(directory).ema, run.ema)
-    monkeypatch.undo()
-    save_run(run, directory)  # the next good save clears the orphaned weights file
-    assert _weights_files(directory) == [_meta(directory)["weights"]]
+
+
+def test_failed_save_into_a_new_folder_removes_it(tmp_path, run, monkeypatch):
+    real_write = checkpoint.atomic_write_bytes
+
+    def fail_at_run_json(path, data):
+        if path.name == "run.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", fail_at_run_json)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save_run(run, tmp_path / "new" / "run")
+    assert os.listdir(tmp_path / "new") == []  # the run folder this save created is gone, with its weights
+
+
+def test_saving_again_deletes_only_what_the_previous_run_recorded(tmp_path, run):
+    directory = tmp_path / "run"
+    save_run(run, directory)
+    old = _meta(directory)["weights"]
+    mine = ["weights-mine.safetensors", "weights-0123456789abcdef.safetensors", "data-0123456789abcdef.csv", "a.txt"]
+    for name in mine:
+        (directory / name).write_text("the user's")
+    save_run(_perturbed(run), directory)
+    assert not (directory / old).exists()
+    assert sorted(os.listdir(directory)) == sorted(["run.json", _meta(directory)["weights"], *mine])
+    assert all((directory / name).read_text() == "the user's" for name in mine)
+
+
+def test_saving_removes_its_own_stale_temporaries_only(tmp_path, run):
+    """A save killed mid-write leaves '.<name>.XXXXXXXX.tmp'; the next save removes those, and no other file."""
+    directory = tmp_path / "run"
+    save_run(run, directory)
+    stale = [".run.json.ab_cd123.tmp", ".weights-0123456789abcdef.safetensors.zz9y8x7w.tmp",
+             ".data-0123456789abcdef.npy.k2j3h4g5.tmp"]  # fmt: skip
+    foreign = [
+        ".notes.txt.abcdefgh.tmp",
+        ".run.json.tmp",
+        "run.json.abcdefgh.tmp",
+        ".weights-mine.safetensors.abcdefgh.tmp",
+    ]
+    for name in stale + foreign:
+        (directory / name).write_bytes(b"partial")
+    save_run(_perturbed(run), directory)
+    assert sorted(os.listdir(directory)) == sorted(["run.json", _meta(directory)["weights"], *foreign])
+
+
+def test_a_run_keeps_a_copy_of_its_point_file_and_reads_only_that(tmp_path, run):
+    source = tmp_path / "mine.csv"
+    source.write_text("x,y\n0,0\n1,0\n0,1\n1,1\n")
+    save_run(dataclasses.replace(run, data={"source": str(source), "n": 4}), tmp_path / "run")
+    copy = _meta(tmp_path / "run")["data"]["copy"]
+    assert (tmp_path / "run" / copy).read_bytes() == source.read_bytes()
+    source.unlink()  # the run no longer needs it
+    back = load_run(tmp_path / "run")
+    assert back.data == {"source": str((tmp_path / "run" / copy).resolve())}
+    points, info = run_points(back.data)
+    np.testing.assert_array_equal(points.points, [[0, 0], [1, 0], [0, 1], [1, 1]])
+    save_run(back, tmp_path / "moved")  # a loaded run saved elsewhere takes its copy along
+    assert (tmp_path / "moved" / copy).read_bytes() == (tmp_path / "run" / copy).read_bytes()
+
+
+def test_a_file_recorded_outside_the_run_is_never_read(tmp_path, run):
+    """Runs saved before copies were kept name a path anywhere: they still load, but that path is not read."""
+    outside = tmp_path / "outside.csv"
+    outside.write_text("x,y\n0,0\n1,1\n")
+    save_run(run, tmp_path / "run")
+    _write_meta(tmp_path / "run", {**_meta(tmp_path / "run"), "data": {"source": str(outside), "n": 2}})
+    back = load_run(tmp_path / "run")
+    with pytest.raises(DataFileError, match="outside.csv.*read only from inside its folder"):
+        run_points(back.data)
 
 
 def test_save_into_a_file_path_fails_cleanly(tmp_path, run):
@@ -293,6 +363,67 @@ def _garbage_weights(d):
     _replace_weights(d, b"\x00" * 64)
 
 
+def _tensors(d, change):
+    """The run's own tensors, changed by ``change(state)``, stored with a matching checksum."""
+    state = {k: v.clone().contiguous() for k, v in load_run(d).ema.state_dict().items()}
+    change(state)
+    _replace_weights(d, save_safetensors(state))
+
+
+def _nan_weights(d):
+    _tensors(d, lambda s: s["out.bias"].fill_(math.nan))
+
+
+def _infinite_weights(d):
+    _tensors(d, lambda s: s["in_x.weight"].__setitem__((0, 0), math.inf))
+
+
+def _int64_weights(d):
+    _tensors(d, lambda s: s.update({k: (v * 1e9).to(torch.int64) for k, v in s.items()}))
+
+
+def _bool_weights(d):
+    def to_bool(state):
+        state["out.weight"] = state["out.weight"] > 0
+
+    _tensors(d, to_bool)
+
+
+def _edit(**changes):
+    """A corruption that sets run.json's key path (e.g. model__width) to a value."""
+
+    def edit(d):
+        meta = _meta(d)
+        for path, value in changes.items():
+            *parents, key = path.split("__")
+            target = meta
+            for p in parents:
+                target = target[p]
+            target[key] = value
+        _write_meta(d, meta)
+
+    edit.__name__ = "_".join(f"{k}={v!r}"[:30] for k, v in changes.items())
+    return edit
+
+
+def _deeply_nested(d):
+    (d / "run.json").write_text(
+        '{"format": "diffvis-run", "version": 2, "quality": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+
+
+def _symlinked(name):
+    def corrupt(d):
+        target = d.parent / f"elsewhere-{name}"
+        path = d / (_meta(d)["weights"] if name == "weights" else "run.json")
+        target.write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(target)
+
+    corrupt.__name__ = f"symlinked_{name}"
+    return corrupt
+
+
 def _weights_outside_the_run(d):
     """run.json names a file outside the run directory (with a matching checksum): it must not be followed."""
     meta = _meta(d)
@@ -316,13 +447,42 @@ CORRUPTIONS = [
     (_model_is_a_list, "invalid"),
     (_data_is_a_list, "invalid"),
     (_quality_is_a_number, "invalid"),
-    (_remove_weights, "weights file cannot be read"),
+    (_remove_weights, "cannot be read"),
     (_truncate_weights, "checksum"),
     (_flip_a_byte, "checksum"),
     (_other_shape_model, "wrong shape"),
     (_fewer_tensors, "missing"),
     (_garbage_weights, "safetensors"),
-    (_weights_outside_the_run, "cannot be read"),
+    (_weights_outside_the_run, "must name the run's weights-<hash>.safetensors"),
+    (_nan_weights, "'out.bias' holds NaN or infinite"),
+    (_infinite_weights, "'in_x.weight' holds NaN or infinite"),
+    (_int64_weights, "stored as int64, not float32"),
+    (_bool_weights, "stored as bool, not float32"),
+    (_edit(normaliser__scale=1e308), "scale"),
+    (_edit(normaliser__scale=0.0), "scale"),
+    (_edit(normaliser__mean=[math.nan, 0.0]), "mean"),
+    (_edit(normaliser__mean=["0", 0.0]), "mean"),
+    (_edit(model__width=64.5), "width must be a whole number"),
+    (_edit(model__depth=3.0), "depth must be a whole number"),
+    (_edit(model__depth=True), "depth must be a whole number"),
+    (_edit(model__embed_dim=10**9), "embed_dim"),
+    (_edit(model__input_scale="25"), "input_scale must be a finite number"),
+    (_edit(train__lr="NaN"), "lr must be a finite number"),
+    (_edit(train__seed=-1), "seed"),
+    (_edit(train__seed=2**64), "seed"),
+    (_edit(data__noise="NaN"), "noise"),
+    (_edit(data__n=10**12), "n must be"),
+    (_edit(data__seed=-1), "seed"),
+    (_edit(data={"source": "/elsewhere/p.csv", "n": 2, "copy": "../../etc/passwd.csv"}), "data copy"),
+    (_edit(state__step=1e400), "step"),
+    (_edit(schedule__T=1e400), "invalid"),
+    (_edit(ladder__sigmas=[math.inf, 1.0]), "finite"),
+    (_edit(classes={"values": [1e400, 2], "names": ["a", "b"], "fractions": [0.5, 0.5]}), "invalid"),
+    (_edit(weights="weights\nname.safetensors"), "must name the run's weights"),
+    (_edit(weights_sha256=5), "sha-256"),
+    (_deeply_nested, "not valid JSON"),
+    (_symlinked("weights"), "symbolic link"),
+    (_symlinked("run.json"), "symbolic link"),
 ]
 
 
