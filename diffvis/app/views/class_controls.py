@@ -137,10 +137,14 @@ class ClassPicker(QComboBox):
         return self.currentData()
 
     def choose(self, label) -> None:
-        """Choose ``label`` as ``request_label`` gives it (``UNCONDITIONAL``: 'unconditional'); one not offered
-        falls back to the default, 'all, in proportion' where offered."""
-        index = 0 if label in (None, UNCONDITIONAL) else self.findData(label)
-        self.setCurrentIndex(index if index >= 0 else max(self.findText(self.DEFAULT_TEXT), 0))
+        """Choose ``label`` as ``request_label`` gives it (``UNCONDITIONAL``: 'unconditional'); None, a request's
+        "the model's default", and a class not offered choose the default: 'all, in proportion' where offered."""
+        default = max(self.findText(self.DEFAULT_TEXT), 0)
+        if isinstance(label, str) and label == UNCONDITIONAL:
+            self.setCurrentIndex(0)
+        else:
+            index = -1 if label is None else self.findData(label)
+            self.setCurrentIndex(index if index >= 0 else default)
 
     @property
     def request_label(self):

@@ -58,7 +58,6 @@ from diffvis.app.views.style import (
 from diffvis.app.views.sweep_view import METRIC_TITLES, SweepTab
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
-from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import PRESETS, PanelResult
 from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
@@ -341,8 +340,7 @@ class CompareView(SceneView):
     def _sync_label(self) -> None:
         """Choose the model's class; one the picker does not offer falls back to its default, written back."""
         label, picker = self.model.label, self.class_picker
-        index = 0 if label in (None, UNCONDITIONAL) else picker.findData(label)
-        picker.setCurrentIndex(index if index >= 0 else max(picker.findData(ALL_CLASSES), 0))
+        picker.choose(label)
         if picker.request_label != label:
             self._write_label()
 
