@@ -37,3 +37,23 @@ def _collect_qt_garbage():
     finally:
         gc.collect()
         gc.enable()
+
+
+@pytest.fixture
+def dummy_sampler():
+    """A sampler registered in the registry only (DDIM under another name, with a 'nudge' setting ν of its own),
+    for the tests that find it in every front end with no other file changed; yields the nudge of every call."""
+    from diffvis.core import registry
+    from diffvis.core.samplers import sample_ddim
+
+    calls = []
+
+    def sample_dummy(model, x_T, schedule, *, steps=7, nudge=0.0, **common):
+        calls.append(nudge)
+        return sample_ddim(model, x_T, schedule, steps=steps, **common)
+
+    nudge = registry.Param("nudge", float, 0.0, "a setting only this sampler has", "ν", minimum=0.0, maximum=2.0)
+    registry.register_sampler(registry.SamplerInfo("dummy", "Dummy", "this test", sample_dummy, ("ddpm",),
+                                                   (registry.STEPS, nudge), 1.0, "x ← x", "steps"))  # fmt: skip
+    yield calls
+    del registry.SAMPLERS["dummy"]

@@ -20,7 +20,6 @@ from diffvis.app.models import compare as compare_model
 from diffvis.app.models.compare import PROGRESS_FRAMES, SETTINGS, CompareModel, Panel, panel_frame
 from diffvis.app.views.compare_view import panel_columns
 from diffvis.core import compare as core_compare
-from diffvis.core import registry
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import PRESETS, Reference, compare
 from diffvis.core.datasets import Normaliser, make_dataset
@@ -28,9 +27,7 @@ from diffvis.core.fields import padded_extent
 from diffvis.core.metrics import METRICS
 from diffvis.core.pipeline import request_model
 from diffvis.core.pointfiles import load_points
-from diffvis.core.registry import SAMPLERS, Param, SamplerInfo, register_sampler
 from diffvis.core.request import SampleRequest as R
-from diffvis.core.samplers import sample_ddim
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw
 from diffvis.core.training import TrainConfig
@@ -69,23 +66,6 @@ def lab():
 def run(work):
     """Run a model's ``work`` here and now, never cancelled."""
     return work(lambda i, n: False)
-
-
-@pytest.fixture
-def dummy_sampler():
-    """A sampler registered in the registry only: DDIM with a 'nudge' setting, under another name; ``calls`` holds
-    the nudge of every call."""
-    calls = []
-
-    def sample_dummy(model, x_T, schedule, *, steps=7, nudge=0.0, **common):
-        calls.append(nudge)
-        return sample_ddim(model, x_T, schedule, steps=steps, **common)
-
-    nudge = Param("nudge", float, 0.0, "a setting only this sampler has", "ν", minimum=0.0, maximum=2.0)
-    register_sampler(SamplerInfo("dummy", "Dummy", "this test", sample_dummy, ("ddpm",), (registry.STEPS, nudge),
-                                 1.0, "x ← x", "steps"))  # fmt: skip
-    yield calls
-    del SAMPLERS["dummy"]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 
 from diffvis.cli import main
-from diffvis.core import registry
 from diffvis.core.pipeline import sample_request, sampling_model
 from diffvis.core.pointfiles import load_points
-from diffvis.core.registry import SAMPLERS, Param, SamplerInfo, register_sampler, sampler_info
+from diffvis.core.registry import SAMPLERS, sampler_info
 from diffvis.core.request import SampleRequest
-from diffvis.core.samplers import sample_ddim
 from diffvis.errors import ConfigError
 
 
@@ -67,22 +65,6 @@ def _cli(*argv):
         except SystemExit as e:  # --help
             rc = e.code
     return rc, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def dummy_sampler():
-    """A sampler registered in the registry only: DDIM with a 'nudge' setting, under another name."""
-
-    def sample_dummy(model, x_T, schedule, *, steps=7, nudge=0.0, **common):
-        traj = sample_ddim(model, x_T, schedule, steps=steps, **common)
-        return traj
-
-    nudge = Param("nudge", float, 0.0, "a setting only this sampler has", "ν", minimum=0.0, maximum=2.0)
-    info = SamplerInfo("dummy", "Dummy", "this test", sample_dummy, ("ddpm",), (registry.STEPS, nudge), 1.0,
-                       "x ← x", "steps")  # fmt: skip
-    register_sampler(info)
-    yield info
-    del SAMPLERS["dummy"]
 
 
 def test_a_registered_sampler_reaches_the_cli_and_the_comparison(dummy_sampler, tmp_path):
