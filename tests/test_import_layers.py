@@ -1,5 +1,10 @@
 """The import picture is one-way: core → app → entry points. The core imports neither Qt nor the app nor an entry
-point; the app imports no entry point. Read from the source (ast), so a lazy import inside a function counts."""
+point; the app imports no entry point; the views' models import no Qt; and views never import each other.
+
+A *view* is a module of diffvis/app/views that the main window imports: each makes one of its tabs. Every other
+module there (style, axes, titles, probes, scene_view, exporting, class_controls, class_table, sampling_widgets,
+sweep_view …) is a part that views share. What two views share lives in a shared part, or in a model
+(diffvis/app/models), never in one of them. Read from the source (ast), so a lazy import inside a function counts."""
 
 from __future__ import annotations
 
@@ -47,3 +52,25 @@ def test_the_check_sees_a_forbidden_import(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from PySide6.QtWidgets import QWidget\n")
     assert "PySide6.QtWidgets" in imported(module)
+
+
+def view_modules() -> set[str]:
+    """The views: the modules of diffvis.app.views the main window imports."""
+    views = PACKAGE / "app" / "views"
+    return {name for name in imported(PACKAGE / "app" / "main_window.py") if name.startswith("diffvis.app.views.")
+            and name.count(".") == 3 and (views / f"{name.rsplit('.', 1)[1]}.py").exists()}  # fmt: skip
+
+
+def test_the_main_window_makes_its_tabs_from_seven_views():
+    assert {name.rsplit(".", 1)[1] for name in view_modules()} == {
+        "data_view", "training_view", "forward_view", "reverse_view", "score_view", "langevin_view",
+        "compare_view"}  # fmt: skip
+
+
+def test_no_view_imports_another_view():
+    views, found = view_modules(), {}
+    for view in sorted(views):
+        others = sorted(imported(PACKAGE / "app" / "views" / f"{view.rsplit('.', 1)[1]}.py") & (views - {view}))
+        if others:
+            found[view] = others
+    assert found == {}
