@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import tokenize
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,7 +66,7 @@ def _npy_array(f: BinaryIO, path: Path, what: str) -> np.ndarray:
         if header is None:
             raise ValueError("unknown .npy version")
         shape, fortran_order, dtype = header(f)
-    except (ValueError, EOFError):
+    except (ValueError, EOFError, TypeError, SyntaxError, tokenize.TokenError):  # numpy parses the header as Python
         raise DataFileError(f"{path.name}: not a numeric .npy array of {what}") from None
     if dtype.kind not in "iuf":
         raise DataFileError(f"{path.name}: the array of {what} must be numeric")
