@@ -76,9 +76,10 @@ class SceneView(ExportActions, QWidget):
         self.model = model
         self.timeline.bind(model)
         model.events.connect(self._on_model_event)
-        for name in type(model).FIELDS.keys() - set(SceneModel.FIELDS):
-            with self.syncing():
-                self.on_setting(name, getattr(model, name))
+        for name in type(model).FIELDS:
+            if name not in SceneModel.FIELDS:
+                with self.syncing():
+                    self.on_setting(name, getattr(model, name))
 
     def _on_model_event(self, name: str, value) -> None:
         if name == "result":
