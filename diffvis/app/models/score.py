@@ -47,6 +47,7 @@ class ScoreModel(SceneModel):
     FIELDS = {**SceneModel.FIELDS, "exact": False, "resolution": 24, "levels": 50, "label": None,
               "field": "unconditional", "guidance": 1.0, "show_exact": False, "show_error": False,
               "show_samples": True}  # fmt: skip
+    OPEN_AT_END = False  # a field first shows its noisiest level, smooth and readable; scrubbing sharpens it
 
     def __init__(self, **values) -> None:
         super().__init__(**values)
