@@ -63,12 +63,13 @@ def save_run(run: Run, directory: str | Path) -> Path:
         {k: v.detach().cpu().contiguous() for k, v in run.ema.state_dict().items()}, metadata={"format": FORMAT}
     )
     digest = hashlib.sha256(weights).hexdigest()
-    files = {f"weights-{digest[:16]}.safetensors": weights}
+    weights_name = f"weights-{digest[:16]}.safetensors"
+    files = {weights_name: weights}
     data = _stored_data(run.data, files)
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "weights": next(iter(files)),
+        "weights": weights_name,
         "weights_sha256": digest,
         "model": run.model_config.to_dict(),
         "train": run.train_config.to_dict(),

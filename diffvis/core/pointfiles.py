@@ -76,7 +76,7 @@ def _npy_array(f: BinaryIO, path: Path, what: str) -> np.ndarray:
     size = math.prod(shape) * dtype.itemsize
     if size > MAX_NPY_BYTES:
         raise DataFileError(f"{path.name}: an array of shape {shape} is larger than {megabytes(MAX_NPY_BYTES)}")
-    data = read_at_most(f, size, path)
+    data = f.read(size)  # at most MAX_NPY_BYTES; what follows the array, if anything, is not read (as numpy)
     if len(data) < size:
         raise DataFileError(f"{path.name}: the file is truncated ({len(data):,} of {size:,} bytes of {what})")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
