@@ -103,7 +103,7 @@ def _source_args(p: argparse.ArgumentParser, exact_help: str) -> None:
 
 def _request_args(p: argparse.ArgumentParser) -> None:
     """What a ``SampleRequest`` holds besides the sampler: how many points, their seed, the class and guidance."""
-    from diffvis.core.request import MAX_POINTS
+    from diffvis.core.datasets import MAX_POINTS
 
     p.add_argument("--n", type=_whole_number(1, MAX_POINTS), default=2000,
                    help=f"number of samples, 1 to {MAX_POINTS:,} (default 2000)")  # fmt: skip
@@ -137,9 +137,9 @@ def _exact_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.compare import PRESETS
     from diffvis.core.datasets import DATASETS
+    from diffvis.core.datasets import MAX_POINTS as MAX_SAMPLES
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
-    from diffvis.core.request import MAX_POINTS as MAX_SAMPLES
     from diffvis.core.training import TrainConfig as T
 
     names = ", ".join(DATASETS)

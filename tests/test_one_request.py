@@ -127,6 +127,7 @@ def test_a_request_refuses_what_it_cannot_mean():
         ({"label": "unconditional", "guidance": 2.0}, "guidance steers towards a class"),
         ({"label": 0, "guidance": -1.0}, "guidance scale w must be between 0"),
         ({"seed": 1.5}, "seed must be a whole number"),
+        ({"seed": -1}, "seed must be a whole number from 0"),
     ]:
         with pytest.raises(ConfigError, match=message):
             SampleRequest("ddim", **kwargs)

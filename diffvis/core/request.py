@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
+from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.registry import SamplerInfo, sampler_info
+from diffvis.core.validation import MAX_SEED
 from diffvis.errors import ConfigError
 
 DEFAULT_SAMPLER = "ddim"
-MAX_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class SampleRequest:
             raise ConfigError(f"guidance steers towards a class: choose one, or {ALL_CLASSES!r} for every class")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_POINTS:
             raise ConfigError(f"the number of samples must be a whole number from 1 to {MAX_POINTS:,}, got {self.n!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"the seed must be a whole number, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"the seed must be a whole number from 0 to {MAX_SEED:,}, got {self.seed!r}")
 
     @property
     def info(self) -> SamplerInfo:

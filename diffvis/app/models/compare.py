@@ -33,8 +33,9 @@ from diffvis.core.compare import (
     parse_step_counts,
     sweep,
 )
+from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
-from diffvis.core.request import MAX_POINTS, SampleRequest
+from diffvis.core.request import SampleRequest
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
 
