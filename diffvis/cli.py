@@ -46,12 +46,31 @@ _seed = _whole_number(0, MAX_SEED)
 SEEDS = f"0 to {MAX_SEED:,}"
 
 
+SIZES = ((200, 150), (4096, 4096))  # the smallest and the largest picture render draws
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 960x720") from None
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not WIDTHxHEIGHT, e.g. 960x720") from None
+    (low_w, low_h), (high_w, high_h) = SIZES
+    if not (low_w <= width <= high_w and low_h <= height <= high_h):
+        raise argparse.ArgumentTypeError(f"{width}x{height} must be from {low_w}x{low_h} to {high_w}x{high_h}")
     return width, height
+
+
+def _coordinate(text: str) -> float:
+    """An argparse type: a finite data coordinate within ±MAX_COORDINATE."""
+    from diffvis.core.datasets import MAX_COORDINATE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+    if not abs(value) <= MAX_COORDINATE:
+        raise argparse.ArgumentTypeError(f"{text[:40]} must be a finite number within ±{MAX_COORDINATE:g}")
+    return value
 
 
 def _data_args(p: argparse.ArgumentParser, *, n_default: int) -> None:
@@ -141,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
     from diffvis.core.training import TrainConfig as T
+    from diffvis.render import VIEWS
 
     names = ", ".join(DATASETS)
     parser = _Parser(
@@ -201,31 +221,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
     _source_args(p, "data file whose exact denoiser (or exact score) is the model")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--view", choices=["forward", "reverse", "score", "langevin"],
+    what.add_argument("--view", choices=VIEWS,
                       help="the app's view to draw: the forward noising, the reverse trajectories, the score field "
                       "or annealed Langevin dynamics")  # fmt: skip
     what.add_argument("--compare", choices=list(PRESETS), help="the comparison view with this preset's panels")
     p.add_argument("--out", required=True, type=Path, help=".png/.svg (a frame), .csv (its points), .npy (all "
                    "frames), .gif/.mp4 (the animation)")  # fmt: skip
-    p.add_argument("--frame", type=int, help="the frame of a still (default: the last)")
+    p.add_argument("--frame", type=_whole_number(0), help="the frame of a still, 0 or more (default: the last)")
     p.add_argument("--fps", type=float, default=30.0, help="animation frames per second (default 30)")
     p.add_argument("--max-frames", type=int, default=300, help="most frames in an animation, 2 or more (300)")
-    p.add_argument("--size", type=_size, default=(960, 720), help="WIDTHxHEIGHT of the picture (default 960x720)")
+    p.add_argument("--size", type=_size, default=(960, 720), help=f"WIDTHxHEIGHT of the picture, {SIZES[0][0]}x"
+                   f"{SIZES[0][1]} to {SIZES[1][0]}x{SIZES[1][1]} (default 960x720)")  # fmt: skip
     _sampler_args(p)
     _request_args(p)
     p.add_argument("--points", type=_whole_number(1, MAX_SAMPLES), dest="n", help=argparse.SUPPRESS)  # old --n
-    p.add_argument("--trails", type=int, default=30, help="points that draw their paths (reverse view)")
+    p.add_argument("--trails", type=_whole_number(0, 1000), default=30, help="points that draw their paths, 0 to "
+                   "1,000 (reverse view; default 30)")  # fmt: skip
     p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
     p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
     p.add_argument(
         "--probe",
-        type=float,
+        type=_coordinate,
         nargs=2,
         action="append",
         metavar=("X", "Y"),
         help="add a probe particle at X Y (data coordinates; repeatable; reverse and score views)",
     )
-    p.add_argument("--probe-frame", type=int, default=0, help="the frame the probes start at (default 0)")
+    p.add_argument("--probe-frame", type=_whole_number(0), default=0, help="the frame the probes start at (default 0)")
     p.add_argument("--exact-overlay", action="store_true", help="overlay the exact score (score view)")
     p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")
     _exact_args(p)

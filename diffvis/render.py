@@ -21,12 +21,13 @@ from diffvis.core.request import DEFAULT_SAMPLER
 from diffvis.errors import ConfigError, DiffvisError
 from diffvis.terminal import ProgressBar
 
-VIEWS = ("forward", "reverse", "score", "langevin")
+VIEWS = ("forward", "reverse", "score", "langevin")  # what --view draws
+PROBED_VIEWS = ("reverse", "score")  # the views that take --probe
 
 
 def cmd_render(args) -> int:
-    if args.size[0] < 200 or args.size[1] < 150:
-        raise ConfigError(f"--size must be at least 200x150, got {args.size[0]}x{args.size[1]}")
+    if args.probe and args.view not in PROBED_VIEWS:
+        raise ConfigError(f"--probe needs the {' or '.join(PROBED_VIEWS)} view")
     suffix = Path(args.out).suffix.lower()
     if suffix == ".mp4" and (args.size[0] % 2 or args.size[1] % 2):
         raise ConfigError(f"an MP4 needs an even width and height (H.264), got {args.size[0]}x{args.size[1]}")

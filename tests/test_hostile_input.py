@@ -319,6 +319,23 @@ NUMBERS = [  # (id, spoil(place) or None, command with {p} for the place, fragme
      "seed"),
     ("run-huge-integer", lambda p: (p / "RUN" / "run.json").write_text('{"format": "diffvis-run", "n": ' +
      "9" * 5000 + "}"), "sample --run {p}/RUN --out {p}/s.csv", "not valid JSON"),
+    # render refuses what sample refuses: one validation, from the registry's parameter specs (class 5)
+    ("render-eta-5", None, "render --run {p}/RUN --view reverse --eta 5 --out {p}/r.png", "--eta must be between 0"),
+    ("render-eta-nan", None, "render --run {p}/RUN --view reverse --eta nan --out {p}/r.png", "--eta must be"),
+    ("render-steps-1e5", None, "render --run {p}/RUN --view reverse --steps 100000 --out {p}/r.png",
+     "--steps must be between 1 and 10000"),
+    ("render-points-1e8", None, "render --run {p}/RUN --view reverse --points 100000000 --out {p}/r.png",
+     "at most 1,000,000"),
+    ("render-n-1e8", None, "render --run {p}/RUN --view reverse --n 100000000 --out {p}/r.png", "at most 1,000,000"),
+    ("render-trails-minus-1", None, "render --run {p}/RUN --view reverse --trails -1 --out {p}/r.png",
+     "must be at least 0"),
+    ("render-size-huge", None, "render --run {p}/RUN --view reverse --size 100000x100000 --out {p}/r.png",
+     "must be from 200x150 to 4096x4096"),
+    ("render-probe-inf", None, "render --run {p}/RUN --view reverse --probe inf 0 --out {p}/r.png", "finite"),
+    ("render-probe-wrong-view", None, "render --run {p}/RUN --view forward --probe 0 0 --out {p}/r.png",
+     "--probe needs the reverse or score view"),
+    ("render-setting-of-another-sampler", None,
+     "render --run {p}/RUN --view reverse --sampler ddpm --eta 0.5 --out {p}/r.png", "not a setting of the ddpm"),
 ]  # fmt: skip
 
 
