@@ -183,7 +183,7 @@ def cmd_sweep(args) -> int:
         from diffvis.core.checkpoint import load_run
 
         run = load_run(args.run)
-        data, info = run_points(run.data)
+        data, info = run_points(run.data_info)
         schedule, classes = run.schedule, run.classes
     else:
         data, info = load_source(str(args.exact), n=0)

@@ -121,7 +121,7 @@ def _load_state(args):
         from diffvis.core.checkpoint import load_run
 
         run = load_run(args.run)
-        points, info = run_points(run.data)
+        points, info = run_points(run.data_info)
         state.set_data(points, info)
         state.set_model_config(run.model_config)
         state.set_train_config(run.train_config)

@@ -129,7 +129,7 @@ def test_train_prints_quality_and_saves_the_run(trained):
     assert (run_dir / "run.json").is_file()
     run = load_run(run_dir)
     assert run.step == 30 and (run.model_config.width, run.model_config.depth) == (16, 1) and run.schedule.T == 100
-    assert run.data == {"source": "moons", "n": 500, "noise": 0.05, "seed": 0}
+    assert run.data_info == {"source": "moons", "n": 500, "noise": 0.05, "seed": 0}
     assert set(run.quality) == {*METRIC_NAMES, "class_accuracy"} and run.classes.names == ("upper", "lower")
 
 

@@ -62,7 +62,7 @@ def _lab(run):
     from diffvis.app.state import LabState
 
     state = LabState()
-    points, info = run_points(run.data)
+    points, info = run_points(run.data_info)
     state.set_data(points, info)
     state.set_model_config(run.model_config)
     state.set_train_config(run.train_config)
@@ -107,7 +107,7 @@ def test_sample_render_views_and_sweep_give_the_same_samples(request_, run_dir, 
     assert panels[1].label == request_.label_text  # the trained model served it
     np.testing.assert_array_equal(panels[1].trajectory.samples, sampled.astype(np.float32))
 
-    data, info = run_points(run.data)
+    data, info = run_points(run.data_info)
     reference = Reference.draw(fresh_draw(info, data.points, 60))
 
     steps = [request_.steps] if request_.steps is not None else [1]

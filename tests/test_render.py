@@ -111,7 +111,7 @@ def test_run_reverse_view_frame_as_csv_matches_the_core(run_dir, tmp_path, capsy
     assert rc == 0, err
     assert f"wrote 1 frame of the reverse view to {out}" in stdout
     run = load_run(run_dir)
-    points, _ = run_points(run.data)
+    points, _ = run_points(run.data_info)
     model = sampling_model(run, points.points, "ddpm")
     expected = sample_request(model, SampleRequest("ddim", {"steps": 10}, n=200, seed=0))
     got = load_points(out).points

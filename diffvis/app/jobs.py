@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from diffvis.core.progress import ReportProgress
 from diffvis.errors import Cancelled
-
-Progress = Callable[[int, int], bool]  # progress(i, n) after step i of n; returns True when the job is cancelled
 
 
 class FunctionWorker(QThread):
@@ -52,7 +51,7 @@ class BackgroundJob(QObject):
     def busy(self) -> bool:
         return self.worker is not None
 
-    def start(self, fn: Callable[[Progress], object]) -> None:
+    def start(self, fn: Callable[[ReportProgress], object]) -> None:
         self.cancel()
         cancel = self._cancel = threading.Event()
         last = [-1]

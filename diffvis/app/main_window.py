@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
     def _run_data(self, run):
         """The run's training points, drawn or read again; or the current ones when they cannot be found."""
         try:
-            return run_points(run.data)
+            return run_points(run.data_info)
         except DataFileError:
             return self.state.data, self.state.data_info
 

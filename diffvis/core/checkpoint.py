@@ -65,7 +65,7 @@ def save_run(run: Run, directory: str | Path) -> Path:
     digest = hashlib.sha256(weights).hexdigest()
     weights_name = f"weights-{digest[:16]}.safetensors"
     files = {weights_name: weights}
-    data = _stored_data(run.data, files)
+    data = _stored_data(run.data_info, files)
     meta = {
         "format": FORMAT,
         "version": VERSION,

@@ -13,11 +13,11 @@ import numpy as np
 from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.metrics import MetricResult, floors, score_samples
 from diffvis.core.pipeline import fallback_note, request_model, sample_request
+from diffvis.core.progress import ReportProgress
 from diffvis.core.request import SampleRequest
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import Cancelled, ConfigError
 
-Progress = Callable[[int, int], bool]  # progress(i, n) → True to cancel
 FLOOR_PAIRS = 8
 METRIC_POINTS = 2000  # samples scored per panel: the metrics are O(n²), and 2,000 resolve the differences shown
 
@@ -71,7 +71,9 @@ def run_panel(request: SampleRequest, run, points, schedule, reference: Referenc
     return PanelResult(request, label, traj, seconds, score_samples(samples, reference.points, reference.floor))
 
 
-def compare(requests, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: Progress | None = None):
+def compare(
+    requests, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: ReportProgress | None = None
+):
     """Every panel with ``n`` points from the same ``seed`` (so the same starting noise); ``progress(i, n)`` in
     thousandths of the whole, True cancels."""
     results = []
@@ -107,7 +109,7 @@ class SweepPoint:
 
 
 def sweep(requests, step_counts, run, points, schedule, reference: Reference, *, n=2000, seed=0,
-          progress: Progress | None = None) -> list[SweepPoint]:  # fmt: skip
+          progress: ReportProgress | None = None) -> list[SweepPoint]:  # fmt: skip
     """Each request at each step count (DDPM once: it always takes T steps), all with ``n`` points from ``seed``."""
     jobs = []
     for request in requests:

@@ -9,10 +9,13 @@ left is the time spent so far scaled by the work left over the work done.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import torch
+
+ReportProgress = Callable[[int, int], bool]  # report(i, n) after step i of n → True to cancel
 
 
 def frame_work(model, sampler: str, x_T: torch.Tensor, **kwargs) -> np.ndarray:

@@ -23,8 +23,9 @@ LABEL_SEED = 4321  # the labels of "all classes, in proportion"
 
 @dataclass
 class Run:
-    """``ema`` is the network that samples; ``data`` describes where the training points came from; ``classes``
-    are what a class-conditional network was conditioned on (None for an unconditional one)."""
+    """``ema`` is the network that samples; ``data_info`` describes where the training points came from (as
+    ``LabState.data_info``; ``LabState.data`` is the points); ``classes`` are what a class-conditional network was
+    conditioned on (None for an unconditional one)."""
 
     model_config: ModelConfig
     train_config: TrainConfig
@@ -32,7 +33,7 @@ class Run:
     schedule: Schedule
     ladder: SigmaLadder
     ema: ConditionalMLP
-    data: dict = field(default_factory=dict)
+    data_info: dict = field(default_factory=dict)
     step: int = 0
     loss_history: list[float] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
@@ -43,7 +44,7 @@ class Run:
         return self.model_config.objective
 
     @classmethod
-    def from_trainer(cls, trainer: Trainer, normaliser: Normaliser, data: dict) -> Run:
+    def from_trainer(cls, trainer: Trainer, normaliser: Normaliser, data_info: dict) -> Run:
         return cls(
             trainer.model_config,
             trainer.cfg,
@@ -51,7 +52,7 @@ class Run:
             trainer.schedule,
             trainer.ladder,
             trainer.ema_model(),
-            data,
+            data_info,
             trainer.step,
             list(trainer.loss_history),
             classes=trainer.classes,

@@ -89,7 +89,7 @@ def test_round_trip_restores_everything(tmp_path, run):
         np.testing.assert_array_equal(back.schedule.betas, run.schedule.betas)
         np.testing.assert_array_equal(back.ladder.sigmas, run.ladder.sigmas)
         assert back.normaliser == run.normaliser
-        assert back.data == DATA_INFO
+        assert back.data_info == DATA_INFO
         assert back.step == 20
         assert back.loss_history == run.loss_history
         assert back.objective == "ddpm"
@@ -208,13 +208,13 @@ def test_saving_removes_its_own_stale_temporaries_only(tmp_path, run):
 def test_a_run_keeps_a_copy_of_its_point_file_and_reads_only_that(tmp_path, run):
     source = tmp_path / "mine.csv"
     source.write_text("x,y\n0,0\n1,0\n0,1\n1,1\n")
-    save_run(dataclasses.replace(run, data={"source": str(source), "n": 4}), tmp_path / "run")
+    save_run(dataclasses.replace(run, data_info={"source": str(source), "n": 4}), tmp_path / "run")
     copy = _meta(tmp_path / "run")["data"]["copy"]
     assert (tmp_path / "run" / copy).read_bytes() == source.read_bytes()
     source.unlink()  # the run no longer needs it
     back = load_run(tmp_path / "run")
-    assert back.data == {"source": str((tmp_path / "run" / copy).resolve())}
-    points, info = run_points(back.data)
+    assert back.data_info == {"source": str((tmp_path / "run" / copy).resolve())}
+    points, info = run_points(back.data_info)
     np.testing.assert_array_equal(points.points, [[0, 0], [1, 0], [0, 1], [1, 1]])
     save_run(back, tmp_path / "moved")  # a loaded run saved elsewhere takes its copy along
     assert (tmp_path / "moved" / copy).read_bytes() == (tmp_path / "run" / copy).read_bytes()
@@ -228,7 +228,7 @@ def test_a_file_recorded_outside_the_run_is_never_read(tmp_path, run):
     _write_meta(tmp_path / "run", {**_meta(tmp_path / "run"), "data": {"source": str(outside), "n": 2}})
     back = load_run(tmp_path / "run")
     with pytest.raises(DataFileError, match="outside.csv.*read only from inside its folder"):
-        run_points(back.data)
+        run_points(back.data_info)
 
 
 def test_save_into_a_file_path_fails_cleanly(tmp_path, run):

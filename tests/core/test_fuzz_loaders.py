@@ -175,7 +175,7 @@ def test_generated_run_json_loads_as_a_valid_run_or_is_refused(run_dir, data):
         assert isinstance(run, Run)
         assert all(math.isfinite(v) for v in (*run.normaliser.mean, run.normaliser.scale))
         assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in run.ema.parameters())
-        points = _loads_or_refuses(run_points, run.data)
+        points = _loads_or_refuses(run_points, run.data_info)
         if points is not None:
             _assert_valid_points(points[0])
     finally:

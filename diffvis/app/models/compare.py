@@ -26,7 +26,6 @@ from diffvis.core.compare import (
     METRIC_POINTS,
     PRESETS,
     PanelResult,
-    Progress,
     Reference,
     SweepPoint,
     compare,
@@ -35,6 +34,7 @@ from diffvis.core.compare import (
 )
 from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
+from diffvis.core.progress import ReportProgress
 from diffvis.core.request import SampleRequest
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
@@ -162,26 +162,26 @@ class CompareModel(SceneModel):
         return [panel.asked(self.label, self.n, self.seed) for panel in self.panels[: self.panel_count]]
 
     # --- computing ------------------------------------------------------------------------------------------------
-    def work(self, state) -> Callable[[Progress], list[PanelResult]]:
+    def work(self, state) -> Callable[[ReportProgress], list[PanelResult]]:
         """``fn(progress)`` comparing the current requests (taken now: the model may change while it runs) with the
         state's model and data; ``progress(i, n)`` returns True to cancel."""
         requests, n, seed = self.requests(), self.n, self.seed
         run, data, schedule, draw = self._sources(state)
 
-        def run_all(progress: Progress) -> list[PanelResult]:
+        def run_all(progress: ReportProgress) -> list[PanelResult]:
             reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
             return compare(requests, run, data, schedule, reference, n=n, seed=seed, progress=progress)
 
         return run_all
 
-    def sweep_work(self, state) -> Callable[[Progress], list[SweepPoint]]:
+    def sweep_work(self, state) -> Callable[[ReportProgress], list[SweepPoint]]:
         """``fn(progress)`` computing quality against NFE: one of each family of the current requests (their
         settings but the step count) at each of ``step_counts`` up to T."""
         requests, n, seed = list({r.family: r for r in self.requests()}.values()), self.n, self.seed
         run, data, schedule, draw = self._sources(state)
         steps = [s for s in self.step_counts if s <= schedule.T]
 
-        def run_all(progress: Progress) -> list[SweepPoint]:
+        def run_all(progress: ReportProgress) -> list[SweepPoint]:
             reference = Reference.draw(draw, cancelled=lambda: progress(0, len(requests) * len(steps)))
             return sweep(requests, steps, run, data, schedule, reference, n=n, seed=seed, progress=progress)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from diffvis.app.models.scene import SceneModel, lab_schedule, levels_of
-from diffvis.core.compare import Progress
 from diffvis.core.fields import FieldSeries, field_series, padded_extent
 from diffvis.core.pipeline import request_model, sample_request
+from diffvis.core.progress import ReportProgress
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
@@ -53,11 +53,11 @@ class LangevinModel(SceneModel):
         params = traj.params
         return langevin_frame(self.result.model.ladder, params["steps_per_level"], params["step_size"], frame)
 
-    def work(self, state) -> Callable[[Progress], Annealed]:
+    def work(self, state) -> Callable[[ReportProgress], Annealed]:
         run, request, data = state.model_run, self.request, state.data
         schedule, extent, resolution = lab_schedule(state), padded_extent(data.points), self.resolution
 
-        def compute(progress: Progress) -> Annealed:
+        def compute(progress: ReportProgress) -> Annealed:
             model, _ = request_model(request, run, data, schedule)
             traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             series = field_series(model, data.points, extent, resolution=resolution, max_noised=1)

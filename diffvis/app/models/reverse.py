@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
-from diffvis.core.compare import METRIC_POINTS, Progress
+from diffvis.core.compare import METRIC_POINTS
 from diffvis.core.fields import trajectory_scores
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
 from diffvis.core.pipeline import ClassScore, request_model, sample_request, score_classes
+from diffvis.core.progress import ReportProgress
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.sources import fresh_sets
@@ -85,12 +86,12 @@ class ReverseModel(SceneModel):
         self.update(request=request, label=request.label,
                     guidance=request.guidance if request.conditional else self.guidance)  # fmt: skip
 
-    def work(self, state) -> Callable[[Progress], Sampled]:
+    def work(self, state) -> Callable[[ReportProgress], Sampled]:
         run, request, data = state.model_run, self.full_request(), state.data
         schedule = lab_schedule(state)
         fresh = fresh_sets(state.data_info, data, min(request.n, METRIC_POINTS))
 
-        def compute(progress: Progress) -> Sampled:
+        def compute(progress: ReportProgress) -> Sampled:
             model, _ = request_model(request, run, data, schedule)
             traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             points = data.points
@@ -103,7 +104,7 @@ class ReverseModel(SceneModel):
 
         return compute
 
-    def probe(self, position: np.ndarray) -> Callable[[Progress], Probe] | None:
+    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
         """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was."""
         if self.result is None:
             return None
@@ -112,7 +113,7 @@ class ReverseModel(SceneModel):
             raise ConfigError("a probe starts before the last frame: scrub back, then click")
         model, request, seed = self.result.model, self.result.request, 1 + len(self.probes)
 
-        def compute(progress: Progress) -> Probe:
+        def compute(progress: ReportProgress) -> Probe:
             traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
             return Probe(traj, trajectory_scores(traj, model))
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffvis.app.models.evented import EventedModel
-from diffvis.core.compare import Progress
 from diffvis.core.pipeline import probe_trajectory
+from diffvis.core.progress import ReportProgress
 from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
@@ -73,11 +73,11 @@ class SceneModel(EventedModel):
             object.__setattr__(self, name, value)
         self.events.emit("result", result)
 
-    def work(self, state) -> Callable[[Progress], object]:
+    def work(self, state) -> Callable[[ReportProgress], object]:
         """``fn(progress)`` computing a result from ``state`` and the model's settings as they are now."""
         raise NotImplementedError
 
-    def probe(self, position: np.ndarray) -> Callable[[Progress], Probe] | None:
+    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
         """``fn(progress)`` computing a particle placed at ``position`` (data coordinates) in the frame shown;
         None where this view takes no probes. ConfigError says why a probe cannot start here."""
         return None
@@ -109,7 +109,7 @@ def frame_time(traj: Trajectory, k: int) -> str:
 
 
 def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *, start: int, seed: int,
-           progress: Progress) -> Trajectory:  # fmt: skip
+           progress: ReportProgress) -> Trajectory:  # fmt: skip
     """The trajectory of one particle placed at ``position`` (data coordinates) at frame ``start`` of ``request``'s
     sampler, telling ``progress`` after every step (so that a cancel stops it at the next one)."""
     return probe_trajectory(model, request, np.asarray(position, dtype=np.float64)[None], start=start, seed=seed,

@@ -15,10 +15,10 @@ import numpy as np
 
 from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
 from diffvis.core.classes import UNCONDITIONAL, dense_labels
-from diffvis.core.compare import Progress
 from diffvis.core.fields import FieldSeries, field_series, guided_series, padded_extent, trajectory_scores
 from diffvis.core.guidance import check_guidance
 from diffvis.core.pipeline import sampling_model
+from diffvis.core.progress import ReportProgress
 from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
@@ -92,7 +92,7 @@ class ScoreModel(SceneModel):
         """The grid's spacing: the longest arrow."""
         return float(self.series.xs[1] - self.series.xs[0])
 
-    def work(self, state) -> Callable[[Progress], ScoreFields]:
+    def work(self, state) -> Callable[[ReportProgress], ScoreFields]:
         run = state.model_run
         exact = self.exact or run is None
         objective = run.objective if run is not None else state.model_config.objective
@@ -100,7 +100,7 @@ class ScoreModel(SceneModel):
         points, extent = data.points, padded_extent(data.points)
         common = {"resolution": self.resolution, "frames": self.levels}
 
-        def compute(progress: Progress) -> ScoreFields:
+        def compute(progress: ReportProgress) -> ScoreFields:
             model = sampling_model(run, data, objective, exact=exact, schedule=schedule)
             labels = dense_labels(model.classes, data)
             unconditional = field_series(model, points, extent, labels=labels, cancelled=progress, **common)
@@ -112,7 +112,7 @@ class ScoreModel(SceneModel):
 
         return compute
 
-    def probe(self, position: np.ndarray) -> Callable[[Progress], Probe] | None:
+    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
         """A particle placed at this level that follows the model down, seen as it enters each level and at the
         end: the probability-flow ODE over the scrubbed timesteps, or annealed Langevin from this σ."""
         if self.result is None:
@@ -125,7 +125,7 @@ class ScoreModel(SceneModel):
         request = SampleRequest(info.name, {**objective.probe_params, **steps}, **guidance)
         start, seed = self.frame * per_level, 1 + len(self.probes)
 
-        def compute(progress: Progress) -> Probe:
+        def compute(progress: ReportProgress) -> Probe:
             traj = follow(model, request, position, start=start, seed=seed, progress=progress)
             at_levels = np.append(np.arange(levels) * per_level, traj.steps)  # the frame entering each level
             return Probe(traj.take(at_levels), trajectory_scores(traj, model)[at_levels])
