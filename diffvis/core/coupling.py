@@ -1,0 +1,113 @@
+"""Couplings π(x₀, x₁) of flow-matching batches: which source point each data point is joined to.
+
+* independent (I-CFM): x₀ and x₁ drawn independently; the paths cross, and the learned flow curves.
+* ot (OT-CFM, Tong et al. 2024, Algorithm 3): each sub-batch of m source and m data points is paired by the exact
+  assignment σ that minimises Σ_i ‖x₀_i − x₁_σ(i)‖² (scipy's ``linear_sum_assignment``, a shortest augmenting
+  path method; for equal uniform masses the optimal plan is a permutation, so this is exact optimal transport
+  between the two sub-batches). Paths of an optimal plan do not cross, and the flow comes out nearly straight.
+
+An exact 1024 × 1024 assignment takes about 0.1 s on a CPU core, many times a training step. ``PairStream``
+therefore computes the assignments in a background thread, ahead of the training loop, in sub-batches of m
+points, and each pair serves ``reuse`` consecutive batches (a batch is the fresh pairs of its step and of the
+``reuse`` − 1 steps before). The stream is a fixed sequence drawn from its own seed, whatever the threads'
+timing, so a run is reproducible. A class-conditional run is paired within each class, so that every class's
+source points stay distributed as the source.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from diffvis.errors import ConfigError
+
+COUPLINGS = ("independent", "ot")
+
+
+def ot_assignment(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """The permutation p minimising Σ_i ‖x₀_i − x₁_{p_i}‖² for two (m, 2) point sets."""
+    from scipy.optimize import linear_sum_assignment  # scipy loads in ~0.2 s: only for runs that pair by OT
+
+    cost = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    return cols[np.argsort(rows)]
+
+
+def pair_within_classes(x0: np.ndarray, x1: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The order of x₁ (and its labels) that pairs it with x₀ by ``ot_assignment``, within each class."""
+    if labels is None:
+        return ot_assignment(x0, x1)
+    order = np.empty(len(x1), dtype=np.int64)
+    for y in np.unique(labels):
+        rows = np.flatnonzero(labels == y)
+        order[rows] = rows[ot_assignment(x0[rows], x1[rows])]
+    return order
+
+
+Draw = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
+class PairStream:
+    """Batches of ``batch`` OT-paired (x₀, x₁, labels), CPU tensors, computed ahead in a background thread.
+
+    ``draw(n, generator)`` gives n source points, n data points and their labels (or None); each step brings
+    batch/reuse fresh pairs, assigned in sub-batches of ``sub_batch``."""
+
+    def __init__(self, draw: Draw, *, batch: int, sub_batch: int, reuse: int, seed: int, ahead: int = 8):
+        fresh = batch // reuse
+        if batch % reuse or fresh % min(sub_batch, fresh):
+            raise ConfigError(f"the batch ({batch}) must split into {reuse} parts of whole OT sub-batches of "
+                              f"{sub_batch}")  # fmt: skip
+        self.draw, self.fresh, self.sub_batch = draw, fresh, min(sub_batch, fresh)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.recent: deque = deque(maxlen=reuse)
+        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._produce, name="ot-pairs", daemon=True)
+        self.thread.start()
+
+    def _produce(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                block = self._paired_block()
+                while not self.stopped.is_set():
+                    try:
+                        self.queue.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # noqa: BLE001 - handed to the training thread, which raises it
+            self.queue.put(e)
+
+    def _paired_block(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        x0, x1, labels = self.draw(self.fresh, self.generator)
+        a, b = x0.numpy().astype(np.float64), x1.numpy().astype(np.float64)
+        y = None if labels is None else labels.numpy()
+        order = np.arange(len(b))
+        for start in range(0, len(b), self.sub_batch):
+            part = slice(start, start + self.sub_batch)
+            order[part] = start + pair_within_classes(a[part], b[part], None if y is None else y[part])
+        index = torch.from_numpy(order)
+        return x0, x1[index], None if labels is None else labels[index]
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The next batch: this step's fresh pairs and those of the ``reuse`` − 1 steps before."""
+        while True:
+            block = self.queue.get()
+            if isinstance(block, BaseException):
+                raise block
+            self.recent.append(block)
+            if len(self.recent) == self.recent.maxlen:
+                break
+        parts = list(zip(*self.recent, strict=True))
+        labels = None if parts[2][0] is None else torch.cat(parts[2])
+        return torch.cat(parts[0]), torch.cat(parts[1]), labels
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()

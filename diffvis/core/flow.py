@@ -1,0 +1,49 @@
+"""Flow matching and rectified flow: the convention every flow module follows, written once.
+
+A source sample x₀ (N(0, I) in standardised space, or points of another data set) and a data point x₁ are
+joined by the linear interpolant, t ∈ [0, 1] running from the source (t = 0) to the data (t = 1):
+
+    x_t = (1 − t) x₀ + t x₁,        dx_t/dt = x₁ − x₀,
+
+and a network v_θ(x_t, t) is regressed on that conditional velocity:
+
+    L(θ) = E_{t ~ U[0, 1], (x₀, x₁) ~ π} ‖v_θ(x_t, t) − (x₁ − x₀)‖²
+
+(Lipman et al. 2023, eqs. 20–23 with σ_min = 0: the conditional OT path μ_t = t x₁, σ_t = 1 − t; Liu, Gong & Liu
+2023, eq. 1, the rectified flow of the coupling π). With π the independent coupling q₀ × q₁ this is I-CFM; with π
+a minibatch optimal-transport plan it is OT-CFM (Tong et al. 2024, ``diffvis.core.coupling``). Sampling solves
+dx/dt = v_θ(x, t) from a source sample at t = 0 to t = 1 (``diffvis.core.ode``); the data point it heads for at
+time t is x̂₁ = x + (1 − t) v_θ(x, t), one Euler step to the end. As in training, the loss is a mean over the two
+coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+T_EMBED_SCALE = 1000.0  # the network embeds 1000·t, so that t ∈ [0, 1] spans the embedding as DDPM's 0…999 do
+
+
+def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t = (1 − t) x₀ + t x₁ for (B, 2) source and data points and (B,) times."""
+    return torch.lerp(x0, x1, t[:, None])
+
+
+def target_velocity(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """The conditional velocity x₁ − x₀ that v_θ(x_t, t) is regressed on."""
+    return x1 - x0
+
+
+@dataclass(frozen=True)
+class LinearPath:
+    """The table a flow model is sampled over, as a DDPM model is over its ``Schedule``: the frames of an S-step
+    solve sit at t_k = k/S, k = 0 … S, from the source to the data."""
+
+    def grid(self, steps: int) -> np.ndarray:
+        return np.linspace(0.0, 1.0, steps + 1)
+
+
+LINEAR_PATH = LinearPath()
