@@ -98,13 +98,13 @@ def cmd_sample(args) -> int:
         run = load_run(args.run)
         run.ema.to(device)
         model = SamplingModel.of_run(run)
-        request = make_request(args, model.classes)
+        request = make_request(args, model.classes, model_objective=run.objective)
     else:
         data = load_points(args.exact)
         if len(data) < 2:
             raise DataFileError(f"{args.exact.name}: the exact denoiser needs at least two points")
         request = make_request(args, Classes.of(data))
-        model = sampling_model(None, data, args.objective or request.objective,
+        model = sampling_model(None, data, request.bound(None).objective,
                                schedule=Schedule.make(args.schedule, args.timesteps), device=device)  # fmt: skip
     x_T = None if args.init is None else _initial_noise(args.init).to(device)
     progress = None

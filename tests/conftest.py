@@ -25,6 +25,17 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _freeze_long_lived_objects():
+    """Before each module, what is alive (torch, Qt, pyqtgraph and the modules imported so far; the fixtures of
+    earlier modules are torn down by then) is collected once and frozen, as the app does at start-up
+    (``freeze_startup_objects``): each later collection walks only what was made since, a few milliseconds
+    instead of 0.1 to 0.4 s over the 200,000 objects torch alone brings. Objects made during the module's tests
+    and fixtures stay collectable, and are collected (or frozen, when still alive) at the next module's start."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_qt_garbage():
     """Every test's widgets are torn down the same way: pytest-qt closes and deletes the ones registered with

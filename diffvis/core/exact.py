@@ -99,19 +99,20 @@ class ExactModel:
 
 
 class ExactNoisePredictor(ExactModel):
-    """E[ε | x_t, y] = −√(1 − ᾱ_t) ∇ log q_t(x_t | y); callable as model(x, t[, label])."""
+    """E[ε | x_t, y] = −√(1 − ᾱ_t) ∇ log q_t(x_t | y); callable as model(x, t[, label]), t a timestep, whole or
+    (for an ODE solver's stage between timesteps) fractional: ``Schedule.abar_at``."""
 
     def __init__(self, points, schedule: Schedule, labels=None):
         super().__init__(points, labels)
         self.schedule = schedule
 
     def __call__(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
-        abar = float(self.schedule.alphas_cumprod[int(t)])
+        abar = self.schedule.abar_at(float(t))
         return -((1 - abar) ** 0.5) * self.score(x, abar**0.5, (1 - abar) ** 0.5, label)
 
     def work(self, n: int, t) -> float:
         """The predicted price of ``self(x, t)`` for n points (see ``ExactModel.price``)."""
-        abar = float(self.schedule.alphas_cumprod[int(t)])
+        abar = self.schedule.abar_at(float(t))
         return self.price(n, abar**0.5, (1 - abar) ** 0.5)
 
 
@@ -153,7 +154,9 @@ class ExactVelocity(ExactModel):
         return self.price(n, t, 1.0 - t)
 
 
-def exact_model(points, objective: str, schedule: Schedule, labels=None) -> ExactNoisePredictor | ExactScore:
+def exact_model(points, objective: str, schedule: Schedule, labels=None) -> ExactModel:
     """The exact model of standardised ``points`` that a sampler of ``objective`` drives: the ε-predictor for
-    'ddpm', the score for 'ncsn'."""
-    return ExactNoisePredictor(points, schedule, labels) if objective == "ddpm" else ExactScore(points, labels)
+    'ddpm', the score for 'ncsn', the velocity for 'flow'."""
+    if objective == "ddpm":
+        return ExactNoisePredictor(points, schedule, labels)
+    return ExactVelocity(points, labels) if objective == "flow" else ExactScore(points, labels)

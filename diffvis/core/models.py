@@ -1,4 +1,5 @@
-"""MLP networks: the noise predictor ε_θ(x, t) and the noise-conditional score network s_θ(x, σ).
+"""MLP networks: the noise predictor ε_θ(x, t), the noise-conditional score network s_θ(x, σ) and the velocity
+network v_θ(x, t) of flow matching.
 
 Both share one body: each coordinate of x gets a sinusoidal embedding scaled by ``input_scale`` (tiny-diffusion's
 ablation: it lets a small MLP draw sharp detail), the condition gets a sinusoidal embedding, and residual blocks
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffvis.core.classes import MAX_CLASSES, NULL_LABEL
+from diffvis.core.flow import T_EMBED_SCALE
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.validation import check_field_types
 from diffvis.errors import ConfigError
@@ -31,7 +33,8 @@ _IN_PLACE = {"silu": partial(F.silu, inplace=True), "relu": torch.relu_, "gelu":
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``objective`` picks the network: 'ddpm' predicts ε from (x, t), 'ncsn' the score from (x, σ)."""
+    """``objective`` picks the network: 'ddpm' predicts ε from (x, t), 'ncsn' the score from (x, σ), 'flow' the
+    velocity from (x, t), t ∈ [0, 1]."""
 
     objective: str = "ddpm"
     width: int = 64
@@ -154,5 +157,16 @@ class ScoreNetwork(ConditionalMLP):
         return out / (sigma.reshape(-1, 1) if sigma.ndim else sigma)
 
 
+class VelocityNetwork(ConditionalMLP):
+    """v_θ(x_t, t[, y]), t ∈ [0, 1] from the source to the data (``diffvis.core.flow``), embedded as 1000·t."""
+
+    def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        return self.body(x, t * T_EMBED_SCALE, label)
+
+
+NETWORKS = {"ddpm": NoisePredictor, "ncsn": ScoreNetwork, "flow": VelocityNetwork}
+
+
 def build_model(config: ModelConfig) -> ConditionalMLP:
-    return NoisePredictor(config) if config.objective == "ddpm" else ScoreNetwork(config)
+    return NETWORKS[config.objective](config)

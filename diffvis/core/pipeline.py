@@ -142,15 +142,16 @@ def request_model(
     """The model a request samples, and its label: the run's network when asked for and able to serve the
     sampler (its objective, and classes if a class is asked for); otherwise the exact model of ``data`` (a point
     set's labels make it conditional), with the run's schedule (``schedule`` with no run), and the label says why."""
-    model = sampling_model(run if served_by(request, run) else None, data, request.objective, exact=request.exact,
+    bound = request.bound(run.objective if run is not None else None)
+    model = sampling_model(run if served_by(request, run) else None, data, bound.objective, exact=request.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
     return model, request.label_text + fallback_note(request, run)
 
 
 def served_by(request: SampleRequest, run: Run | None) -> bool:
     """True when ``run``'s network can sample ``request``: the sampler's kind, and classes if it asks for one."""
-    return run is not None and run.objective == request.objective and (run.classes is not None or not
-                                                                       request.conditional)  # fmt: skip
+    return run is not None and request.bound(run.objective).objective == run.objective and (
+        run.classes is not None or not request.conditional)  # fmt: skip
 
 
 def fallback_note(request: SampleRequest, run: Run | None) -> str:
@@ -159,13 +160,23 @@ def fallback_note(request: SampleRequest, run: Run | None) -> str:
         return ""
     if run is None:
         return " · exact"
-    why = "unconditional" if run.objective == request.objective else run.objective.upper()
+    why = "unconditional" if run.objective == request.bound(run.objective).objective else run.objective.upper()
     return f" · exact (the run is {why})"
+
+
+def bound_to(model: SamplingModel, request: SampleRequest) -> SampleRequest:
+    """``request`` settled for ``model``'s objective (see ``SampleRequest.bound``); one that names another kind of
+    model its sampler could drive is refused rather than sampled with that kind's settings."""
+    bound = request.bound(model.objective)
+    if bound.objective != model.objective and model.objective in bound.info.objectives:
+        raise ConfigError(f"the request is for a {bound.objective} model, not this {model.objective} one")
+    return bound
 
 
 def sample_request(model: SamplingModel, request: SampleRequest, *, callback=None, x_T=None) -> Trajectory:
     """The request's whole trajectory, in data coordinates: from its n points of seeded noise (or standardised
     ``x_T``), the sampler drawing its own noise from the same generator after them."""
+    request = bound_to(model, request)
     noise, generator = request.noise()
     if x_T is None:
         x_T = noise.to(model.device)
@@ -179,6 +190,7 @@ def probe_trajectory(model: SamplingModel, request: SampleRequest, positions: np
     """The trajectory of particles placed at ``positions`` (M, 2, data coordinates) at frame ``start`` of
     ``request``'s sampler (its settings, class and guidance; ``seed`` for its noise); frames before ``start`` are
     NaN. ``callback`` is told after every step and may cancel, as a sampler's."""
+    request = bound_to(model, request)
     x = torch.as_tensor(model.normaliser.to_std(np.asarray(positions, dtype=np.float64)), dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
     return model.sample(request.sampler, x.to(model.device), generator=generator, start=start, callback=callback,

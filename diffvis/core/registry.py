@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diffvis.core.ode import sample_dopri5, sample_dpmpp_2m, sample_euler, sample_heun, sample_midpoint, sample_rk4
 from diffvis.core.samplers import VARIANCES, sample_ddim, sample_ddpm, sample_langevin
 from diffvis.core.schedules import SPACINGS
-from diffvis.core.solvers import sample_dpmpp_2m, sample_euler, sample_heun
 from diffvis.errors import ConfigError
 
 
@@ -36,6 +36,10 @@ class Param:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     brief: Callable[[object], str] | None = None  # how a panel's label shows the value, e.g. 'η=0.3' (None: not)
+    objectives: tuple[str, ...] = ()  # the objectives whose models it applies to (empty: every one)
+
+    def applies_to(self, objective: str) -> bool:
+        return not self.objectives or objective in self.objectives
 
     @property
     def option(self) -> str:
@@ -63,10 +67,11 @@ class Param:
 
     def describe(self) -> str:
         """The help line, with the range or choices and the default."""
+        models = f"; {' and '.join(self.objectives)} models only" if self.objectives else ""
         if self.kind is bool:
-            return f"{self.help} (default {'on' if self.default else 'off'})"
+            return f"{self.help} (default {'on' if self.default else 'off'}{models})"
         where = f"one of {', '.join(self.choices)}" if self.choices else f"{self.minimum:g} to {self.maximum:g}"
-        return f"{self.help} ({where}; default {self.default})"
+        return f"{self.help} ({where}; default {self.default}{models})"
 
 
 STEPS = Param("steps", int, 50, "S: the timesteps visited of the T", "S", minimum=1, maximum=10_000,
@@ -84,9 +89,20 @@ STEP_SIZE = Param("step_size", float, 5e-5, "ε: the step at the smallest σ, α
 DENOISE = Param("denoise", bool, True, "a final Tweedie step x + σ_L² s(x, σ_L) that removes the last noise")
 
 
-def spacing(default: str) -> Param:
-    """Which S of the T timesteps a run visits (diffusers' meanings), with a sampler's own default."""
-    return Param("spacing", str, default, "which timesteps the S steps visit, as in diffusers", choices=SPACINGS)
+def spacing(default: str, objectives: tuple[str, ...] = ()) -> Param:
+    """Which S of the T timesteps a run visits (diffusers' meanings), with a sampler's own default; for a sampler
+    of several objectives it applies to DDPM models only (NCSN and flow models step as their ODE says)."""
+    return Param("spacing", str, default, "which timesteps the S steps visit, as in diffusers", choices=SPACINGS,
+                 objectives=objectives)  # fmt: skip
+
+
+ODE_STEPS = Param("steps", int, 50, "S: the steps of the ODE solve", "S", minimum=1, maximum=10_000,
+                  brief="S={}".format)  # fmt: skip
+FRAMES = Param("steps", int, 20, "S: the frames recorded (the solver picks its own steps between them)", "S",
+               minimum=1, maximum=1_000, brief="S={}".format)  # fmt: skip
+RTOL = Param("rtol", float, 1e-5, "the relative tolerance of each step's error", minimum=1e-10, maximum=0.1,
+             brief="rtol={:g}".format)  # fmt: skip
+ATOL = Param("atol", float, 1e-5, "the absolute tolerance of each step's error", minimum=1e-10, maximum=0.1)
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,9 @@ class ObjectiveInfo:
     """A training objective: what its network predicts, and the samplers that serve its models: ``full_sampler``
     runs them in full (training's quality check), ``probe_sampler`` with ``probe_params`` is the path a particle
     follows down the noise levels (the probability flow, or Langevin), ``preview_sampler`` with
-    ``preview_params`` a quick look while training."""
+    ``preview_params`` a quick look while training. ``tables`` names what its models are sampled over (the
+    DDPM 'schedule', the NCSN σ 'ladder', or the flow's linear 'path'); ``levels`` what its frames' times are:
+    timesteps 't' (T − 1 … 0, −1 for clean output), noise levels 'sigma', or flow times 'time' in [0, 1]."""
 
     name: str
     title: str
@@ -105,6 +123,8 @@ class ObjectiveInfo:
     preview_sampler: str
     probe_params: dict = field(default_factory=dict)
     preview_params: dict = field(default_factory=dict)
+    tables: str = "schedule"
+    levels: str = "t"
 
 
 @dataclass(frozen=True)
@@ -120,32 +140,44 @@ class SamplerInfo:
     evals_per_step: float
     formula: str
     steps_param: str | None = None  # the parameter a sweep varies (None: the step count is fixed, DDPM's T)
-    levels: str = "t"  # what its frames' times are: timesteps 't', or noise levels 'sigma' (Langevin)
-    defaults: dict = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "defaults", {p.name: p.default for p in self.params})
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
 
-    def resolve(self, params: dict) -> dict:
-        """``params`` checked and completed with the defaults; a setting this sampler does not take is refused."""
-        unknown = set(params) - set(self.defaults)
+    def params_for(self, objective: str | None) -> tuple[Param, ...]:
+        """The settings this sampler takes when it drives a model of ``objective`` (None: of any kind)."""
+        return tuple(p for p in self.params if objective is None or p.applies_to(objective))
+
+    def defaults(self, objective: str | None = None) -> dict:
+        return {p.name: p.default for p in self.params_for(objective)}
+
+    def resolve(self, params: dict, objective: str | None = None) -> dict:
+        """``params`` checked and completed with the defaults, for a model of ``objective`` (None: any kind, every
+        setting); a setting this sampler does not take (for such a model) is refused."""
+        if objective is not None and objective not in self.objectives:
+            raise ConfigError(f"the {self.name} sampler drives {' and '.join(self.objectives)} models, not "
+                              f"{objective}")  # fmt: skip
+        takes = self.params_for(objective)
+        unknown = set(params) - {p.name for p in takes}
         if unknown:
-            takes = ", ".join(p.option for p in self.params) or "no settings"
-            raise ConfigError(f"the {self.name} sampler takes {takes}; not {', '.join(sorted(unknown))}")
-        return {p.name: p.check(params[p.name]) if p.name in params else p.default for p in self.params}
+            names = ", ".join(p.option for p in takes) or "no settings"
+            model = f" for a {objective} model" if objective and len(takes) < len(self.params) else ""
+            raise ConfigError(f"the {self.name} sampler takes {names}{model}; not {', '.join(sorted(unknown))}")
+        return {p.name: p.check(params[p.name]) if p.name in params else p.default for p in takes}
 
 
 OBJECTIVES: dict[str, ObjectiveInfo] = {
     "ddpm": ObjectiveInfo("ddpm", "DDPM (ε-prediction)", "Ho, Jain & Abbeel 2020", "ε̂(x_t, t)", "ddpm", "ddim",
                           "ddim", {"eta": 0.0, "spacing": "linspace"}, {"steps": 25}),
     "ncsn": ObjectiveInfo("ncsn", "NCSN (denoising score matching)", "Song & Ermon 2019", "s(x, σ) ≈ ∇ log p_σ(x)",
-                          "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}),
+                          "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}, "ladder", "sigma"),
+    "flow": ObjectiveInfo("flow", "Flow matching (velocity)", "Lipman et al. 2023; Liu, Gong & Liu 2023",
+                          "v(x_t, t) ≈ E[x₁ − x₀ | x_t]", "dopri5", "rk4", "euler", {"steps": 50}, {"steps": 25},
+                          "path", "time"),
 }  # fmt: skip
 
 SAMPLERS: dict[str, SamplerInfo] = {}
+ALL_ODES = ("ddpm", "ncsn", "flow")  # the objectives whose models the ODE solvers drive (``diffvis.core.ode``)
 
 
 def register_sampler(info: SamplerInfo) -> SamplerInfo:
@@ -165,7 +197,7 @@ def check_objectives() -> None:
             info = sampler_info(sampler)
             if objective.name not in info.objectives:
                 raise ConfigError(f"{objective.name}: the {sampler} sampler cannot drive its models")
-            info.resolve(params)
+            info.resolve(params, objective.name)
 
 
 def sampler_info(name: str) -> SamplerInfo:
@@ -181,16 +213,26 @@ for _info in (
                 (STEPS, ETA, spacing("leading")), 1.0,
                 "x_{t−1} = √ᾱ_{t−1} x̂₀ + √(1 − ᾱ_{t−1} − σ_t²) ε̂ + σ_t z", "steps"),
     SamplerInfo("langevin", "Langevin", "Song & Ermon 2019, Algorithm 1", sample_langevin, ("ncsn",),
-                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level",
-                "sigma"),
-    SamplerInfo("euler", "Euler", "Karras et al. 2022, eq. 4 (= DDIM, η = 0)", sample_euler, ("ddpm",),
-                (STEPS, spacing("trailing")), 1.0, "x̃_{k+1} = x̃_k + (σ_{k+1} − σ_k) ε̂", "steps"),
-    SamplerInfo("heun", "Heun", "Karras et al. 2022, Algorithm 1", sample_heun, ("ddpm",),
-                (STEPS, spacing("trailing")), 2.0,
-                "x̃' = x̃_k + (σ_{k+1} − σ_k) ε̂_k;  x̃_{k+1} = x̃_k + (σ_{k+1} − σ_k)(ε̂_k + ε̂')/2", "steps"),
-    SamplerInfo("dpmpp_2m", "DPM-Solver++(2M)", "Lu et al. 2022, Algorithm 2", sample_dpmpp_2m, ("ddpm",),
-                (STEPS, spacing("trailing")), 1.0,
-                "x̃_{k+1} = (σ_{k+1}/σ_k) x̃_k − (e^{−h} − 1) D_k,  D_k from x̂₀ of steps k and k − 1", "steps"),
+                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level"),
+    SamplerInfo("euler", "Euler", "Euler's method on the probability flow (DDPM: Karras et al. 2022, eq. 4, = DDIM "
+                "η = 0)", sample_euler, ALL_ODES, (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
+                "y_{k+1} = y_k + h f(y_k, u_k)", "steps"),
+    SamplerInfo("midpoint", "Midpoint", "the explicit midpoint rule (Runge 1895); k-diffusion's DPM-2 for DDPM",
+                sample_midpoint, ALL_ODES, (ODE_STEPS, spacing("trailing", ("ddpm",))), 2.0,
+                "y_{k+1} = y_k + h f(y_k + h/2 · f(y_k, u_k), u_k + h/2)", "steps"),
+    SamplerInfo("heun", "Heun", "Heun's method (Karras et al. 2022, Algorithm 1)", sample_heun, ALL_ODES,
+                (ODE_STEPS, spacing("trailing", ("ddpm",))), 2.0,
+                "y' = y_k + h f(y_k, u_k);  y_{k+1} = y_k + h/2 · (f(y_k, u_k) + f(y', u_{k+1}))", "steps"),
+    SamplerInfo("rk4", "RK4", "the classical Runge–Kutta method (Kutta 1901)", sample_rk4, ALL_ODES,
+                (ODE_STEPS, spacing("trailing", ("ddpm",))), 4.0,
+                "y_{k+1} = y_k + h/6 · (k₁ + 2k₂ + 2k₃ + k₄)", "steps"),
+    SamplerInfo("dopri5", "Dopri5", "Dormand & Prince 1980, adaptive, via torchdiffeq", sample_dopri5,
+                ALL_ODES, (FRAMES, RTOL, ATOL, spacing("trailing", ("ddpm",))), 6.0,
+                "y_{k+1} = y_k + h Σ_j b_j k_j, h chosen so the 4th/5th-order difference stays within rtol, atol",
+                "steps"),
+    SamplerInfo("dpmpp_2m", "DPM-Solver++(2M)", "Lu et al. 2022, Algorithm 2", sample_dpmpp_2m,
+                ("ddpm", "ncsn"), (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
+                "y_{k+1} = (σ_{k+1}/σ_k) y_k − (e^{−h} − 1) D_k,  D_k from x̂ of steps k and k − 1", "steps"),
 ):  # fmt: skip
     register_sampler(_info)
 check_objectives()

@@ -1,10 +1,11 @@
 """What to sample, as every front end asks for it: one ``SampleRequest``.
 
 A request names a sampler and its settings (checked against the registry and completed with the sampler's
-defaults, so two requests that sample alike compare equal), the trained network or the exact model, a class and
-its guidance scale, how many points, and the seed. The seed gives the n points of N(0, I) noise and then, from
-the same generator, the sampler's own noise: the same request gives the same samples in ``diffvis sample``,
-``render``, the reverse view, a comparison panel and ``sweep``.
+defaults, so two requests that sample alike compare equal), the kind of model it drives (for a sampler of several
+objectives, such as the ODE solvers: None until it meets a model, see ``bound``), the trained network or the
+exact model, a class and its guidance scale, how many points, and the seed. The seed gives the n points of
+N(0, I) noise and then, from the same generator, the sampler's own noise: the same request gives the same samples
+in ``diffvis sample``, ``render``, the reverse view, a comparison panel and ``sweep``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ class SampleRequest:
     guidance: float = 1.0
     n: int = 2000
     seed: int = 0
+    objective: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "params", sampler_info(self.sampler).resolve(dict(self.params)))
+        params = sampler_info(self.sampler).resolve(dict(self.params), self.objective)
+        object.__setattr__(self, "params", params)
         check_guidance(self.guidance)
         if isinstance(self.label, str):
             if self.label not in (ALL_CLASSES, UNCONDITIONAL):
@@ -56,10 +59,16 @@ class SampleRequest:
     def info(self) -> SamplerInfo:
         return sampler_info(self.sampler)
 
-    @property
-    def objective(self) -> str:
-        """The training objective whose model this sampler drives (an exact model is built for it)."""
-        return self.info.objectives[0]
+    def bound(self, model_objective: str | None) -> SampleRequest:
+        """This request with its objective settled: the one it names; else ``model_objective`` (a trained run's)
+        when its sampler drives such models; else the first its sampler drives (an exact model is built for it).
+        Settings that do not apply to that kind of model (DDPM's spacing for a flow model) are dropped."""
+        if self.objective is not None:
+            return self
+        info = self.info
+        objective = model_objective if model_objective in info.objectives else info.objectives[0]
+        params = {k: v for k, v in self.params.items() if info.param(k).applies_to(objective)}
+        return replace(self, objective=objective, params=params)
 
     @property
     def conditional(self) -> bool:

@@ -10,9 +10,10 @@ import torch
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import exact_model
+from diffvis.core.flow import LINEAR_PATH
 from diffvis.core.guidance import guided
 from diffvis.core.models import ConditionalMLP, ModelConfig
-from diffvis.core.registry import sampler_info
+from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig, Trainer
 from diffvis.core.trajectory import Callback, Trajectory
@@ -75,17 +76,18 @@ def sample(
     guidance: float = 1.0,
     **params,
 ) -> Trajectory:
-    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn'), guided towards
-    class ``label`` (a dense id or one per point; None: unconditional) at scale ``guidance`` (see ``guided``).
-    ``params`` are the sampler's settings, checked against the registry and completed with its defaults."""
+    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn', a velocity model for
+    'flow'), guided towards class ``label`` (a dense id or one per point; None: unconditional) at scale
+    ``guidance`` (see ``guided``). ``params`` are the sampler's settings, checked against the registry and
+    completed with its defaults."""
     info = sampler_info(sampler)
     if objective not in info.objectives:
         raise ConfigError(f"the {sampler} sampler needs a {' or '.join(info.objectives)} model, but this one was "
                           f"trained for {objective}")  # fmt: skip
     common = {"generator": generator, "callback": callback, "normaliser": normaliser, "start": start}
     model = guided(model, label, guidance)
-    tables = ladder if objective == "ncsn" else schedule
-    traj = info.fn(model, x_T, tables, **info.resolve(params), **common)
+    tables = {"schedule": schedule, "ladder": ladder, "path": LINEAR_PATH}[OBJECTIVES[objective].tables]
+    traj = info.fn(model, x_T, tables, **info.resolve(params, objective), **common)
     if label is None:
         return traj
     labels = torch.as_tensor(label).expand(len(x_T)).cpu().numpy().astype(np.int64)
@@ -95,8 +97,9 @@ def sample(
 
 @dataclass(frozen=True)
 class SamplingModel:
-    """A model ready to sample from and to take scores of: a run's EMA network, or the exact denoiser (ddpm) or
-    exact score (ncsn) of a point set, with the tables and the normaliser that go with it."""
+    """A model ready to sample from and to take scores of: a run's EMA network, or the exact denoiser (ddpm),
+    exact score (ncsn) or exact velocity (flow) of a point set, with the tables and the normaliser that go with
+    it."""
 
     model: object
     objective: str

@@ -186,4 +186,4 @@ def sample_langevin(
         rec.arrived(n_steps + 1)
         rec.report(n_steps + 1)
     params = {"levels": ladder.L, "steps_per_level": K, "step_size": step_size, "denoise": denoise}
-    return rec.finish("langevin", params, normaliser)
+    return rec.finish("langevin", params, normaliser, "sigma")

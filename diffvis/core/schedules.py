@@ -8,6 +8,7 @@ Notation (Ho et al. 2020, indices shifted to 0…T−1 as in diffusers: entry t 
     ᾱ_{t−1}        alphas_cumprod_prev    with ᾱ_{−1} = 1
     β̃_t            posterior_variance     (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t
     SNR_t          snr                    ᾱ_t / (1 − ᾱ_t)
+    log σ_t        log_sigmas             ½ log((1 − ᾱ_t)/ᾱ_t), σ the probability-flow ODE's variable (Karras)
 
 The NCSN noise levels (Song & Ermon 2019) are a separate table, ``SigmaLadder``.
 """
@@ -61,6 +62,7 @@ class Schedule:
     alphas_cumprod_prev: np.ndarray = field(init=False, repr=False)
     posterior_variance: np.ndarray = field(init=False, repr=False)
     snr: np.ndarray = field(init=False, repr=False)
+    log_sigmas: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         betas = np.array(self.betas, dtype=np.float64)  # a copy: the caller's array stays writable
@@ -76,6 +78,7 @@ class Schedule:
             "alphas_cumprod_prev": abar_prev,
             "posterior_variance": (1 - abar_prev) / (1 - abar) * betas,
             "snr": abar / (1 - abar),
+            "log_sigmas": 0.5 * np.log((1 - abar) / abar),  # log σ_t of the ODE's variable, increasing in t
         }
         for name, array in tables.items():
             array.flags.writeable = False
@@ -88,6 +91,22 @@ class Schedule:
         if not MIN_T <= T <= MAX_T:
             raise ConfigError(f"the number of timesteps T must be between {MIN_T} and {MAX_T:,}, got {T}")
         return cls(kind, T, _BETAS[kind](T))
+
+    def sigma_at(self, t: float) -> float:
+        """σ(t) = √((1 − ᾱ_t)/ᾱ_t) of the probability-flow ODE (Karras et al. 2022), t a timestep in [0, T − 1]:
+        the table's value at a whole t, log-linear between them (k-diffusion's ``DiscreteSchedule`` does the
+        same), so that an ODE solver may evaluate a model between the timesteps it was trained on."""
+        return float(np.exp(np.interp(t, np.arange(self.T), self.log_sigmas)))
+
+    def timestep_at(self, sigma: float) -> float:
+        """The (fractional) timestep t with σ(t) = ``sigma``, the inverse of ``sigma_at``; clamped to [0, T − 1]."""
+        return float(np.interp(np.log(sigma), self.log_sigmas, np.arange(self.T)))
+
+    def abar_at(self, t: float) -> float:
+        """ᾱ at timestep t: the table's at a whole t, 1/(1 + σ(t)²) between them."""
+        if float(t).is_integer():
+            return float(self.alphas_cumprod[int(t)])
+        return 1.0 / (1.0 + self.sigma_at(t) ** 2)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "T": self.T}

@@ -3,7 +3,9 @@
 Objectives (x_0 from the standardised data, uniform t or noise level):
   ddpm  L = E ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖²                 (Ho et al. 2020, eq. 14)
   ncsn  L = E λ(σ) ½‖s_θ(x_0 + σz, σ) + z/σ‖², λ(σ) = σ²             (Song & Ermon 2019, eq. 6)
-(both as a mean over the two coordinates). Adam with linear warm-up and cosine decay of the learning rate,
+  flow  L = E ‖v_θ((1 − t) x₀ + t x₁, t) − (x₁ − x₀)‖², t ~ U[0, 1]  (``diffvis.core.flow``: there x₁ is the data
+        point and x₀ its source point, paired by the run's coupling, ``diffvis.core.coupling``)
+(each as a mean over the two coordinates). Adam with linear warm-up and cosine decay of the learning rate,
 gradient-norm clipping, and an exponential moving average of the weights, which is what samples.
 
 A class-conditional network sees each point's label, replaced by ∅ with probability ``p_uncond`` (label dropout,
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import NULL_LABEL, Classes
+from diffvis.core.coupling import COUPLINGS, PairStream
+from diffvis.core.flow import interpolate, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
@@ -51,6 +55,9 @@ class TrainConfig:
     report_every: int = 50
     conditional: bool = True  # condition on the data's class labels, when it has two classes or more
     p_uncond: float = 0.1
+    coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
+    ot_batch: int = 256  # flow with OT coupling: the sub-batch each exact assignment pairs
+    ot_reuse: int = 2  # flow with OT coupling: how many consecutive batches each assigned pair serves
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -67,6 +74,16 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.report_every >= 1, f"report_every must be ≥ 1, got {self.report_every}"),
             (0 <= self.p_uncond < 1, f"p_uncond (the label dropout rate) must be in [0, 1), got {self.p_uncond}"),
+            (self.coupling in COUPLINGS, f"coupling must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}"),
+            (2 <= self.ot_batch <= 4096, f"ot_batch must be between 2 and 4,096, got {self.ot_batch}"),
+            (1 <= self.ot_reuse <= 64, f"ot_reuse must be between 1 and 64, got {self.ot_reuse}"),
+            (
+                self.coupling != "ot"
+                or self.batch % self.ot_reuse == 0
+                and (self.batch // self.ot_reuse) % min(self.ot_batch, self.batch // self.ot_reuse) == 0,
+                f"with OT coupling the batch ({self.batch}) must "
+                f"split into ot_reuse = {self.ot_reuse} parts of whole sub-batches of ot_batch = {self.ot_batch}",
+            ),
         ]
         for ok, reason in checks:
             if not ok:
@@ -169,10 +186,13 @@ class Trainer:
     ``data`` is the standardised training set (N, 2). For 'ncsn' the σ ladder runs from ``sigma_max`` (pass the
     data's largest pairwise distance) down to ``cfg.sigma_min``. A class-conditional model (``classes`` given,
     ``model_config.num_classes`` = their number) also needs ``labels``, the points' dense class ids (N,).
+    A 'flow' model's source points are N(0, I), or drawn from ``source`` (M, 2), in the data's standardised
+    coordinates.
     """
 
     def __init__(self, data: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, sigma_max: float = 1.0,
-                 classes: Classes | None = None, labels: np.ndarray | None = None):  # fmt: skip
+                 classes: Classes | None = None, labels: np.ndarray | None = None,
+                 source: np.ndarray | None = None):  # fmt: skip
         if not np.isfinite(data).all() or len(data) < 2:
             raise ConfigError("training needs at least two finite points")
         if model_config.num_classes != (len(classes) if classes else 0) or (classes is None) != (labels is None):
@@ -193,37 +213,98 @@ class Trainer:
         self.loss_history: list[float] = []
         self._abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32, device=self.device)
         self._sigmas = torch.tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
+        self.source = None if source is None else torch.as_tensor(source, dtype=torch.float32, device=self.device)
+        self.pairs: PairStream | None = None  # OT-paired flow batches, started on the first batch
+
+    @property
+    def objective(self) -> str:
+        return self.model_config.objective
 
     @property
     def n_conditions(self) -> int:
-        return self.schedule.T if self.model_config.objective == "ddpm" else self.ladder.L
+        """Timesteps T (ddpm) or σ levels L (ncsn); 0 for flow, whose t is continuous."""
+        return {"ddpm": self.schedule.T, "ncsn": self.ladder.L}.get(self.objective, 0)
 
-    def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The objective's loss of each sample (B,), for condition indices k (timestep or σ level) and labels."""
+    def buckets(self, k: torch.Tensor) -> torch.Tensor:
+        """The loss bucket 0…N_BUCKETS − 1 of each condition: its share of the T timesteps, L levels or [0, 1)."""
+        if self.n_conditions == 0:
+            return (k * N_BUCKETS).long().clamp_(0, N_BUCKETS - 1)
+        return k * N_BUCKETS // self.n_conditions
+
+    def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor, labels: torch.Tensor | None = None,
+                        source: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The objective's loss of each sample (B,), for data points x0, condition indices k (timestep or σ
+        level; for flow the times t) and labels; a flow batch's ``source`` points are drawn here when not given."""
+        if self.objective == "flow":
+            x_src = self.draw_source(len(x0)) if source is None else source
+            x_t = interpolate(x_src, x0, k)
+            return (self.model(x_t, k, labels) - target_velocity(x_src, x0)).square().mean(1)
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
-        if self.model_config.objective == "ddpm":
+        if self.objective == "ddpm":
             x_t = q_sample(x0, self._abar[k, None], noise)
             return (self.model(x_t, k, labels) - noise).square().mean(1)
         sigma = self._sigmas[k]
         score = self.model(x0 + sigma[:, None] * noise, sigma, labels)
         return (sigma[:, None] * score + noise).square().mean(1)
 
-    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """A minibatch: points x0 (B, 2), condition indices k (B,) and, for a conditional model, their labels
-        (B,), each replaced by ``NULL_LABEL`` with probability ``p_uncond``."""
+    def draw_source(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n source points of a flow: N(0, I), or a draw with replacement from the source points."""
+        generator = generator or self.generator
+        device = generator.device
+        if self.source is None:
+            return torch.randn(n, 2, generator=generator, device=device)
+        return self.source.to(device)[torch.randint(len(self.source), (n,), generator=generator, device=device)]
+
+    def draw_batch(self) -> tuple[torch.Tensor, ...]:
+        """A minibatch: points x0 (B, 2), condition indices k (B,) (flow: times t ~ U[0, 1)) and, for a
+        conditional model, their labels (B,), each replaced by ``NULL_LABEL`` with probability ``p_uncond``. A
+        flow run with OT coupling adds the source points paired with the data points."""
         cfg = self.cfg
-        idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
-        k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
-        if self.labels is None:
-            return self.data[idx], k, None
+        if self.objective == "flow" and cfg.coupling == "ot":
+            x_src, points, labels = (None if v is None else v.to(self.device) for v in self._paired())
+            source = (x_src,)
+        else:
+            idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
+            points, labels, source = self.data[idx], None if self.labels is None else self.labels[idx], ()
+        if self.n_conditions:
+            k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
+        else:
+            k = torch.rand(cfg.batch, generator=self.generator, device=self.device)
+        if labels is None:
+            return (points, k, None, *source)
         dropped = torch.rand(cfg.batch, generator=self.generator, device=self.device) < cfg.p_uncond
-        return self.data[idx], k, self.labels[idx].masked_fill(dropped, NULL_LABEL)
+        return (points, k, labels.masked_fill(dropped, NULL_LABEL), *source)
+
+    def _paired(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if self.pairs is None:
+            data, labels = self.data.cpu(), None if self.labels is None else self.labels.cpu()
+            source = None if self.source is None else self.source.cpu()
+
+            def draw(n: int, g: torch.Generator):
+                idx = torch.randint(len(data), (n,), generator=g)
+                if source is None:
+                    x_src = torch.randn(n, 2, generator=g)
+                else:
+                    x_src = source[torch.randint(len(source), (n,), generator=g)]
+                return x_src, data[idx], None if labels is None else labels[idx]
+
+            cfg = self.cfg
+            self.pairs = PairStream(draw, batch=cfg.batch, sub_batch=cfg.ot_batch, reuse=cfg.ot_reuse,
+                                    seed=cfg.seed + 1)  # fmt: skip
+        return self.pairs.next()
+
+    def close(self) -> None:
+        """Stop the background pairing of an OT-coupled flow run (a no-op otherwise)."""
+        if self.pairs is not None:
+            self.pairs.close()
+            self.pairs = None
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the per-sample losses and condition indices, detached."""
         cfg = self.cfg
-        x0, k, labels = self.draw_batch()
-        losses = self.per_sample_loss(x0, k, labels)
+        batch = self.draw_batch()
+        losses = self.per_sample_loss(*batch)
+        k = batch[1]
         loss = losses.mean()
         if not math.isfinite(loss.item()):
             raise TrainingDiverged(
@@ -248,6 +329,12 @@ class Trainer:
 
     def run(self, on_progress: Callable[[Progress], None] | None = None, control: TrainControl | None = None):
         """Train until ``cfg.steps``; report every ``report_every`` steps; raise ``Cancelled`` when asked to."""
+        try:
+            self._run(on_progress, control)
+        finally:
+            self.close()
+
+    def _run(self, on_progress, control) -> None:
         cfg = self.cfg
         sums = torch.zeros(N_BUCKETS, device=self.device)
         counts = torch.zeros(N_BUCKETS, device=self.device)
@@ -257,7 +344,7 @@ class Trainer:
             if control is not None and control.wait():
                 raise Cancelled(f"training cancelled at step {self.step}")
             losses, k = self.train_step()
-            bucket = k * N_BUCKETS // self.n_conditions
+            bucket = self.buckets(k)
             sums.index_add_(0, bucket, losses)
             counts.index_add_(0, bucket, torch.ones_like(losses))
             if self.step % cfg.report_every == 0 or self.step == cfg.steps:

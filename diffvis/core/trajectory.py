@@ -18,7 +18,8 @@ class Trajectory:
 
     frames:  (F, N, 2) the points after each step, frame 0 the initial noise, F = steps + 1 (+1 for a final
              denoising step), in data coordinates.
-    times:   (F,) the timestep index (DDPM/DDIM; −1 marks clean output) or noise level σ (Langevin) of a frame.
+    times:   (F,) what each frame's time is, as ``levels`` says: 't' a timestep index (−1 marks clean output), 'sigma'
+             a noise level σ, 'time' a flow's t in [0, 1].
     x0_hat:  (F, N, 2) the model's estimate of the clean points at each frame, in data coordinates.
     nfe:     number of model evaluations.
     evals:   (F,) the model evaluations spent to reach each frame (0 at the start; nfe at the end), or None.
@@ -33,6 +34,7 @@ class Trajectory:
     params: dict = field(default_factory=dict)
     evals: np.ndarray | None = None
     labels: np.ndarray | None = None
+    levels: str = "t"
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -110,11 +112,12 @@ class Recorder:
             if self.callback(info):
                 raise Cancelled("sampling cancelled")
 
-    def finish(self, name: str, params: dict, normaliser: Normaliser | None) -> Trajectory:
+    def finish(self, name: str, params: dict, normaliser: Normaliser | None, levels: str = "t") -> Trajectory:
         frames, x0_hat = self.frames.cpu(), self.x0_hat.cpu()
         if normaliser is not None:
             frames, x0_hat = normaliser.to_data(frames), normaliser.to_data(x0_hat)
-        return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), self.calls, name, params, self.evals)
+        return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), self.calls, name, params, self.evals,
+                          levels=levels)  # fmt: skip
 
 
 def noise_like(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -88,7 +88,7 @@ def test_panel_spec_labels_families_and_steps(spec, label, family, steps):
     assert spec.label_text == label
     assert spec.family == family
     assert spec.steps == steps
-    assert spec.objective == ("ncsn" if spec.sampler == "langevin" else "ddpm")
+    assert spec.bound(None).objective == ("ncsn" if spec.sampler == "langevin" else "ddpm")
 
 
 def test_panel_spec_with_steps():

@@ -42,7 +42,7 @@ def test_cosine_follows_the_closed_form():
 def test_every_table_is_read_only(kind):
     s = Schedule.make(kind, 10)
     tables = {name: value for name, value in vars(s).items() if isinstance(value, np.ndarray)}
-    assert len(tables) == 6, sorted(tables)
+    assert len(tables) == 7, sorted(tables)
     for name, array in tables.items():
         with pytest.raises(ValueError, match="read-only"):
             array[0] = 0.5

@@ -19,7 +19,7 @@ import numpy as np
 from diffvis.app.models.evented import EventedModel
 from diffvis.core.pipeline import probe_trajectory
 from diffvis.core.progress import ReportProgress
-from diffvis.core.registry import OBJECTIVES, sampler_info
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
@@ -96,15 +96,18 @@ def lab_schedule(state) -> Schedule:
 
 
 def levels_of(objective: str) -> str:
-    """What an objective's models are sampled over: timesteps 't', or noise levels 'sigma' (its full sampler's)."""
-    return sampler_info(OBJECTIVES[objective].full_sampler).levels
+    """What an objective's models are sampled over: timesteps 't', noise levels 'sigma' or flow times 'time'."""
+    return OBJECTIVES[objective].levels
 
 
 def frame_time(traj: Trajectory, k: int) -> str:
-    """Where frame k of a trajectory is: 't = …' (a timestep), 'σ = …' (a noise level) or 'clean'."""
+    """Where frame k of a trajectory is: 't = …' (a timestep or a flow's time), 'σ = …' (a noise level) or
+    'clean'."""
     t = traj.times[k]
-    if sampler_info(traj.name).levels == "sigma":
+    if traj.levels == "sigma":
         return f"σ = {t:.3g}"
+    if traj.levels == "time":
+        return f"t = {t:.3g}"
     return "clean" if t < 0 else f"t = {int(t)}"
 
 

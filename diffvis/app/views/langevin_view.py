@@ -83,7 +83,7 @@ class LangevinView(SceneView):
     def _offer_models(self) -> None:
         """Offer 'trained' only for a run of the objective the sampler drives (a score network), named for what
         the run is; otherwise the exact score is chosen, and the item says why."""
-        run, objective = self.state.model_run, self.model.request.objective
+        run, objective = self.state.model_run, self.model.request.bound(None).objective
         trained = run is not None and run.objective == objective
         item = self.model_choice.model().item(0)
         item.setEnabled(trained)
