@@ -155,8 +155,10 @@ def _exact_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.compare import PRESETS
+    from diffvis.core.coupling import COUPLINGS
     from diffvis.core.datasets import DATASETS
     from diffvis.core.datasets import MAX_POINTS as MAX_SAMPLES
+    from diffvis.core.flow import SOURCES
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
     from diffvis.core.training import TrainConfig as T
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help=f"seed of the draw, {SEEDS} (default 0)")
     p.add_argument("--out", required=True, type=Path, help="where to write the points: .csv or .npy")
 
-    p = sub.add_parser("train", help="train a noise predictor (ddpm) or score network (ncsn)")
+    p = sub.add_parser("train", help="train a noise predictor (ddpm), score network (ncsn) or velocity field (flow)")
     p.add_argument("--data", required=True, help=f"a built-in data set ({names}) or a .csv/.txt/.npy file")
     _data_args(p, n_default=20_000)
     p.add_argument(
@@ -201,6 +203,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when torch sees one")
     p.add_argument("--unconditional", action="store_true", help="ignore the data's class labels")
     p.add_argument("--p-uncond", type=float, help=f"label dropout rate of a conditional model (default {T.p_uncond})")
+    p.add_argument("--coupling", choices=list(COUPLINGS), help="flow: how each batch pairs source and data points: "
+                   "independent (I-CFM) or minibatch optimal transport (OT-CFM, straighter paths; default "
+                   f"{T.coupling})")  # fmt: skip
+    p.add_argument("--source", choices=list(SOURCES), help="flow: where the paths start: noise, N(0, I) (the "
+                   "default), or a built-in data set, for data-to-data transport")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("reflow", help="straighten a flow run: train the next rectified flow on pairs drawn from its "
+                       "own ODE (Liu et al. 2023)")  # fmt: skip
+    p.add_argument("--run", required=True, type=Path, help="a flow run directory (a reflowed one chains)")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument(
+        "--pairs",
+        type=_whole_number(2, MAX_SAMPLES),
+        default=20_000,
+        help=f"pairs (x₀, ψ(x₀)) drawn from the run's ODE, 2 to {MAX_SAMPLES:,} (default 20,000)",
+    )
+    p.add_argument("--steps", type=_positive_int, help="optimiser steps (default: the base run's)")
+    p.add_argument("--seed", type=_seed, default=0, help=f"seed of the pairs' source points, {SEEDS} (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")

@@ -1,6 +1,8 @@
 """Couplings π(x₀, x₁) of flow-matching batches: which source point each data point is joined to.
 
 * independent (I-CFM): x₀ and x₁ drawn independently; the paths cross, and the learned flow curves.
+* reflow: fixed pairs (x₀, ψ(x₀)) drawn from a trained flow (``diffvis.core.reflow``); each data row is paired
+  with its own source point.
 * ot (OT-CFM, Tong et al. 2024, Algorithm 3): each sub-batch of m source and m data points is paired by the exact
   assignment σ that minimises Σ_i ‖x₀_i − x₁_σ(i)‖² (scipy's ``linear_sum_assignment``, a shortest augmenting
   path method; for equal uniform masses the optimal plan is a permutation, so this is exact optimal transport
@@ -26,7 +28,8 @@ import torch
 
 from diffvis.errors import ConfigError
 
-COUPLINGS = ("independent", "ot")
+COUPLINGS = ("independent", "ot")  # what a run trained from a data set may choose
+REFLOW = "reflow"  # a reflowed run's: fixed pairs drawn from another run's flow (``diffvis.core.reflow``)
 
 
 def ot_assignment(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Flow matching and rectified flow: the convention every flow module follows, written once.
 
-A source sample x₀ (N(0, I) in standardised space, or points of another data set) and a data point x₁ are
-joined by the linear interpolant, t ∈ [0, 1] running from the source (t = 0) to the data (t = 1):
+A source sample x₀ (N(0, I) in standardised space, or points of a built-in data set, ``source_points``) and a
+data point x₁ are joined by the linear interpolant, t ∈ [0, 1] running from the source (t = 0) to the data
+(t = 1):
 
     x_t = (1 − t) x₀ + t x₁,        dx_t/dt = x₁ − x₀,
 
@@ -24,6 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffvis.core.datasets import DATASETS, Normaliser, make_dataset
+
+SOURCES = ("noise", *DATASETS)  # N(0, I) in standardised space, or a built-in data set (data-to-data transport)
+SOURCE_POOL = 20_000  # the points a data set source is drawn from, with replacement
+SOURCE_SEED = 7_777  # the seed of that draw: a run's source is the same set every time it is rebuilt
 T_EMBED_SCALE = 1000.0  # the network embeds 1000·t, so that t ∈ [0, 1] spans the embedding as DDPM's 0…999 do
 
 
@@ -47,3 +53,19 @@ class LinearPath:
 
 
 LINEAR_PATH = LinearPath()
+
+
+def source_points(source: str, normaliser: Normaliser) -> np.ndarray | None:
+    """The points a flow run's paths start from, in the run's standardised coordinates (the target data's), so
+    that data-to-data transport is drawn where both sets lie; None for the N(0, I) source."""
+    if source == "noise":
+        return None
+    return normaliser.to_std(make_dataset(source, SOURCE_POOL, seed=SOURCE_SEED).points)
+
+
+def draw_source(points: torch.Tensor | None, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n source points: N(0, I) (``points`` None), or a draw with replacement from ``points``."""
+    if points is None:
+        return torch.randn(n, 2, generator=generator, device=generator.device)
+    index = torch.randint(len(points), (n,), generator=generator, device=generator.device)
+    return points.to(generator.device)[index]

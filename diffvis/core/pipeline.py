@@ -10,11 +10,12 @@ import torch
 
 from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
+from diffvis.core.flow import source_points
 from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
-from diffvis.core.run import Run, SamplingModel, sample_run
+from diffvis.core.run import Run, SamplingModel
 from diffvis.core.schedules import Schedule, max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
 from diffvis.core.trajectory import Trajectory
@@ -38,7 +39,7 @@ def make_trainer(
     normaliser = Normaliser.fit(data.points)
     std = normaliser.to_std(data.points)
     trainer = Trainer(std, model_config, cfg, sigma_max=max_pairwise_distance(std), classes=classes,
-                      labels=dense_labels(classes, data))  # fmt: skip
+                      labels=dense_labels(classes, data), source=source_points(cfg.source, normaliser))  # fmt: skip
     return trainer, normaliser
 
 
@@ -57,12 +58,10 @@ def train_run(
 
 
 def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALITY_N, seed: int = 0):
-    """Sample n points with the run's full sampler (DDPM, or annealed Langevin for NCSN) from seeded noise and
-    compare them with fresh data; returns {metric: MetricResult}."""
-    sampler = OBJECTIVES[run.objective].full_sampler
-    g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn(n, 2, generator=g)
-    samples = sample_run(run, sampler, x_T, generator=g).samples
+    """Sample n points with the run's full sampler (DDPM, annealed Langevin for NCSN, dopri5 for a flow) from
+    seeded starting points and compare them with fresh data; returns {metric: MetricResult}."""
+    request = SampleRequest(OBJECTIVES[run.objective].full_sampler, n=n, seed=seed, objective=run.objective)
+    samples = sample_request(SamplingModel.of_run(run), request).samples
     return quality_report(samples.astype(np.float64), draw)
 
 
@@ -174,12 +173,13 @@ def bound_to(model: SamplingModel, request: SampleRequest) -> SampleRequest:
 
 
 def sample_request(model: SamplingModel, request: SampleRequest, *, callback=None, x_T=None) -> Trajectory:
-    """The request's whole trajectory, in data coordinates: from its n points of seeded noise (or standardised
-    ``x_T``), the sampler drawing its own noise from the same generator after them."""
+    """The request's whole trajectory, in data coordinates: from its n seeded starting points (noise, or a flow
+    run's source points; or standardised ``x_T``), the sampler drawing its own noise from the same generator after
+    them."""
     request = bound_to(model, request)
-    noise, generator = request.noise()
+    start, generator = model.starting_points(request)
     if x_T is None:
-        x_T = noise.to(model.device)
+        x_T = start.to(model.device)
     else:
         generator = torch.Generator().manual_seed(request.seed)
     return model.sample(request.sampler, x_T, generator=generator, callback=callback, **request.sampler_kwargs())

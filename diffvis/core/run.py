@@ -10,7 +10,7 @@ import torch
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import exact_model
-from diffvis.core.flow import LINEAR_PATH
+from diffvis.core.flow import LINEAR_PATH, draw_source, source_points
 from diffvis.core.guidance import guided
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.registry import OBJECTIVES, sampler_info
@@ -108,10 +108,22 @@ class SamplingModel:
     normaliser: Normaliser
     exact: bool = False
     classes: Classes | None = None
+    source: torch.Tensor | None = None  # a flow run's source points (standardised); None: N(0, I)
 
     @classmethod
     def of_run(cls, run: Run) -> SamplingModel:
-        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes)
+        source = source_points(run.train_config.source, run.normaliser) if run.objective == "flow" else None
+        source = None if source is None else torch.as_tensor(source, dtype=torch.float32)
+        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
+                   source=source)  # fmt: skip
+
+    def starting_points(self, request) -> tuple[torch.Tensor, torch.Generator]:
+        """The request's n starting points, standardised (its seeded N(0, I) noise, or for a flow run with a data
+        set source n of its points drawn with the request's seed), and the generator the sampler goes on with."""
+        if self.source is None:
+            return request.noise()
+        generator = torch.Generator().manual_seed(request.seed)
+        return draw_source(self.source, request.n, generator), generator
 
     @classmethod
     def exact_of(

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import NULL_LABEL, Classes
-from diffvis.core.coupling import COUPLINGS, PairStream
-from diffvis.core.flow import interpolate, target_velocity
+from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
+from diffvis.core.flow import SOURCES, draw_source, interpolate, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
@@ -55,6 +55,7 @@ class TrainConfig:
     report_every: int = 50
     conditional: bool = True  # condition on the data's class labels, when it has two classes or more
     p_uncond: float = 0.1
+    source: str = "noise"  # flow: where the paths start, N(0, I) or a built-in data set (``diffvis.core.flow``)
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
     ot_batch: int = 256  # flow with OT coupling: the sub-batch each exact assignment pairs
     ot_reuse: int = 2  # flow with OT coupling: how many consecutive batches each assigned pair serves
@@ -74,7 +75,11 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.report_every >= 1, f"report_every must be ≥ 1, got {self.report_every}"),
             (0 <= self.p_uncond < 1, f"p_uncond (the label dropout rate) must be in [0, 1), got {self.p_uncond}"),
-            (self.coupling in COUPLINGS, f"coupling must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}"),
+            (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}, got {self.source!r}"),
+            (
+                self.coupling in (*COUPLINGS, REFLOW),
+                f"coupling must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}",
+            ),
             (2 <= self.ot_batch <= 4096, f"ot_batch must be between 2 and 4,096, got {self.ot_batch}"),
             (1 <= self.ot_reuse <= 64, f"ot_reuse must be between 1 and 64, got {self.ot_reuse}"),
             (
@@ -187,12 +192,12 @@ class Trainer:
     data's largest pairwise distance) down to ``cfg.sigma_min``. A class-conditional model (``classes`` given,
     ``model_config.num_classes`` = their number) also needs ``labels``, the points' dense class ids (N,).
     A 'flow' model's source points are N(0, I), or drawn from ``source`` (M, 2), in the data's standardised
-    coordinates.
+    coordinates; a reflow run (coupling 'reflow') pairs each data row with its row of ``pairs`` (N, 2).
     """
 
     def __init__(self, data: np.ndarray, model_config: ModelConfig, cfg: TrainConfig, *, sigma_max: float = 1.0,
                  classes: Classes | None = None, labels: np.ndarray | None = None,
-                 source: np.ndarray | None = None):  # fmt: skip
+                 source: np.ndarray | None = None, pairs: np.ndarray | None = None):  # fmt: skip
         if not np.isfinite(data).all() or len(data) < 2:
             raise ConfigError("training needs at least two finite points")
         if model_config.num_classes != (len(classes) if classes else 0) or (classes is None) != (labels is None):
@@ -214,6 +219,9 @@ class Trainer:
         self._abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32, device=self.device)
         self._sigmas = torch.tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
         self.source = None if source is None else torch.as_tensor(source, dtype=torch.float32, device=self.device)
+        if (cfg.coupling == REFLOW) != (pairs is not None) or (pairs is not None and len(pairs) != len(data)):
+            raise ConfigError("a reflow run needs one source point paired with every data point, and only it")
+        self.partners = None if pairs is None else torch.as_tensor(pairs, dtype=torch.float32, device=self.device)
         self.pairs: PairStream | None = None  # OT-paired flow batches, started on the first batch
 
     @property
@@ -247,25 +255,22 @@ class Trainer:
         score = self.model(x0 + sigma[:, None] * noise, sigma, labels)
         return (sigma[:, None] * score + noise).square().mean(1)
 
-    def draw_source(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n source points of a flow: N(0, I), or a draw with replacement from the source points."""
-        generator = generator or self.generator
-        device = generator.device
-        if self.source is None:
-            return torch.randn(n, 2, generator=generator, device=device)
-        return self.source.to(device)[torch.randint(len(self.source), (n,), generator=generator, device=device)]
+    def draw_source(self, n: int) -> torch.Tensor:
+        """n source points of a flow (``diffvis.core.flow.draw_source``)."""
+        return draw_source(self.source, n, self.generator)
 
     def draw_batch(self) -> tuple[torch.Tensor, ...]:
         """A minibatch: points x0 (B, 2), condition indices k (B,) (flow: times t ~ U[0, 1)) and, for a
         conditional model, their labels (B,), each replaced by ``NULL_LABEL`` with probability ``p_uncond``. A
-        flow run with OT coupling adds the source points paired with the data points."""
+        flow run with OT coupling, or a reflow run, adds the source points paired with the data points."""
         cfg = self.cfg
         if self.objective == "flow" and cfg.coupling == "ot":
             x_src, points, labels = (None if v is None else v.to(self.device) for v in self._paired())
             source = (x_src,)
         else:
             idx = torch.randint(len(self.data), (cfg.batch,), generator=self.generator, device=self.device)
-            points, labels, source = self.data[idx], None if self.labels is None else self.labels[idx], ()
+            points, labels = self.data[idx], None if self.labels is None else self.labels[idx]
+            source = () if self.partners is None else (self.partners[idx],)
         if self.n_conditions:
             k = torch.randint(self.n_conditions, (cfg.batch,), generator=self.generator, device=self.device)
         else:
@@ -282,10 +287,7 @@ class Trainer:
 
             def draw(n: int, g: torch.Generator):
                 idx = torch.randint(len(data), (n,), generator=g)
-                if source is None:
-                    x_src = torch.randn(n, 2, generator=g)
-                else:
-                    x_src = source[torch.randint(len(source), (n,), generator=g)]
+                x_src = draw_source(source, n, g)
                 return x_src, data[idx], None if labels is None else labels[idx]
 
             cfg = self.cfg
