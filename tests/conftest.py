@@ -1,5 +1,6 @@
 import gc
 import os
+import sys
 
 import pytest
 import torch
@@ -46,8 +47,18 @@ def _collect_qt_garbage():
     try:
         yield
     finally:
+        _delete_closed_widgets()
         gc.collect()
         gc.enable()
+
+
+def _delete_closed_widgets() -> None:
+    """Delete now what the test's teardown scheduled with ``deleteLater`` (pytest-qt does so for every widget of
+    ``qtbot.addWidget``), rather than in the next event loop to run, which is the next test's: 100 closed main
+    windows, deleted there, made the next test 20 times slower (40 to 60 s more)."""
+    qt_core = sys.modules.get("PySide6.QtCore")
+    if qt_core is not None and qt_core.QCoreApplication.instance() is not None:
+        qt_core.QCoreApplication.sendPostedEvents(None, qt_core.QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture

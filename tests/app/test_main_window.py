@@ -190,6 +190,9 @@ def test_start_stop_close_100_times_leaves_no_thread(qtbot, tmp_path):
             win.controller.stop()
         win.close()
         assert win.controller.worker is None
+        QApplication.processEvents()  # its pending events (the hidden tab's first paint, the worker's last reports)
+        win.deleteLater()  # and the closed window deleted before the next: 100 of them deleted at once at teardown
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # took 50 s (Qt's cost grows with their count)
     QApplication.processEvents()
     assert threading.active_count() <= threads_before + 1
 

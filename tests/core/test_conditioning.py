@@ -4,7 +4,10 @@ default training that samples each class where it belongs."""
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -727,14 +730,53 @@ def test_score_classes_of_exact_conditional_samples(exact_ddpm):
 # ---------------------------------------------------------------------------------------------- Acceptance (slow)
 
 
-@pytest.fixture(scope="module", params=["spirals", "gaussians8"])
-def trained(request):
-    """ACCEPTANCE: a class-conditional run trained with the DEFAULT model and training settings (10,000 steps,
-    about 30–40 s on CPU for each data set), with fresh labelled data to score it against."""
+ACCEPTANCE = ("spirals", "gaussians8")
+_TRAIN_DEFAULT = """
+import sys
+import torch
+torch.set_num_threads(1)
+from diffvis.core.datasets import make_dataset
+from diffvis.core.models import ModelConfig
+from diffvis.core.pipeline import train_run
+from diffvis.core.training import TrainConfig
+name, out = sys.argv[1:]
+run = train_run(make_dataset(name, 4000, seed=0), ModelConfig(), TrainConfig(device="cpu"), {"source": name})
+torch.save(run, out)
+"""
+
+
+@pytest.fixture(scope="module")
+def default_runs(tmp_path_factory):
+    """ACCEPTANCE: a class-conditional run of each data set trained with the DEFAULT model and training settings
+    (10,000 steps, about 30–40 s on CPU each), both at once on the two cores: the first here, the others each in
+    a child process running the same code (``_TRAIN_DEFAULT``, one torch thread as here), its Run pickled back
+    whole (bit-identical to one trained here: weights, configs, loss history, classes)."""
+    folder = tmp_path_factory.mktemp("default_runs")
+    first, *others = ACCEPTANCE
+    children = {name: subprocess.Popen([sys.executable, "-c", _TRAIN_DEFAULT, name, str(folder / f"{name}.pt")],
+                                       cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True,
+                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+                for name in others}  # fmt: skip
+    try:
+        runs = {first: train_run(make_dataset(first, 4000, seed=0), ModelConfig(), TrainConfig(device="cpu"),
+                                 {"source": first})}  # fmt: skip
+        for name, child in children.items():
+            _, err = child.communicate(timeout=900)
+            assert child.returncode == 0, f"training {name} in a child process failed:\n{err}"
+            runs[name] = torch.load(folder / f"{name}.pt", weights_only=False)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return runs
+
+
+@pytest.fixture(scope="module", params=ACCEPTANCE)
+def trained(request, default_runs):
+    """ACCEPTANCE: the default-trained run of one data set, with fresh labelled data to score it against."""
     name = request.param
-    run = train_run(make_dataset(name, 4000, seed=0), ModelConfig(), TrainConfig(device="cpu"), {"source": name})
-    fresh = make_dataset(name, 4000, seed=1)
-    return name, run, fresh
+    return name, default_runs[name], make_dataset(name, 4000, seed=1)
 
 
 def test_acceptance_default_training_samples_each_class_where_it_belongs(trained):
