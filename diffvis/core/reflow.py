@@ -5,8 +5,9 @@ those fixed pairs (x₀, ψ(x₀)) with the same loss, ‖v_θ(x_t, t) − (x₁
 come from a flow), so it comes out straighter, and one Euler step lands nearly where the whole ODE does. Reflowing a
 reflowed run chains: each run records k, how many times its flow was rectified.
 
-The pairs come from the base run's own ODE, solved finely (dopri5 at tight tolerances), from its own source, in
-its standardised coordinates; a class-conditional run draws the classes in proportion and keeps each pair's label.
+The pairs come from the base run's own ODE, solved finely (dopri5, every particle within rtol = atol = 1e-6),
+from its own source, in its standardised coordinates; a class-conditional run draws the classes in proportion
+and keeps each pair's label.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from diffvis.core.run import Run, SamplingModel
 from diffvis.core.training import Progress, TrainControl, Trainer
 from diffvis.errors import Cancelled, ConfigError
 
-PAIR_SOLVER = ("dopri5", {"steps": 1, "rtol": 1e-5, "atol": 1e-5})
+PAIR_SOLVER = ("dopri5", {"steps": 1, "rtol": 1e-6, "atol": 1e-6})
 PAIR_CHUNK = 5_000  # pairs solved at once: progress and cancel between chunks
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from diffvis.core.checkpoint import load_run, save_run
+from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.coupling import PairStream, ot_assignment, pair_within_classes
 from diffvis.core.datasets import make_dataset
 from diffvis.core.exact import ExactVelocity
@@ -268,3 +269,50 @@ def test_spacing_is_a_ddpm_setting_refused_for_a_flow_model():
     assert unbound.bound("flow").params == {"steps": 3}
     assert unbound.bound("ddpm").params == {"steps": 3, "spacing": "trailing"}
     assert unbound.bound(None).objective == "ddpm"  # a sampler's first objective, for an exact model
+
+
+def test_reflow_pairs_come_from_the_runs_own_ode_and_the_next_flow_trains_on_them(flow_run):
+    from diffvis.core.reflow import PAIR_SOLVER, draw_pairs, reflow_run
+
+    pairs = draw_pairs(flow_run, 40, seed=5)
+    assert len(pairs) == 40 and pairs.labels is not None and set(pairs.labels) <= {0, 1}
+    model = SamplingModel.of_run(flow_run)
+    again = sample_request(model, SampleRequest(*PAIR_SOLVER, label=ALL_CLASSES, n=40, seed=5, objective="flow"))
+    np.testing.assert_allclose(pairs.source, flow_run.normaliser.to_std(again.frames[0].astype(np.float64)), atol=1e-6)
+    np.testing.assert_allclose(pairs.target, flow_run.normaliser.to_std(again.samples.astype(np.float64)), atol=1e-5)
+    np.testing.assert_array_equal(pairs.labels, again.labels)
+    # the pairs are the ODE's: a much finer fixed-step solve of the same source lands on the same points
+    fine = sample_request(
+        model, SampleRequest("rk4", {"steps": 200}, label=ALL_CLASSES, n=40, seed=5, objective="flow")
+    )
+    np.testing.assert_allclose(again.samples, fine.samples, atol=2e-4)
+    reflowed = reflow_run(flow_run, pairs, steps=20)
+    assert reflowed.train_config.coupling == "reflow" and reflowed.data_info["reflow"] == {"k": 1, "pairs": 40}
+    assert reflowed.step == 20 and reflowed.normaliser == flow_run.normaliser
+    twice = reflow_run(reflowed, draw_pairs(reflowed, 20), steps=5)
+    assert twice.data_info["reflow"]["k"] == 2
+
+
+def test_a_reflow_batch_pairs_each_data_point_with_its_own_source_point(flow_run):
+    from diffvis.core.reflow import draw_pairs, reflow_trainer
+
+    pairs = draw_pairs(flow_run, 64, seed=1)
+    trainer = reflow_trainer(flow_run, pairs, steps=3)
+    x1, _, _, x0 = trainer.draw_batch()
+    rows = torch.cdist(x1.double(), torch.as_tensor(pairs.target)).argmin(1)
+    torch.testing.assert_close(x0.double(), torch.as_tensor(pairs.source)[rows], rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="reflow straightens a flow"):
+        draw_pairs(train_run(make_dataset("moons", 200), ModelConfig(width=16, depth=1), TrainConfig(steps=2),
+                             {"source": "moons", "n": 200}), 10)  # fmt: skip
+
+
+def test_a_data_set_source_starts_the_paths_on_that_set():
+    data = make_dataset("moons", 1000, seed=0)
+    cfg = TrainConfig(steps=5, batch=128, source="gaussians8", conditional=False)
+    run = train_run(data, ModelConfig(objective="flow", width=16, depth=1), cfg, {"source": "moons", "n": 1000})
+    traj = sample_request(SamplingModel.of_run(run), SampleRequest("euler", {"steps": 2}, n=500, objective="flow"))
+    start = traj.frames[0].astype(np.float64)
+    radius = np.linalg.norm(start, axis=1)  # eight Gaussians at radius 2, σ = 0.1, in data coordinates
+    assert abs(np.median(radius) - 2.0) < 0.1 and np.percentile(np.abs(radius - 2), 99) < 0.5
+    with pytest.raises(ConfigError, match="source must be one of"):
+        TrainConfig(source="nowhere")
