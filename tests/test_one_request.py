@@ -72,6 +72,24 @@ def _lab(run):
 
 @pytest.mark.parametrize("request_", REQUESTS, ids=IDS)
 def test_sample_render_views_and_sweep_give_the_same_samples(request_, run_dir, tmp_path, qtbot):
+    rendered = tmp_path / "r.npy"  # a real process, on the other core while this one samples the rest
+    proc = subprocess.Popen([sys.executable, "-m", "diffvis", "render", "--run", str(run_dir), "--view", "reverse",
+                             *_options(request_), "--out", str(rendered)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _in_process_samples_agree(request_, run_dir, tmp_path, qtbot)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    sampled = np.load(tmp_path / "s.npy")[:, :2]
+    np.testing.assert_array_equal(np.load(rendered)[-1], sampled.astype(np.float32))
+
+
+def _in_process_samples_agree(request_, run_dir, tmp_path, qtbot):
+    """`diffvis sample` (its samples left in tmp_path/s.npy), the reverse view, a comparison panel and a sweep."""
     from diffvis.app.models.compare import Panel
     from diffvis.app.views.compare_view import CompareView
     from diffvis.app.views.reverse_view import ReverseView
@@ -80,13 +98,6 @@ def test_sample_render_views_and_sweep_give_the_same_samples(request_, run_dir, 
     assert rc == 0, err
     sampled = np.load(tmp_path / "s.npy")[:, :2]
     assert sampled.shape == (N, 2)
-
-    rendered = tmp_path / "r.npy"
-    proc = subprocess.run([sys.executable, "-m", "diffvis", "render", "--run", str(run_dir), "--view", "reverse",
-                           *_options(request_), "--out", str(rendered)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    np.testing.assert_array_equal(np.load(rendered)[-1], sampled.astype(np.float32))
 
     run = load_run(run_dir)
     state = _lab(run)

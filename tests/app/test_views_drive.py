@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -44,16 +47,25 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_torch_thread):
-    """Two tiny runs trained once through `diffvis train`: {'ddpm': dir, 'ncsn': dir}."""
+    """Two tiny runs trained once through `diffvis train`, at once: {'ddpm': dir (here), 'ncsn': dir (a child
+    process, on one torch thread as here)}."""
     root = tmp_path_factory.mktemp("runs")
-    dirs = {}
-    for objective in ("ddpm", "ncsn"):
+    argv = {objective: ["train", "--data", "moons", *TINY, "--objective", objective, "--out", str(root / objective)]
+            for objective in ("ddpm", "ncsn")}  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-m", "diffvis", *argv["ncsn"]], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
+    try:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(["train", "--data", "moons", *TINY, "--objective", objective, "--out", str(root / objective)])
+            rc = main(argv["ddpm"])
         assert rc == 0, err.getvalue()
-        dirs[objective] = root / objective
-    return dirs
+        _, child_err = child.communicate(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, child_err
+    return {objective: root / objective for objective in argv}
 
 
 @pytest.fixture
