@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from diffvis.core.classes import ALL_CLASSES
-from diffvis.core.metrics import MetricResult, floors, score_samples
+from diffvis.core.metrics import MetricResult, floors, normalised_path_energy, score_samples, w2_floor
 from diffvis.core.pipeline import fallback_note, request_model, sample_request
 from diffvis.core.progress import ReportProgress
 from diffvis.core.request import SampleRequest
@@ -47,6 +47,16 @@ class PanelResult:
     seconds: float
     metrics: dict[str, MetricResult]
 
+    @property
+    def npe(self) -> float | None:
+        """The normalised path energy of a flow's trajectory (None for other models)."""
+        return path_energy_of(self.trajectory)
+
+
+def path_energy_of(traj: Trajectory) -> float | None:
+    """NPE of a flow model's trajectory, or None for a trajectory over timesteps or noise levels."""
+    return normalised_path_energy(traj.frames, traj.times) if traj.levels == "time" else None
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -57,8 +67,10 @@ class Reference:
 
     @classmethod
     def draw(cls, draw: Callable[[int], np.ndarray], seed: int = 10_000, cancelled=None) -> Reference:
-        """``draw(seed)`` gives fresh data of the size to score (at most METRIC_POINTS); ``cancelled()`` may stop."""
-        return cls(draw(seed - 1), floors(draw, FLOOR_PAIRS, seed, cancelled))
+        """``draw(seed)`` gives fresh data of the size to score (at most METRIC_POINTS); ``cancelled()`` may stop.
+        Every metric's floor, W₂'s included."""
+        floor = floors(draw, FLOOR_PAIRS, seed, cancelled)
+        return cls(draw(seed - 1), {**floor, "w2": w2_floor(draw, seed)})
 
 
 def run_panel(request: SampleRequest, run, points, schedule, reference: Reference, *, callback=None) -> PanelResult:
@@ -98,6 +110,7 @@ class SweepPoint:
     seconds: float
     metrics: dict[str, MetricResult]
     samples: np.ndarray = field(repr=False)
+    npe: float | None = None
 
     @property
     def sampler(self) -> str:
@@ -122,7 +135,7 @@ def sweep(requests, step_counts, run, points, schedule, reference: Reference, *,
         callback = None if progress is None else lambda info, i=i: progress(i, len(jobs))
         r = run_panel(request, run, points, schedule, reference, callback=callback)
         label = request.family + fallback_note(request, run)
-        out.append(SweepPoint(label, request, r.trajectory.nfe, r.seconds, r.metrics, r.trajectory.samples))
+        out.append(SweepPoint(label, request, r.trajectory.nfe, r.seconds, r.metrics, r.trajectory.samples, r.npe))
     if progress is not None:
         progress(len(jobs), len(jobs))
     return out
@@ -140,12 +153,14 @@ def parse_step_counts(text: str) -> list[int]:
 
 
 def sweep_csv(points: list[SweepPoint]) -> str:
-    """One row per sweep point: the sampler, its steps and cost, then each metric and its ratio to the floor."""
+    """One row per sweep point: the sampler, its steps and cost, then each metric and its ratio to the floor, and
+    a flow's normalised path energy (empty for other models)."""
     names = list(points[0].metrics) if points else []
     header = ["label", "sampler", "steps", "nfe", "seconds"] + [c for m in names for c in (m, f"{m}_ratio")]
-    rows = [",".join(header)]
+    rows = [",".join([*header, "npe"])]
     for p in points:
         cells = [f'"{p.label}"', p.sampler, "" if p.steps is None else str(p.steps), str(p.nfe), f"{p.seconds:.4f}"]
         cells += [f"{v:.6g}" for m in names for v in (p.metrics[m].value, p.metrics[m].ratio)]
+        cells.append("" if p.npe is None else f"{p.npe:.6g}")
         rows.append(",".join(cells))
     return "\n".join(rows) + "\n"

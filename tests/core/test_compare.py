@@ -245,7 +245,7 @@ def test_compare_measures_cost_and_metrics(compared, reference):
         assert traj.evals[0] == 0 and traj.evals[-1] == traj.nfe
         assert np.all(np.diff(traj.evals) >= 0)
         assert r.seconds > 0
-        assert list(r.metrics) == list(METRICS)
+        assert list(r.metrics) == [*METRICS, "w2"]  # W₂ with its floor from one pair of fresh draws
         expected = score_samples(traj.samples.astype(np.float64), reference.points, reference.floor)
         for name, m in r.metrics.items():
             e = expected[name]
@@ -315,7 +315,7 @@ def test_sweep_has_one_point_per_spec_and_step_count(swept, reference):
         costs = [p.nfe for p in out if p.label == family]
         assert costs == sorted(costs) and len(set(costs)) == len(costs)
     for p in out:
-        assert p.seconds > 0 and list(p.metrics) == list(METRICS)
+        assert p.seconds > 0 and list(p.metrics) == [*METRICS, "w2"]
         assert all(m.floor == reference.floor[name][0] for name, m in p.metrics.items())
 
 
@@ -347,7 +347,7 @@ def test_sweep_csv_parses_back_to_the_same_numbers(swept):
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
     assert header[:5] == ["label", "sampler", "steps", "nfe", "seconds"]
-    assert header[5:] == [c for m in METRICS for c in (m, f"{m}_ratio")]
+    assert header[5:] == [c for m in [*METRICS, "w2"] for c in (m, f"{m}_ratio")] + ["npe"]
     assert len(rows) == 1 + len(out)
     for row, p in zip(rows[1:], out, strict=True):
         assert len(row) == len(header)
@@ -359,4 +359,5 @@ def test_sweep_csv_parses_back_to_the_same_numbers(swept):
         for name, m in p.metrics.items():
             assert float(cells[name]) == pytest.approx(m.value, rel=1e-5)
             assert float(cells[f"{name}_ratio"]) == pytest.approx(m.ratio, rel=1e-5)
-    assert sweep_csv([]) == "label,sampler,steps,nfe,seconds\n"
+        assert cells["npe"] == ""  # DDPM-family samplers: no flow, no path energy
+    assert sweep_csv([]) == "label,sampler,steps,nfe,seconds,npe\n"

@@ -117,3 +117,52 @@ def test_memorised_fraction_counts_samples_on_training_points():
     samples = np.array([[0.0, 0.0005], [1.0, 0.0], [0.5, 0.5], [0.0, 1.002]])
     assert memorised_fraction(samples, data, 1e-3) == 0.5
     assert memorised_fraction(samples, data, 3e-3) == 0.75
+
+
+def test_w2_is_the_brute_force_optimal_matching_and_a_shift_costs_its_length():
+    import itertools
+
+    from diffvis.core.metrics import wasserstein2
+
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        x, y = rng.normal(size=(6, 2)), rng.normal(size=(6, 2)) * 2
+        best = min(((x - y[list(p)]) ** 2).sum(1).mean() for p in itertools.permutations(range(6)))
+        assert wasserstein2(x, y) == pytest.approx(math.sqrt(best), rel=1e-9)
+    x = rng.normal(size=(500, 2))
+    assert wasserstein2(x, x + np.array([3.0, -4.0])) == pytest.approx(5.0, rel=1e-9)
+    assert wasserstein2(x, x[::-1]) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_normalised_path_energy_is_zero_for_straight_optimal_paths_and_positive_for_a_turn():
+    from diffvis.core.metrics import normalised_path_energy
+
+    rng = np.random.default_rng(4)
+    x0 = rng.normal(size=(300, 2)) * np.array([2.0, 0.3])
+    t = np.linspace(0, 1, 11)
+    straight = np.stack([x0 + tk * np.array([1.0, 2.0]) for tk in t])  # a shift: the identity is the OT plan
+    assert normalised_path_energy(straight, t) == pytest.approx(0.0, abs=1e-9)
+    turned = np.stack([x0 @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) for a in np.pi * t])
+    assert normalised_path_energy(turned, t) > 1.0  # a half turn walks arcs to end points a straight line reaches
+
+
+def test_comparisons_and_sweeps_report_w2_with_a_floor_and_a_flows_path_energy():
+    from diffvis.core.compare import Reference, sweep, sweep_csv
+    from diffvis.core.schedules import Schedule
+
+    data = make_dataset("moons", 300, seed=0).points
+
+    def draw(seed):
+        return make_dataset("moons", 300, seed=seed).points
+
+    reference = Reference.draw(draw)
+    assert reference.floor["w2"][0] > 0
+    from diffvis.core.request import SampleRequest
+
+    points = sweep([SampleRequest("euler", objective="flow"), SampleRequest("ddim")], [2, 8], None, data,
+                   Schedule.make(), reference, n=300)  # fmt: skip
+    assert [p.npe is None for p in points] == [False, False, True, True]
+    assert points[1].npe > points[0].npe > 0.1  # the finer path follows more of the exact flow's curve
+    assert all("w2" in p.metrics and p.metrics["w2"].floor == reference.floor["w2"][0] for p in points)
+    csv = sweep_csv(points).splitlines()
+    assert csv[0].endswith(",w2,w2_ratio,npe") and csv[3].endswith(",") and not csv[1].endswith(",")
