@@ -122,6 +122,21 @@ def bench_training(repeats: int) -> None:
     )
 
 
+def bench_flow_coupling(repeats: int) -> None:
+    """OT-CFM against I-CFM training steps, the same network and batch: the pairing runs ahead in its thread."""
+    data = make_dataset("moons", 20_000, seed=0).points
+    trainers = [make_trainer(data, ModelConfig(objective="flow"), TrainConfig(steps=10**6, coupling=c, device="cpu"))[0]
+                for c in ("ot", "independent")]  # fmt: skip
+    steps = 100
+    try:
+        ot, independent, ratio = paired_times(*[lambda t=t: [t.train_step() for _ in range(steps)] for t in trainers],
+                                              repeats)  # fmt: skip
+    finally:
+        trainers[0].close()
+    print(f"flow training, OT coupling:  {steps / ot:7.0f} steps/s   independent {steps / independent:7.0f} steps/s   "
+          f"ratio {ratio:.2f}× (target ≥ 0.75×)")  # fmt: skip
+
+
 def briefly_trained_model(steps: int = 500) -> tuple[nn.Module, Schedule]:
     """The default network after a short training on butterfly: its samples stay in the data's range, as a
     trained model's do (an untrained one flings points far out, where sin/cos take a slow path)."""
@@ -427,6 +442,7 @@ def run_bench(repeats: int = 5, quick: bool = False) -> int:
     torch.manual_seed(0)
     print(f"diffvis bench: torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {repeats} runs")
     bench_training(repeats)
+    bench_flow_coupling(repeats)
     bench_sampling(repeats)
     bench_scrubbing(repeats)
     bench_compare_scrubbing(repeats)

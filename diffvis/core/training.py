@@ -57,8 +57,8 @@ class TrainConfig:
     p_uncond: float = 0.1
     source: str = "noise"  # flow: where the paths start, N(0, I) or a built-in data set (``diffvis.core.flow``)
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
-    ot_batch: int = 256  # flow with OT coupling: the sub-batch each exact assignment pairs
-    ot_reuse: int = 2  # flow with OT coupling: how many consecutive batches each assigned pair serves
+    ot_batch: int = 128  # flow with OT coupling: the sub-batch each exact assignment pairs
+    ot_reuse: int = 4  # flow with OT coupling: how many consecutive batches each assigned pair serves
 
     def __post_init__(self) -> None:
         check_field_types(self)
