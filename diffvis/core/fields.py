@@ -1,13 +1,15 @@
 """Score fields ∇ log p on a grid, for drawing arrows: learned (a trained network) or exact (a point set);
-series of them over the noise levels a view scrubs; and the density of points on a grid.
+series of them over the noise levels a view scrubs; and the density of points on a grid. A flow model's field is
+its velocity v(x, t) instead.
 
 Score functions here map standardised points (N, 2) to standardised scores. ``score_field`` evaluates one on a
-grid given in data coordinates and returns data-coordinate scores: with x = m + c·x_std,
-∇_x log p(x) = ∇_std log p_std(x_std) / c.
+grid given in data coordinates and returns data-coordinate vectors: with x = m + c·x_std,
+∇_x log p(x) = ∇_std log p_std(x_std) / c, and a velocity dx/dt = c · v_std.
 
   learned, DDPM at step t:  −ε_θ(x, t) / √(1 − ᾱ_t)      learned, NCSN at level σ:  s_θ(x, σ)
   exact,   DDPM at step t:  ∇ log mean_i N(x; √ᾱ_t x0_i, (1 − ᾱ_t) I)
   exact,   NCSN at level σ: ∇ log mean_i N(x; x0_i, σ² I)
+  learned, flow at time t:  v_θ(x, t)                   exact, flow at time t: E[x₁ − x₀ | x_t = x]
 
 For a class-conditional model the fields are those of a class c at guidance w (see ``guidance.guided``):
 w = 0 the unconditional field, w = 1 the conditional one, w > 1 the guided one; learned and exact alike.
@@ -65,14 +67,20 @@ def grid_points(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def score_field(
-    score: ScoreFn, normaliser: Normaliser, extent: tuple[float, float, float, float], resolution: int = 32
+    score: ScoreFn,
+    normaliser: Normaliser,
+    extent: tuple[float, float, float, float],
+    resolution: int = 32,
+    velocity: bool = False,
 ) -> ScoreField:
-    """Evaluate ``score`` on a resolution × resolution grid over extent = (x_min, x_max, y_min, y_max)."""
+    """Evaluate ``score`` (a ``velocity`` field when asked) on a resolution × resolution grid over extent =
+    (x_min, x_max, y_min, y_max)."""
     x_min, x_max, y_min, y_max = extent
     xs = np.linspace(x_min, x_max, resolution)
     ys = np.linspace(y_min, y_max, resolution)
     x_std = torch.as_tensor(normaliser.to_std(grid_points(xs, ys)), dtype=torch.float32)
-    vectors = score(x_std).cpu().numpy().astype(np.float64) / normaliser.scale
+    vectors = score(x_std).cpu().numpy().astype(np.float64)
+    vectors = vectors * normaliser.scale if velocity else vectors / normaliser.scale
     return ScoreField(xs, ys, vectors.reshape(resolution, resolution, 2))
 
 
@@ -89,9 +97,10 @@ def padded_extent(points: np.ndarray, pad: float = 0.3) -> Extent:
 
 @dataclass(frozen=True)
 class FieldSeries:
-    """Score fields at the noise levels a view scrubs, all in data coordinates.
+    """Score fields (a flow's velocity fields) at the noise levels a view scrubs, all in data coordinates.
 
-    times:   (F,) timestep t (ddpm, from T − 1 down to 0) or σ (ncsn, the ladder from σ_1 down) of frame k.
+    times:   (F,) timestep t (ddpm, from T − 1 down to 0), σ (ncsn, the ladder from σ_1 down) or a flow's t (from 0
+             up) of frame k.
     learned: (F, ny, nx, 2) the network's score, or None for the exact model.
     exact:   (F, ny, nx, 2) the exact score of the noised data set.
     noised:  (F, N, 2) the data noised to each level with one fixed ε per point (the samples the score is of).
@@ -134,7 +143,10 @@ def guided_series(unconditional: FieldSeries, conditional: FieldSeries, w: float
 
 
 def field_times(model: SamplingModel, frames: int = 50) -> np.ndarray:
-    """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), or the σ ladder (ncsn)."""
+    """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), the σ ladder (ncsn), or
+    ``frames`` times t = k/frames from the source, k = 0 … frames − 1 (flow: the field is singular at t = 1)."""
+    if model.objective == "flow":
+        return np.arange(frames) / frames
     if model.objective == "ncsn":
         return model.ladder.sigmas.copy()
     return ddim_timesteps(model.schedule.T, min(frames, model.schedule.T), "linspace")
@@ -164,17 +176,21 @@ def field_series(
     x0 = norm.to_std(points[:max_noised])
     eps = np.random.default_rng(NOISE_SEED).standard_normal(x0.shape)
     learned, exact, noised = [], [], []
+    velocity = model.objective == "flow"
     for k, level in enumerate(times):
-        if model.objective == "ncsn":
+        if velocity:
+            exact_fn, learned_fn = (lambda x, m=m, t=float(level): m(x, t) for m in (exact_guided, learned_model))
+            x = (1 - level) * eps + level * x0
+        elif model.objective == "ncsn":
             exact_fn, learned_fn = ncsn_score(exact_guided, level), ncsn_score(learned_model, level)
             x = x0 + level * eps
         else:
             t = int(level)
             exact_fn, learned_fn = (ddpm_score(m, model.schedule, t) for m in (exact_guided, learned_model))
             x = q_sample(x0, float(model.schedule.alphas_cumprod[t]), eps)
-        exact.append(score_field(exact_fn, norm, extent, resolution).vectors)
+        exact.append(score_field(exact_fn, norm, extent, resolution, velocity).vectors)
         if not model.exact:
-            learned.append(score_field(learned_fn, norm, extent, resolution).vectors)
+            learned.append(score_field(learned_fn, norm, extent, resolution, velocity).vectors)
         noised.append(norm.to_data(x))
         if cancelled is not None and cancelled(k + 1, len(times)):
             raise Cancelled("score fields cancelled")
@@ -183,15 +199,19 @@ def field_series(
 
 
 def trajectory_scores(traj: Trajectory, model: SamplingModel) -> np.ndarray:
-    """(F, N, 2) the score at every frame's points in data coordinates, recovered from the frame's x̂₀:
-    (√ᾱ_t x̂₀ − x)/(1 − ᾱ_t) for a timestep t, (x̂₀ − x)/σ² for a level σ; NaN at the clean frames."""
+    """(F, N, 2) the score at every frame's points in data coordinates, recovered from the frame's clean estimate
+    x̂ (Tweedie): (√ᾱ_t x̂₀ − x)/(1 − ᾱ_t) at a timestep t, (x̂₀ − x)/σ² at a level σ, (t x̂₁ − x)/(1 − t)² at a
+    flow's time t (its marginal is the data scaled by t plus noise of standard deviation 1 − t); NaN at the
+    clean frames."""
     norm = model.normaliser
     x, x0 = norm.to_std(traj.frames.astype(np.float64)), norm.to_std(traj.x0_hat.astype(np.float64))
     scores = np.full_like(x, np.nan)
     for k, level in enumerate(traj.times.astype(np.float64)):
-        if traj.name == "langevin" and level > 0:
+        if traj.levels == "sigma" and level > 0:
             scores[k] = (x0[k] - x[k]) / level**2
-        elif traj.name != "langevin" and level >= 0:
+        elif traj.levels == "time" and level < 1:
+            scores[k] = (level * x0[k] - x[k]) / (1 - level) ** 2
+        elif traj.levels == "t" and level >= 0:
             abar = float(model.schedule.alphas_cumprod[int(level)])
             scores[k] = (abar**0.5 * x0[k] - x[k]) / (1 - abar)
     return scores / norm.scale

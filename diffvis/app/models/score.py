@@ -120,8 +120,8 @@ class ScoreModel(SceneModel):
         model, levels, guidance = self.result.model, len(self.series.times), self.guidance_params
         objective = OBJECTIVES[model.objective]
         info = sampler_info(objective.probe_sampler)
-        per_level = PROBE_STEPS_PER_LEVEL if info.levels == "sigma" else 1  # else one step a level
-        steps = {info.steps_param: per_level if info.levels == "sigma" else levels}
+        per_level = PROBE_STEPS_PER_LEVEL if objective.levels == "sigma" else 1  # else one step a level
+        steps = {info.steps_param: per_level if objective.levels == "sigma" else levels}
         request = SampleRequest(info.name, {**objective.probe_params, **steps}, **guidance)
         start, seed = self.frame * per_level, 1 + len(self.probes)
 

@@ -33,7 +33,16 @@ NONE = np.zeros((0, 2))
 def level_label(model: SamplingModel, level: float) -> str:
     if levels_of(model.objective) == "sigma":
         return f"σ = {level:.3g}"
+    if levels_of(model.objective) == "time":
+        return f"t = {level:.3g}"
     return f"t = {int(level)} · ᾱ = {model.schedule.alphas_cumprod[int(level)]:.4f}"
+
+
+def field_name(model: SamplingModel) -> tuple[str, str]:
+    """What the view's arrows are, and their short name: a flow model's velocity, else the score."""
+    if levels_of(model.objective) == "time":
+        return "Velocity field v(x, t)", "|v|"
+    return "Score field ∇ log p_t", "|score|"
 
 
 class ScoreView(SceneView):
@@ -145,6 +154,7 @@ class ScoreView(SceneView):
         self.plot.disableAutoRange()
         self.plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]))
         self.probe_layer.arrow_length = 1.5 * self.model.spacing
+        fit_title(self.plot.getPlotItem(), f"{field_name(result.model)[0]} (data coordinates)")
 
     def show_frame(self, frame: int) -> None:
         model, series = self.model, self.model.series
@@ -162,7 +172,7 @@ class ScoreView(SceneView):
         self.probe_layer.show(model.probes, frame)
         lo, hi = self.quiver.magnitude_range
         sampling = model.result.model
-        text = f"{level_label(sampling, series.times[frame])} · |score| {lo:.2g} … {hi:.2g}"
+        text = f"{level_label(sampling, series.times[frame])} · {field_name(sampling)[1]} {lo:.2g} … {hi:.2g}"
         if series.learned is not None:
             text += f" · median error vs exact {np.median(series.relative_error(frame)):.2f}"
         params = model.guidance_params
