@@ -1,6 +1,12 @@
 import gc
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
@@ -79,3 +85,150 @@ def dummy_sampler():
                                                    (registry.STEPS, nudge), 1.0, "x ← x", "steps"))  # fmt: skip
     yield calls
     del registry.SAMPLERS["dummy"]
+
+
+# --- processes started at the end of collection, on the core the tests leave idle ----------------------------------
+
+
+@dataclass
+class _Job:
+    argv: list
+    folder: Path
+    name: str
+    after: str | None = None
+    env: dict | None = None
+    cwd: str | None = None
+    state: str = "queued"  # then "running", then "done"
+    process: subprocess.Popen | None = None
+    outcome: subprocess.CompletedProcess | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Background:
+    """Processes that a test module's fixtures wait for (trainings, renders), run one at a time in a thread of
+    their own from the end of collection, in the order their modules will run: most tests keep one core busy and
+    leave the other idle.
+
+    A module lists them in ``background_jobs(folder)`` as {name: {"argv": [...], "after": another job's name or
+    None, "env": {...} or None, "cwd": ... or None}} (``folder`` is the module's own, for their files; the XDG
+    settings and data folders point into it unless the job sets them, never to the user's own). Its fixtures call
+    ``background.result(__name__, name)``: a job not yet started runs there and then (after the job it comes after,
+    beside the one the thread runs); one already started is waited for. The thread only starts processes and waits
+    for them (no Python work of its own: the garbage collector never runs there); each process's stdout and stderr
+    go to files, read back by ``result``. Use it for processes of one core each (one torch thread), not for the
+    app's demo: on two cores it would only slow the tests beside it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.jobs: dict[tuple[str, str], _Job] = {}
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._work, name="background processes", daemon=True)
+
+    def folder(self, module: str) -> Path:
+        return self.root / module
+
+    def register(self, module) -> None:
+        """Queue the jobs ``module`` lists (once)."""
+        listing = getattr(module, "background_jobs", None)
+        if listing is None or any(name == module.__name__ for name, _ in self.jobs):
+            return
+        folder = self.folder(module.__name__)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, spec in listing(folder).items():
+            env = dict(spec.pop("env", None) or os.environ)
+            for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # as _user_dirs does for every test
+                if env.get(key) == os.environ.get(key):
+                    env[key] = str(folder / key.lower())
+            self.jobs[module.__name__, name] = _Job(folder=folder, name=name, env=env, **spec)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def result(self, module: str, name: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """The finished process of job ``name`` of ``module``: stdout and stderr as text."""
+        if (module, name) not in self.jobs:
+            self.register(sys.modules[module])
+        job = self.jobs[module, name]
+        self._run(job, timeout)
+        if not job.done.wait(timeout) and job.process is not None:  # a hang guard, not a timing
+            job.process.kill()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.outcome
+
+    def stop(self) -> None:
+        """Start nothing more; end what runs."""
+        with self.lock:
+            self.stopping = True
+        for job in list(self.jobs.values()):
+            if job.process is not None and job.process.poll() is None:
+                job.process.kill()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _work(self) -> None:
+        for job in list(self.jobs.values()):
+            self._run(job)
+
+    def _run(self, job: _Job, timeout: float | None = None) -> None:
+        """Run ``job`` here if nobody has started it (killed after ``timeout`` seconds)."""
+        with self.lock:
+            if job.state != "queued":
+                return
+            job.state = "running"
+            if self.stopping:
+                job.error = RuntimeError("the test session ended before this job started")
+        try:
+            if job.error is None:
+                if job.after is not None:
+                    self.result(job.folder.name, job.after)
+                out, err = (job.folder / f"{job.name}.{stream}" for stream in ("stdout", "stderr"))
+                with open(out, "w") as stdout, open(err, "w") as stderr:
+                    job.process = subprocess.Popen(job.argv, stdout=stdout, stderr=stderr, env=job.env, cwd=job.cwd)
+                try:
+                    job.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    job.process.kill()
+                    job.process.wait()
+                text = [path.read_text(errors="replace") for path in (out, err)]
+                job.outcome = subprocess.CompletedProcess(job.argv, job.process.returncode, *text)
+        except BaseException as e:  # noqa: BLE001 (given to whoever waits for the job)
+            job.error = e
+        finally:
+            job.state = "done"
+            job.done.set()
+
+
+_BACKGROUND = pytest.StashKey[Background]()
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    background = _background_of(session.config)
+    for module in dict.fromkeys(getattr(item, "module", None) for item in session.items):  # in the order they run
+        if module is not None:
+            background.register(module)
+    background.start()
+
+
+def pytest_sessionfinish(session):
+    background = session.config.stash.get(_BACKGROUND, None)
+    if background is not None:
+        background.stop()
+        shutil.rmtree(background.root, ignore_errors=True)
+
+
+def _background_of(config) -> Background:
+    if _BACKGROUND not in config.stash:
+        config.stash[_BACKGROUND] = Background(Path(tempfile.mkdtemp(prefix="diffvis-tests-")))
+    return config.stash[_BACKGROUND]
+
+
+@pytest.fixture(scope="session")
+def background(pytestconfig) -> Background:
+    """The session's ``Background`` processes."""
+    return _background_of(pytestconfig)

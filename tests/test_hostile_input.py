@@ -95,14 +95,21 @@ def refused(capsys, place: Path, command: str, fragment: str = "") -> list[str]:
 # --- a tiny run trained from a point file, and a fresh copy of it to spoil per test ---------------------------------
 
 
+def background_jobs(folder):
+    """moons.csv (written now) and RUN, a tiny run trained from it through `diffvis train` (so RUN keeps a copy of
+    the file), in a process of its own (one torch thread, as here) started at the end of collection (the conftest's
+    ``Background``)."""
+    save_points(make_dataset("moons", 300, seed=0), folder / "moons.csv")
+    argv = ["train", "--data", str(folder / "moons.csv"), *TINY, "--out", str(folder / "RUN")]
+    return {"train": {"argv": [sys.executable, "-m", "diffvis", *argv], "env": dict(os.environ, OMP_NUM_THREADS="1")}}
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Path:
-    """moons.csv and RUN, a tiny run trained from it (so RUN keeps a copy of the file)."""
-    root = tmp_path_factory.mktemp("lab")
-    save_points(make_dataset("moons", 300, seed=0), root / "moons.csv")
-    with contextlib.redirect_stdout(None):
-        assert main(["train", "--data", str(root / "moons.csv"), *TINY, "--out", str(root / "RUN")]) == 0
-    return root
+def lab(background) -> Path:
+    """The folder of moons.csv and RUN."""
+    done = background.result(__name__, "train")
+    assert done.returncode == 0, done.stderr
+    return background.folder(__name__)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
 import sys
 
 import numpy as np
@@ -36,15 +35,28 @@ def _cli(*argv) -> tuple[int, str]:
     return rc, err.getvalue()
 
 
+TINY = ["--n", "400", "--steps", "40", "--width", "16", "--depth", "1", "--batch", "64", "--device", "cpu",
+        "--timesteps", "100"]  # fmt: skip
+
+
+def background_jobs(folder):
+    """A tiny class-conditional run on moons (two classes) trained through `diffvis train`, then each request's
+    `diffvis render --out r.npy` (a real process), each in its own process started at the end of collection (the
+    conftest's ``Background``)."""
+    diffvis = [sys.executable, "-m", "diffvis"]
+    jobs = {"train": {"argv": [*diffvis, "train", "--data", "moons", *TINY, "--out", str(folder / "RUN"), "--quiet"]}}
+    for request, name in zip(REQUESTS, IDS, strict=True):
+        render = ["render", "--run", str(folder / "RUN"), "--view", "reverse", *_options(request)]
+        jobs[name] = {"argv": [*diffvis, *render, "--out", str(folder / f"{name}.npy")], "after": "train"}
+    return jobs
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny class-conditional run on moons (two classes)."""
-    run_dir = tmp_path_factory.mktemp("one") / "RUN"
-    tiny = ["--n", "400", "--steps", "40", "--width", "16", "--depth", "1", "--batch", "64", "--device", "cpu",
-            "--timesteps", "100"]  # fmt: skip
-    rc, err = _cli("train", "--data", "moons", *tiny, "--out", run_dir, "--quiet")
-    assert rc == 0, err
-    return run_dir
+def run_dir(background):
+    """The tiny class-conditional run on moons, trained once."""
+    done = background.result(__name__, "train")
+    assert done.returncode == 0, done.stderr
+    return background.folder(__name__) / "RUN"
 
 
 def _options(request: SampleRequest) -> list[str]:
@@ -71,21 +83,13 @@ def _lab(run):
 
 
 @pytest.mark.parametrize("request_", REQUESTS, ids=IDS)
-def test_sample_render_views_and_sweep_give_the_same_samples(request_, run_dir, tmp_path, qtbot):
-    rendered = tmp_path / "r.npy"  # a real process, on the other core while this one samples the rest
-    proc = subprocess.Popen([sys.executable, "-m", "diffvis", "render", "--run", str(run_dir), "--view", "reverse",
-                             *_options(request_), "--out", str(rendered)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        _in_process_samples_agree(request_, run_dir, tmp_path, qtbot)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+def test_sample_render_views_and_sweep_give_the_same_samples(request_, run_dir, tmp_path, qtbot, background):
+    _in_process_samples_agree(request_, run_dir, tmp_path, qtbot)
+    name = IDS[REQUESTS.index(request_)]
+    rendered = background.result(__name__, name)  # `diffvis render`, in its own process
+    assert rendered.returncode == 0, rendered.stderr
     sampled = np.load(tmp_path / "s.npy")[:, :2]
-    np.testing.assert_array_equal(np.load(rendered)[-1], sampled.astype(np.float32))
+    np.testing.assert_array_equal(np.load(background.folder(__name__) / f"{name}.npy")[-1], sampled.astype(np.float32))
 
 
 def _in_process_samples_agree(request_, run_dir, tmp_path, qtbot):

@@ -3,8 +3,8 @@ and bad inputs refused with one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-import contextlib
-import io
+import os
+import sys
 
 import av
 import numpy as np
@@ -23,16 +23,20 @@ from diffvis.core.sources import run_points
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, one_torch_thread):
-    """A tiny ddpm run trained once through `diffvis train`."""
-    out = tmp_path_factory.mktemp("render") / "RUN"
+def background_jobs(folder):
+    """A tiny ddpm run trained through `diffvis train` (one torch thread, as here), in a process of its own started
+    at the end of collection (the conftest's ``Background``)."""
     argv = ["train", "--data", "moons", "--n", "300", "--steps", "60", "--width", "16", "--depth", "1",
-            "--batch", "64", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        assert main(argv) == 0, stderr.getvalue()
-    return out
+            "--batch", "64", "--device", "cpu", "--quiet", "--out", str(folder / "RUN")]  # fmt: skip
+    return {"train": {"argv": [sys.executable, "-m", "diffvis", *argv], "env": dict(os.environ, OMP_NUM_THREADS="1")}}
+
+
+@pytest.fixture(scope="module")
+def run_dir(background):
+    """The tiny ddpm run, trained once."""
+    done = background.result(__name__, "train")
+    assert done.returncode == 0, done.stderr
+    return background.folder(__name__) / "RUN"
 
 
 @pytest.fixture

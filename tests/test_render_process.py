@@ -4,17 +4,14 @@ process with status 139 after its file was written). Every render form (each vie
 tiny trained run and for the exact model of a point file exits with status 0 and writes a picture of exactly
 ``--size`` that is not blank; so do the animation and SVG exports, and the app's screenshot.
 
-The processes run two at a time, each with one torch thread (tiny tensors on two shared cores)."""
+The processes run with one torch thread each (tiny tensors on two shared cores), one at a time from the end of
+collection beside the other tests (the conftest's ``Background``), two at a time once this module needs them."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -23,7 +20,6 @@ import pytest
 from PIL import Image
 
 from diffvis.app.views.compare_view import panel_columns
-from diffvis.cli import main
 from diffvis.core.compare import PRESETS
 
 SIZE = (400, 300)
@@ -31,18 +27,13 @@ VIEWS = ("forward", "reverse", "score", "langevin")
 VIEW_ARGS = {"forward": [], "reverse": ["--steps", "5", "--points", "200"], "score": [],
              "langevin": ["--steps", "2", "--points", "200"]}  # fmt: skip
 TIMEOUT_S = 240
+POINTS = "gaussians8.csv"
 
 
 def environment(home: Path) -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen", PYTHONFAULTHANDLER="1")
     env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"))
     return env
-
-
-def diffvis(env, *argv) -> subprocess.CompletedProcess:
-    """Run `python -m diffvis argv` to its end."""
-    command = [sys.executable, "-m", "diffvis", *map(str, argv)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 def forms() -> list[tuple[str, str, str]]:
@@ -58,41 +49,46 @@ def form_id(form) -> str:
     return f"{source}-{what.split(':')[1]}-{suffix[1:]}"
 
 
+def _diffvis(home: Path, *argv) -> dict:
+    """A background job (the conftest's ``Background``): `python -m diffvis argv` in its own process."""
+    return {"argv": [sys.executable, "-m", "diffvis", *map(str, argv)], "env": environment(home)}
+
+
+def _render(home: Path, form) -> dict:
+    source, what, suffix = form
+    kind, name = what.split(":")
+    argv = ["render", "--run" if source == "run" else "--exact", home / ("RUN" if source == "run" else POINTS)]
+    argv += ["--view", name, *VIEW_ARGS[name]] if kind == "view" else ["--compare", name, "--points", "200"]
+    argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--max-frames", "4", "--out", home / f"{form_id(form)}{suffix}"]
+    return {**_diffvis(home, *argv), "after": "train" if source == "run" else "data"}
+
+
+def background_jobs(home: Path) -> dict[str, dict]:
+    """A tiny run trained, a labelled point file written (the exact model's guidance preset samples its classes),
+    every form rendered and the app's screenshot taken, each in its own process: they start at the end of
+    collection, one at a time beside the tests; the fixture takes the ones not yet started."""
+    train = ["train", "--data", "butterfly", "--n", "500", "--steps", "200", "--width", "16", "--depth", "1",
+             "--batch", "128", "--device", "cpu", "--quiet", "--out", home / "RUN"]  # fmt: skip
+    jobs = {"data": _diffvis(home, "data", "gaussians8", "--n", "400", "--out", home / POINTS)}
+    jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "exact")
+    jobs["train"] = _diffvis(home, *train)
+    jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "run")
+    jobs["screenshot"] = {**_diffvis(home, "--run", home / "RUN", "--screenshot", home / "app.png"), "after": "train"}
+    return jobs
+
+
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-    """Train a tiny run and render every form in its own process, two processes at a time (the exact model's
-    forms while the run trains); {form: (process, file)}."""
-    home = tmp_path_factory.mktemp("render_process")
-    env = environment(home)
-    run = home / "RUN"
-    points = home / "gaussians8.csv"  # labelled: the exact model's guidance preset samples its classes
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["data", "gaussians8", "--n", "400", "--out", str(points)]) == 0
-
-    def render(form):
-        source, what, suffix = form
-        kind, name = what.split(":")
-        out = home / f"{form_id(form)}{suffix}"
-        argv = ["render", "--run" if source == "run" else "--exact", run if source == "run" else points]
-        argv += ["--view", name, *VIEW_ARGS[name]] if kind == "view" else ["--compare", name, "--points", "200"]
-        argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--max-frames", "4", "--out", out]
-        return form, (diffvis(env, *argv), out)
-
-    def screenshot(_):
-        out = home / "app.png"
-        return "screenshot", (diffvis(env, "--run", run, "--screenshot", out), out)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        training = pool.submit(diffvis, env, "train", "--data", "butterfly", "--n", "500", "--steps", "200",
-                               "--width", "16", "--depth", "1", "--batch", "128", "--device", "cpu", "--quiet",
-                               "--out", run)  # fmt: skip
-        exact = pool.map(render, [form for form in forms() if form[0] == "exact"])  # the other process slot
-        trained = training.result()
-        assert trained.returncode == 0, trained.stderr
-        done = dict(pool.map(screenshot, [None]))
-        done.update(pool.map(render, [form for form in forms() if form[0] == "run"]))
-        done.update(exact)
-    return done
+def outputs(background):
+    """Every form and the screenshot: {form: (process, file)}. Jobs not yet started run here, from the last on,
+    while the background thread goes on from the first: two processes at a time."""
+    home = background.folder(__name__)
+    for name in ("data", "train"):
+        done = background.result(__name__, name, TIMEOUT_S)
+        assert done.returncode == 0, done.stderr
+    files = {form: home / f"{form_id(form)}{form[2]}" for form in forms()}
+    files["screenshot"] = home / "app.png"
+    keys = {form: form_id(form) for form in forms()} | {"screenshot": "screenshot"}
+    return {key: (background.result(__name__, keys[key], TIMEOUT_S), files[key]) for key in reversed(files)}
 
 
 def succeeded(outputs, key) -> Path:

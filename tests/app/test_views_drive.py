@@ -3,10 +3,7 @@ independent call of the core (score fields, Langevin frames, trails, density, pr
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -18,7 +15,6 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from diffvis.cli import main
 from diffvis.core.checkpoint import load_run
 from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.datasets import Normaliser
@@ -45,27 +41,22 @@ TINY = ["--n", "300", "--steps", "60", "--width", "16", "--depth", "1", "--batch
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, one_torch_thread):
-    """Two tiny runs trained once through `diffvis train`, at once: {'ddpm': dir (here), 'ncsn': dir (a child
-    process, on one torch thread as here)}."""
-    root = tmp_path_factory.mktemp("runs")
-    argv = {objective: ["train", "--data", "moons", *TINY, "--objective", objective, "--out", str(root / objective)]
+def background_jobs(folder):
+    """Two tiny runs trained through `diffvis train` (one torch thread each, as here), each in its own process
+    started at the end of collection (the conftest's ``Background``)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return {objective: {"argv": [sys.executable, "-m", "diffvis", "train", "--data", "moons", *TINY, "--objective",
+                                 objective, "--out", str(folder / objective)], "env": env}
             for objective in ("ddpm", "ncsn")}  # fmt: skip
-    child = subprocess.Popen([sys.executable, "-m", "diffvis", *argv["ncsn"]], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
-    try:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(argv["ddpm"])
-        assert rc == 0, err.getvalue()
-        _, child_err = child.communicate(timeout=300)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == 0, child_err
-    return {objective: root / objective for objective in argv}
+
+
+@pytest.fixture(scope="module")
+def runs(background):
+    """{'ddpm': dir, 'ncsn': dir} (one not yet started runs here, beside the other)."""
+    for objective in ("ncsn", "ddpm"):
+        done = background.result(__name__, objective)
+        assert done.returncode == 0, done.stderr
+    return {objective: background.folder(__name__) / objective for objective in ("ddpm", "ncsn")}
 
 
 @pytest.fixture

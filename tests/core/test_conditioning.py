@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -745,30 +744,25 @@ torch.save(run, out)
 """
 
 
-@pytest.fixture(scope="module")
-def default_runs(tmp_path_factory):
+def background_jobs(folder):
     """ACCEPTANCE: a class-conditional run of each data set trained with the DEFAULT model and training settings
-    (10,000 steps, about 30–40 s on CPU each), both at once on the two cores: the first here, the others each in
-    a child process running the same code (``_TRAIN_DEFAULT``, one torch thread as here), its Run pickled back
-    whole (bit-identical to one trained here: weights, configs, loss history, classes)."""
-    folder = tmp_path_factory.mktemp("default_runs")
-    first, *others = ACCEPTANCE
-    children = {name: subprocess.Popen([sys.executable, "-c", _TRAIN_DEFAULT, name, str(folder / f"{name}.pt")],
-                                       cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True,
-                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
-                for name in others}  # fmt: skip
-    try:
-        runs = {first: train_run(make_dataset(first, 4000, seed=0), ModelConfig(), TrainConfig(device="cpu"),
-                                 {"source": first})}  # fmt: skip
-        for name, child in children.items():
-            _, err = child.communicate(timeout=900)
-            assert child.returncode == 0, f"training {name} in a child process failed:\n{err}"
-            runs[name] = torch.load(folder / f"{name}.pt", weights_only=False)
-    finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    (10,000 steps, about 30–40 s on CPU each), each in a process of its own running ``_TRAIN_DEFAULT`` (one torch
+    thread, as here) and pickling its Run whole: bit-identical to one trained here (weights, configs, loss history,
+    classes). They start at the end of collection (the conftest's ``Background``)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = str(Path(__file__).resolve().parents[2])
+    return {name: {"argv": [sys.executable, "-c", _TRAIN_DEFAULT, name, str(folder / f"{name}.pt")], "env": env,
+                   "cwd": root} for name in ACCEPTANCE}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_runs(background):
+    """{name: the default-trained Run}; the last first (the background thread takes them from the first on)."""
+    runs = {}
+    for name in reversed(ACCEPTANCE):
+        done = background.result(__name__, name)
+        assert done.returncode == 0, f"training {name} failed:\n{done.stderr}"
+        runs[name] = torch.load(background.folder(__name__) / f"{name}.pt", weights_only=False)
     return runs
 
 
