@@ -52,14 +52,16 @@ def pair_within_classes(x0: np.ndarray, x1: np.ndarray, labels: np.ndarray | Non
     return order
 
 
-Draw = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+Draw = Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 
 
 class PairStream:
     """Batches of ``batch`` OT-paired (x₀, x₁, labels), CPU tensors, computed ahead in a background thread.
 
-    ``draw(n, generator)`` gives n source points, n data points and their labels (or None); each step brings
-    batch/reuse fresh pairs, assigned in sub-batches of ``sub_batch``."""
+    ``draw(n, rng)`` gives n source points, n data points (float32) and their labels (or None) as numpy arrays;
+    each step brings batch/reuse fresh pairs, assigned in sub-batches of ``sub_batch``. The thread runs numpy and
+    scipy only: a second team of torch's OpenMP threads beside the training loop's would make both spin for the
+    same cores."""
 
     def __init__(self, draw: Draw, *, batch: int, sub_batch: int, reuse: int, seed: int, ahead: int = 8):
         fresh = batch // reuse
@@ -67,7 +69,7 @@ class PairStream:
             raise ConfigError(f"the batch ({batch}) must split into {reuse} parts of whole OT sub-batches of "
                               f"{sub_batch}")  # fmt: skip
         self.draw, self.fresh, self.sub_batch = draw, fresh, min(sub_batch, fresh)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         self.recent: deque = deque(maxlen=reuse)
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.stopped = threading.Event()
@@ -87,16 +89,14 @@ class PairStream:
         except BaseException as e:  # noqa: BLE001 - handed to the training thread, which raises it
             self.queue.put(e)
 
-    def _paired_block(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        x0, x1, labels = self.draw(self.fresh, self.generator)
-        a, b = x0.numpy().astype(np.float64), x1.numpy().astype(np.float64)
-        y = None if labels is None else labels.numpy()
+    def _paired_block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        x0, x1, labels = self.draw(self.fresh, self.rng)
+        a, b = x0.astype(np.float64), x1.astype(np.float64)
         order = np.arange(len(b))
         for start in range(0, len(b), self.sub_batch):
             part = slice(start, start + self.sub_batch)
-            order[part] = start + pair_within_classes(a[part], b[part], None if y is None else y[part])
-        index = torch.from_numpy(order)
-        return x0, x1[index], None if labels is None else labels[index]
+            order[part] = start + pair_within_classes(a[part], b[part], None if labels is None else labels[part])
+        return x0, x1[order], None if labels is None else labels[order]
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The next batch: this step's fresh pairs and those of the ``reuse`` − 1 steps before."""
@@ -108,8 +108,8 @@ class PairStream:
             if len(self.recent) == self.recent.maxlen:
                 break
         parts = list(zip(*self.recent, strict=True))
-        labels = None if parts[2][0] is None else torch.cat(parts[2])
-        return torch.cat(parts[0]), torch.cat(parts[1]), labels
+        labels = None if parts[2][0] is None else torch.from_numpy(np.concatenate(parts[2]))
+        return torch.from_numpy(np.concatenate(parts[0])), torch.from_numpy(np.concatenate(parts[1])), labels
 
     def close(self) -> None:
         self.stopped.set()

@@ -282,12 +282,16 @@ class Trainer:
 
     def _paired(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if self.pairs is None:
-            data, labels = self.data.cpu(), None if self.labels is None else self.labels.cpu()
-            source = None if self.source is None else self.source.cpu()
+            data = self.data.cpu().numpy()
+            labels = None if self.labels is None else self.labels.cpu().numpy()
+            source = None if self.source is None else self.source.cpu().numpy()
 
-            def draw(n: int, g: torch.Generator):
-                idx = torch.randint(len(data), (n,), generator=g)
-                x_src = draw_source(source, n, g)
+            def draw(n: int, rng: np.random.Generator):
+                idx = rng.integers(len(data), size=n)
+                if source is None:
+                    x_src = rng.standard_normal((n, 2), dtype=np.float32)
+                else:
+                    x_src = source[rng.integers(len(source), size=n)]
                 return x_src, data[idx], None if labels is None else labels[idx]
 
             cfg = self.cfg

@@ -201,10 +201,10 @@ def test_ot_pairs_cost_no_more_than_the_independent_pairing_and_stay_within_thei
 
 
 def test_the_pair_stream_is_the_same_sequence_whatever_the_timing_and_reuses_each_pair():
-    data = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    data = np.random.default_rng(0).standard_normal((500, 2)).astype(np.float32)
 
-    def draw(n, g):
-        return torch.randn(n, 2, generator=g), data[torch.randint(500, (n,), generator=g)], None
+    def draw(n, rng):
+        return rng.standard_normal((n, 2)).astype(np.float32), data[rng.integers(500, size=n)], None
 
     a = PairStream(draw, batch=64, sub_batch=16, reuse=2, seed=3)
     b = PairStream(draw, batch=64, sub_batch=16, reuse=2, seed=3, ahead=1)
