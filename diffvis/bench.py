@@ -311,9 +311,10 @@ def bench_scrubbing(repeats: int, n: int = 5000, frames: int = 120) -> None:
     bare.close()
 
 
-def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
+def bench_compare_scrubbing(repeats: int, n: int = 5000, frames: int | None = None) -> None:
     """Frames per second while the comparison's model sweeps the shared progress of four panels of n points each,
-    every frame rendered, next to four plain pyqtgraph scatters in one layout that set their points and render."""
+    every frame rendered, next to four plain pyqtgraph scatters in one layout that set their points and render;
+    ``frames``: the first frames of the sweep only (all by default)."""
     import pyqtgraph as pg
 
     from diffvis.app.main import offscreen_app
@@ -342,7 +343,7 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000) -> None:
         scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush("#D55E00"))
         bare.addPlot(row=i // 2, col=i % 2).addItem(scatter)
         scatters.append(scatter)
-    frames = PROGRESS_FRAMES + 1
+    frames = PROGRESS_FRAMES + 1 if frames is None else min(frames, PROGRESS_FRAMES + 1)
 
     def sweep_view() -> None:
         for k in range(frames):

@@ -398,16 +398,22 @@ def test_cli_keeps_freed_memory_on_linux():
     assert keep_freed_memory() is sys.platform.startswith("linux")
 
 
-def test_app_without_a_display_says_so_and_a_screenshot_renders_offscreen(tmp_path):
+def background_jobs(folder):
+    """`diffvis` and `diffvis --screenshot` with no display, each in its own process, started at the end of
+    collection beside the tests (the conftest's ``Background``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"))
-    done = subprocess.run([sys.executable, "-m", "diffvis"], env=env, capture_output=True, text=True, timeout=60)
+    env.update(XDG_CONFIG_HOME=str(folder / "c"), XDG_DATA_HOME=str(folder / "d"))
+    app = [sys.executable, "-m", "diffvis"]
+    return {"no display": {"argv": app, "env": env},
+            "screenshot": {"argv": [*app, "--screenshot", str(folder / "s.png")], "env": env}}  # fmt: skip
+
+
+def test_app_without_a_display_says_so_and_a_screenshot_renders_offscreen(background):
+    done = background.result(__name__, "no display", timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("diffvis: error: no display")
     assert len(done.stderr.strip().splitlines()) == 1
-    shot = tmp_path / "s.png"
-    done = subprocess.run([sys.executable, "-m", "diffvis", "--screenshot", str(shot)], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0 and shot.stat().st_size > 10_000
+    done = background.result(__name__, "screenshot", timeout=60)
+    assert done.returncode == 0 and (background.folder(__name__) / "s.png").stat().st_size > 10_000
 
 
 def test_every_option_of_every_command_says_what_it_does():

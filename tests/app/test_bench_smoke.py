@@ -12,7 +12,7 @@ def _rates(text: str) -> list[float]:
 
 def test_scrubbing_figures_run_on_tiny_views(capsys, qapp):
     bench.bench_scrubbing(1, n=200, frames=5)
-    bench.bench_compare_scrubbing(1, n=200)
+    bench.bench_compare_scrubbing(1, n=200, frames=5)
     out = capsys.readouterr().out
     assert out.count("scrubbing") == 3, out
     rates = _rates(out)

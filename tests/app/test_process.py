@@ -2,8 +2,8 @@
 
 import os
 import shutil
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QImage
@@ -11,15 +11,16 @@ from PySide6.QtGui import QImage
 BAD_SIGNS = ("QThread: Destroyed", "Traceback", "Fatal Python error", "Segmentation fault")
 
 
-def _launch(args, tmp_path, xvfb: bool):
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data")}
+def _launch(args, home: Path, xvfb: bool) -> dict:
+    """A background job (the conftest's ``Background``): `python -m diffvis args` under Xvfb or offscreen."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "cfg"), "XDG_DATA_HOME": str(home / "data")}
     cmd = [sys.executable, "-m", "diffvis", *args]
     if xvfb:
         env["QT_QPA_PLATFORM"] = "xcb"
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)  # a hang guard, not a timing
+    return {"argv": cmd, "env": env}
 
 
 def _assert_real_window_picture(path):
@@ -29,12 +30,22 @@ def _assert_real_window_picture(path):
     assert len(colours) > 50  # widgets, text, plotted points: not a blank or single-colour window
 
 
+def background_jobs(home: Path) -> dict[str, dict]:
+    """`diffvis --demo --screenshot` under Xvfb (where xvfb-run is installed) and offscreen, each in its own
+    process (its training thread keeps about one core busy), started at the end of collection beside the tests."""
+    xvfbs = (True, False) if shutil.which("xvfb-run") is not None else (False,)
+    return {_NAMES[x]: _launch(["--demo", "--screenshot", str(home / f"{_NAMES[x]}.png")], home / _NAMES[x], x)
+            for x in xvfbs}  # fmt: skip
+
+
+_NAMES = {True: "xvfb", False: "offscreen"}
+
+
 @pytest.mark.parametrize("xvfb", [True, False], ids=["xvfb", "offscreen"])
-def test_demo_screenshot_process_exits_cleanly(tmp_path, xvfb):
+def test_demo_screenshot_process_exits_cleanly(background, xvfb):
     if xvfb and shutil.which("xvfb-run") is None:
         pytest.skip("xvfb-run is not installed (.ci/run installs it)")
-    shot = tmp_path / "demo.png"
-    done = _launch(["--demo", "--screenshot", str(shot)], tmp_path, xvfb)
+    done = background.result(__name__, _NAMES[xvfb])  # a hang guard of 900 s, not a timing
     assert done.returncode == 0, done.stderr
     assert not any(sign in done.stderr for sign in BAD_SIGNS), done.stderr
-    _assert_real_window_picture(shot)
+    _assert_real_window_picture(background.folder(__name__) / f"{_NAMES[xvfb]}.png")
