@@ -163,9 +163,10 @@ class Background:
         """Start nothing more; end what runs."""
         with self.lock:
             self.stopping = True
-        for job in list(self.jobs.values()):
-            if job.process is not None and job.process.poll() is None:
-                job.process.kill()
+            running = [job.process for job in self.jobs.values() if job.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.kill()
         if self.thread.is_alive():
             self.thread.join()
 
@@ -179,24 +180,26 @@ class Background:
             if job.state != "queued":
                 return
             job.state = "running"
-            if self.stopping:
-                job.error = RuntimeError("the test session ended before this job started")
         try:
-            if job.error is None:
-                if job.after is not None:
-                    self.result(job.folder.name, job.after)
-                out, err = (job.folder / f"{job.name}.{stream}" for stream in ("stdout", "stderr"))
-                with open(out, "w") as stdout, open(err, "w") as stderr:
-                    job.process = subprocess.Popen(job.argv, stdout=stdout, stderr=stderr, env=job.env, cwd=job.cwd)
-                try:
-                    job.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
-                    job.process.wait()
-                text = [path.read_text(errors="replace") for path in (out, err)]
-                job.outcome = subprocess.CompletedProcess(job.argv, job.process.returncode, *text)
+            if job.after is not None:
+                self.result(job.folder.name, job.after)
+            out, err = (job.folder / f"{job.name}.{stream}" for stream in ("stdout", "stderr"))
+            with open(out, "w") as stdout, open(err, "w") as stderr, self.lock:  # stop() ends what has started
+                if self.stopping:
+                    raise RuntimeError("the test session ended before this job started")
+                job.process = subprocess.Popen(job.argv, stdout=stdout, stderr=stderr, env=job.env, cwd=job.cwd)
+            try:
+                job.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                job.process.kill()
+                job.process.wait()
+            text = [path.read_text(errors="replace") for path in (out, err)]
+            job.outcome = subprocess.CompletedProcess(job.argv, job.process.returncode, *text)
         except BaseException as e:  # noqa: BLE001 (given to whoever waits for the job)
             job.error = e
+            if job.process is not None and job.process.poll() is None:
+                job.process.kill()
+                job.process.wait()
         finally:
             job.state = "done"
             job.done.set()
