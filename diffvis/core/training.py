@@ -57,7 +57,7 @@ class TrainConfig:
     p_uncond: float = 0.1
     source: str = "noise"  # flow: where the paths start, N(0, I) or a built-in data set (``diffvis.core.flow``)
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
-    ot_batch: int = 128  # flow with OT coupling: the sub-batch each exact assignment pairs
+    ot_batch: int = 64  # flow with OT coupling: the sub-batch each exact assignment pairs
     ot_reuse: int = 4  # flow with OT coupling: how many consecutive batches each assigned pair serves
 
     def __post_init__(self) -> None:
@@ -222,7 +222,7 @@ class Trainer:
         if (cfg.coupling == REFLOW) != (pairs is not None) or (pairs is not None and len(pairs) != len(data)):
             raise ConfigError("a reflow run needs one source point paired with every data point, and only it")
         self.partners = None if pairs is None else torch.as_tensor(pairs, dtype=torch.float32, device=self.device)
-        self.pairs: PairStream | None = None  # OT-paired flow batches, started on the first batch
+        self.pairs: PairStream | None = None  # OT-paired flow batches, from the first batch on
 
     @property
     def objective(self) -> str:
@@ -299,12 +299,6 @@ class Trainer:
                                     seed=cfg.seed + 1)  # fmt: skip
         return self.pairs.next()
 
-    def close(self) -> None:
-        """Stop the background pairing of an OT-coupled flow run (a no-op otherwise)."""
-        if self.pairs is not None:
-            self.pairs.close()
-            self.pairs = None
-
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the per-sample losses and condition indices, detached."""
         cfg = self.cfg
@@ -335,12 +329,6 @@ class Trainer:
 
     def run(self, on_progress: Callable[[Progress], None] | None = None, control: TrainControl | None = None):
         """Train until ``cfg.steps``; report every ``report_every`` steps; raise ``Cancelled`` when asked to."""
-        try:
-            self._run(on_progress, control)
-        finally:
-            self.close()
-
-    def _run(self, on_progress, control) -> None:
         cfg = self.cfg
         sums = torch.zeros(N_BUCKETS, device=self.device)
         counts = torch.zeros(N_BUCKETS, device=self.device)
