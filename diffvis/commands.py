@@ -28,6 +28,7 @@ def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
     from diffvis.core.models import ModelConfig
     from diffvis.core.pipeline import evaluate_classes, evaluate_run, quality_to_dict, train_run
+    from diffvis.core.registry import OBJECTIVES
     from diffvis.core.sources import fresh_draw, fresh_sets, load_source
     from diffvis.core.training import TrainConfig
 
@@ -35,8 +36,9 @@ def cmd_train(args) -> int:
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
     model_keys = ("width", "depth", "activation")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond", "coupling", "source")
-    if args.objective != "flow" and (args.coupling or args.source):
-        raise ConfigError("--coupling and --source are settings of flow matching: add --objective flow")
+    if not OBJECTIVES[args.objective].transports and (args.coupling or args.source):
+        flows = ", ".join(name for name, info in OBJECTIVES.items() if info.transports)
+        raise ConfigError(f"--coupling and --source are settings of flow matching: add --objective {flows}")
     model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
     cfg = TrainConfig(conditional=not args.unconditional, **_given(args, train_keys))
     started = time.perf_counter()
@@ -70,8 +72,6 @@ def cmd_reflow(args) -> int:
 
     check_run_folder(args.out)
     base = load_run(args.run)
-    if base.objective != "flow":
-        raise ConfigError(f"reflow straightens a flow-matching run; {args.run} was trained for {base.objective}")
     points, info = run_points(base.data_info)
     bar = None if args.quiet else ProgressBar()
     pairs = draw_pairs(base, args.pairs, seed=args.seed, report=None if bar is None else

@@ -126,6 +126,12 @@ class ObjectiveInfo:
     tables: str = "schedule"
     levels: str = "t"
 
+    @property
+    def transports(self) -> bool:
+        """True for a flow between a source and the data (sampled over the linear path), which has a source and
+        a coupling."""
+        return self.tables == "path"
+
 
 @dataclass(frozen=True)
 class SamplerInfo:

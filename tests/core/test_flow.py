@@ -311,3 +311,11 @@ def test_a_data_set_source_starts_the_paths_on_that_set():
     assert abs(np.median(radius) - 2.0) < 0.1 and np.percentile(np.abs(radius - 2), 99) < 0.5
     with pytest.raises(ConfigError, match="source must be one of"):
         TrainConfig(source="nowhere")
+
+
+def test_the_cli_refuses_flow_settings_without_a_flow_objective_and_reflow_of_another_kind(tmp_path, capsys):
+    from diffvis.cli import main
+
+    assert main(["train", "--data", "moons", "--coupling", "ot", "--out", str(tmp_path / "r")]) == 2
+    assert "add --objective flow" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
