@@ -39,6 +39,10 @@ TINY = ["--n", "400", "--steps", "40", "--width", "16", "--depth", "1", "--batch
         "--timesteps", "100"]  # fmt: skip
 
 
+# Run after the other modules (the conftest): a tiny training and three renders, about 17 s in the background.
+BACKGROUND_HEAVY = True
+
+
 def background_jobs(folder):
     """A tiny class-conditional run on moons (two classes) trained through `diffvis train`, then each request's
     `diffvis render --out r.npy` (a real process), each in its own process started at the end of collection (the

@@ -63,6 +63,10 @@ def _render(home: Path, form) -> dict:
     return {**_diffvis(home, *argv), "after": "train" if source == "run" else "data"}
 
 
+# Run after the other modules (the conftest): a training and 29 processes, about 100 s of one core in the background.
+BACKGROUND_HEAVY = True
+
+
 def background_jobs(home: Path) -> dict[str, dict]:
     """A tiny run trained, a labelled point file written (the exact model's guidance preset samples its classes),
     every form rendered and the app's screenshot taken, each in its own process: they start at the end of

@@ -30,6 +30,10 @@ def _assert_real_window_picture(path):
     assert len(colours) > 50  # widgets, text, plotted points: not a blank or single-colour window
 
 
+# Run after the other modules (the conftest): two demo processes, about 15 s of one core each in the background.
+BACKGROUND_HEAVY = True
+
+
 def background_jobs(home: Path) -> dict[str, dict]:
     """`diffvis --demo --screenshot` under Xvfb (where xvfb-run is installed) and offscreen, each in its own
     process (its training thread keeps about one core busy), started at the end of collection beside the tests."""

@@ -41,6 +41,10 @@ TINY = ["--n", "300", "--steps", "60", "--width", "16", "--depth", "1", "--batch
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+# Run after the other modules (the conftest): two tiny trainings, about 8 s each in the background.
+BACKGROUND_HEAVY = True
+
+
 def background_jobs(folder):
     """Two tiny runs trained through `diffvis train` (one torch thread each, as here), each in its own process
     started at the end of collection (the conftest's ``Background``)."""

@@ -744,6 +744,10 @@ torch.save(run, out)
 """
 
 
+# Run after the other modules (the conftest): two 10,000-step trainings, about 70 s of one core each in the background.
+BACKGROUND_HEAVY = True
+
+
 def background_jobs(folder):
     """ACCEPTANCE: a class-conditional run of each data set trained with the DEFAULT model and training settings
     (10,000 steps, about 30–40 s on CPU each), each in a process of its own running ``_TRAIN_DEFAULT`` (one torch
