@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
 
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import compact_combo
+from diffvis.core.coupling import COUPLINGS
+from diffvis.core.datasets import DATASETS
+from diffvis.core.flow import SOURCES
 from diffvis.core.models import ACTIVATIONS, ModelConfig
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.schedules import MAX_T, MIN_T, SCHEDULE_KINDS
@@ -51,7 +54,15 @@ class ModelPanel(QGroupBox):
         self.device.addItem("CPU", "cpu")
         if torch.cuda.is_available():
             self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
-        for combo in (self.objective, self.schedule, self.activation, self.device):
+        self.source = QComboBox()
+        for name in SOURCES:
+            self.source.addItem(name if name in DATASETS else f"{name}: N(0, I)", name)
+        self.source.setToolTip("flow matching: where the paths start, Gaussian noise or a data set (data to data)")
+        self.coupling = QComboBox()
+        self.coupling.addItems(COUPLINGS)
+        self.coupling.setToolTip("flow matching: how each batch pairs source and data points, independently (I-CFM) "
+                                 "or by minibatch optimal transport (OT-CFM: straighter paths)")  # fmt: skip
+        for combo in (self.objective, self.schedule, self.activation, self.device, self.source, self.coupling):
             compact_combo(combo, 8)  # a narrow panel elides 'NCSN (denoising score matching)' or a GPU's name
         self.conditional = QCheckBox("condition on classes", checked=t.conditional)
         self.conditional.setToolTip("labelled data (two classes or more) trains one network for ε(x, t, class) and, "
@@ -64,14 +75,15 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout(self)
         for label, widget in [
-            ("Objective", self.objective), ("Schedule", self.schedule), ("Timesteps T", self.timesteps),
+            ("Objective", self.objective), ("Source", self.source), ("Coupling", self.coupling),
+            ("Schedule", self.schedule), ("Timesteps T", self.timesteps),
             ("Width", self.width), ("Depth", self.depth), ("Activation", self.activation),
             ("Learning rate", self.lr), ("Batch size", self.batch), ("Steps", self.steps), ("Seed", self.seed),
             ("Device", self.device), ("Labels", self.conditional), ("Label dropout", self.p_uncond),
         ]:  # fmt: skip
             form.addRow(label, widget)
         form.addRow(self.error)
-        for combo in (self.objective, self.schedule, self.activation, self.device):
+        for combo in (self.objective, self.schedule, self.activation, self.device, self.source, self.coupling):
             combo.currentIndexChanged.connect(self.apply)
         for spin in (self.timesteps, self.width, self.depth, self.lr, self.batch, self.steps, self.seed, self.p_uncond):
             spin.valueChanged.connect(self.apply)
@@ -87,13 +99,16 @@ class ModelPanel(QGroupBox):
         except (ConfigError, KeyError, TypeError, ValueError):
             return
         widgets = [self.objective, self.schedule, self.timesteps, self.width, self.depth, self.activation, self.lr,
-                   self.batch, self.steps, self.seed, self.device, self.conditional, self.p_uncond]  # fmt: skip
+                   self.batch, self.steps, self.seed, self.device, self.conditional, self.p_uncond, self.source,
+                   self.coupling]  # fmt: skip
         for w in widgets:
             w.blockSignals(True)
         self.objective.setCurrentIndex(max(0, self.objective.findData(m.objective)))
         self.schedule.setCurrentText(t.schedule)
         self.activation.setCurrentText(m.activation)
         self.device.setCurrentIndex(max(0, self.device.findData(t.device)))
+        self.source.setCurrentIndex(max(0, self.source.findData(t.source)))
+        self.coupling.setCurrentIndex(max(0, self.coupling.findText(t.coupling)))  # a reflowed run's: independent
         values = [(self.timesteps, t.timesteps), (self.width, m.width), (self.depth, m.depth), (self.lr, t.lr),
                   (self.batch, t.batch), (self.steps, t.steps), (self.seed, t.seed),
                   (self.p_uncond, t.p_uncond)]  # fmt: skip
@@ -105,7 +120,12 @@ class ModelPanel(QGroupBox):
         self.apply()
 
     def apply(self) -> None:
-        """Validate the widgets' values and write them to the state; show the reason when they do not fit."""
+        """Validate the widgets' values and write them to the state; show the reason when they do not fit. Source and
+        coupling are offered, and written, only for an objective that transports (the defaults otherwise)."""
+        transports = OBJECTIVES[self.objective.currentData()].transports
+        self.source.setEnabled(transports)
+        self.coupling.setEnabled(transports)
+        flow = {"source": self.source.currentData(), "coupling": self.coupling.currentText()} if transports else {}
         try:
             model = ModelConfig(
                 objective=self.objective.currentData(), width=self.width.value(), depth=self.depth.value(),
@@ -115,7 +135,7 @@ class ModelPanel(QGroupBox):
                 steps=self.steps.value(), batch=self.batch.value(), lr=self.lr.value(), seed=self.seed.value(),
                 schedule=self.schedule.currentText(), timesteps=self.timesteps.value(),
                 device=self.device.currentData(), conditional=self.conditional.isChecked(),
-                p_uncond=self.p_uncond.value(),
+                p_uncond=self.p_uncond.value(), **flow,
             )  # fmt: skip
         except ConfigError as e:
             self._set_valid(False, str(e))
