@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,6 +18,8 @@ from PySide6.QtCore import QThread, Signal
 from diffvis.core.datasets import PointSet
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import make_trainer
+from diffvis.core.progress import ReportProgress
+from diffvis.core.reflow import draw_pairs, reflow_trainer, reflowed
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.run import Run, sample_run
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
@@ -25,25 +29,72 @@ PREVIEW_POINTS = 1000
 GUI_HEAD_START_MS = 100  # the GUI repaints the new state (tab, buttons, cleared plots) before training competes
 
 
-class TrainWorker(QThread):
-    """Trains on ``data`` (a point set; its labels condition the model) with the core loop; emits progress,
-    preview samples and the resulting run.
+@dataclass(frozen=True)
+class Training:
+    """What a ``TrainWorker`` trains: ``trainer``, and ``run_of(trainer)``, its EMA weights so far as a Run."""
 
-    ``ended(run, outcome, message)``: outcome 'done', 'stopped' (run holds the weights so far), 'diverged' (run
-    holds the last good EMA weights) or 'failed' (run is None).
+    trainer: Trainer
+    run_of: Callable[[Trainer], Run]
+
+
+Setup = Callable[[TrainControl, ReportProgress], Training]
+"""Builds a ``Training`` in the worker thread; it may report a preparation's progress (done, total) and stops with
+``Cancelled`` when the control is cancelled."""
+
+
+def data_training(data: PointSet, model_config: ModelConfig, cfg: TrainConfig, data_info: dict) -> Setup:
+    """Training on ``data`` (a point set; its labels condition the model) with the core loop."""
+
+    def setup(control: TrainControl, prepare: ReportProgress) -> Training:
+        trainer, normaliser = make_trainer(data, model_config, cfg)
+        return Training(trainer, lambda t: Run.from_trainer(t, normaliser, data_info))
+
+    return setup
+
+
+def reflowable(run: Run | None) -> bool:
+    """Whether ``run`` can be reflowed: a trained run of an objective that transports."""
+    return run is not None and OBJECTIVES[run.objective].transports
+
+
+def reflow_training(run: Run, pairs: int, *, seed: int = 0) -> Setup:
+    """Reflow: ``pairs`` pairs drawn from ``run``'s own ODE (``draw_pairs``: paused and stopped within one network
+    evaluation), then the next rectified flow trained on them for the base run's steps."""
+
+    def setup(control: TrainControl, prepare: ReportProgress) -> Training:
+        drawn = draw_pairs(run, pairs, seed=seed, report=prepare, cancelled=control.wait)
+        return Training(reflow_trainer(run, drawn), lambda t: reflowed(run, t))
+
+    return setup
+
+
+class TrainWorker(QThread):
+    """Trains what ``setup`` builds (``data_training``, ``reflow_training``) with the core loop; emits the
+    preparation's progress, training progress, preview samples and the resulting run. ``what`` names the job in
+    its messages.
+
+    ``prepared(done, total)``: the setup's progress (reflow's pairs drawn); ``began``: the trainer is built and
+    its first step is next. ``ended(run, outcome, message)``: outcome 'done', 'stopped' (run holds the weights so
+    far; None when stopped before training began), 'diverged' (run holds the last good EMA weights) or 'failed'
+    (run is None).
     """
 
+    prepared = Signal(int, int)
+    began = Signal()
     progressed = Signal(object)  # Progress
     previewed = Signal(int, object, object)  # training step, (PREVIEW_POINTS, 2) samples, a Run of the EMA copy
     ended = Signal(object, str, str)
 
-    def __init__(self, data: PointSet, model_config: ModelConfig, cfg: TrainConfig, data_info: dict,
-                 *, preview_every: int = 500, parent=None):  # fmt: skip
+    def __init__(self, setup: Setup, *, what: str = "training", preview_every: int = 500, parent=None):
         super().__init__(parent)
-        self.data, self.model_config, self.cfg, self.data_info = data, model_config, cfg, data_info
-        self.preview_every = preview_every
+        self.setup, self.what, self.preview_every = setup, what, preview_every
         self.control = TrainControl()
-        self._trainer: Trainer | None = None
+        self.stage = "waiting"  # then 'preparing' (the setup runs), then 'training'
+        self._training: Training | None = None
+
+    @property
+    def _trainer(self) -> Trainer | None:
+        return None if self._training is None else self._training.trainer
 
     def pause(self) -> None:
         self.control.pause()
@@ -57,17 +108,19 @@ class TrainWorker(QThread):
     def run(self) -> None:  # runs in the worker thread
         yield_cpu_to_gui()
         if self.control.sleep(GUI_HEAD_START_MS / 1000):
-            self.ended.emit(None, "stopped", "training stopped before it began")
+            self.ended.emit(None, "stopped", f"{self.what} stopped before it began")
             return
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
         try:
-            trainer, normaliser = make_trainer(self.data, self.model_config, self.cfg)
-            self._trainer = trainer
-            trainer.run(lambda p: self._report(p, trainer, normaliser), self.control)
-            outcome, message = "done", f"training finished: {trainer.step:,} steps"
+            self.stage = "preparing"
+            self._training = training = self.setup(self.control, self._prepare)
+            self.stage = "training"
+            self.began.emit()
+            training.trainer.run(self._report, self.control)
+            outcome, message = "done", f"{self.what} finished: {training.trainer.step:,} steps"
         except Cancelled:
-            outcome, message = "stopped", f"training stopped at step {self._step():,}"
+            outcome, message = "stopped", f"{self.what} stopped at step {self._step():,}"
         except TrainingDiverged as e:
             outcome, message = "diverged", str(e)
         except DiffvisError as e:
@@ -75,19 +128,26 @@ class TrainWorker(QThread):
             return
         except Exception as e:  # a bug: say so in the app, keep the traceback for the report
             traceback.print_exc(file=sys.stderr)
-            self.ended.emit(None, "failed", f"training failed unexpectedly: {e}")
+            self.ended.emit(None, "failed", f"{self.what} failed unexpectedly: {e}")
             return
         finally:
             torch.set_num_threads(threads)
-        self.ended.emit(Run.from_trainer(trainer, normaliser, self.data_info), outcome, message)
+        if self._training is None:
+            self.ended.emit(None, outcome, f"{self.what} stopped before its training began")
+            return
+        self.ended.emit(self._training.run_of(self._training.trainer), outcome, message)
+
+    def _prepare(self, done: int, total: int) -> bool:
+        self.prepared.emit(done, total)
+        return self.control.cancelled
 
     def _step(self) -> int:
         return self._trainer.step if self._trainer is not None else 0
 
-    def _report(self, progress: Progress, trainer: Trainer, normaliser) -> None:
+    def _report(self, progress: Progress) -> None:
         self.progressed.emit(progress)
         if progress.step % self.preview_every == 0 or progress.step == progress.total:
-            run = Run.from_trainer(trainer, normaliser, self.data_info)
+            run = self._training.run_of(self._training.trainer)
             self.previewed.emit(progress.step, preview_samples(run), run)
 
 

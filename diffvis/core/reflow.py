@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.pipeline import sample_request
@@ -25,7 +26,8 @@ from diffvis.core.training import Progress, TrainControl, Trainer
 from diffvis.errors import Cancelled, ConfigError
 
 PAIR_SOLVER = ("dopri5", {"steps": 1, "rtol": 1e-6, "atol": 1e-6})
-PAIR_CHUNK = 5_000  # pairs solved at once: progress and cancel between chunks
+PAIR_CHUNK = 5_000  # pairs solved at once: progress between chunks
+DEFAULT_PAIRS = 20_000  # the pairs a reflow draws unless told
 
 
 @dataclass(frozen=True)
@@ -41,20 +43,43 @@ class Pairs:
         return len(self.source)
 
 
-def draw_pairs(run: Run, n: int, *, seed: int = 0, report: Callable[[int, int], bool] | None = None) -> Pairs:
-    """n pairs (x₀, ψ(x₀)) of the run's flow, solved with ``PAIR_SOLVER`` in chunks; ``report(done, n)`` after
-    each chunk may cancel (``Cancelled``)."""
+def ode_pairs(model: SamplingModel, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """n source points x₀ (drawn with ``seed``) and their ends ψ(x₀) under the model's flow, solved with
+    ``PAIR_SOLVER``, both (n, 2) in data coordinates, and the dense class ids they were drawn for (or None)."""
+    label = None if model.classes is None else ALL_CLASSES
+    request = SampleRequest(PAIR_SOLVER[0], PAIR_SOLVER[1], label=label, n=n, seed=seed, objective="flow")
+    traj = sample_request(model, request)
+    return traj.frames[0].astype(np.float64), traj.samples.astype(np.float64), traj.labels
+
+
+class _Interruptible(torch.nn.Module):
+    """``net``, refusing every evaluation once ``cancelled()`` says so (``Cancelled``): a long solve stops within
+    one network evaluation."""
+
+    def __init__(self, net: torch.nn.Module, cancelled: Callable[[], bool]):
+        super().__init__()
+        self.net, self.cancelled = net, cancelled
+
+    def forward(self, *args):
+        if self.cancelled():
+            raise Cancelled("reflow cancelled while drawing its pairs")
+        return self.net(*args)
+
+
+def draw_pairs(run: Run, n: int, *, seed: int = 0, report: Callable[[int, int], bool] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Pairs:  # fmt: skip
+    """n pairs (x₀, ψ(x₀)) of the run's flow (``ode_pairs``), in chunks of ``PAIR_CHUNK``; ``report(done, n)`` after
+    each chunk may cancel (``Cancelled``), and so may ``cancelled()``, asked at every network evaluation."""
     if run.objective != "flow":
         raise ConfigError(f"reflow straightens a flow-matching run; this one was trained for {run.objective}")
     model = SamplingModel.of_run(run)
-    label = None if run.classes is None else ALL_CLASSES
+    if cancelled is not None:
+        model = replace(model, model=_Interruptible(model.model, cancelled))
     parts = []
     for i, start in enumerate(range(0, n, PAIR_CHUNK)):
         count = min(PAIR_CHUNK, n - start)
-        request = SampleRequest(PAIR_SOLVER[0], PAIR_SOLVER[1], label=label, n=count, seed=seed + i, objective="flow")
-        traj = sample_request(model, request)
-        to_std = run.normaliser.to_std
-        parts.append((to_std(traj.frames[0].astype(np.float64)), to_std(traj.samples.astype(np.float64)), traj.labels))
+        source, target, labels = ode_pairs(model, count, seed=seed + i)
+        parts.append((run.normaliser.to_std(source), run.normaliser.to_std(target), labels))
         if report is not None and report(start + count, n):
             raise Cancelled("reflow cancelled while drawing its pairs")
     source, target, labels = zip(*parts, strict=True)
@@ -71,12 +96,17 @@ def reflow_trainer(run: Run, pairs: Pairs, *, steps: int | None = None, seed: in
 def reflow_run(run: Run, pairs: Pairs, *, steps: int | None = None, seed: int | None = None,
                on_progress: Callable[[Progress], None] | None = None,
                control: TrainControl | None = None) -> Run:  # fmt: skip
-    """Train the (k + 1)-rectified flow of ``run`` on ``pairs``; the new run keeps the base run's data description,
-    normaliser and classes, and records k."""
+    """Train the (k + 1)-rectified flow of ``run`` on ``pairs`` (``reflow_trainer``, then ``reflowed``)."""
     trainer = reflow_trainer(run, pairs, steps=steps, seed=seed)
     trainer.run(on_progress, control)
-    k = int(run.data_info.get("reflow", {}).get("k", 0)) + 1
-    info = {**run.data_info, "reflow": {"k": k, "pairs": len(pairs)}}
+    return reflowed(run, trainer)
+
+
+def reflowed(run: Run, trainer: Trainer) -> Run:
+    """The run of a reflow trainer of ``run`` as it stands: it keeps the base run's data description, normaliser,
+    classes and tables, and records k and the number of pairs."""
+    k = rectified_steps(run) + 1
+    info = {**run.data_info, "reflow": {"k": k, "pairs": len(trainer.partners)}}
     new = Run.from_trainer(trainer, run.normaliser, info)
     new.ladder, new.schedule = run.ladder, run.schedule
     return new
