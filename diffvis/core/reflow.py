@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.pipeline import sample_request
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import Run, SamplingModel
@@ -43,18 +42,21 @@ class Pairs:
         return len(self.source)
 
 
+def pair_request(n: int, seed: int = 0) -> SampleRequest:
+    """The solve that gives n pairs: ``PAIR_SOLVER`` from n source points drawn with ``seed`` (a conditional model's
+    classes drawn in proportion)."""
+    return SampleRequest(PAIR_SOLVER[0], PAIR_SOLVER[1], n=n, seed=seed, objective="flow")
+
+
 def ode_pairs(model: SamplingModel, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """n source points x₀ (drawn with ``seed``) and their ends ψ(x₀) under the model's flow, solved with
-    ``PAIR_SOLVER``, both (n, 2) in data coordinates, and the dense class ids they were drawn for (or None)."""
-    label = None if model.classes is None else ALL_CLASSES
-    request = SampleRequest(PAIR_SOLVER[0], PAIR_SOLVER[1], label=label, n=n, seed=seed, objective="flow")
-    traj = sample_request(model, request)
+    """n source points x₀ and their ends ψ(x₀) under the model's flow (``pair_request``), both (n, 2) in data
+    coordinates, and the dense class ids they were drawn for (or None)."""
+    traj = sample_request(model, pair_request(n, seed))
     return traj.frames[0].astype(np.float64), traj.samples.astype(np.float64), traj.labels
 
 
 class _Interruptible(torch.nn.Module):
-    """``net``, refusing every evaluation once ``cancelled()`` says so (``Cancelled``): a long solve stops within
-    one network evaluation."""
+    """A network that refuses every evaluation once ``cancelled()`` says so (``Cancelled``)."""
 
     def __init__(self, net: torch.nn.Module, cancelled: Callable[[], bool]):
         super().__init__()
@@ -62,8 +64,16 @@ class _Interruptible(torch.nn.Module):
 
     def forward(self, *args):
         if self.cancelled():
-            raise Cancelled("reflow cancelled while drawing its pairs")
+            raise Cancelled("cancelled while solving the flow")
         return self.net(*args)
+
+
+def interruptible(model: SamplingModel, cancelled: Callable[[], bool]) -> SamplingModel:
+    """``model`` whose network asks ``cancelled()`` before every evaluation, so that a long solve stops within one
+    (an exact model is left as it is: its solve stops at its next frame)."""
+    if not isinstance(model.model, torch.nn.Module):
+        return model
+    return replace(model, model=_Interruptible(model.model, cancelled))
 
 
 def draw_pairs(run: Run, n: int, *, seed: int = 0, report: Callable[[int, int], bool] | None = None,
@@ -74,7 +84,7 @@ def draw_pairs(run: Run, n: int, *, seed: int = 0, report: Callable[[int, int], 
         raise ConfigError(f"reflow straightens a flow-matching run; this one was trained for {run.objective}")
     model = SamplingModel.of_run(run)
     if cancelled is not None:
-        model = replace(model, model=_Interruptible(model.model, cancelled))
+        model = interruptible(model, cancelled)
     parts = []
     for i, start in enumerate(range(0, n, PAIR_CHUNK)):
         count = min(PAIR_CHUNK, n - start)
