@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
+from diffvis.app.models.scene import Probe, SceneModel, lab_schedule, nan_separated, probe_along
 from diffvis.core.compare import METRIC_POINTS
-from diffvis.core.fields import trajectory_scores
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
 from diffvis.core.pipeline import ClassScore, request_model, sample_request, score_classes
@@ -25,7 +24,6 @@ from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.sources import fresh_sets
 from diffvis.core.trajectory import Trajectory
-from diffvis.errors import ConfigError
 
 MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
 
@@ -47,9 +45,7 @@ def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
     """(…, 2) the paths of ``count`` evenly chosen points over frames 0 … upto, separated by NaN rows."""
     n = frames.shape[1]
     index = np.unique(np.linspace(0, n - 1, min(count, n)).astype(int))
-    paths = frames[: upto + 1, index].transpose(1, 0, 2)  # (count, upto + 1, 2)
-    gap = np.full((len(index), 1, 2), np.nan, dtype=frames.dtype)
-    return np.concatenate([paths, gap], axis=1).reshape(-1, 2)
+    return nan_separated(frames[: upto + 1, index].transpose(1, 0, 2))
 
 
 class ReverseModel(SceneModel):
@@ -108,16 +104,8 @@ class ReverseModel(SceneModel):
         """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was."""
         if self.result is None:
             return None
-        frame = self.frame
-        if frame >= self.trajectory.steps:
-            raise ConfigError("a probe starts before the last frame: scrub back, then click")
-        model, request, seed = self.result.model, self.result.request, 1 + len(self.probes)
-
-        def compute(progress: ReportProgress) -> Probe:
-            traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
-            return Probe(traj, trajectory_scores(traj, model))
-
-        return compute
+        return probe_along(self.result.model, self.result.request, position, frame=self.frame,
+                           steps=self.trajectory.steps, seed=1 + len(self.probes))  # fmt: skip
 
     def trails_at(self, frame: int) -> np.ndarray:
         """(…, 2) the trails drawn at ``frame`` (none: (0, 2))."""

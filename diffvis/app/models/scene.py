@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffvis.app.models.evented import EventedModel
+from diffvis.core.fields import trajectory_scores
 from diffvis.core.pipeline import probe_trajectory
 from diffvis.core.progress import ReportProgress
 from diffvis.core.registry import OBJECTIVES
@@ -24,6 +25,7 @@ from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule
 from diffvis.core.trajectory import Trajectory
+from diffvis.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,25 @@ def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *
     sampler, telling ``progress`` after every step (so that a cancel stops it at the next one)."""
     return probe_trajectory(model, request, np.asarray(position, dtype=np.float64)[None], start=start, seed=seed,
                             callback=lambda s: progress(s.i, s.total))  # fmt: skip
+
+
+def probe_along(model: SamplingModel, request: SampleRequest, position: np.ndarray, *, frame: int, steps: int,
+                seed: int) -> Callable[[ReportProgress], Probe]:  # fmt: skip
+    """``fn(progress)`` computing a particle placed at ``position`` at ``frame`` of a trajectory of ``steps`` steps
+    sampled with ``request``, sampled on from there as the trajectory was; ConfigError at the last frame."""
+    if frame >= steps:
+        raise ConfigError("a probe starts before the last frame: scrub back, then click")
+
+    def compute(progress: ReportProgress) -> Probe:
+        traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
+        return Probe(traj, trajectory_scores(traj, model))
+
+    return compute
+
+
+def nan_separated(paths: np.ndarray) -> np.ndarray:
+    """(…, L·(P + 1), 2): the L paths of P points each of ``paths`` (…, L, P, 2) in one polyline per leading index,
+    each path followed by a NaN row (what a curve drawn with connect='finite' takes as a break)."""
+    gap = np.full((*paths.shape[:-2], 1, 2), np.nan, dtype=paths.dtype)
+    joined = np.concatenate([paths, gap], axis=-2)
+    return joined.reshape(*paths.shape[:-3], -1, 2)
