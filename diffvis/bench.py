@@ -330,7 +330,8 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000, frames: int | None = No
     view.model.apply_preset("eta")
     view.model.n = n
     reference = Reference(data.points, {name: (1.0, 0.0) for name in METRICS})  # scores are not what is timed
-    results = compare(view.model.requests(), None, data.points, Schedule.make(), reference, n=n)
+    requests = view.model.requests()
+    results = compare(requests, [None] * len(requests), data.points, Schedule.make(), reference, n=n)
     view.model.result = results
     bare = pg.GraphicsLayoutWidget()
     bare.resize(view.grid.size())

@@ -113,10 +113,15 @@ def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
                            help=help_text)  # fmt: skip
 
 
-def _source_args(p: argparse.ArgumentParser, exact_help: str) -> None:
-    """--run or --exact (``--ideal``, its old name, is still accepted: see ``OLD_NAMES``)."""
+def _source_args(p: argparse.ArgumentParser, exact_help: str, *, many: bool = False) -> None:
+    """--run or --exact (``--ideal``, its old name, is still accepted: see ``OLD_NAMES``); with ``many``, --run may
+    be given again (a list: runs on the same data compared side by side)."""
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    if many:
+        src.add_argument("--run", type=Path, action="append", help="run directory written by `diffvis train` "
+                         "(repeatable: runs trained on the same data, side by side)")  # fmt: skip
+    else:
+        src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
     src.add_argument("--exact", type=Path, metavar="DATA_FILE", help=exact_help)
 
 
@@ -240,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
-    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
+    _source_args(p, "data file whose exact denoiser (or exact score) is the model", many=True)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--view", choices=VIEWS,
                       help="the app's view to draw: the forward noising, the reverse trajectories, the score field "
@@ -274,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _exact_args(p)
 
     p = sub.add_parser("sweep", help="quality against model evaluations: samplers × step counts, as a CSV table")
-    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
+    _source_args(p, "data file whose exact denoiser (or exact score) is the model", many=True)
     _sampler_args(p, sweep=True)
     p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts (S, or K per "
                    "level for Langevin; DDPM always takes all T)")  # fmt: skip

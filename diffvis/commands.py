@@ -198,7 +198,7 @@ def cmd_sweep(args) -> int:
     from diffvis.core.registry import sampler_info
     from diffvis.core.request import SampleRequest
     from diffvis.core.schedules import Schedule
-    from diffvis.core.sources import fresh_draw, load_source, run_points
+    from diffvis.core.sources import fresh_draw, load_source, runs_on_one_data_set
 
     if args.out.suffix.lower() != ".csv":
         raise ConfigError(f"{args.out.name}: the sweep table is written as .csv")
@@ -208,32 +208,28 @@ def cmd_sweep(args) -> int:
     if not infos:
         raise ConfigError("--samplers needs at least one sampler")
     given = given_settings(args, infos, sweep=True)
-    run = None
     if args.run is not None:
-        from diffvis.core.checkpoint import load_run
-
-        run = load_run(args.run)
-        data, info = run_points(run.data_info)
-        schedule, classes = run.schedule, run.classes
+        runs, data, info = runs_on_one_data_set(args.run)
+        schedule, classes = runs[0].schedule, runs[0].classes
     else:
         data, info = load_source(str(args.exact), n=0)
-        schedule, classes = Schedule.make(), Classes.of(data)
+        schedule, classes, runs = Schedule.make(), Classes.of(data), [None]
     choice = class_choice(args, classes)
-    requests = [SampleRequest(i.name, sampler_params(i, given), exact=args.exact is not None, **choice)
-                for i in infos]  # fmt: skip
+    pairs = [(SampleRequest(i.name, sampler_params(i, given), exact=args.exact is not None, **choice), run)
+             for run in runs for i in infos]  # fmt: skip
     steps = [s for s in steps if s <= schedule.T]
     if not steps:
         raise ConfigError(f"every --steps count is above the model's {schedule.T} timesteps")
     reference = Reference.draw(fresh_draw(info, data.points, args.n))
     bar = ProgressBar()
-    points = sweep(requests, steps, run, data, schedule, reference, n=args.n, seed=args.seed,
-                   progress=lambda i, n: bar.show(i, n, "sampler runs"))  # fmt: skip
+    points = sweep([r for r, _ in pairs], steps, [run for _, run in pairs], data, schedule, reference, n=args.n,
+                   seed=args.seed, progress=lambda i, n: bar.show(i, n, "sampler runs"))  # fmt: skip
     table = sweep_csv(points)
     write_output(args.out, table.encode())
     names = list(points[0].metrics)
-    print(f"{'sampler':<24}{'steps':>6}{'NFE':>6}{'seconds':>9}" + "".join(f"{m:>14}" for m in names))
+    print(f"{'sampler':<40}{'steps':>6}{'NFE':>6}{'seconds':>9}" + "".join(f"{m:>14}" for m in names))
     for p in points:
         cells = "".join(f"{p.metrics[m].ratio:>13.2f}×" for m in names)
-        print(f"{p.label:<24}{'' if p.steps is None else p.steps:>6}{p.nfe:>6}{p.seconds:>9.3f}{cells}")
+        print(f"{p.label:<40}{'' if p.steps is None else p.steps:>6}{p.nfe:>6}{p.seconds:>9.3f}{cells}")
     print(f"(each metric as a ratio to its floor; the table with the values: {args.out})")
     return 0

@@ -112,20 +112,21 @@ def _fit(view, suffix: str, size: tuple[int, int]) -> None:
 
 
 def _load_state(args):
-    """A LabState holding the run and its training points, or the data file whose exact model is drawn."""
+    """A LabState holding the runs (the first is the lab's; a comparison's panels may ask for the others) and their
+    training points, or the data file whose exact model is drawn."""
     from diffvis.app.state import LabState
-    from diffvis.core.sources import load_source, run_points
+    from diffvis.core.sources import load_source, runs_on_one_data_set
 
     state = LabState()
     if args.run is not None:
-        from diffvis.core.checkpoint import load_run
-
-        run = load_run(args.run)
-        points, info = run_points(run.data_info)
+        if len(args.run) > 1 and not args.compare:
+            raise ConfigError("--run is given once, except for a comparison (--compare) of runs side by side")
+        runs, points, info = runs_on_one_data_set(args.run)
         state.set_data(points, info)
-        state.set_model_config(run.model_config)
-        state.set_train_config(run.train_config)
-        state.set_run(run)
+        state.set_model_config(runs[0].model_config)
+        state.set_train_config(runs[0].train_config)
+        for run in reversed(runs):
+            state.set_run(run)
     else:
         points, info = load_source(str(args.exact), n=0)
         if len(points) < 2:

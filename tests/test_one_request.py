@@ -130,7 +130,7 @@ def _in_process_samples_agree(request_, run_dir, tmp_path, qtbot):
     reference = Reference.draw(fresh_draw(info, data.points, 60))
 
     steps = [request_.steps] if request_.steps is not None else [1]
-    (point,) = sweep([request_], steps, run, data, run.schedule, reference, n=N, seed=SEED)
+    (point,) = sweep([request_], steps, [run], data, run.schedule, reference, n=N, seed=SEED)
     np.testing.assert_array_equal(point.samples, sampled.astype(np.float32))
 
 

@@ -252,3 +252,59 @@ def test_the_langevin_view_keeps_its_own_k_unless_one_is_given(moons, qapp):
     assert model_of().request.params["steps_per_level"] == STEPS_PER_LEVEL == 20
     request = model_of("--steps", "3", "--step-size", "1e-4", "--n", "40").request
     assert request.params == {"steps_per_level": 3, "step_size": 1e-4, "denoise": True} and request.n == 40
+
+
+# --- runs side by side ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flow_dir(tmp_path_factory, one_torch_thread):
+    """A tiny flow run on the tiny ddpm run's points (moons, 300, seed 0), saved."""
+    from diffvis.core.checkpoint import save_run
+    from diffvis.core.models import ModelConfig
+    from diffvis.core.pipeline import train_run
+    from diffvis.core.sources import load_source
+    from diffvis.core.training import TrainConfig
+
+    data, info = load_source("moons", n=300)
+    cfg = TrainConfig(steps=20, batch=64, device="cpu", warmup=0)
+    run = train_run(data, ModelConfig(objective="flow", width=16, depth=1), cfg, info)
+    path = tmp_path_factory.mktemp("flow") / "FLOW"
+    save_run(run, path)
+    return path
+
+
+def test_sweep_scores_several_runs_on_one_draw_with_a_line_each(run_dir, flow_dir, tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "runs.csv"
+    rc, stdout, err = sweep(capsys, "--run", run_dir, "--run", flow_dir, "--samplers", "euler,heun", "--steps", "1,2",
+                            "--n", "60", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["label"], r["steps"]) for r in rows] == [
+        (f"{sampler} w=1 · {run}", s) for run in ("ddpm", "flow (independent)") for sampler in ("Euler", "Heun")
+        for s in ("1", "2")]  # fmt: skip
+    assert all(r["npe"] == "" for r in rows[:4]) and all(float(r["npe"]) > -1 for r in rows[4:])
+    assert all(float(r["w2"]) > 0 for r in rows) and "Heun w=1 · flow (independent)" in stdout
+
+
+def test_runs_side_by_side_are_refused_where_they_do_not_fit(run_dir, moons, tmp_path, capsys, qapp):
+    from diffvis.core.checkpoint import save_run
+    from diffvis.core.models import ModelConfig
+    from diffvis.core.pipeline import train_run
+    from diffvis.core.sources import load_source
+    from diffvis.core.training import TrainConfig
+
+    data, info = load_source("moons", n=100)  # other points than the run's
+    save_run(train_run(data, ModelConfig(width=16, depth=1), TrainConfig(steps=2, batch=16), info), tmp_path / "B")
+    rc, _, err = sweep(capsys, "--run", run_dir, "--run", tmp_path / "B", "--out", tmp_path / "s.csv")
+    assert_user_error(rc, err, "was trained on other points than")
+    rc, _, err = render(
+        capsys, qapp, "--run", run_dir, "--run", run_dir, "--view", "reverse", "--out", tmp_path / "r.png"
+    )
+    assert_user_error(rc, err, "--run is given once, except for a comparison")
+    for argv in (["--exact", moons], ["--run", run_dir]):  # no flow run to compare with
+        rc, _, err = render(capsys, qapp, *argv, "--compare", "objectives", "--out", tmp_path / "o.png")
+        assert_user_error(rc, err, "needs a ")
+    assert not [p for p in tmp_path.iterdir() if p.name in ("s.csv", "r.png", "o.png")]

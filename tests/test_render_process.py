@@ -37,9 +37,11 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def forms() -> list[tuple[str, str, str]]:
-    """(source, what, suffix): every view and every preset for both sources as PNG, and the other formats."""
-    whats = [*(f"view:{v}" for v in VIEWS), *(f"compare:{p}" for p in PRESETS)]
+    """(source, what, suffix): every view and every preset of the lab's run for both sources as PNG, each preset
+    that compares runs of several kinds for the session's runs ('runs'), and the other formats."""
+    whats = [*(f"view:{v}" for v in VIEWS), *(f"compare:{p}" for p, preset in PRESETS.items() if not preset.roles)]
     pictures = [(source, what, ".png") for source in ("run", "exact") for what in whats]
+    pictures += [("runs", f"compare:{p}", ".png") for p, preset in PRESETS.items() if preset.roles]
     others = [("run", "compare:ddpm-vs-ddim", s) for s in (".gif", ".mp4", ".svg")]
     return [*pictures, *others, ("run", "view:forward", ".svg"), ("exact", "view:reverse", ".gif")]
 
@@ -54,16 +56,23 @@ def _diffvis(home: Path, *argv) -> dict:
     return {"argv": [sys.executable, "-m", "diffvis", *map(str, argv)], "env": environment(home)}
 
 
+RUNS = ("RUN", "FLOW", "FLOW_OT", "REFLOW")  # a DDPM run, flow runs of both couplings, the first reflowed once
+
+
 def _render(home: Path, form) -> dict:
     source, what, suffix = form
     kind, name = what.split(":")
-    argv = ["render", "--run" if source == "run" else "--exact", home / ("RUN" if source == "run" else POINTS)]
+    argv = ["render"]
+    if source == "exact":
+        argv += ["--exact", home / POINTS]
+    else:
+        argv += [a for run in (RUNS if source == "runs" else RUNS[:1]) for a in ("--run", home / run)]
     argv += ["--view", name, *VIEW_ARGS[name]] if kind == "view" else ["--compare", name, "--points", "200"]
     argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--max-frames", "4", "--out", home / f"{form_id(form)}{suffix}"]
-    return {**_diffvis(home, *argv), "after": "train" if source == "run" else "data"}
+    return {**_diffvis(home, *argv), "after": {"run": "train", "exact": "data", "runs": "reflow"}[source]}
 
 
-# Run after the other modules (the conftest): a training and 29 processes, about 100 s of one core in the background.
+# Run after the other modules (the conftest): four trainings and about 30 renders, in the background.
 BACKGROUND_HEAVY = True
 
 
@@ -71,12 +80,18 @@ def background_jobs(home: Path) -> dict[str, dict]:
     """A tiny run trained, a labelled point file written (the exact model's guidance preset samples its classes),
     every form rendered and the app's screenshot taken, each in its own process: they start at the end of
     collection, one at a time beside the tests; the fixture takes the ones not yet started."""
-    train = ["train", "--data", "butterfly", "--n", "500", "--steps", "200", "--width", "16", "--depth", "1",
-             "--batch", "128", "--device", "cpu", "--quiet", "--out", home / "RUN"]  # fmt: skip
+    tiny = ["--data", "butterfly", "--n", "500", "--steps", "200", "--width", "16", "--depth", "1", "--batch", "128",
+            "--device", "cpu", "--quiet"]  # fmt: skip
     jobs = {"data": _diffvis(home, "data", "gaussians8", "--n", "400", "--out", home / POINTS)}
     jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "exact")
-    jobs["train"] = _diffvis(home, *train)
+    jobs["train"] = _diffvis(home, "train", *tiny, "--out", home / "RUN")
     jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "run")
+    flow = ["train", *tiny, "--objective", "flow"]
+    jobs["flow"] = {**_diffvis(home, *flow, "--out", home / "FLOW"), "after": "train"}
+    jobs["flow_ot"] = {**_diffvis(home, *flow, "--coupling", "ot", "--out", home / "FLOW_OT"), "after": "flow"}
+    reflow = ["reflow", "--run", home / "FLOW", "--out", home / "REFLOW", "--pairs", "500", "--steps", "50", "--quiet"]
+    jobs["reflow"] = {**_diffvis(home, *reflow), "after": "flow_ot"}
+    jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "runs")
     jobs["screenshot"] = {**_diffvis(home, "--run", home / "RUN", "--screenshot", home / "app.png"), "after": "train"}
     return jobs
 
@@ -86,7 +101,7 @@ def outputs(background):
     """Every form and the screenshot: {form: (process, file)}. Jobs not yet started run here, from the last on,
     while the background thread goes on from the first: two processes at a time."""
     home = background.folder(__name__)
-    for name in ("data", "train"):
+    for name in ("data", "train", "flow", "flow_ot", "reflow"):
         done = background.result(__name__, name, TIMEOUT_S)
         assert done.returncode == 0, done.stderr
     files = {form: home / f"{form_id(form)}{form[2]}" for form in forms()}
@@ -132,7 +147,7 @@ def test_every_form_exits_cleanly_with_a_picture_of_the_size_asked(outputs, form
     _, what, _ = form
     kind, name = what.split(":")
     if kind == "compare":  # every panel of the grid has its share of the picture, and samples in it
-        count = len(PRESETS[name][1])
+        count = len(PRESETS[name].requests)
         columns = panel_columns(count, *SIZE)
         rows = -(-count // columns)
         height, width = SIZE[1] // rows, SIZE[0] // columns

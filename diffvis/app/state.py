@@ -35,14 +35,19 @@ class LabState(QObject):
         self.model_config = ModelConfig()
         self.train_config = TrainConfig()
         self.run: Run | None = None
+        self.runs: list[Run] = []  # this session's finished runs on the current data, newest last (comparisons)
         self.progress_history: list[Progress] = []
         self.previews: list[tuple[int, np.ndarray]] = []  # (training step, (N, 2) samples in data coordinates)
         self.snapshot: Run | None = None  # the EMA weights of the newest preview while training runs
         self.status = "idle"
 
     def set_data(self, data: PointSet, info: dict) -> None:
-        """New training points: the run trained on the old ones no longer matches them."""
+        """New training points: the run trained on the old ones no longer matches them (the earlier runs are kept
+        for comparisons when the points are the same)."""
+        same = len(data) == len(self.data) and np.array_equal(data.points, self.data.points)
         self.data, self.data_info = data, info
+        if not same:
+            self.runs = []
         self.data_changed.emit(data)
         self.set_run(None)
 
@@ -61,6 +66,8 @@ class LabState(QObject):
 
     def set_run(self, run: Run | None) -> None:
         self.run, self.snapshot = run, None
+        if run is not None:
+            self.runs = [r for r in self.runs if r is not run] + [run]
         self.run_changed.emit(run)
         if run is None:
             self.progress_history = []

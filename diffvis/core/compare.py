@@ -5,7 +5,7 @@ quality-versus-NFE sweep over step counts."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -14,7 +14,10 @@ from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.metrics import MetricResult, floors, normalised_path_energy, score_samples, w2_floor
 from diffvis.core.pipeline import fallback_note, request_model, sample_request
 from diffvis.core.progress import ReportProgress
+from diffvis.core.reflow import rectified_steps
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
+from diffvis.core.run import Run
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import Cancelled, ConfigError
 
@@ -22,18 +25,76 @@ FLOOR_PAIRS = 8
 METRIC_POINTS = 2000  # samples scored per panel: the metrics are O(n²), and 2,000 resolve the differences shown
 
 
+@dataclass(frozen=True)
+class RunRole:
+    """Which run a panel samples. The default role is the lab's own run (or, with none, the exact model); a role
+    that names an ``objective`` is the newest of the comparison's runs trained for it, rectified ``reflows`` times
+    and, when ``coupling`` is given, trained with that coupling."""
+
+    objective: str | None = None
+    reflows: int = 0
+    coupling: str | None = None
+
+    @property
+    def title(self) -> str:
+        """e.g. 'ddpm run', 'flow run (ot coupling)', 'flow run reflowed once'."""
+        if self.objective is None:
+            return "the lab's run"
+        text = f"{self.objective} run"
+        text += f" ({self.coupling} coupling)" if self.coupling else ""
+        return text + {0: "", 1: " reflowed once"}.get(self.reflows, f" reflowed {self.reflows} times")
+
+    def fits(self, run: Run) -> bool:
+        return (run.objective == self.objective and rectified_steps(run) == self.reflows
+                and (self.coupling is None or run.train_config.coupling == self.coupling))  # fmt: skip
+
+    def pick(self, runs: Sequence[Run], lab_run: Run | None) -> Run | None:
+        """The run this role samples among ``runs`` (newest last), or ConfigError saying which run is missing."""
+        if self.objective is None:
+            return lab_run
+        for run in reversed(runs):
+            if self.fits(run):
+                return run
+        raise ConfigError(f"this comparison needs a {self.title}: train one, or load it")
+
+
+LAB_RUN = RunRole()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A comparison: its title, its panels' requests, the run each panel samples (``roles``: one per panel, or
+    none for the lab's run everywhere) and the step counts its sweep runs (None: the sweep's own)."""
+
+    title: str
+    requests: tuple[SampleRequest, ...]
+    roles: tuple[RunRole, ...] = ()
+    step_counts: tuple[int, ...] | None = None
+
+    def role(self, i: int) -> RunRole:
+        return self.roles[i] if self.roles else LAB_RUN
+
+
 R = SampleRequest
-PRESETS: dict[str, tuple[str, list[SampleRequest]]] = {
-    "ddpm-vs-ddim": ("DDPM 1000 vs DDIM 50 vs DDIM 10", [
-        R("ddpm"), R("ddim", {"steps": 50}), R("ddim", {"steps": 10})]),
-    "eta": ("η from 0 to 1 (DDIM 50)", [R("ddim", {"steps": 50, "eta": eta}) for eta in (0.0, 0.3, 0.6, 1.0)]),
-    "ddpm-vs-langevin": ("DDPM vs NCSN annealed Langevin", [R("ddpm"), R("langevin", {"steps_per_level": 20})]),
-    "trained-vs-exact": ("trained model vs exact denoiser (DDIM 50)", [
-        R("ddim", {"steps": 50}), R("ddim", {"steps": 50}, exact=True)]),
-    "solvers": ("ODE solvers at about 10 evaluations", [
-        R("ddim", {"steps": 10}), R("heun", {"steps": 5}), R("dpmpp_2m", {"steps": 10}), R("ddpm")]),
-    "guidance": ("guidance w = 0, 1, 3, 7 (DDIM 50, every class in proportion)", [
-        R("ddim", {"steps": 50}, label=ALL_CLASSES, guidance=w) for w in (0.0, 1.0, 3.0, 7.0)]),
+EULER_2 = R("euler", {"steps": 2})
+FEW_STEPS = (1, 2, 4, 8)
+PRESETS: dict[str, Preset] = {
+    "ddpm-vs-ddim": Preset("DDPM 1000 vs DDIM 50 vs DDIM 10", (R("ddpm"), R("ddim", {"steps": 50}),
+                                                               R("ddim", {"steps": 10}))),
+    "eta": Preset("η from 0 to 1 (DDIM 50)", tuple(R("ddim", {"steps": 50, "eta": e}) for e in (0.0, 0.3, 0.6, 1.0))),
+    "ddpm-vs-langevin": Preset("DDPM vs NCSN annealed Langevin", (R("ddpm"), R("langevin", {"steps_per_level": 20}))),
+    "trained-vs-exact": Preset("trained model vs exact denoiser (DDIM 50)", (
+        R("ddim", {"steps": 50}), R("ddim", {"steps": 50}, exact=True))),
+    "solvers": Preset("ODE solvers at about 10 evaluations", (
+        R("ddim", {"steps": 10}), R("heun", {"steps": 5}), R("dpmpp_2m", {"steps": 10}), R("ddpm"))),
+    "guidance": Preset("guidance w = 0, 1, 3, 7 (DDIM 50, every class in proportion)", tuple(
+        R("ddim", {"steps": 50}, label=ALL_CLASSES, guidance=w) for w in (0.0, 1.0, 3.0, 7.0))),
+    "objectives": Preset("DDPM's ODE vs flow matching vs 2-rectified flow (Euler; sweep 1, 2, 4, 8 steps)",
+                         (EULER_2,) * 3, (RunRole("ddpm"), RunRole("flow"), RunRole("flow", reflows=1)), FEW_STEPS),
+    "couplings": Preset("flow matching: independent vs OT coupling (Euler; sweep 1, 2, 4, 8 steps)", (EULER_2,) * 2,
+                        (RunRole("flow", coupling="independent"), RunRole("flow", coupling="ot")), FEW_STEPS),
+    "flow-solvers": Preset("a flow's ODE: Euler 8 vs Heun 4 vs dopri5", (
+        R("euler", {"steps": 8}), R("heun", {"steps": 4}), R("dopri5")), (RunRole("flow"),) * 3),
 }  # fmt: skip
 
 
@@ -73,30 +134,32 @@ class Reference:
         return cls(draw(seed - 1), {**floor, "w2": w2_floor(draw, seed)})
 
 
-def run_panel(request: SampleRequest, run, points, schedule, reference: Reference, *, callback=None) -> PanelResult:
-    """Sample one panel's request (see ``pipeline.sample_request``) and score it."""
+def run_panel(request: SampleRequest, run, points, schedule, reference: Reference, *, callback=None,
+              note: str = "") -> PanelResult:  # fmt: skip
+    """Sample one panel's request (see ``pipeline.sample_request``) and score it; ``note`` ends its label."""
     model, label = request_model(request, run, points, schedule)
     started = time.perf_counter()
     traj = sample_request(model, request, callback=callback)
     seconds = time.perf_counter() - started
     samples = traj.samples[: len(reference.points)].astype(np.float64)
-    return PanelResult(request, label, traj, seconds, score_samples(samples, reference.points, reference.floor))
+    return PanelResult(request, label + note, traj, seconds, score_samples(samples, reference.points, reference.floor))
 
 
-def compare(
-    requests, run, points, schedule, reference: Reference, *, n=2000, seed=0, progress: ReportProgress | None = None
-):
-    """Every panel with ``n`` points from the same ``seed`` (so the same starting noise); ``progress(i, n)`` in
-    thousandths of the whole, True cancels."""
+def compare(requests, runs: Sequence[Run | None], points, schedule, reference: Reference, *, n=2000, seed=0,
+            progress: ReportProgress | None = None):  # fmt: skip
+    """Every panel with ``n`` points from the same ``seed`` (so the same starting noise), panel i sampling
+    ``runs[i]`` (None: the exact model); ``progress(i, n)`` in thousandths of the whole, True cancels."""
     results = []
-    for p, request in enumerate(requests):
+    for p, (request, run) in enumerate(zip(requests, runs, strict=True)):
 
         def callback(info, p=p):
             done = int(1000 * (p + info.i / info.total))
             return progress is not None and progress(done, 1000 * len(requests))
 
         request = replace(request, n=n, seed=seed)
-        results.append(run_panel(request, run, points, schedule, reference, callback=callback))
+        results.append(
+            run_panel(request, run, points, schedule, reference, callback=callback, note=run_note(run, runs))
+        )
     return results
 
 
@@ -121,24 +184,39 @@ class SweepPoint:
         return self.request.steps
 
 
-def sweep(requests, step_counts, run, points, schedule, reference: Reference, *, n=2000, seed=0,
-          progress: ReportProgress | None = None) -> list[SweepPoint]:  # fmt: skip
-    """Each request at each step count (DDPM once: it always takes T steps), all with ``n`` points from ``seed``."""
+def sweep(requests, step_counts, runs: Sequence[Run | None], points, schedule, reference: Reference, *, n=2000,
+          seed=0, progress: ReportProgress | None = None) -> list[SweepPoint]:  # fmt: skip
+    """Each request, sampling ``runs[i]`` (None: the exact model), at each step count (DDPM once: it always takes
+    T steps), all with ``n`` points from ``seed``."""
     jobs = []
-    for request in requests:
+    for request, run in zip(requests, runs, strict=True):
         request = replace(request, n=n, seed=seed)
-        jobs += [request] if request.steps is None else [request.with_steps(steps) for steps in step_counts]
+        steps = [None] if request.steps is None else step_counts
+        jobs += [(request if s is None else request.with_steps(s), run) for s in steps]
     out = []
-    for i, request in enumerate(jobs):
+    for i, (request, run) in enumerate(jobs):
         if progress is not None and progress(i, len(jobs)):
             raise Cancelled("sweep cancelled")
         callback = None if progress is None else lambda info, i=i: progress(i, len(jobs))
-        r = run_panel(request, run, points, schedule, reference, callback=callback)
-        label = request.family + fallback_note(request, run)
+        note = run_note(run, runs)
+        r = run_panel(request, run, points, schedule, reference, callback=callback, note=note)
+        label = request.family + fallback_note(request, run) + note
         out.append(SweepPoint(label, request, r.trajectory.nfe, r.seconds, r.metrics, r.trajectory.samples, r.npe))
     if progress is not None:
         progress(len(jobs), len(jobs))
     return out
+
+
+def run_note(run: Run | None, runs: Sequence[Run | None]) -> str:
+    """' · ddpm', ' · flow (ot)', ' · flow reflowed ×1', … naming the run when the panels sample more than one
+    (a flow by its coupling, or how often it was rectified); else ''."""
+    if run is None or len({id(r) for r in runs}) < 2:
+        return ""
+    k = rectified_steps(run)
+    if k:
+        return f" · {run.objective} reflowed ×{k}"
+    coupling = f" ({run.train_config.coupling})" if OBJECTIVES[run.objective].transports else ""
+    return f" · {run.objective}{coupling}"
 
 
 def parse_step_counts(text: str) -> list[int]:

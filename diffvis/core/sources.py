@@ -61,3 +61,18 @@ def run_points(info: dict) -> tuple[PointSet, dict]:
     name = info.get("file") or source or "unknown"
     raise DataFileError(f"the run does not hold its training data ({name}), and a run is read only from inside its "
                         "folder: train it again to keep a copy in the run")  # fmt: skip
+
+
+def runs_on_one_data_set(paths: list[Path]) -> tuple[list, PointSet, dict]:
+    """The runs at ``paths`` (see ``checkpoint.load_run``) with the training points they share and their
+    description; runs trained on different points are refused (they are scored against one draw of the data)."""
+    from diffvis.core.checkpoint import load_run
+
+    runs = [load_run(path) for path in paths]
+    data, info = run_points(runs[0].data_info)
+    for path, run in zip(paths[1:], runs[1:], strict=True):
+        other, _ = run_points(run.data_info)
+        if other.points.shape != data.points.shape or not np.array_equal(other.points, data.points):
+            raise DataFileError(f"{path} was trained on other points than {paths[0]}: runs compared side by side "
+                                "share their training data")  # fmt: skip
+    return runs, data, info

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from diffvis.app.models import compare as compare_model
 from diffvis.app.models.compare import PROGRESS_FRAMES, SETTINGS, CompareModel, Panel, panel_frame
+from diffvis.app.views.compare_view import METRICS as TABLE_METRICS
 from diffvis.app.views.compare_view import panel_columns
 from diffvis.core import compare as core_compare
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
@@ -59,7 +60,7 @@ def lab():
     """What a model computes from, as LabState holds it: 60 moons and no run (the exact model, on a 50-step
     schedule)."""
     data = make_dataset("moons", 60)
-    return SimpleNamespace(model_run=None, data=data, data_info={"source": "moons", "n": 60},
+    return SimpleNamespace(model_run=None, runs=[], data=data, data_info={"source": "moons", "n": 60},
                            train_config=TrainConfig(timesteps=50))  # fmt: skip
 
 
@@ -149,7 +150,9 @@ def core_results(window, specs, seed):
     state = window.state
     points = state.data.points
     reference = Reference.draw(fresh_draw(state.data_info, points, N_POINTS))
-    return compare(specs, None, state.data, Schedule.make("linear", 1000), reference, n=N_POINTS, seed=seed)
+    return compare(
+        specs, [None] * len(specs), state.data, Schedule.make("linear", 1000), reference, n=N_POINTS, seed=seed
+    )
 
 
 # --- the model ---------------------------------------------------------------------------------------------------
@@ -177,8 +180,8 @@ def test_a_preset_sets_the_panels_their_count_and_class(key):
     model.label = UNCONDITIONAL
     seen = record(model)
     model.apply_preset(key)
-    assert model.preset == key and model.panel_count == len(PRESETS[key][1]) and model.label == ALL_CLASSES
-    assert model.requests() == [asked(r, 50, 4) for r in PRESETS[key][1]]
+    assert model.preset == key and model.panel_count == len(PRESETS[key].requests) and model.label == ALL_CLASSES
+    assert model.requests() == [asked(r, 50, 4) for r in PRESETS[key].requests]
     assert "label" in [name for name, _ in seen]  # announced
 
 
@@ -190,7 +193,7 @@ def test_a_preset_keeps_the_panels_it_does_not_set_and_undoes_edits():
     assert model.panels[2:] == eta[2:] and len(model.requests()) == 2  # shown again with a count of four
     model.set_panel(1, Panel(R("langevin", {"steps_per_level": 3})))
     model.apply_preset("ddpm-vs-langevin")  # chosen again: as the preset has it
-    assert model.requests() == [asked(r, 2000) for r in PRESETS["ddpm-vs-langevin"][1]]
+    assert model.requests() == [asked(r, 2000) for r in PRESETS["ddpm-vs-langevin"].requests]
 
 
 def test_the_class_choice_and_each_panels_guidance_make_the_requests():
@@ -271,7 +274,7 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     view = window.compare_view
     qtbot.waitExposed(view)
     assert len(view.panels) == 3
-    assert view.model.requests() == [asked(r) for r in PRESETS["ddpm-vs-ddim"][1]]
+    assert view.model.requests() == [asked(r) for r in PRESETS["ddpm-vs-ddim"].requests]
 
     view.model.apply_preset("eta")
     assert view.preset.currentData() == "eta" and view.count.value() == 4
@@ -280,7 +283,7 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     assert [setting(e, "eta").value() for e in view.editors[:4]] == [0.0, 0.3, 0.6, 1.0]
     assert all(e.controls.sampler == "ddim" and setting(e, "steps").value() == 50 for e in view.editors[:4])
     # the requests spell out the spacing the samplers default to
-    assert view.model.requests() == [asked(r) for r in PRESETS["eta"][1]]
+    assert view.model.requests() == [asked(r) for r in PRESETS["eta"].requests]
     assert all(r.params["spacing"] == "leading" for r in view.model.requests())
 
     for count in (2, 6, 5, 3, 4):
@@ -310,7 +313,7 @@ def test_presets_and_panel_count_set_panels_and_editors(window, qtbot):
     setting(editor, "variance").setCurrentText("beta_tilde")
     editor.controls.combo.setCurrentIndex(editor.controls.combo.findData("langevin"))
     setting(editor, "steps_per_level").setValue(20)
-    editor.exact.setChecked(True)
+    editor.model_choice.setCurrentIndex(editor.model_choice.findText("exact"))
     assert view.model.panels[0] == Panel(R("langevin", {"steps_per_level": 20}, exact=True))
     assert view.model.requests()[0].label_text == "Langevin K=20 · exact"
 
@@ -327,7 +330,7 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     editor = view.editors[4]
     assert editor.controls.combo.currentData() == "heun" and editor.controls.pages.currentWidget().info.name == "heun"
     assert setting(editor, "steps").value() == 7 and setting(editor, "spacing").currentText() == "linspace"
-    assert editor.guidance.value() == 2.5 and not editor.exact.isChecked()
+    assert editor.guidance.value() == 2.5 and editor.model_choice.currentText() == "trained"
     assert editor.panel() == model.panels[4]
     model.label = 1
     assert view.class_picker.currentText() == "lower"
@@ -353,7 +356,7 @@ def test_the_widgets_draw_the_model_and_write_back_through_it(window, qtbot):
     editor.controls.combo.setCurrentIndex(editor.controls.combo.findData("dpmpp_2m"))
     setting(editor, "steps").setValue(12)
     editor.guidance.setValue(3.5)
-    editor.exact.setChecked(True)
+    editor.model_choice.setCurrentIndex(editor.model_choice.findText("exact"))
     assert model.panels[1] == Panel(R("dpmpp_2m", {"steps": 12}, exact=True), guidance=3.5)
     choose_preset(view, qtbot, "eta")
     assert model.preset == "eta" and model.panel_count == 4
@@ -489,12 +492,12 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
     view.model.apply_preset("solvers")
     results = compute(view, qtbot)
     table, rows = view.table, len(results)
-    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 3 + len(METRICS)
+    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 4 + len(TABLE_METRICS)
     for row, r in enumerate(results):
         assert table.item(row, 0).text() == r.label
         assert int(table.item(row, 1).text()) == r.trajectory.nfe
         assert float(table.item(row, 2).text()) == pytest.approx(r.seconds, abs=5e-4)
-        for col, name in enumerate(METRICS, start=3):
+        for col, name in enumerate(TABLE_METRICS, start=3):
             m = r.metrics[name]
             value, ratio = re.fullmatch(r"(\S+) \((\S+)×\)", table.item(row, col).text()).groups()
             assert float(value) == pytest.approx(m.value, rel=5e-3)
@@ -503,14 +506,19 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
 
     # the last row: every metric's floor (two fresh draws), with its spread
     assert [table.item(rows, col).text() for col in range(3)] == ["floor (fresh data)", "", ""]
-    for col, name in enumerate(METRICS, start=3):
+    for col, name in enumerate(TABLE_METRICS, start=3):
         mean, std = re.fullmatch(r"(\S+) ± (\S+)", table.item(rows, col).text()).groups()
         assert float(mean) == pytest.approx(results[0].metrics[name].floor, rel=5e-3)
         assert float(std) == pytest.approx(results[0].metrics[name].floor_std, rel=5e-2)
         assert {r.metrics[name].floor for r in results} == {results[0].metrics[name].floor}
 
+    assert (*METRICS, "w2") == TABLE_METRICS
+    npe = table.columnCount() - 1  # DDPM's trajectories have no path energy: an empty column, nothing marked
+    assert table.horizontalHeaderItem(npe).text() == "NPE"
+    assert all(table.item(row, npe).text() == "" and not table.item(row, npe).font().bold() for row in range(rows))
+
     # the best (smallest) figure of each column among the panels is bold on yellow; nothing else is
-    for col in range(table.columnCount()):
+    for col in range(npe):
         bold = [row for row in range(rows + 1) if table.item(row, col).font().bold()]
         if col == 0:
             assert bold == []
@@ -724,7 +732,7 @@ def test_sweep_plots_quality_against_nfe_per_family(window, qtbot):
     state = window.state
     reference = Reference.draw(fresh_draw(state.data_info, state.data.points, N_POINTS))
     specs = [R("ddim", {"steps": 10}), R("heun", {"steps": 5}), R("dpmpp_2m", {"steps": 10}), R("ddpm")]
-    alone = core_compare.sweep(specs, [2, 4], None, state.data, Schedule.make(), reference, n=N_POINTS)
+    alone = core_compare.sweep(specs, [2, 4], [None] * len(specs), state.data, Schedule.make(), reference, n=N_POINTS)
     for p, q in zip(points, alone, strict=True):
         assert (p.label, p.steps, p.nfe) == (q.label, q.steps, q.nfe)
         for name in METRICS:
@@ -901,3 +909,49 @@ def test_changing_the_panel_count_while_comparing(window, qtbot):
         view.count.setValue(4)  # while the three panels are computed
     assert [str(e) for _, e, _ in exceptions] == []
     assert view.result is None or all(panel.result is not None for panel in view.panels)
+
+
+# --- runs side by side --------------------------------------------------------------------------------------------
+
+
+def tiny_runs(state) -> dict:
+    """A DDPM run, a flow run and that flow reflowed once, trained (barely) on the state's points."""
+    from diffvis.core.models import ModelConfig
+    from diffvis.core.pipeline import train_run
+    from diffvis.core.reflow import draw_pairs, reflow_run
+
+    cfg = TrainConfig(steps=20, batch=64, device="cpu", warmup=0, timesteps=50)
+    ddpm, flow = (train_run(state.data, ModelConfig(objective=o, width=16, depth=1, embed_dim=8), cfg, state.data_info)
+                  for o in ("ddpm", "flow"))  # fmt: skip
+    return {"ddpm": ddpm, "flow": flow, "reflowed": reflow_run(flow, draw_pairs(flow, 64), steps=5)}
+
+
+def test_the_objectives_preset_compares_the_sessions_runs_and_says_which_is_missing(window, qtbot):
+    view, state = window.compare_view, window.state
+    runs = tiny_runs(state)
+    state.set_run(runs["ddpm"])
+    choose_preset(view, qtbot, "objectives")
+    assert [e.model_choice.currentText() for e in view.editors[:3]] == [
+        "newest ddpm run", "newest flow run", "newest flow run reflowed once"]  # fmt: skip
+    assert view.sweep.model.step_counts == (1, 2, 4, 8)
+    if view.job.busy:
+        qtbot.waitUntil(lambda: not view.job.busy, timeout=30_000)
+    qtbot.mouseClick(view.compute_button, LEFT)
+    qtbot.waitUntil(lambda: not view.job.busy, timeout=30_000)
+    assert view.result is None and "needs a flow run: train one, or load it" in view.timeline.label.text()
+
+    state.set_run(runs["flow"])
+    state.set_run(runs["reflowed"])
+    assert state.runs == [runs["ddpm"], runs["flow"], runs["reflowed"]]
+    results = compute(view, qtbot)
+    assert [r.label for r in results] == ["Euler S=2 · ddpm", "Euler S=2 · flow (independent)",
+                                          "Euler S=2 · flow reflowed ×1"]  # fmt: skip
+    npe = view.table.columnCount() - 1
+    assert view.table.item(0, npe).text() == ""
+    assert [float(view.table.item(row, npe).text()) for row in (1, 2)] == pytest.approx(
+        [results[1].npe, results[2].npe], rel=5e-3)  # fmt: skip
+    # the same points again keep the session's runs; other points forget them
+    state.set_data(state.data, state.data_info)
+    assert len(state.runs) == 3
+    window.data_panel.n.setValue(120)
+    assert state.runs == []

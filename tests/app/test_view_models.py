@@ -50,7 +50,7 @@ def record(model) -> list:
 def lab(source: str = "moons", n: int = 60) -> SimpleNamespace:
     """What a model reads of LabState, with no run: the exact model of ``n`` points."""
     data, info = load_source(source, n=n)
-    return SimpleNamespace(model_run=None, data=data, data_info=info, train_config=TrainConfig(),
+    return SimpleNamespace(model_run=None, runs=[], data=data, data_info=info, train_config=TrainConfig(),
                            model_config=ModelConfig())  # fmt: skip
 
 

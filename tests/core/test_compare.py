@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from diffvis.core.compare import PRESETS, Reference, compare, run_panel, sweep, sweep_csv
+from diffvis.core.compare import PRESETS, Reference, RunRole, compare, run_panel, sweep, sweep_csv
 from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.metrics import METRICS, score_samples
 from diffvis.core.models import ModelConfig
-from diffvis.core.pipeline import request_model, train_run
+from diffvis.core.pipeline import request_model, sample_request, train_run
 from diffvis.core.request import SampleRequest
+from diffvis.core.run import SamplingModel
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
 from diffvis.core.training import TrainConfig
 from diffvis.errors import Cancelled, ConfigError
@@ -112,8 +113,8 @@ def test_panel_spec_refuses_an_unknown_sampler(sampler):
 
 @pytest.mark.parametrize("key", list(PRESETS))
 def test_every_preset_builds_valid_panels(key):
-    title, specs = PRESETS[key]
-    assert title and 2 <= len(specs) <= 6
+    title, specs = PRESETS[key].title, PRESETS[key].requests
+    assert title and 2 <= len(specs) <= 6 and len(PRESETS[key].roles) in (0, len(specs))
     for spec in specs:
         assert isinstance(spec, SampleRequest)
         again = SampleRequest(spec.sampler, dict(spec.params), spec.exact, spec.label, spec.guidance)
@@ -124,13 +125,13 @@ def test_every_preset_builds_valid_panels(key):
 
 
 def test_presets_say_what_they_compare():
-    _, eta = PRESETS["eta"]
+    eta = PRESETS["eta"].requests
     etas = [spec.params["eta"] for spec in eta]
     assert etas == [0.0, 0.3, 0.6, 1.0] and etas == sorted(etas)
     assert {spec.sampler for spec in eta} == {"ddim"} and {spec.steps for spec in eta} == {50}
-    assert [s.label_text for s in PRESETS["ddpm-vs-ddim"][1]] == ["DDPM (β̃)", "DDIM S=50 η=0", "DDIM S=10 η=0"]
-    assert [s.exact for s in PRESETS["trained-vs-exact"][1]] == [False, True]
-    assert [s.sampler for s in PRESETS["ddpm-vs-langevin"][1]] == ["ddpm", "langevin"]
+    assert [s.label_text for s in PRESETS["ddpm-vs-ddim"].requests] == ["DDPM (β̃)", "DDIM S=50 η=0", "DDIM S=10 η=0"]
+    assert [s.exact for s in PRESETS["trained-vs-exact"].requests] == [False, True]
+    assert [s.sampler for s in PRESETS["ddpm-vs-langevin"].requests] == ["ddpm", "langevin"]
 
 
 # --- panel_model ----------------------------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ EXPECTED_NFE = [1000, 10, 2 * 4 - 1, 6, 5, 8, 10 * 3 + 1]  # DDPM T, DDIM S, Heu
 @pytest.fixture(scope="module")
 def compared(points, schedule, reference):
     calls = []
-    results = compare(SPECS, None, points, schedule, reference, n=N, seed=SEED,
+    results = compare(SPECS, [None] * len(SPECS), points, schedule, reference, n=N, seed=SEED,
                       progress=lambda i, n: calls.append((i, n)) and False)  # fmt: skip
     return results, calls
 
@@ -226,7 +227,7 @@ def test_compare_starts_every_panel_from_the_same_seeded_noise(compared, points)
 
 def test_compare_with_a_run_shares_the_noise_between_trained_and_exact_panels(points, schedule, reference, runs):
     specs = [R("ddim", {"steps": 5}), R("ddim", {"steps": 5}, exact=True), R("ddpm")]
-    results = compare(specs, runs["ddpm"], points, schedule, reference, n=40, seed=SEED)
+    results = compare(specs, [runs["ddpm"]] * len(specs), points, schedule, reference, n=40, seed=SEED)
     assert [r.label for r in results] == ["DDIM S=5 η=0", "DDIM S=5 η=0 · exact", "DDPM (β̃)"]
     expected = runs["ddpm"].normaliser.to_data(seeded_noise(40))
     for r in results:
@@ -278,10 +279,10 @@ def test_compare_is_cancelled_by_its_progress_callback(points, schedule, referen
         return i >= 1500  # during the second panel
 
     with pytest.raises(Cancelled):
-        compare(SPECS[:3], None, points, schedule, reference, n=N, seed=SEED, progress=progress)
+        compare(SPECS[:3], [None] * 3, points, schedule, reference, n=N, seed=SEED, progress=progress)
     assert 1000 <= calls[-1] < 2000 and len(calls) < 1000 + 10
     with pytest.raises(Cancelled):
-        compare(SPECS[:1], None, points, schedule, reference, n=N, progress=lambda i, n: True)
+        compare(SPECS[:1], [None], points, schedule, reference, n=N, progress=lambda i, n: True)
 
 
 # --- sweep ----------------------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ STEP_COUNTS = [2, 5, 100]
 @pytest.fixture(scope="module")
 def swept(points, schedule, reference):
     calls = []
-    out = sweep(SWEEP_SPECS, STEP_COUNTS, None, points, schedule, reference, n=N, seed=SEED,
+    out = sweep(SWEEP_SPECS, STEP_COUNTS, [None] * len(SWEEP_SPECS), points, schedule, reference, n=N, seed=SEED,
                 progress=lambda i, n: calls.append((i, n)) and False)  # fmt: skip
     return out, calls
 
@@ -337,7 +338,16 @@ def test_the_exact_ddim_with_many_steps_sits_near_the_floor(swept):
 
 def test_sweep_is_cancelled_by_its_progress_callback(points, schedule, reference):
     with pytest.raises(Cancelled):
-        sweep(SWEEP_SPECS, STEP_COUNTS, None, points, schedule, reference, n=N, progress=lambda i, n: i >= 2)
+        sweep(
+            SWEEP_SPECS,
+            STEP_COUNTS,
+            [None] * len(SWEEP_SPECS),
+            points,
+            schedule,
+            reference,
+            n=N,
+            progress=lambda i, n: i >= 2,
+        )
 
 
 def test_sweep_csv_parses_back_to_the_same_numbers(swept):
@@ -361,3 +371,58 @@ def test_sweep_csv_parses_back_to_the_same_numbers(swept):
             assert float(cells[f"{name}_ratio"]) == pytest.approx(m.ratio, rel=1e-5)
         assert cells["npe"] == ""  # DDPM-family samplers: no flow, no path energy
     assert sweep_csv([]) == "label,sampler,steps,nfe,seconds,npe\n"
+
+
+# --- runs side by side: roles ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flow_runs(points, one_torch_thread) -> dict:
+    """Tiny flow runs on ``points``: independent and OT coupling, and the independent one reflowed once."""
+    from diffvis.core.reflow import draw_pairs, reflow_run
+
+    cfg = TrainConfig(steps=20, batch=64, device="cpu", warmup=0)
+    model = ModelConfig(objective="flow", width=16, depth=1, embed_dim=8)
+    independent = train_run(points, model, cfg, {"source": "moons"})
+    ot = train_run(points, model, replace(cfg, coupling="ot", ot_batch=32, ot_reuse=2), {"source": "moons"})
+    return {
+        "independent": independent,
+        "ot": ot,
+        "reflowed": reflow_run(independent, draw_pairs(independent, 64), steps=5),
+    }
+
+
+def test_a_role_picks_the_newest_run_of_its_kind_and_names_a_missing_one(runs, flow_runs):
+    ddpm, independent, ot, reflowed = runs["ddpm"], flow_runs["independent"], flow_runs["ot"], flow_runs["reflowed"]
+    session = [ddpm, independent, ot, reflowed]
+    assert RunRole().pick(session, ncsn := runs["ncsn"]) is ncsn  # the lab's run, whatever the session holds
+    assert RunRole("ddpm").pick(session, ncsn) is ddpm
+    assert RunRole("flow").pick(session, None) is ot  # the newest flow trained from its coupling
+    assert RunRole("flow", coupling="independent").pick(session, None) is independent
+    assert RunRole("flow", reflows=1).pick(session, None) is reflowed
+    assert RunRole("flow", reflows=1).title == "flow run reflowed once"
+    with pytest.raises(ConfigError, match="needs a flow run reflowed once: train one"):
+        RunRole("flow", reflows=1).pick(session[:3], ddpm)
+    with pytest.raises(ConfigError, match=r"needs a flow run \(ot coupling\)"):
+        RunRole("flow", coupling="ot").pick([ddpm, independent], ddpm)
+
+
+def test_the_objectives_preset_samples_three_runs_from_one_noise(points, schedule, reference, runs, flow_runs):
+    preset = PRESETS["objectives"]
+    session = [runs["ddpm"], flow_runs["independent"], flow_runs["reflowed"]]
+    picked = [preset.role(i).pick(session, runs["ddpm"]) for i in range(len(preset.requests))]
+    assert picked == session
+    results = compare(list(preset.requests), picked, points, schedule, reference, n=40, seed=SEED)
+    assert [r.label for r in results] == ["Euler S=2 · ddpm", "Euler S=2 · flow (independent)",
+                                          "Euler S=2 · flow reflowed ×1"]  # fmt: skip
+    start = runs["ddpm"].normaliser.to_data(seeded_noise(40))
+    for r, run in zip(results, picked, strict=True):
+        np.testing.assert_allclose(r.trajectory.frames[0], start, rtol=1e-5, atol=1e-5)  # one noise for all
+        alone = sample_request(SamplingModel.of_run(run), replace(r.spec, n=40, seed=SEED))
+        np.testing.assert_array_equal(r.trajectory.samples, alone.samples)  # each its own run's ODE
+        assert r.trajectory.nfe == 2 and "w2" in r.metrics
+    assert results[0].npe is None and results[1].npe is not None and results[2].npe is not None
+    # its sweep: one line per run, at the preset's step counts
+    out = sweep(list(preset.requests), preset.step_counts, picked, points, schedule, reference, n=40, seed=SEED)
+    assert [(p.label, p.steps) for p in out] == [(r.label.replace(" S=2", ""), s) for r in results
+                                                 for s in (1, 2, 4, 8)]  # fmt: skip

@@ -23,10 +23,12 @@ import numpy as np
 from diffvis.app.models.scene import SceneModel, lab_schedule
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import (
+    LAB_RUN,
     METRIC_POINTS,
     PRESETS,
     PanelResult,
     Reference,
+    RunRole,
     SweepPoint,
     compare,
     parse_step_counts,
@@ -53,10 +55,12 @@ def panel_frame(progress: int, frames: int) -> int:
 @dataclass(frozen=True)
 class Panel:
     """One panel's own settings: ``request`` names the sampler, its settings and the model (its class, points and
-    seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for."""
+    seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for, ``role`` the
+    run it samples (the lab's, or the newest of another kind: see ``RunRole``)."""
 
     request: SampleRequest
     guidance: float = 1.0
+    role: RunRole = LAB_RUN
 
     def __post_init__(self) -> None:
         check_guidance(self.guidance)
@@ -64,8 +68,8 @@ class Panel:
         object.__setattr__(self, "request", bare)
 
     @classmethod
-    def of(cls, request: SampleRequest) -> Panel:
-        return cls(request, request.guidance)
+    def of(cls, request: SampleRequest, role: RunRole = LAB_RUN) -> Panel:
+        return cls(request, request.guidance, role)
 
     def asked(self, label, n: int, seed: int) -> SampleRequest:
         """The panel's request of ``n`` points from ``seed`` for class ``label``: None is the model's default, and so
@@ -78,19 +82,50 @@ class Panel:
         return replace(self.request, n=n, seed=seed, **choice)
 
 
+@dataclass(frozen=True)
+class PickedRuns:
+    """The run each panel samples (None: the exact model), or the reason one is missing, raised by ``check`` in
+    the worker so that it reaches the user as any failure of the comparison does."""
+
+    runs: list
+    missing: ConfigError | None = None
+
+    def check(self) -> None:
+        if self.missing is not None:
+            raise self.missing
+
+
 def _preset_fields(key: str, panels: tuple[Panel, ...]) -> dict:
-    """The fields a preset sets: its panels first (the others keep theirs), their count, and its class (every class
-    in proportion unless it names one)."""
+    """The fields a preset sets: its panels first (the others keep theirs), their count, its class (every class in
+    proportion unless it names one) and its sweep's step counts."""
     if key not in PRESETS:
         raise ConfigError(f"unknown preset {key!r}; choose one of {', '.join(PRESETS)}")
-    requests = PRESETS[key][1]
+    preset = PRESETS[key]
+    requests = preset.requests
     label = ALL_CLASSES if requests[0].label is None else requests[0].label
-    panels = (*(Panel.of(r) for r in requests), *panels[len(requests) :])
-    return {"panels": panels, "panel_count": len(requests), "label": label, "preset": key}
+    panels = (*(Panel.of(r, preset.role(i)) for i, r in enumerate(requests)), *panels[len(requests) :])
+    return {
+        "panels": panels,
+        "panel_count": len(requests),
+        "label": label,
+        "preset": key,
+        "step_counts": preset.step_counts or SWEEP_STEPS,
+    }
+
+
+def model_choices() -> list[tuple[str, RunRole, bool]]:
+    """What a panel may sample, as (title, role, exact): the lab's run, the exact model, and each kind of run a
+    preset asks for (the newest such run of the session)."""
+    roles = dict.fromkeys(role for preset in PRESETS.values() for role in preset.roles if role.objective)
+    return [
+        ("trained", LAB_RUN, False),
+        ("exact", LAB_RUN, True),
+        *((f"newest {r.title}", r, False) for r in roles),
+    ]
 
 
 DEFAULT_PRESET = next(iter(PRESETS))
-_first = PRESETS[DEFAULT_PRESET][1]
+_first = PRESETS[DEFAULT_PRESET].requests
 
 
 class CompareModel(SceneModel):
@@ -103,7 +138,6 @@ class CompareModel(SceneModel):
         **_preset_fields(DEFAULT_PRESET, tuple(Panel.of(_first[i % len(_first)]) for i in range(MAX_PANELS))),
         "n": 2000,
         "seed": 0,
-        "step_counts": SWEEP_STEPS,
     }
 
     def __init__(self, **values) -> None:
@@ -166,30 +200,45 @@ class CompareModel(SceneModel):
         """``fn(progress)`` comparing the current requests (taken now: the model may change while it runs) with the
         state's model and data; ``progress(i, n)`` returns True to cancel."""
         requests, n, seed = self.requests(), self.n, self.seed
-        run, data, schedule, draw = self._sources(state)
+        runs = self.runs(state)
+        data, schedule, draw = self._sources(state)
 
         def run_all(progress: ReportProgress) -> list[PanelResult]:
+            runs.check()
             reference = Reference.draw(draw, cancelled=lambda: progress(0, 1000))
-            return compare(requests, run, data, schedule, reference, n=n, seed=seed, progress=progress)
+            return compare(requests, runs.runs, data, schedule, reference, n=n, seed=seed, progress=progress)
 
         return run_all
 
     def sweep_work(self, state) -> Callable[[ReportProgress], list[SweepPoint]]:
         """``fn(progress)`` computing quality against NFE: one of each family of the current requests (their
         settings but the step count) at each of ``step_counts`` up to T."""
-        requests, n, seed = list({r.family: r for r in self.requests()}.values()), self.n, self.seed
-        run, data, schedule, draw = self._sources(state)
+        picked = self.runs(state)
+        lines = {(r.family, id(run)): (r, run) for r, run in zip(self.requests(), picked.runs, strict=True)}
+        requests, runs = [r for r, _ in lines.values()], [run for _, run in lines.values()]
+        n, seed = self.n, self.seed
+        data, schedule, draw = self._sources(state)
         steps = [s for s in self.step_counts if s <= schedule.T]
 
         def run_all(progress: ReportProgress) -> list[SweepPoint]:
+            picked.check()
             reference = Reference.draw(draw, cancelled=lambda: progress(0, len(requests) * len(steps)))
-            return sweep(requests, steps, run, data, schedule, reference, n=n, seed=seed, progress=progress)
+            return sweep(requests, steps, runs, data, schedule, reference, n=n, seed=seed, progress=progress)
 
         return run_all
 
+    def runs(self, state) -> PickedRuns:
+        """The run each shown panel samples, picked now, on the GUI thread (see ``PickedRuns``)."""
+        try:
+            return PickedRuns(
+                [panel.role.pick(state.runs, state.model_run) for panel in self.panels[: self.panel_count]]
+            )
+        except ConfigError as e:
+            return PickedRuns([None] * self.panel_count, e)
+
     def _sources(self, state) -> tuple:
-        """The run (None: the exact model), the training points, the schedule (the run's, or the one an exact model
-        takes) and ``draw(seed)``: fresh data to score against, at most METRIC_POINTS of them."""
+        """The training points, the schedule an exact model takes (the lab's run's, or the lab's settings) and
+        ``draw(seed)``: fresh data to score against, at most METRIC_POINTS of them."""
         run = state.model_run
         schedule = run.schedule if run is not None else lab_schedule(state)
-        return run, state.data, schedule, fresh_draw(state.data_info, state.data.points, min(self.n, METRIC_POINTS))
+        return state.data, schedule, fresh_draw(state.data_info, state.data.points, min(self.n, METRIC_POINTS))

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
@@ -41,6 +40,7 @@ from diffvis.app.models.compare import (
     SETTINGS,
     CompareModel,
     Panel,
+    model_choices,
     panel_frame,
 )
 from diffvis.app.models.scene import frame_time
@@ -60,9 +60,9 @@ from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
 from diffvis.core.compare import PRESETS, PanelResult
 from diffvis.core.fields import padded_extent
-from diffvis.core.metrics import METRICS
 from diffvis.core.request import SampleRequest
 
+METRICS = tuple(METRIC_TITLES)  # the table's metric columns: the core's quality metrics and W₂
 BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
 AXIS_WIDTH = 40  # pixels: the panels' left axes, whatever their tick labels
 AXIS_HEIGHT = 25  # pixels: about the bottom axis of a panel
@@ -83,36 +83,45 @@ def panel_columns(count: int, width: float, height: float) -> int:
 
 
 class PanelEditor(QGroupBox):
-    """One panel's sampler and its settings (from the registry), the exact model, and the guidance scale;
-    ``changed`` fires when any of them changes."""
+    """One panel's sampler and its settings (from the registry), the model it samples (the lab's run, the exact
+    model, or the newest run of a kind: ``model_choices``), and the guidance scale; ``changed`` fires when any of
+    them changes."""
 
     changed = Signal()
 
     def __init__(self, index: int):
         super().__init__(f"Panel {index + 1}")
         self.controls = SamplerControls()
-        self.exact = QCheckBox("exact")
-        self.exact.setToolTip("the exact denoiser (or exact score) of the data instead of the trained model")
+        self.choices = model_choices()
+        self.model_choice = QComboBox()
+        for title, _, _ in self.choices:
+            self.model_choice.addItem(title)
+        self.model_choice.setToolTip("the lab's trained run, the exact denoiser (or score, or velocity) of the data, "
+                                     "or the newest run of this session of a kind")  # fmt: skip
+        compact_combo(self.model_choice, 8)
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
         self.guidance.setToolTip("classifier-free guidance scale, when the view samples a class")
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.controls.combo, 0, 0)
-        grid.addWidget(self.exact, 0, 1)
+        grid.addWidget(self.model_choice, 0, 1)
         grid.addWidget(self.guidance, 0, 2)
         grid.addWidget(self.controls.pages, 1, 0, 1, 3)
         grid.setColumnStretch(0, 1)
-        for signal in (self.controls.changed, self.exact.toggled, self.guidance.valueChanged):
+        for signal in (self.controls.changed, self.model_choice.currentIndexChanged, self.guidance.valueChanged):
             signal.connect(lambda *_: self.changed.emit())
 
     def panel(self) -> Panel:
-        request = SampleRequest(self.controls.sampler, self.controls.params(), self.exact.isChecked())
-        return Panel(request, self.guidance.value())
+        _, role, exact = self.choices[self.model_choice.currentIndex()]
+        return Panel(SampleRequest(self.controls.sampler, self.controls.params(), exact), self.guidance.value(), role)
 
     def set_panel(self, panel: Panel) -> None:
-        self.controls.set_sampler(panel.request.sampler, panel.request.params)
-        self.exact.setChecked(panel.request.exact)
-        self.guidance.setValue(panel.guidance)
+        """Show ``panel`` (silently: a half-shown panel is never written back)."""
+        chosen = [(role, exact) for _, role, exact in self.choices].index((panel.role, panel.request.exact))
+        with QSignalBlocker(self):
+            self.controls.set_sampler(panel.request.sampler, panel.request.params)
+            self.model_choice.setCurrentIndex(chosen)
+            self.guidance.setValue(panel.guidance)
 
 
 class ComparePanel:
@@ -181,8 +190,8 @@ class CompareView(SceneView):
         self.rest = QTimer(self, singleShot=True, interval=REST_MS)
         self.rest.timeout.connect(self._on_rest)
         self.preset = QComboBox()
-        for key, (title, _) in PRESETS.items():
-            self.preset.addItem(title, key)
+        for key, preset in PRESETS.items():
+            self.preset.addItem(preset.title, key)
         compact_combo(self.preset, 10)
         self.count = QSpinBox(minimum=MIN_PANELS, maximum=MAX_PANELS)
         self.class_picker = ClassPicker()
@@ -239,10 +248,11 @@ class CompareView(SceneView):
         return editors
 
     def _build_bottom(self) -> QTabWidget:
-        self.table = QTableWidget(0, 3 + len(METRICS))
-        self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS)])
+        self.table = QTableWidget(0, 4 + len(METRICS))
+        self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS), "NPE"])
         self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
-                              "metric between two fresh draws); the best of each column is highlighted")  # fmt: skip
+                              "metric between two fresh draws); the best of each column is highlighted. NPE: a flow's "
+                              "normalised path energy, 0 for straight optimal-transport paths")  # fmt: skip
         self.bottom = QTabWidget()
         self.bottom.addTab(self.table, "Metrics")
         self.bottom.addTab(self.sweep, "Quality vs NFE")
@@ -411,25 +421,32 @@ class CompareView(SceneView):
         self.highlight, self.pinned = None, False
 
     def _fill_table(self, results: list[PanelResult]) -> None:
-        """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores)."""
+        """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores);
+        a flow's NPE last (empty for other models)."""
         self.table.setRowCount(len(results) + 1)
         columns = [[r.trajectory.nfe for r in results], [r.seconds for r in results]]
-        columns += [[r.metrics[m].value for r in results] for m in METRICS]
+        columns += [[r.metrics[m].value if m in r.metrics else np.inf for r in results] for m in METRICS]
+        columns.append([np.inf if r.npe is None else r.npe for r in results])
         for row, r in enumerate(results):
             cells = [r.label, f"{r.trajectory.nfe}", f"{r.seconds:.3f}"]
-            cells += [f"{r.metrics[m].value:.3g} ({r.metrics[m].ratio:.2f}×)" for m in METRICS]
+            cells += [
+                f"{r.metrics[m].value:.3g} ({r.metrics[m].ratio:.2f}×)" if m in r.metrics else "" for m in METRICS
+            ]
+            cells.append("" if r.npe is None else f"{r.npe:.3g}")
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         floor = results[0].metrics
-        cells = ["floor (fresh data)", "", ""] + [f"{floor[m].floor:.3g} ± {floor[m].floor_std:.2g}" for m in METRICS]
+        cells = ["floor (fresh data)", "", ""]
+        cells += [f"{floor[m].floor:.3g} ± {floor[m].floor_std:.2g}" if m in floor else "" for m in METRICS]
         for col, text in enumerate(cells):
             self.table.setItem(len(results), col, QTableWidgetItem(text))
         bold = QFont()
         bold.setBold(True)
         for col, values in enumerate(columns, start=1):
-            best = self.table.item(int(np.argmin(values)), col)
-            best.setFont(bold)
-            best.setBackground(QBrush(QColor(BEST_COLOUR)))
+            if np.isfinite(values).any():
+                best = self.table.item(int(np.argmin(values)), col)
+                best.setFont(bold)
+                best.setBackground(QBrush(QColor(BEST_COLOUR)))
         self.table.resizeColumnsToContents()
 
     def shutdown(self) -> None:

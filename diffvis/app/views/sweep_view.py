@@ -18,7 +18,7 @@ from diffvis.core.compare import SweepPoint, parse_step_counts
 from diffvis.errors import ConfigError
 
 METRIC_TITLES = {"energy": "energy", "sliced_w1": "sliced W1", "nn_precision": "NN precision",
-                 "nn_recall": "NN recall", "frechet": "Fréchet"}  # fmt: skip
+                 "nn_recall": "NN recall", "frechet": "Fréchet", "w2": "W2"}  # fmt: skip
 
 
 class SweepTab(QWidget):
