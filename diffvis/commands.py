@@ -26,6 +26,7 @@ def cmd_data(args) -> int:
 
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
+    from diffvis.core.flow import SOURCES
     from diffvis.core.models import ModelConfig
     from diffvis.core.pipeline import evaluate_classes, evaluate_run, quality_to_dict, train_run
     from diffvis.core.registry import OBJECTIVES
@@ -39,6 +40,8 @@ def cmd_train(args) -> int:
     if not OBJECTIVES[args.objective].transports and (args.coupling or args.source):
         flows = ", ".join(name for name, info in OBJECTIVES.items() if info.transports)
         raise ConfigError(f"--coupling and --source are settings of flow matching: add --objective {flows}")
+    if args.source is not None and args.source not in SOURCES:  # a point file, named by its full path in the run
+        args.source = str(Path(args.source).resolve())
     model_config = ModelConfig(objective=args.objective, **_given(args, model_keys))
     cfg = TrainConfig(conditional=not args.unconditional, **_given(args, train_keys))
     started = time.perf_counter()

@@ -26,7 +26,8 @@ from safetensors.torch import save as save_safetensors
 
 from diffvis.core.atomic import atomic_write_bytes, remove_temporaries
 from diffvis.core.classes import Classes
-from diffvis.core.datasets import DATASETS, Normaliser, check_draw
+from diffvis.core.datasets import DATASETS, MAX_POINTS, Normaliser, check_draw
+from diffvis.core.flow import SOURCES
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.pointfiles import point_file_bytes
 from diffvis.core.run import Run
@@ -43,6 +44,7 @@ MAX_JSON_BYTES = 64 * 10**6
 HEADER_BYTES = 10**6  # a safetensors file's header: tensor names, shapes and offsets, and our metadata
 WEIGHTS_NAME = r"weights-[0-9a-f]{16}\.safetensors"
 DATA_NAME = r"data-[0-9a-f]{16}\.(?:csv|txt|npy)"  # the copy of a point file a run was trained on
+SOURCE_TENSOR = "flow.source_points"  # a flow's source points from a point file, beside the weights
 
 
 def check_run_folder(directory: str | Path) -> None:
@@ -59,9 +61,10 @@ def save_run(run: Run, directory: str | Path) -> Path:
     go, and nothing else."""
     directory = Path(directory)
     previous = _own_files(_run_already_there(directory))
-    weights = save_safetensors(
-        {k: v.detach().cpu().contiguous() for k, v in run.ema.state_dict().items()}, metadata={"format": FORMAT}
-    )
+    tensors = {k: v.detach().cpu().contiguous() for k, v in run.ema.state_dict().items()}
+    if run.source_points is not None:
+        tensors[SOURCE_TENSOR] = torch.as_tensor(run.source_points, dtype=torch.float32).contiguous()
+    weights = save_safetensors(tensors, metadata={"format": FORMAT})
     digest = hashlib.sha256(weights).hexdigest()
     weights_name = f"weights-{digest[:16]}.safetensors"
     files = {weights_name: weights}
@@ -80,6 +83,7 @@ def save_run(run: Run, directory: str | Path) -> Path:
         "state": {"step": run.step, "loss_history": run.loss_history},
         "quality": run.quality,
         "classes": None if run.classes is None else run.classes.to_dict(),
+        "source_points": None if run.source_points is None else len(run.source_points),
     }
     text = json.dumps(_finite(meta), indent=1).encode()
     new_folder, created = not directory.exists(), []
@@ -197,12 +201,31 @@ def load_run(path: str | Path) -> Run:
         classes = None if meta.get("classes") is None else Classes.from_dict(meta["classes"])
         if model_config.num_classes != (len(classes) if classes else 0):
             raise ValueError("the model's number of classes does not match the classes listed")
+        sources = _source_count(meta.get("source_points"), train_config.source)
     except (KeyError, TypeError, ValueError, OverflowError, DiffvisError) as e:
         raise CheckpointError(f"{meta_path}: the run description is incomplete or invalid ({e})") from None
     model = build_model(model_config)
-    model.load_state_dict(_read_weights(folder / weights_name, digest, model.state_dict()))
+    expected = model.state_dict()
+    if sources:
+        expected[SOURCE_TENSOR] = torch.zeros(sources, 2)
+    tensors = _read_weights(folder / weights_name, digest, expected)
+    source = tensors.pop(SOURCE_TENSOR).double().numpy() if sources else None
+    model.load_state_dict(tensors)
     model.eval().requires_grad_(False)
-    return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality, classes)
+    return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality, classes,
+               source)  # fmt: skip
+
+
+def _source_count(count, source: str) -> int:
+    """How many source points the weights file holds: a flow from a point file keeps them all (2 or more), any
+    other run none."""
+    if source in SOURCES:
+        if count is not None:
+            raise ValueError("only a flow from a point file keeps source points")
+        return 0
+    if not (is_whole(count) and 2 <= count <= MAX_POINTS):
+        raise ValueError(f"a flow from a point file keeps its 2 to {MAX_POINTS:,} source points, got {count!r}")
+    return int(count)
 
 
 def _read_meta(meta_path: Path) -> dict:

@@ -21,13 +21,18 @@ coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from diffvis.core.datasets import DATASETS, Normaliser, make_dataset
+from diffvis.core.pointfiles import SUFFIXES as POINT_SUFFIXES
+from diffvis.core.pointfiles import load_points
+from diffvis.errors import DataFileError
 
 SOURCES = ("noise", *DATASETS)  # N(0, I) in standardised space, or a built-in data set (data-to-data transport)
+# … or a point file, named by its path (``is_source``): its points are kept in the run (``Run.source_points``)
 SOURCE_POOL = 20_000  # the points a data set source is drawn from, with replacement
 SOURCE_SEED = 7_777  # the seed of that draw: a run's source is the same set every time it is rebuilt
 T_EMBED_SCALE = 1000.0  # the network embeds 1000·t, so that t ∈ [0, 1] spans the embedding as DDPM's 0…999 do
@@ -57,10 +62,21 @@ LINEAR_PATH = LinearPath()
 
 def source_points(source: str, normaliser: Normaliser) -> np.ndarray | None:
     """The points a flow run's paths start from, in the run's standardised coordinates (the target data's), so
-    that data-to-data transport is drawn where both sets lie; None for the N(0, I) source."""
+    that data-to-data transport is drawn where both sets lie: a built-in set's ``SOURCE_POOL`` points, or every
+    point of a point file (read as training data is, ``pointfiles.load_points``); None for the N(0, I) source."""
     if source == "noise":
         return None
-    return normaliser.to_std(make_dataset(source, SOURCE_POOL, seed=SOURCE_SEED).points)
+    if source in DATASETS:
+        return normaliser.to_std(make_dataset(source, SOURCE_POOL, seed=SOURCE_SEED).points)
+    points = load_points(source).points
+    if len(points) < 2:
+        raise DataFileError(f"{Path(source).name}: a source needs at least two points, got {len(points)}")
+    return normaliser.to_std(points)
+
+
+def is_source(source: str) -> bool:
+    """True for a source a flow may start from: a name of ``SOURCES`` or a point file's path."""
+    return source in SOURCES or Path(source).suffix.lower() in POINT_SUFFIXES
 
 
 def draw_source(points: torch.Tensor | None, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -118,7 +118,7 @@ def reflowed(run: Run, trainer: Trainer) -> Run:
     k = rectified_steps(run) + 1
     info = {**run.data_info, "reflow": {"k": k, "pairs": len(trainer.partners)}}
     new = Run.from_trainer(trainer, run.normaliser, info)
-    new.ladder, new.schedule = run.ladder, run.schedule
+    new.ladder, new.schedule, new.source_points = run.ladder, run.schedule, run.source_points
     return new
 
 

@@ -10,7 +10,7 @@ import torch
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import exact_model
-from diffvis.core.flow import LINEAR_PATH, draw_source, source_points
+from diffvis.core.flow import LINEAR_PATH, SOURCES, draw_source, source_points
 from diffvis.core.guidance import guided
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.registry import OBJECTIVES, sampler_info
@@ -26,7 +26,8 @@ LABEL_SEED = 4321  # the labels of "all classes, in proportion"
 class Run:
     """``ema`` is the network that samples; ``data_info`` describes where the training points came from (as
     ``LabState.data_info``; ``LabState.data`` is the points); ``classes`` are what a class-conditional network was
-    conditioned on (None for an unconditional one)."""
+    conditioned on (None for an unconditional one); ``source_points`` are a flow's source points read from a point
+    file (standardised), kept with the run (None: N(0, I), or a built-in set, drawn again)."""
 
     model_config: ModelConfig
     train_config: TrainConfig
@@ -39,6 +40,7 @@ class Run:
     loss_history: list[float] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
     classes: Classes | None = None
+    source_points: np.ndarray | None = None
 
     @property
     def objective(self) -> str:
@@ -46,6 +48,7 @@ class Run:
 
     @classmethod
     def from_trainer(cls, trainer: Trainer, normaliser: Normaliser, data_info: dict) -> Run:
+        kept = trainer.source is not None and trainer.cfg.source not in SOURCES
         return cls(
             trainer.model_config,
             trainer.cfg,
@@ -57,6 +60,7 @@ class Run:
             trainer.step,
             list(trainer.loss_history),
             classes=trainer.classes,
+            source_points=trainer.source.cpu().numpy().astype(np.float64) if kept else None,
         )
 
 
@@ -112,7 +116,9 @@ class SamplingModel:
 
     @classmethod
     def of_run(cls, run: Run) -> SamplingModel:
-        source = source_points(run.train_config.source, run.normaliser) if run.objective == "flow" else None
+        source = run.source_points
+        if source is None and run.objective == "flow" and run.train_config.source in SOURCES:
+            source = source_points(run.train_config.source, run.normaliser)
         source = None if source is None else torch.as_tensor(source, dtype=torch.float32)
         return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
                    source=source)  # fmt: skip

@@ -26,7 +26,7 @@ import torch
 
 from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
-from diffvis.core.flow import SOURCES, draw_source, interpolate, target_velocity
+from diffvis.core.flow import SOURCES, draw_source, interpolate, is_source, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
@@ -75,7 +75,10 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.report_every >= 1, f"report_every must be ≥ 1, got {self.report_every}"),
             (0 <= self.p_uncond < 1, f"p_uncond (the label dropout rate) must be in [0, 1), got {self.p_uncond}"),
-            (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}, got {self.source!r}"),
+            (
+                is_source(self.source),
+                f"source must be one of {', '.join(SOURCES)} or a point file, got {self.source!r}",
+            ),
             (
                 self.coupling in (*COUPLINGS, REFLOW),
                 f"coupling must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}",

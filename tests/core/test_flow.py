@@ -309,8 +309,41 @@ def test_a_data_set_source_starts_the_paths_on_that_set():
     start = traj.frames[0].astype(np.float64)
     radius = np.linalg.norm(start, axis=1)  # eight Gaussians at radius 2, σ = 0.1, in data coordinates
     assert abs(np.median(radius) - 2.0) < 0.1 and np.percentile(np.abs(radius - 2), 99) < 0.5
-    with pytest.raises(ConfigError, match="source must be one of"):
+    with pytest.raises(ConfigError, match="source must be one of .* or a point file"):
         TrainConfig(source="nowhere")
+
+
+def test_a_point_file_source_is_kept_in_the_run_and_never_read_again(tmp_path):
+    import json
+
+    from diffvis.errors import CheckpointError, DataFileError
+
+    file = tmp_path / "ring.csv"
+    angle = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    ring = 3 * np.column_stack([np.cos(angle), np.sin(angle)])
+    file.write_text("x,y\n" + "".join(f"{x!r},{y!r}\n" for x, y in ring.tolist()))
+    data = make_dataset("moons", 500, seed=0)
+    cfg = TrainConfig(steps=3, batch=64, source=str(file), conditional=False)
+    run = train_run(data, ModelConfig(objective="flow", width=16, depth=1), cfg, {"source": "moons", "n": 500})
+    np.testing.assert_allclose(run.normaliser.to_data(run.source_points), ring, atol=1e-5)
+    save_run(run, tmp_path / "run")
+    file.unlink()  # the run holds its source: nothing outside its folder is read again
+    back = load_run(tmp_path / "run")
+    np.testing.assert_allclose(back.source_points, run.source_points, atol=1e-6)
+    request = SampleRequest("euler", {"steps": 2}, n=40, seed=3, objective="flow")
+    traj = sample_request(SamplingModel.of_run(back), request)
+    start = traj.frames[0].astype(np.float64)  # every path starts on a point of the file
+    assert np.abs(np.linalg.norm(start[:, None] - ring[None], axis=-1).min(1)).max() < 1e-4
+    np.testing.assert_array_equal(traj.samples, sample_request(SamplingModel.of_run(run), request).samples)
+    # a run description that hides or miscounts its source points is refused in one sentence
+    meta_path = tmp_path / "run" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    for count, fragment in ((None, "keeps its 2 to"), (49, "wrong shape")):
+        meta_path.write_text(json.dumps({**meta, "source_points": count}))
+        with pytest.raises(CheckpointError, match=fragment):
+            load_run(tmp_path / "run")
+    with pytest.raises(DataFileError, match="ring.csv"):  # the file is gone: a new run cannot start from it
+        train_run(data, ModelConfig(objective="flow", width=16, depth=1), cfg, {"source": "moons", "n": 500})
 
 
 def test_the_cli_refuses_flow_settings_without_a_flow_objective_and_reflow_of_another_kind(tmp_path, capsys):
@@ -319,3 +352,9 @@ def test_the_cli_refuses_flow_settings_without_a_flow_objective_and_reflow_of_an
     assert main(["train", "--data", "moons", "--coupling", "ot", "--out", str(tmp_path / "r")]) == 2
     assert "add --objective flow" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+    argv = ["train", "--data", "moons", "--objective", "flow", "--steps", "2", "--out", str(tmp_path / "r")]
+    for source, fragment in (("missing.csv", "missing.csv: cannot be read"), ("nowhere", "or a point file")):
+        assert main([*argv, "--source", source]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert not (tmp_path / "r").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -107,7 +109,9 @@ class ModelPanel(QGroupBox):
         self.schedule.setCurrentText(t.schedule)
         self.activation.setCurrentText(m.activation)
         self.device.setCurrentIndex(max(0, self.device.findData(t.device)))
-        self.source.setCurrentIndex(max(0, self.source.findData(t.source)))
+        if self.source.findData(t.source) < 0:  # a point file a run started from (`train --source FILE`)
+            self.source.addItem(Path(t.source).name, t.source)
+        self.source.setCurrentIndex(self.source.findData(t.source))
         self.coupling.setCurrentIndex(max(0, self.coupling.findText(t.coupling)))  # a reflowed run's: independent
         values = [(self.timesteps, t.timesteps), (self.width, m.width), (self.depth, m.depth), (self.lr, t.lr),
                   (self.batch, t.batch), (self.steps, t.steps), (self.seed, t.seed),
