@@ -211,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coupling", choices=list(COUPLINGS), help="flow: how each batch pairs source and data points: "
                    "independent (I-CFM) or minibatch optimal transport (OT-CFM, straighter paths; default "
                    f"{T.coupling})")  # fmt: skip
-    p.add_argument("--source", choices=list(SOURCES), help="flow: where the paths start: noise, N(0, I) (the "
-                   "default), or a built-in data set, for data-to-data transport")  # fmt: skip
+    p.add_argument("--source", metavar="noise|NAME|FILE", help="flow: where the paths start: noise, N(0, I) (the "
+                   f"default), or a built-in data set ({', '.join(SOURCES[1:])}) or a point file, for data-to-data "
+                   "transport")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("reflow", help="straighten a flow run: train the next rectified flow on pairs drawn from its "
