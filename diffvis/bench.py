@@ -362,6 +362,60 @@ def bench_compare_scrubbing(repeats: int, n: int = 5000, frames: int | None = No
     bare.close()
 
 
+def bench_transport_scrubbing(repeats: int, n: int = 5000, lines: int = 40, frames: int = 60) -> None:
+    """Frames per second while the transport view's model sweeps the frames of a ``lines`` × ``lines`` grid and n
+    points (with its default trails), each frame drawn and rendered, next to a bare pyqtgraph curve and scatter
+    that only set the grid and the points and render. The flow is the exact model of 100 moons points, Euler at
+    frames − 1 steps (cheap to compute; what is timed is the drawing)."""
+    from dataclasses import replace
+
+    import pyqtgraph as pg
+
+    from diffvis.app.main import offscreen_app
+    from diffvis.app.state import LabState
+    from diffvis.app.views.transport_view import TransportView
+    from diffvis.core.registry import OBJECTIVES
+
+    offscreen_app()
+    state = LabState()
+    state.set_data(make_dataset("moons", 100), {})
+    flow = next(info.name for info in OBJECTIVES.values() if info.transports)
+    state.set_model_config(replace(state.model_config, objective=flow))
+    view = TransportView(state)
+    view.resize(960, 720)
+    view.show()
+    model = view.model
+    model.update(request=replace(model.request, n=n, exact=True).with_steps(frames - 1), lines=lines)
+    model.result = model.work(state)(lambda i, total: None)
+    result = model.result
+    bare = pg.PlotWidget()
+    bare.resize(960, 720)
+    bare.show()
+    curve = pg.PlotCurveItem(connect="finite")
+    scatter = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush("#0072B2"))
+    bare.addItem(curve)
+    bare.addItem(scatter)
+
+    def sweep_view() -> None:
+        for k in range(frames):
+            model.frame = k
+            view.plot.grab()
+
+    def sweep_bare() -> None:
+        for k in range(frames):
+            curve.setData(result.grid[k, :, 0], result.grid[k, :, 1])
+            scatter.setData(pos=result.trajectory.frames[k])
+            bare.grab()
+
+    ours, base, ratio = paired_times(sweep_view, sweep_bare, repeats)
+    print(f"scrubbing the transport of a {lines}×{lines} grid and {n:,} points (with {model.trails} trails): "
+          f"{frames / ours:.0f} fps (target ≥ 60)   bare pyqtgraph curve and scatter {frames / base:.0f} fps   "
+          f"ratio {ratio:.2f}×")  # fmt: skip
+    view.shutdown()
+    view.close()
+    bare.close()
+
+
 EXACT_RUN = """
 import json, resource, sys, time
 import numpy as np, torch
@@ -445,6 +499,7 @@ def run_bench(repeats: int = 5, quick: bool = False) -> int:
     bench_sampling(repeats)
     bench_scrubbing(repeats)
     bench_compare_scrubbing(repeats)
+    bench_transport_scrubbing(repeats)
     bench_gui_stall()
     bench_exact(quick)
     if not quick:
