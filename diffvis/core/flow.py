@@ -74,6 +74,16 @@ def source_points(source: str, normaliser: Normaliser) -> np.ndarray | None:
     return normaliser.to_std(points)
 
 
+def exact_mismatch(source: str, coupling: str) -> str | None:
+    """Why a flow trained from ``source`` with ``coupling`` does not learn the exact velocity (``exact``: N(0, I)
+    paired independently with the data), or None when it does: another coupling or source learns another field."""
+    if source != SOURCES[0]:
+        return f"the exact field starts from {SOURCES[0]}, this run from {Path(source).name}"
+    if coupling != "independent":
+        return f"the exact field pairs independently, this run by {coupling}: it learns another field"
+    return None
+
+
 def is_source(source: str) -> bool:
     """True for a source a flow may start from: a name of ``SOURCES`` or a point file's path."""
     return source in SOURCES or Path(source).suffix.lower() in POINT_SUFFIXES

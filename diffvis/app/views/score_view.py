@@ -24,6 +24,8 @@ from diffvis.app.views.style import class_brushes
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.quiver import QuiverItem
+from diffvis.core.flow import exact_mismatch
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.run import SamplingModel
 
 FIELD_TITLES = {"unconditional": "∇ log p_t(x)", "conditional": "∇ log p_t(x | c)", "guided": "guided, w"}
@@ -175,6 +177,10 @@ class ScoreView(SceneView):
         text = f"{level_label(sampling, series.times[frame])} · {field_name(sampling)[1]} {lo:.2g} … {hi:.2g}"
         if series.learned is not None:
             text += f" · median error vs exact {np.median(series.relative_error(frame)):.2f}"
+            run = self.state.model_run
+            if run is not None and OBJECTIVES[run.objective].transports:
+                why = exact_mismatch(run.train_config.source, run.train_config.coupling)
+                text += f" ({why})" if why else ""
         params = model.guidance_params
         if "guidance" in params:  # a class's field (the unconditional one names none)
             text += f" · {sampling.classes.names[params['label']]}, w = {params['guidance']:g}"
