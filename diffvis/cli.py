@@ -160,7 +160,7 @@ def _exact_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.compare import PRESETS
-    from diffvis.core.coupling import COUPLINGS
+    from diffvis.core.coupling import COUPLINGS, REFLOW
     from diffvis.core.datasets import DATASETS
     from diffvis.core.datasets import MAX_POINTS as MAX_SAMPLES
     from diffvis.core.flow import SOURCES
@@ -249,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p, "data file whose exact denoiser (or exact score) is the model", many=True)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--view", choices=VIEWS,
-                      help="the app's view to draw: the forward noising, the reverse trajectories, the score field "
-                      "or annealed Langevin dynamics")  # fmt: skip
+                      help="the app's view to draw: the forward noising, the reverse trajectories, the score field, "
+                      "annealed Langevin dynamics or the transport of a grid along an ODE")  # fmt: skip
     what.add_argument("--compare", choices=list(PRESETS), help="the comparison view with this preset's panels")
     p.add_argument("--out", required=True, type=Path, help=".png/.svg (a frame), .csv (its points), .npy (all "
                    "frames), .gif/.mp4 (the animation)")  # fmt: skip
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _request_args(p)
     p.add_argument("--points", type=_whole_number(1, MAX_SAMPLES), dest="n", help=argparse.SUPPRESS)  # old --n
     p.add_argument("--trails", type=_whole_number(0, 1000), default=30, help="points that draw their paths, 0 to "
-                   "1,000 (reverse view; default 30)")  # fmt: skip
+                   "1,000 (reverse and transport views; default 30)")  # fmt: skip
     p.add_argument("--x0", action="store_true", help="overlay the model's x̂₀ (reverse view)")
     p.add_argument("--density", action="store_true", help="density heatmap of the frame (reverse view)")
     p.add_argument(
@@ -272,10 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         action="append",
         metavar=("X", "Y"),
-        help="add a probe particle at X Y (data coordinates; repeatable; reverse and score views)",
+        help="add a probe particle at X Y (data coordinates; repeatable; reverse, score and transport views)",
     )
     p.add_argument("--probe-frame", type=_whole_number(0), default=0, help="the frame the probes start at (default 0)")
     p.add_argument("--exact-overlay", action="store_true", help="overlay the exact score (score view)")
+    p.add_argument("--coupling", choices=[*COUPLINGS, REFLOW], default=COUPLINGS[0], help="the pairs the "
+                   f"coupling view joins: {', '.join(COUPLINGS)}, or {REFLOW}: the flow's own ψ(x₀) (default "
+                   f"{COUPLINGS[0]})")  # fmt: skip
     p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")
     _exact_args(p)
 

@@ -21,8 +21,8 @@ from diffvis.core.request import DEFAULT_SAMPLER
 from diffvis.errors import ConfigError, DiffvisError
 from diffvis.terminal import ProgressBar
 
-VIEWS = ("forward", "reverse", "score", "langevin")  # what --view draws
-PROBED_VIEWS = ("reverse", "score")  # the views that take --probe
+VIEWS = ("forward", "reverse", "score", "langevin", "transport", "coupling")  # what --view draws
+PROBED_VIEWS = ("reverse", "score", "transport")  # the views that take --probe
 
 
 def cmd_render(args) -> int:
@@ -164,22 +164,31 @@ def _make_view(args, state):
         view.model.apply_preset(args.compare)
         view.model.n = args.n
         return view
+    from diffvis.app.views.coupling_view import CouplingView
     from diffvis.app.views.forward_view import ForwardView
     from diffvis.app.views.langevin_view import LangevinView
     from diffvis.app.views.reverse_view import ReverseView
     from diffvis.app.views.score_view import ScoreView
+    from diffvis.app.views.transport_view import TransportView
 
-    view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView}[args.view](
-        state
-    )
+    view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView,
+            "transport": TransportView, "coupling": CouplingView}[args.view](state)  # fmt: skip
     model = view.model
     if args.view == "reverse":
         model.set_request(_request(args, state, args.sampler or DEFAULT_SAMPLER))
         model.update(trails=args.trails, show_x0=args.x0, show_density=args.density)
+    elif args.view == "transport":  # an ODE solver (the view's own, at its step count unless given); no class
+        request = _request(args, state, args.sampler or model.request.sampler)
+        if request.info.steps_param not in sampler_params(request.info, given_settings(args, [request.info])):
+            request = request.with_steps(model.request.steps)
+        model.update(request=request, trails=args.trails)
     elif args.view == "langevin":  # the view's own K and ε unless given (its K is smaller than the paper's)
         request = _request(args, state, model.request.sampler)
         given = sampler_params(request.info, given_settings(args, [request.info]))
         model.request = replace(request, params={**model.request.params, **given})
+    elif args.view == "coupling":  # its own number of lines; --seed draws them
+        _request(args, state, None)
+        model.update(kind=args.coupling, seed=args.seed)
     else:
         _request(args, state, None)
         if args.view == "score":
@@ -195,5 +204,5 @@ def _add_probes(model, positions: list[list[float]], frame: int, bar: ProgressBa
     for position in positions:
         compute = model.probe(np.asarray(position, dtype=float))
         if compute is None:
-            raise ConfigError("--probe needs the reverse or score view")
+            raise ConfigError(f"--probe needs the {' or '.join(PROBED_VIEWS)} view")
         model.add_probe(compute(lambda i, n: bar.show(i, n, "probe")))

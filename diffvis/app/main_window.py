@@ -29,14 +29,17 @@ from diffvis.app.panels.training_panel import TrainingPanel
 from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
 from diffvis.app.views.compare_view import CompareView
+from diffvis.app.views.coupling_view import CouplingView
 from diffvis.app.views.data_view import DataView
 from diffvis.app.views.forward_view import ForwardView
 from diffvis.app.views.langevin_view import LangevinView
 from diffvis.app.views.reverse_view import ReverseView
 from diffvis.app.views.score_view import ScoreView
 from diffvis.app.views.training_view import TrainingView
+from diffvis.app.views.transport_view import TransportView
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.datasets import DATASETS
+from diffvis.core.reflow import rectified_steps
 from diffvis.core.sources import run_points
 from diffvis.errors import DataFileError, DiffvisError
 
@@ -50,6 +53,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.state = LabState(self)
         self.controller = TrainingController(self.state, self)
+        self._saved = None  # the run last opened or saved: a reflow of another run saves it first
 
         self.brush = Brush()
         self.data_panel = DataPanel(self.state, self.brush)
@@ -81,9 +85,15 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.score_view, "Score field")
         self.langevin_view = LangevinView(self.state)
         self.tabs.addTab(self.langevin_view, "Langevin")
+        self.transport_view = TransportView(self.state)
+        self.tabs.addTab(self.transport_view, "Transport")
         self.compare_view = CompareView(self.state)
         self.tabs.addTab(self.compare_view, "Compare")
-        self.scene_views = (self.reverse_view, self.score_view, self.langevin_view, self.compare_view)
+        self.scene_views = (self.reverse_view, self.score_view, self.langevin_view, self.transport_view,
+                            self.compare_view)  # fmt: skip
+        self.coupling_view = CouplingView(self.state)
+        self.tabs.addTab(self.coupling_view, "Coupling")
+        self.scene_views = (*self.scene_views, self.coupling_view)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)
@@ -112,6 +122,8 @@ class MainWindow(QMainWindow):
         tp.resume_requested.connect(self.controller.resume)
         tp.stop_requested.connect(self.controller.stop)
         tp.reset_requested.connect(self.controller.reset)
+        tp.reflow_requested.connect(self.start_reflow)
+        self.controller.preparing.connect(tp.show_preparation)
         self.model_panel.validity_changed.connect(tp.set_inputs_valid)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text))
         self.state.failed.connect(self._error_dialog)
@@ -124,6 +136,16 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.training_view)
         self.training_view.repaint()
         return self.controller.start()
+
+    def start_reflow(self) -> bool:
+        """Reflow the trained flow run (saved first in the runs folder, unless it was opened or saved there, so that
+        the new run replaces it in the window only), with its progress in the training tab."""
+        if not self.controller.can_reflow:
+            return False
+        if self.state.run is not self._saved and not self.save_run(self._free_run_folder()):
+            return False
+        self.tabs.setCurrentWidget(self.training_view)
+        return self.controller.start_reflow()
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -183,10 +205,20 @@ class MainWindow(QMainWindow):
         if self.state.run is None:
             self.error("Nothing to save yet: train a model first.")
             return
-        name = f"{self.state.data_info.get('source', 'run')}-{self.state.run.step}-steps"
-        path, _ = QFileDialog.getSaveFileName(self, "Save run (a folder)", str(runs_dir() / Path(name).name))
+        path, _ = QFileDialog.getSaveFileName(self, "Save run (a folder)", str(runs_dir() / self._run_name()))
         if path:
             self.save_run(path)
+
+    def _run_name(self) -> str:
+        run = self.state.run
+        k = rectified_steps(run)
+        return Path(f"{self.state.data_info.get('source', 'run')}-{run.step}-steps{f'-reflow{k}' * bool(k)}").name
+
+    def _free_run_folder(self) -> Path:
+        """A folder of the runs folder named for the run, that holds nothing yet."""
+        base = runs_dir() / self._run_name()
+        names = (base.name if i == 1 else f"{base.name}-{i}" for i in range(1, 10**6))
+        return next(path for name in names if not (path := base.with_name(name)).exists())
 
     def save_run(self, path: str | Path) -> bool:
         try:
@@ -194,6 +226,7 @@ class MainWindow(QMainWindow):
         except DiffvisError as e:
             self.error(str(e))
             return False
+        self._saved = self.state.run
         self.settings.add_recent_run(path)
         self._refresh_recent()
         self.state.say(f"saved the run to {path}")
@@ -220,6 +253,7 @@ class MainWindow(QMainWindow):
         self.state.set_model_config(run.model_config)
         self.state.set_train_config(run.train_config)
         self.state.set_run(run)
+        self._saved = run
         self.controller.refresh_preview(run)
         self.settings.add_recent_run(Path(path).parent if Path(path).name == "run.json" else path)
         self._refresh_recent()

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-SCENES = ("reverse_view", "score_view", "langevin_view", "compare_view")
+SCENES = ("reverse_view", "score_view", "langevin_view", "transport_view", "compare_view")
 
 
 @pytest.fixture
@@ -21,6 +21,8 @@ def window(make_window, one_torch_thread):
     win.score_view.model.levels = 5
     langevin = win.langevin_view
     langevin.model.request = replace(langevin.model.request, params={"steps_per_level": 2}, n=100)
+    transport = win.transport_view.model
+    transport.update(request=replace(transport.request, n=100).with_steps(3), lines=5)
     compare = win.compare_view.model
     for i, panel in enumerate(compare.panels):
         compare.set_panel(i, replace(panel, request=panel.request.with_steps(3)))

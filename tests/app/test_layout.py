@@ -18,7 +18,7 @@ from diffvis.app.views.class_controls import combo_text_fits, compact_combo
 from diffvis.app.views.titles import FittedTitle, fit_title
 
 SMALL = (1024, 640)
-TABS = ["data", "training", "forward-process", "reverse-process", "score-field", "langevin", "compare"]
+TABS = ["data", "training", "forward-process", "reverse-process", "score-field", "langevin", "transport", "compare"]
 SLACK = 1.0  # px: rounding between scene and widget coordinates
 
 

@@ -24,11 +24,11 @@ def _view_actions(window):
 def test_every_view_action_opens_its_own_tab(window):
     actions = _view_actions(window)
     assert [a.text() for a in actions] == [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert window.tabs.count() == 7
+    assert window.tabs.count() == 9
     for i in reversed(range(window.tabs.count())):  # from the last, so that a fall back to tab 0 shows
         actions[i].trigger()
         assert window.tabs.currentIndex() == i, actions[i].text()
-    assert [a.shortcut().toString() for a in actions] == [f"Ctrl+{i + 1}" for i in range(7)]
+    assert [a.shortcut().toString() for a in actions] == [f"Ctrl+{i + 1}" for i in range(9)]
 
 
 @pytest.mark.parametrize("index", [6, 3, 1, 0])

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QSpinBox
 
 from diffvis.app.models.coupling import Coupled, CouplingModel
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import compact_combo
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, faint_brush
 from diffvis.app.views.titles import fit_title
@@ -28,11 +29,12 @@ class CouplingView(SceneView):
         self.kind = QComboBox()
         for kind in PICTURED:
             self.kind.addItem(TITLES[kind], kind)
+        compact_combo(self.kind, 10)
         self.n = QSpinBox(minimum=2, maximum=5_000, singleStep=100)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         for label, widget in [("Coupling", self.kind), ("Lines", self.n), ("Seed", self.seed),
                               ("", self.compute_button)]:  # fmt: skip
-            self.add_setting(label, widget)
+            self.add_setting(label, widget, columns_per_row=2)  # two rows: a narrow window keeps the figure wide
         self.lines = pg.PlotCurveItem(connect="finite", pen=pg.mkPen(150, 150, 150, 110, width=1))
         self.sources = pg.ScatterPlotItem(size=4, pen=None, brush=faint_brush(SOURCE_COLOUR, 220))
         self.partners = pg.ScatterPlotItem(size=4, pen=None, brush=faint_brush(SAMPLE_COLOUR, 230))
