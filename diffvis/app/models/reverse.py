@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from diffvis.app.models.scene import Probe, SceneModel, lab_schedule, nan_separated, probe_along
+from diffvis.app.models.scene import SampledScene, lab_schedule, nan_separated
 from diffvis.core.compare import METRIC_POINTS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
@@ -48,12 +48,12 @@ def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
     return nan_separated(frames[: upto + 1, index].transpose(1, 0, 2))
 
 
-class ReverseModel(SceneModel):
+class ReverseModel(SampledScene):
     """``request``: the sampler and its settings, the trained or exact model, the points and the seed (its class
     is ``label``: None, ``ALL_CLASSES``, ``UNCONDITIONAL`` or a class id; ``guidance`` is the scale w towards it);
     ``trails``: how many points draw their path; ``show_x0``, ``show_density``: the overlays."""
 
-    FIELDS = {**SceneModel.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "trails": 30,
+    FIELDS = {**SampledScene.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "trails": 30,
               "show_x0": False, "show_density": False}  # fmt: skip
 
     def __setattr__(self, name: str, value) -> None:
@@ -99,13 +99,6 @@ class ReverseModel(SceneModel):
             return Sampled(model, request, traj, landed, scores)
 
         return compute
-
-    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
-        """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was."""
-        if self.result is None:
-            return None
-        return probe_along(self.result.model, self.result.request, position, frame=self.frame,
-                           steps=self.trajectory.steps, seed=1 + len(self.probes))  # fmt: skip
 
     def trails_at(self, frame: int) -> np.ndarray:
         """(…, 2) the trails drawn at ``frame`` (none: (0, 2))."""

@@ -121,18 +121,24 @@ def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *
                             callback=lambda s: progress(s.i, s.total))  # fmt: skip
 
 
-def probe_along(model: SamplingModel, request: SampleRequest, position: np.ndarray, *, frame: int, steps: int,
-                seed: int) -> Callable[[ReportProgress], Probe]:  # fmt: skip
-    """``fn(progress)`` computing a particle placed at ``position`` at ``frame`` of a trajectory of ``steps`` steps
-    sampled with ``request``, sampled on from there as the trajectory was; ConfigError at the last frame."""
-    if frame >= steps:
-        raise ConfigError("a probe starts before the last frame: scrub back, then click")
+class SampledScene(SceneModel):
+    """A scene whose ``result`` holds the sampling ``model`` and the ``request`` of the ``trajectory`` it shows."""
 
-    def compute(progress: ReportProgress) -> Probe:
-        traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
-        return Probe(traj, trajectory_scores(traj, model))
+    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
+        """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was (None before
+        a result; ConfigError at the last frame)."""
+        if self.result is None:
+            return None
+        frame = self.frame
+        if frame >= self.trajectory.steps:
+            raise ConfigError("a probe starts before the last frame: scrub back, then click")
+        model, request, seed = self.result.model, self.result.request, 1 + len(self.probes)
 
-    return compute
+        def compute(progress: ReportProgress) -> Probe:
+            traj = follow(model, request, position, start=frame, seed=seed, progress=progress)
+            return Probe(traj, trajectory_scores(traj, model))
+
+        return compute
 
 
 def nan_separated(paths: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from diffvis.app.models.scene import Probe, SceneModel, lab_schedule, nan_separated, probe_along
+from diffvis.app.models.scene import SampledScene, lab_schedule, nan_separated
 from diffvis.core.classes import UNCONDITIONAL
 from diffvis.core.metrics import nearest_labels
 from diffvis.core.pipeline import request_model, sample_request
@@ -59,11 +59,11 @@ class Transported:
         return float(self.bends.mean())
 
 
-class TransportModel(SceneModel):
+class TransportModel(SampledScene):
     """``request``: an ODE sampler and its settings, the trained or exact model, the points and the seed (always
     without a class); ``lines``: grid lines per direction; ``trails``: how many points draw their path."""
 
-    FIELDS = {**SceneModel.FIELDS, "request": DEFAULT_REQUEST, "lines": 40, "trails": 60}
+    FIELDS = {**SampledScene.FIELDS, "request": DEFAULT_REQUEST, "lines": 40, "trails": 60}
 
     def __setattr__(self, name: str, value) -> None:
         if name == "request":
@@ -95,13 +95,6 @@ class TransportModel(SceneModel):
             return Transported(model, request, nan_separated(grid.frames), traj, bend(traj.frames), landed)
 
         return compute
-
-    def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
-        """A particle at ``position`` in the frame shown, carried on from there along the same ODE."""
-        if self.result is None:
-            return None
-        return probe_along(self.result.model, self.result.request, position, frame=self.frame,
-                           steps=self.trajectory.steps, seed=1 + len(self.probes))  # fmt: skip
 
     def grid_at(self, frame: int) -> np.ndarray:
         """(L·(P + 1), 2) ψ_t of the grid at ``frame``, NaN between lines."""

@@ -5,8 +5,6 @@ describes them."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker
@@ -49,22 +47,15 @@ class LangevinView(SceneView):
             self.plot.addItem(item)
 
         self.bind(model)
-        self.write(
-            self.model_choice.currentIndexChanged,
-            lambda: self._write_request(exact=bool(self.model_choice.currentData())),
-        )
+        self.write_request_widgets(self.model_choice, self.points)
         for editor in self.editors.values():
-            self.write(editor_changed(editor), lambda: self._write_request(params=self._params()))
-        self.write(self.points.valueChanged, lambda: self._write_request(n=self.points.value()))
+            self.write(editor_changed(editor), lambda: self.write_request(params=self._params()))
         self.write(self.resolution.valueChanged, lambda: setattr(model, "resolution", self.resolution.value()))
         self._offered_trained = True
         self._offer_models()
 
     def _params(self) -> dict:
         return {**self.model.request.params, **{name: editor_value(e) for name, e in self.editors.items()}}
-
-    def _write_request(self, **changes) -> None:
-        self.model.request = replace(self.model.request, **changes)
 
     def on_setting(self, name: str, value) -> None:
         if name == "resolution":
@@ -92,7 +83,7 @@ class LangevinView(SceneView):
         else:
             item.setText("trained: none yet" if run is None else f"trained: none (the run is {run.objective.upper()})")
         if trained != self._offered_trained:  # newly offered, or no longer: choose it, or the exact score
-            self._write_request(exact=not trained)
+            self.write_request(exact=not trained)
         self._offered_trained = trained
 
     # --- drawing and exporting ------------------------------------------------------------------------------

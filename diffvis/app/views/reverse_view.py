@@ -5,8 +5,6 @@ every setting back through it; a new class or guidance scale samples again."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSignalBlocker
@@ -15,10 +13,9 @@ from PySide6.QtWidgets import QCheckBox, QPushButton, QSpinBox
 from diffvis.app.models.reverse import ReverseModel, Sampled
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, compact_combo
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
 from diffvis.app.views.class_table import ClassTable
 from diffvis.app.views.probes import ProbeLayer
-from diffvis.app.views.sampling_widgets import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import SAMPLE_COLOUR, class_brushes, sample_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
@@ -37,9 +34,7 @@ class ReverseView(SceneView):
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "Reverse process (data coordinates)", parent)
         self.plot.setToolTip("Click to add a probe particle at this frame")
-        self.controls = SamplerControls()
-        self.model_choice = model_choice()
-        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
+        self.add_sampling_settings(SamplerControls())
         self.trails = QSpinBox(minimum=0, maximum=1000, singleStep=10)
         self.trails.setToolTip("how many points draw their path so far (0: none)")
         self.show_x0 = QCheckBox("x̂₀")
@@ -48,10 +43,6 @@ class ReverseView(SceneView):
         self.clear_probes = QPushButton("Clear probes")
         self.class_picker = ClassPicker()
         self.guidance = GuidanceSlider()
-        compact_combo(self.controls.combo)
-        for label, widget in [("Sampler", self.controls.combo), ("Model", self.model_choice), ("Points", self.points)]:
-            self.add_setting(label, widget, columns_per_row=3)
-        self.add_setting_row(self.controls.pages, columns_per_row=3)  # the sampler's settings, as wide as they are
         for label, widget in [("Trails", self.trails), ("Class", self.class_picker), ("Guidance", self.guidance),
                               ("", self.compute_button), ("", self.show_x0), ("", self.show_density),
                               ("", self.clear_probes)]:  # fmt: skip
@@ -72,13 +63,7 @@ class ReverseView(SceneView):
 
         self.bind(ReverseModel())
         model = self.model
-        self.write(self.controls.changed, lambda: self._write_request(sampler=self.controls.sampler,
-                                                                      params=self.controls.params()))  # fmt: skip
-        self.write(
-            self.model_choice.currentIndexChanged,
-            lambda: self._write_request(exact=bool(self.model_choice.currentData())),
-        )
-        self.write(self.points.valueChanged, lambda: self._write_request(n=self.points.value()))
+        self.write_request_widgets(self.model_choice, self.points, self.controls)
         self.write(self.trails.valueChanged, lambda: setattr(model, "trails", self.trails.value()))
         self.write(self.show_x0.toggled, lambda: setattr(model, "show_x0", self.show_x0.isChecked()))
         self.write(self.show_density.toggled, lambda: setattr(model, "show_density", self.show_density.isChecked()))
@@ -90,9 +75,6 @@ class ReverseView(SceneView):
         state.model_changed.connect(self._refresh_classes)
         state.data_changed.connect(self._on_data_change)
         self._on_data_change(state.data)
-
-    def _write_request(self, **changes) -> None:
-        self.model.request = replace(self.model.request, **changes)
 
     def on_setting(self, name: str, value) -> None:
         if name == "request":

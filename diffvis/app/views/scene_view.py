@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from diffvis.app.jobs import BackgroundJob
 from diffvis.app.models.scene import SceneModel
 from diffvis.app.state import LabState
+from diffvis.app.views.class_controls import compact_combo
 from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.sampling_widgets import model_choice
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.errors import DiffvisError
@@ -94,6 +97,28 @@ class SceneView(ExportActions, QWidget):
     def write(self, signal, write: Callable[[], None]) -> None:
         """Write a widget's change (its ``signal``) to the model with ``write()``, unless the model is being shown."""
         signal.connect(lambda *_: None if self._syncing else write())
+
+    def add_sampling_settings(self, controls) -> None:
+        """A row of the sampler, the trained-or-exact model and the number of points, then the sampler's own
+        settings on a row as wide as they are (``controls``, ``model_choice``, ``points``)."""
+        self.controls, self.model_choice = controls, model_choice()
+        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
+        compact_combo(controls.combo)
+        for label, widget in [("Sampler", controls.combo), ("Model", self.model_choice), ("Points", self.points)]:
+            self.add_setting(label, widget, columns_per_row=3)
+        self.add_setting_row(controls.pages, columns_per_row=3)
+
+    def write_request(self, **changes) -> None:
+        """Write ``changes`` into the model's sampling request."""
+        self.model.request = replace(self.model.request, **changes)
+
+    def write_request_widgets(self, model_choice, points, controls=None) -> None:
+        """Write the trained-or-exact choice, the number of points and (``controls``) the sampler and its settings
+        into the model's request as they change."""
+        if controls is not None:
+            self.write(controls.changed, lambda: self.write_request(sampler=controls.sampler, params=controls.params()))
+        self.write(model_choice.currentIndexChanged, lambda: self.write_request(exact=bool(model_choice.currentData())))
+        self.write(points.valueChanged, lambda: self.write_request(n=points.value()))
 
     @contextmanager
     def syncing(self):

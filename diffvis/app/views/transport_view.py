@@ -6,8 +6,6 @@ back through it. The grid is one curve (its lines separated by NaN), so a frame 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker, Qt
@@ -16,9 +14,7 @@ from PySide6.QtWidgets import QPushButton, QSpinBox
 from diffvis.app.models.scene import frame_time
 from diffvis.app.models.transport import BEND_BINS, ODE_SAMPLERS, Transported, TransportModel
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import compact_combo
 from diffvis.app.views.probes import ProbeLayer
-from diffvis.app.views.sampling_widgets import model_choice
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import class_brushes
 from diffvis.app.widgets.moving_scatter import MovingScatter
@@ -38,18 +34,12 @@ class TransportView(SceneView):
     def __init__(self, state: LabState, parent=None):
         super().__init__(state, "Transport of a grid (data coordinates)", parent)
         self.plot.setToolTip("Click to add a probe particle at this frame; its dashed ghost is the straight path")
-        self.controls = SamplerControls([SAMPLERS[name] for name in ODE_SAMPLERS])
-        self.model_choice = model_choice()
-        self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
+        self.add_sampling_settings(SamplerControls([SAMPLERS[name] for name in ODE_SAMPLERS]))
         self.lines = QSpinBox(minimum=2, maximum=200, singleStep=5)
         self.lines.setToolTip("grid lines in each direction")
         self.trails = QSpinBox(minimum=0, maximum=1000, singleStep=10)
         self.trails.setToolTip("how many points draw their path so far, coloured by how much it bends (0: none)")
         self.clear_probes = QPushButton("Clear probes")
-        compact_combo(self.controls.combo)
-        for label, widget in [("Sampler", self.controls.combo), ("Model", self.model_choice), ("Points", self.points)]:
-            self.add_setting(label, widget, columns_per_row=3)
-        self.add_setting_row(self.controls.pages, columns_per_row=3)
         for label, widget in [("Grid lines", self.lines), ("Trails", self.trails), ("", self.compute_button),
                               ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
@@ -65,19 +55,10 @@ class TransportView(SceneView):
 
         self.bind(TransportModel())
         model = self.model
-        self.write(self.controls.changed, lambda: self._write_request(sampler=self.controls.sampler,
-                                                                      params=self.controls.params()))  # fmt: skip
-        self.write(
-            self.model_choice.currentIndexChanged,
-            lambda: self._write_request(exact=bool(self.model_choice.currentData())),
-        )
-        self.write(self.points.valueChanged, lambda: self._write_request(n=self.points.value()))
+        self.write_request_widgets(self.model_choice, self.points, self.controls)
         self.write(self.lines.valueChanged, lambda: setattr(model, "lines", self.lines.value()))
         self.write(self.trails.valueChanged, lambda: setattr(model, "trails", self.trails.value()))
         self.clear_probes.clicked.connect(model.clear_probes)
-
-    def _write_request(self, **changes) -> None:
-        self.model.request = replace(self.model.request, **changes)
 
     def on_setting(self, name: str, value) -> None:
         if name == "request":
