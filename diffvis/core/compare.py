@@ -117,7 +117,7 @@ class PanelResult:
 
 def path_energy_of(traj: Trajectory) -> float | None:
     """NPE of a flow model's trajectory, or None for a trajectory over timesteps or noise levels."""
-    return normalised_path_energy(traj.frames, traj.times) if traj.levels == "time" else None
+    return normalised_path_energy(traj.frames, traj.times, traj.labels) if traj.levels == "time" else None
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ scores. It is noisy, so it is averaged over several pairs and reported with its 
   nn_recall    mean distance from each data point to its nearest sample
   frechet      ‖μ_X − μ_Y‖² + tr(C_X + C_Y − 2 (C_X C_Y)^½), with tr (C_X C_Y)^½ = √(tr M + 2 √det M) in 2D
   w2           W₂ = (min_π Σ π_ij ‖x_i − y_j‖²)^½ between the two empirical measures: exact optimal transport (POT's
-               network simplex) on at most W2_POINTS of each; in comparisons and sweeps, its floor from one pair
-               of fresh draws (each solve costs about a second)
+               network simplex) on at most W2_POINTS of each; in comparisons and sweeps, its floor is the mean
+               over four pairs of fresh draws (each solve costs about a second)
 
 For a flow's trajectory, ``normalised_path_energy``: NPE = (E Σ_k ‖x_{k+1} − x_k‖²/(t_{k+1} − t_k) − W₂²(x₀, x₁))
 / W₂²(x₀, x₁) (Tong et al. 2024), the energy of the recorded path over the least energy that carries the start
-points to the end points: 0 for straight paths of an optimal coupling.
+points to the end points: 0 for straight paths of an optimal coupling. A class-conditional flow carries each class
+on its own, so its least energy is each class's W₂² in proportion, Σ_c w_c W₂²(x₀^c, x₁^c), and NPE is the
+excess over that sum.
 
 For labelled samples: ``class_accuracy``, the share of samples whose nearest data point has the class they were
 drawn for (a 1-nearest-neighbour classifier, the 2D stand-in for a classifier's accuracy), and
@@ -102,13 +104,17 @@ def wasserstein2(x: np.ndarray, y: np.ndarray) -> float:
                          0.0))  # fmt: skip
 
 
-def normalised_path_energy(frames: np.ndarray, times: np.ndarray) -> float:
+def normalised_path_energy(frames: np.ndarray, times: np.ndarray, labels: np.ndarray | None = None) -> float:
     """NPE of a flow's frames (F, N, 2) at times t (F,) increasing from 0 to 1 (see the module), on at most
-    ``W2_POINTS`` particles."""
+    ``W2_POINTS`` particles; with their class ``labels`` (N,), against the classes' least energies."""
     path = np.asarray(frames, np.float64)[:, :W2_POINTS]
     dt = np.diff(np.asarray(times, np.float64))
     energy = float((((path[1:] - path[:-1]) ** 2).sum(-1) / dt[:, None]).sum(0).mean())
-    least = wasserstein2(path[0], path[-1]) ** 2
+    classes = np.zeros(path.shape[1], int) if labels is None else np.asarray(labels)[: path.shape[1]]
+    least = sum(
+        np.mean(classes == c) * wasserstein2(path[0, classes == c], path[-1, classes == c]) ** 2
+        for c in np.unique(classes)
+    )
     return (energy - least) / least
 
 

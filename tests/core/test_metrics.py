@@ -143,6 +143,12 @@ def test_normalised_path_energy_is_zero_for_straight_optimal_paths_and_positive_
     assert normalised_path_energy(straight, t) == pytest.approx(0.0, abs=1e-9)
     turned = np.stack([x0 @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) for a in np.pi * t])
     assert normalised_path_energy(turned, t) > 1.0  # a half turn walks arcs to end points a straight line reaches
+    # two classes, each shifted straight to its own place: optimal within each class, though not for the whole set
+    labels = np.arange(300) % 2
+    shift = np.where(labels[:, None] == 0, [[6.0, 0.0]], [[-6.0, 0.0]])
+    apart = np.stack([x0 + tk * shift for tk in t])
+    assert normalised_path_energy(apart, t, labels) == pytest.approx(0.0, abs=1e-9)
+    assert normalised_path_energy(apart, t) > 0.5  # unlabelled, the classes could have swapped places for less
 
 
 def test_comparisons_and_sweeps_report_w2_with_a_floor_and_a_flows_path_energy():
