@@ -159,10 +159,14 @@ def _make_view(args, state):
     if args.compare:
         from diffvis.app.views.compare_view import CompareView
 
+        steps, args.steps = args.steps, None  # --steps: every panel's step count, not one sampler's setting
         _request(args, state, None)
         view = CompareView(state)
-        view.model.apply_preset(args.compare)
-        view.model.n = args.n
+        model = view.model
+        model.apply_preset(args.compare)
+        model.n = args.n
+        if steps is not None:
+            model.panels = tuple(replace(p, request=p.request.with_steps(steps)) for p in model.panels)
         return view
     from diffvis.app.views.coupling_view import CouplingView
     from diffvis.app.views.forward_view import ForwardView

@@ -308,3 +308,18 @@ def test_runs_side_by_side_are_refused_where_they_do_not_fit(run_dir, moons, tmp
         rc, _, err = render(capsys, qapp, *argv, "--compare", "objectives", "--out", tmp_path / "o.png")
         assert_user_error(rc, err, "needs a ")
     assert not [p for p in tmp_path.iterdir() if p.name in ("s.csv", "r.png", "o.png")]
+
+
+def test_a_comparisons_steps_set_every_panel_that_takes_steps(moons, tmp_path, capsys, qapp, monkeypatch):
+    from diffvis.app.models.compare import CompareModel
+
+    asked = []
+    work = CompareModel.work
+    monkeypatch.setattr(CompareModel, "work", lambda self, state: asked.append(self) or work(self, state))
+    rc, _, err = render(capsys, qapp, "--exact", moons, "--compare", "ddpm-vs-ddim", "--steps", "3", "--n", "30",
+                        "--out", tmp_path / "c.png")  # fmt: skip
+    assert rc == 0, err
+    (model,) = asked
+    assert [(r.sampler, r.steps) for r in model.requests()] == [("ddpm", None), ("ddim", 3), ("ddim", 3)]
+    rc, _, err = render(capsys, qapp, "--exact", moons, "--compare", "eta", "--eta", "0.5", "--out", tmp_path / "e.png")
+    assert_user_error(rc, err, "--eta")  # a comparison's panels keep their own settings but the step count
