@@ -58,7 +58,7 @@ class TrainConfig:
     source: str = "noise"  # flow: where the paths start, N(0, I) or a built-in data set (``diffvis.core.flow``)
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
     ot_batch: int = 64  # flow with OT coupling: the sub-batch each exact assignment pairs
-    ot_reuse: int = 4  # flow with OT coupling: how many consecutive batches each assigned pair serves
+    ot_reuse: int = 8  # flow with OT coupling: how many consecutive batches each assigned pair serves
 
     def __post_init__(self) -> None:
         check_field_types(self)
