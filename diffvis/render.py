@@ -23,11 +23,12 @@ from diffvis.terminal import ProgressBar
 
 VIEWS = ("forward", "reverse", "score", "langevin", "transport", "coupling")  # what --view draws
 PROBED_VIEWS = ("reverse", "score", "transport")  # the views that take --probe
+PROBE_NEEDS = f"--probe needs the {', '.join(PROBED_VIEWS[:-1])} or {PROBED_VIEWS[-1]} view"
 
 
 def cmd_render(args) -> int:
     if args.probe and args.view not in PROBED_VIEWS:
-        raise ConfigError(f"--probe needs the {' or '.join(PROBED_VIEWS)} view")
+        raise ConfigError(PROBE_NEEDS)
     suffix = Path(args.out).suffix.lower()
     if suffix == ".mp4" and (args.size[0] % 2 or args.size[1] % 2):
         raise ConfigError(f"an MP4 needs an even width and height (H.264), got {args.size[0]}x{args.size[1]}")
@@ -208,5 +209,5 @@ def _add_probes(model, positions: list[list[float]], frame: int, bar: ProgressBa
     for position in positions:
         compute = model.probe(np.asarray(position, dtype=float))
         if compute is None:
-            raise ConfigError(f"--probe needs the {' or '.join(PROBED_VIEWS)} view")
+            raise ConfigError(PROBE_NEEDS)
         model.add_probe(compute(lambda i, n: bar.show(i, n, "probe")))

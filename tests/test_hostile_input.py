@@ -340,7 +340,7 @@ NUMBERS = [  # (id, spoil(place) or None, command with {p} for the place, fragme
      "must be from 200x150 to 4096x4096"),
     ("render-probe-inf", None, "render --run {p}/RUN --view reverse --probe inf 0 --out {p}/r.png", "finite"),
     ("render-probe-wrong-view", None, "render --run {p}/RUN --view forward --probe 0 0 --out {p}/r.png",
-     "--probe needs the reverse or score view"),
+     "--probe needs the reverse, score or transport view"),
     ("render-setting-of-another-sampler", None,
      "render --run {p}/RUN --view reverse --sampler ddpm --eta 0.5 --out {p}/r.png", "not a setting of the ddpm"),
 ]  # fmt: skip
