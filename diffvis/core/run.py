@@ -116,9 +116,11 @@ class SamplingModel:
 
     @classmethod
     def of_run(cls, run: Run) -> SamplingModel:
-        source = run.source_points
-        if source is None and run.objective == "flow" and run.train_config.source in SOURCES:
-            source = source_points(run.train_config.source, run.normaliser)
+        source = None
+        if run.objective == "flow":  # N(0, I), a built-in set drawn again, or a point file's points kept in the run
+            source = run.source_points
+            if source is None and run.train_config.source in SOURCES:
+                source = source_points(run.train_config.source, run.normaliser)
         source = None if source is None else torch.as_tensor(source, dtype=torch.float32)
         return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
                    source=source)  # fmt: skip
