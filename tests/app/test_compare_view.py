@@ -950,6 +950,14 @@ def test_the_objectives_preset_compares_the_sessions_runs_and_says_which_is_miss
     assert view.table.item(0, npe).text() == ""
     assert [float(view.table.item(row, npe).text()) for row in (1, 2)] == pytest.approx(
         [results[1].npe, results[2].npe], rel=5e-3)  # fmt: skip
+    # its sweep: one line per run, at the preset's step counts (here two of them)
+    assert view.sweep.steps.text() == "1, 2, 4, 8"
+    view.sweep.steps.setText("1, 2")
+    with qtbot.waitSignal(view.sweep.job.done, timeout=60_000):
+        qtbot.mouseClick(view.sweep.button, LEFT)
+    assert [(p.label, p.steps) for p in view.sweep.points] == [
+        (r.label.replace(" S=2", ""), s) for r in results for s in (1, 2)]  # fmt: skip
+    assert len(view.sweep.plot.getPlotItem().listDataItems()) == 3
     # the same points again keep the session's runs; other points forget them
     state.set_data(state.data, state.data_info)
     assert len(state.runs) == 3
