@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from diffvis.app.models.reverse import FRESH_SEED
+from diffvis.core.sources import fresh_sets
+
 
 def choose_sampler(view, name: str) -> None:
     view.controls.combo.setCurrentIndex(view.controls.combo.findData(name))
@@ -51,8 +54,16 @@ def test_exact_denoiser_trajectory_scrubs_and_lands_on_the_data(window, qtbot):
     assert gaps.max() < 0.05
     view.timeline.slider.setValue(40)
     on_points = (gaps <= 1e-3 * np.ptp(data, axis=0).max()).mean()
-    assert f"{100 * on_points:.0f} % of samples are copies of training points (memorised)" in view.caption.text
     assert on_points > 0.9
+    # against what chance gives: fresh data of the same set, as near a training point
+    chance = view.model.result.landed_by_chance
+    fresh = fresh_sets(window.state.data_info, window.state.data, 200)(FRESH_SEED).points
+    assert chance == np.mean(
+        np.linalg.norm(fresh[:, None] - data[None], axis=-1).min(1) <= 1e-3 * np.ptp(data, axis=0).max()
+    )
+    assert chance < 0.5
+    text = f"{100 * on_points:.0f} % of samples sit on a training point (fresh data: {100 * chance:.0f} %)"
+    assert text in view.caption.text
 
 
 def test_play_runs_through_every_frame_and_stops_on_the_last(window, qtbot):

@@ -16,6 +16,7 @@ import numpy as np
 
 from diffvis.app.models.scene import SampledScene, lab_schedule, nan_separated
 from diffvis.core.compare import METRIC_POINTS
+from diffvis.core.datasets import DATASETS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
 from diffvis.core.pipeline import ClassScore, request_model, sample_request, score_classes
@@ -26,19 +27,22 @@ from diffvis.core.sources import fresh_sets
 from diffvis.core.trajectory import Trajectory
 
 MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
+FRESH_SEED = 77_777  # the fresh draw whose share within that distance is what chance gives (dense data)
 
 
 @dataclass(frozen=True)
 class Sampled:
     """What the reverse view computes: the model and the request (probes reuse them), the trajectory, the fraction
-    of its final samples that sit on a training point, and per class how its samples fare (empty for
-    unconditional sampling)."""
+    of its final samples that sit on a training point, per class how its samples fare (empty for unconditional
+    sampling), and the fraction of fresh data that sits as near a training point (None for a point file, whose
+    fresh data are its own points): on dense data, chance alone puts many points there."""
 
     model: SamplingModel
     request: SampleRequest
     trajectory: Trajectory
     landed: float
     class_scores: list[ClassScore]
+    landed_by_chance: float | None = None
 
 
 def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
@@ -86,17 +90,20 @@ class ReverseModel(SampledScene):
         run, request, data = state.model_run, self.full_request(), state.data
         schedule = lab_schedule(state)
         fresh = fresh_sets(state.data_info, data, min(request.n, METRIC_POINTS))
+        drawn_again = state.data_info.get("source") in DATASETS  # a file's fresh data are its own points
 
         def compute(progress: ReportProgress) -> Sampled:
             model, _ = request_model(request, run, data, schedule)
             traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             points = data.points
-            landed = memorised_fraction(traj.samples, points, MEMORISED_TOL * float(np.ptp(points, axis=0).max()))
+            tol = MEMORISED_TOL * float(np.ptp(points, axis=0).max())
+            landed = memorised_fraction(traj.samples, points, tol)
+            chance = memorised_fraction(fresh(FRESH_SEED).points, points, tol) if drawn_again else None
             scores = []
             if traj.labels is not None:
                 m = METRIC_POINTS
                 scores = score_classes(traj.samples[:m].astype(np.float64), traj.labels[:m], model.classes, fresh)
-            return Sampled(model, request, traj, landed, scores)
+            return Sampled(model, request, traj, landed, scores, chance)
 
         return compute
 

@@ -145,7 +145,10 @@ class ReverseView(SceneView):
         self.probe_layer.show(model.probes, frame)
         text = f"{traj.name} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
         if frame == traj.steps:
-            text += f" · {100 * model.result.landed:.0f} % of samples are copies of training points (memorised)"
+            result = model.result
+            text += f" · {100 * result.landed:.0f} % of samples sit on a training point"
+            chance = result.landed_by_chance
+            text += " (memorised)" if chance is None else f" (fresh data: {100 * chance:.0f} %)"
         self.describe(text)
 
     def _show_density(self, points: np.ndarray) -> None:
