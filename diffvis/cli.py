@@ -60,6 +60,19 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _tolerance(text: str) -> float:
+    """An argparse type: an ODE solver's tolerance, in the range the registry's dopri5 takes."""
+    from diffvis.core.registry import RTOL
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+    if not RTOL.minimum <= value <= RTOL.maximum:
+        raise argparse.ArgumentTypeError(f"{text[:40]} must be from {RTOL.minimum:g} to {RTOL.maximum:g}")
+    return value
+
+
 def _coordinate(text: str) -> float:
     """An argparse type: a finite data coordinate within ±MAX_COORDINATE."""
     from diffvis.core.datasets import MAX_COORDINATE
@@ -164,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.datasets import DATASETS
     from diffvis.core.datasets import MAX_POINTS as MAX_SAMPLES
     from diffvis.core.flow import SOURCES
+    from diffvis.core.gaussian_mixture import KNOWN_DENSITIES as KNOWN
+    from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
     from diffvis.core.training import TrainConfig as T
@@ -186,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p, n_default=2000)
     p.add_argument("--seed", type=_seed, default=0, help=f"seed of the draw, {SEEDS} (default 0)")
     p.add_argument("--out", required=True, type=Path, help="where to write the points: .csv or .npy")
+    p.add_argument("--log-density-out", type=Path, metavar="FILE", help="also write the true log p of each "
+                   "point (nats, data coordinates; .csv or .npy): sets with a known density, "
+                   f"{', '.join(KNOWN)}")  # fmt: skip
 
     p = sub.add_parser("train", help="train a noise predictor (ddpm), score network (ncsn) or velocity field (flow)")
     p.add_argument("--data", required=True, help=f"a built-in data set ({names}) or a .csv/.txt/.npy file")
@@ -289,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "level for Langevin; DDPM always takes all T)")  # fmt: skip
     _request_args(p)
     p.add_argument("--out", required=True, type=Path, help="the table, .csv")
+
+    p = sub.add_parser("nll", help="log-likelihood of points through a model's probability-flow ODE, in nats")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
+    src.add_argument("--exact", metavar="DATA", help=f"the exact model of a distribution with a known density "
+                     f"({', '.join(KNOWN)}), or of the points of another built-in set or a point file")  # fmt: skip
+    p.add_argument("--points", required=True, type=Path, help="the points to score: .csv, .txt or .npy")
+    p.add_argument("--solver", choices=list(LIKELIHOOD_METHODS), default="dopri5", help="dopri5 (adaptive, the "
+                   "default) or a fixed-step Runge–Kutta method")  # fmt: skip
+    p.add_argument("--steps", type=_whole_number(1, 10_000), default=100, help="fixed-step solvers: steps (100)")
+    p.add_argument("--rtol", type=_tolerance, default=1e-5, help="dopri5: relative tolerance (default 1e-5)")
+    p.add_argument("--atol", type=_tolerance, default=1e-5, help="dopri5: absolute tolerance (default 1e-5)")
+    p.add_argument("--hutchinson", type=_whole_number(0, 1000), default=0, metavar="K", help="estimate the "
+                   "divergence with K Rademacher probes per point (default 0: the exact 2D divergence)")  # fmt: skip
+    p.add_argument("--seed", type=_seed, default=0, help=f"seed of the Hutchinson probes, {SEEDS} (default 0)")
+    p.add_argument("--out", type=Path, help="one row per point: x, y, nll (and the probes' spread), .csv")
+    _exact_args(p)
 
     p = sub.add_parser("bench", help="print the performance figures next to bare-PyTorch baselines")
     p.add_argument("--repeats", type=_positive_int, default=5, help="runs per timing (the median is shown)")

@@ -14,13 +14,114 @@ from diffvis.terminal import ProgressBar
 
 
 def cmd_data(args) -> int:
+    from diffvis.core.atomic import write_outputs
     from diffvis.core.datasets import make_dataset
-    from diffvis.core.pointfiles import check_points_output, save_points
+    from diffvis.core.pointfiles import check_points_output, encode_points
 
     check_points_output(args.out)
+    outputs = {}
     points = make_dataset(args.name, args.n, noise=args.noise, seed=args.seed)
-    save_points(points, args.out)
-    print(f"wrote {len(points)} points of {args.name} to {args.out}")
+    if args.log_density_out is not None:
+        outputs[args.log_density_out] = _log_density_bytes(points, args)
+    outputs[args.out] = encode_points(points, args.out)
+    write_outputs(outputs)
+    print(
+        f"wrote {len(points)} points of {points.name} to {args.out}"
+        + (f" and their log p to {args.log_density_out}" if outputs.keys() - {args.out} else "")
+    )
+    return 0
+
+
+def _log_density_bytes(points, args) -> bytes:
+    """The true log p (nats, data coordinates) of each drawn point as a one-column CSV or a (N,) .npy."""
+    import torch
+
+    from diffvis.core.atomic import check_output
+    from diffvis.core.datasets import DATASETS, canonical_name
+    from diffvis.core.gaussian_mixture import KNOWN_DENSITIES, known_density
+
+    name = canonical_name(args.name)
+    noise = DATASETS[name].default_noise if args.noise is None else args.noise
+    mixture = known_density(name, noise)
+    if mixture is None:
+        why = "noise 0 leaves only its means" if name in KNOWN_DENSITIES else "its density is not known"
+        raise ConfigError(f"{name}: no log-density to write ({why}); sets with a known density: "
+                          f"{', '.join(KNOWN_DENSITIES)}")  # fmt: skip
+    path = args.log_density_out
+    if path.suffix.lower() not in (".csv", ".npy"):
+        raise ConfigError(f"{path.name}: the log-density is written as .csv or .npy")
+    if path.resolve() == args.out.resolve():
+        raise ConfigError("--out and --log-density-out name the same file")
+    check_output(path)
+    log_p = mixture.log_prob(torch.as_tensor(points.points)).numpy()
+    buffer = io.BytesIO()
+    if path.suffix.lower() == ".npy":
+        np.save(buffer, log_p)
+    else:
+        buffer.write(("log_p\n" + "".join(f"{v:.9g}\n" for v in log_p)).encode())
+    return buffer.getvalue()
+
+
+def cmd_nll(args) -> int:
+    from diffvis.core.atomic import check_output, write_outputs
+    from diffvis.core.checkpoint import load_run
+    from diffvis.core.gaussian_mixture import known_density
+    from diffvis.core.likelihood import model_log_likelihood
+    from diffvis.core.pipeline import exact_model_of
+    from diffvis.core.pointfiles import load_points
+    from diffvis.core.run import SamplingModel
+    from diffvis.core.schedules import Schedule
+
+    if args.out is not None:
+        if args.out.suffix.lower() != ".csv":
+            raise ConfigError(f"{args.out.name}: the per-point table is written as .csv")
+        check_output(args.out)
+    points = load_points(args.points).points
+    if args.run is not None:
+        run = load_run(args.run)
+        model = SamplingModel.of_run(run)
+        truth = known_density(run.data_info.get("source"), run.data_info.get("noise"))
+    else:
+        model, truth = exact_model_of(args.exact, args.objective or "flow",
+                                      schedule=Schedule.make(args.schedule, args.timesteps))  # fmt: skip
+    bar = ProgressBar()
+    started = time.perf_counter()
+    result = model_log_likelihood(
+        model,
+        points,
+        method=args.solver,
+        steps=args.steps,
+        rtol=args.rtol,
+        atol=args.atol,
+        hutchinson_probes=args.hutchinson,
+        seed=args.seed,
+        cancelled=lambda done, total: bar.show(done, total, "of the ODE solved") or False,
+    )
+    seconds = time.perf_counter() - started
+    mean, error = result.nll
+    how = f"dopri5 at rtol {args.rtol:g}, atol {args.atol:g}" if args.solver == "dopri5" else (
+        f"{args.solver} × {args.steps}")  # fmt: skip
+    divergence = f"Hutchinson, {args.hutchinson} probes" if args.hutchinson else "exact divergence"
+    print(f"NLL {mean:.4f} ± {error:.4f} nats per point ({len(points):,} points; {how}; {divergence}; "
+          f"{result.nfe} evaluations per point; {seconds:.1f} s)")  # fmt: skip
+    if truth is not None:
+        import torch
+
+        true = -truth.log_prob(torch.as_tensor(points, dtype=torch.float64)).numpy()
+        print(f"true −log p of these points {true.mean():.4f} ± {true.std(ddof=1) / np.sqrt(len(true)):.4f} "
+              f"(model − true {mean - true.mean():+.4f} nats)")  # fmt: skip
+    if result.probe_spread is not None:
+        print(f"Hutchinson spread: each point's estimate ± {np.median(result.probe_spread):.4f} nats (median)")
+    if args.out is not None:
+        columns = [points[:, 0], points[:, 1], -result.log_p]
+        header = "x,y,nll"
+        if result.probe_spread is not None:
+            columns.append(result.probe_spread)
+            header += ",spread"
+        buffer = io.StringIO()
+        np.savetxt(buffer, np.stack(columns, axis=1), delimiter=",", header=header, comments="", fmt="%.9g")
+        write_outputs({args.out: buffer.getvalue().encode()})
+        print(f"wrote one row per point to {args.out}")
     return 0
 
 

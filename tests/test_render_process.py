@@ -27,7 +27,7 @@ VIEWS = ("forward", "reverse", "score", "langevin")
 VIEW_ARGS = {"forward": [], "reverse": ["--steps", "5", "--points", "200"], "score": [],
              "langevin": ["--steps", "2", "--points", "200"]}  # fmt: skip
 TIMEOUT_S = 240
-POINTS = "gaussians8.csv"
+POINTS = "gmm8.csv"
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -82,7 +82,7 @@ def background_jobs(home: Path) -> dict[str, dict]:
     collection, one at a time beside the tests; the fixture takes the ones not yet started."""
     tiny = ["--data", "butterfly", "--n", "500", "--steps", "200", "--width", "16", "--depth", "1", "--batch", "128",
             "--device", "cpu", "--quiet"]  # fmt: skip
-    jobs = {"data": _diffvis(home, "data", "gaussians8", "--n", "400", "--out", home / POINTS)}
+    jobs = {"data": _diffvis(home, "data", "gmm8", "--n", "400", "--out", home / POINTS)}
     jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "exact")
     jobs["train"] = _diffvis(home, "train", *tiny, "--out", home / "RUN")
     jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "run")

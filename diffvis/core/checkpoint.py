@@ -26,7 +26,7 @@ from safetensors.torch import save as save_safetensors
 
 from diffvis.core.atomic import atomic_write_bytes, remove_temporaries
 from diffvis.core.classes import Classes
-from diffvis.core.datasets import DATASETS, MAX_POINTS, Normaliser, check_draw
+from diffvis.core.datasets import DATASETS, MAX_POINTS, Normaliser, canonical_name, check_draw
 from diffvis.core.flow import SOURCES
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.pointfiles import point_file_bytes
@@ -155,7 +155,8 @@ def _loaded_data(data, folder: Path) -> dict:
     before copies were kept) or drawn points, no source: such data is not read."""
     if not isinstance(data, dict):
         raise ValueError("'data' must be an object")
-    source = data.get("source", "")
+    source = canonical_name(data.get("source", ""))
+    data = {**data, "source": source}
     if isinstance(source, str) and source in DATASETS:
         check_draw(source, data.get("n"), data.get("noise"), data.get("seed", 0))
         return data

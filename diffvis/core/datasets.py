@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diffvis.core.gaussian_mixture import gmm8, grid25, tree
 from diffvis.core.validation import check_seed, is_real, is_whole
 from diffvis.errors import ConfigError
 
@@ -101,13 +102,28 @@ def make_rings(n: int, *, noise: float, seed: int) -> PointSet:
     return PointSet(_jitter(rng, xy, noise), ring.astype(np.int64), "rings", ("r = 1", "r = 2", "r = 3"))
 
 
-def make_gaussians8(n: int, *, noise: float, seed: int) -> PointSet:
-    """Eight Gaussians of standard deviation ``noise`` centred at radius 2, angles kπ/4."""
+def make_gmm8(n: int, *, noise: float, seed: int) -> PointSet:
+    """The mixture ``gaussian_mixture.gmm8``: eight Gaussians of standard deviation ``noise`` at radius 2, angles
+    kπ/4, equal weights, labelled by component."""
     rng = np.random.default_rng(seed)
     k = rng.integers(0, 8, n)
-    centres = 2 * np.stack([np.cos(k * math.pi / 4), np.sin(k * math.pi / 4)], axis=1)
-    names = tuple(f"{45 * i}°" for i in range(8))
-    return PointSet(_jitter(rng, centres, noise), k.astype(np.int64), "gaussians8", names)
+    mixture = gmm8(noise)
+    return PointSet(_jitter(rng, mixture.means[k], noise), k.astype(np.int64), "gmm8", mixture.class_names)
+
+
+def make_grid25(n: int, *, noise: float, seed: int) -> PointSet:
+    """The mixture ``gaussian_mixture.grid25``: a 5 × 5 grid of Gaussians of standard deviation ``noise``."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 25, n)
+    return PointSet(_jitter(rng, grid25(noise).means[k], noise), None, "grid25")
+
+
+def make_tree(n: int, *, noise: float, seed: int) -> PointSet:
+    """The mixture ``gaussian_mixture.tree``: two classes of thin Gaussians along branching lines, ``noise``
+    their spread across the trunk."""
+    mixture = tree(noise)
+    points, labels = mixture.sample(n, np.random.default_rng(seed))
+    return PointSet(points, labels, "tree", mixture.class_names)
 
 
 def make_checkerboard(n: int, *, noise: float, seed: int) -> PointSet:
@@ -132,13 +148,22 @@ DATASETS: dict[str, DatasetSpec] = {
     "swiss_roll": DatasetSpec(make_swiss_roll, 0.05, "2D swiss roll"),
     "moons": DatasetSpec(make_moons, 0.05, "two moons (labelled)"),
     "rings": DatasetSpec(make_rings, 0.05, "three concentric rings (labelled)"),
-    "gaussians8": DatasetSpec(make_gaussians8, 0.1, "eight Gaussians on a circle (labelled)"),
+    "gmm8": DatasetSpec(make_gmm8, 0.1, "eight Gaussians on a circle (labelled; known density)"),
+    "grid25": DatasetSpec(make_grid25, 0.1, "a 5 × 5 grid of Gaussians (known density)"),
+    "tree": DatasetSpec(make_tree, 0.05, "two branching trees of thin Gaussians (labelled; known density)"),
     "checkerboard": DatasetSpec(make_checkerboard, 0.0, "checkerboard"),
 }
+ALIASES = {"gaussians8": "gmm8"}  # names runs and scripts used before a set was renamed
+
+
+def canonical_name(name):
+    """The built-in set an old name stands for (``ALIASES``); any other value comes back as it is."""
+    return ALIASES.get(name, name) if isinstance(name, str) else name
 
 
 def make_dataset(name: str, n: int, *, noise: float | None = None, seed: int = 0) -> PointSet:
     """Draw ``n`` points of the built-in set ``name`` (``noise=None`` takes the set's default)."""
+    name = canonical_name(name)
     check_draw(name, n, noise, seed)
     spec = DATASETS[name]
     return spec.make(n, noise=spec.default_noise if noise is None else noise, seed=seed)
@@ -147,7 +172,7 @@ def make_dataset(name: str, n: int, *, noise: float | None = None, seed: int = 0
 def check_draw(name, n, noise, seed) -> None:
     """Refuse, with the reason, a draw ``make_dataset`` cannot make: an unknown set, n not a whole number from 1
     to MAX_POINTS, noise not None or a number in [0, 100], a seed not a whole number from 0 to MAX_SEED."""
-    if name not in DATASETS:
+    if canonical_name(name) not in DATASETS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if not is_whole(n) or not 1 <= n <= MAX_POINTS:
         raise ConfigError(f"n must be a whole number from 1 to {MAX_POINTS:,}, got {n!r}")

@@ -12,6 +12,11 @@ v(x, t) = (E[x₁ | x] − x)/(1 − t) = (x + s ∇ log q_t(x))/t, and at t = 0
 
 Given class labels, the exact conditional model of class y is the same mixture restricted to the points of
 class y, q_t(x | y) = mean_{i: y_i = y} N(x; a·x0_i, s² I); the label ∅ (``NULL_LABEL``) keeps every point.
+
+The exact model of a known distribution (a ``GaussianMixture``: ``gmm8``, ``grid25``, ``tree``) is the same
+three models with q_t that mixture noised, p_a,s (``diffvis.core.gaussian_mixture``): what a perfect network
+trained on unlimited fresh data would learn, where the point set's model is what one trained on those points
+alone would.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import NULL_LABEL
+from diffvis.core.gaussian_mixture import GaussianMixture
 from diffvis.core.mixture import PointIndex, default_tol, mixture_score_of, planned_price
 from diffvis.core.schedules import Schedule
 from diffvis.errors import ConfigError
@@ -62,10 +68,15 @@ def _subset(centres: torch.Tensor, centre_labels, y) -> torch.Tensor:
 
 class ExactModel:
     """The exact model of the empirical set ``points`` (standardised, (M, 2)), with their dense class ids
-    ``labels`` (M,) when conditioning on classes. The sorted index of each class's points is built on first use,
-    per device and float type."""
+    ``labels`` (M,) when conditioning on classes; or, given ``mixture`` (standardised), of that distribution
+    (``points`` are then its means). The sorted index of each class's points is built on first use, per device
+    and float type."""
 
-    def __init__(self, points: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | None = None):
+    def __init__(self, points: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | None = None,
+                 mixture: GaussianMixture | None = None):  # fmt: skip
+        self.mixture = mixture
+        if mixture is not None:
+            points, labels = mixture.means, mixture.labels
         self.points = torch.as_tensor(points, dtype=torch.float32)
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
         self._indexes: dict = {}
@@ -79,7 +90,9 @@ class ExactModel:
         return self._indexes[key]
 
     def score(self, x: torch.Tensor, a: float, s: float, label) -> torch.Tensor:
-        """∇ log mean_{i: y_i = y} N(x; a·x0_i, s² I) for the label of each row of x."""
+        """∇ log mean_{i: y_i = y} N(x; a·x0_i, s² I) for the label of each row of x (of a mixture: ∇ log p_a,s)."""
+        if self.mixture is not None:
+            return self.mixture.score(x, a, s, label)
 
         def of_class(xs: torch.Tensor, y) -> torch.Tensor:
             index = self.index(xs, y)
@@ -90,7 +103,9 @@ class ExactModel:
     def price(self, n: int, a: float, s: float) -> float:
         """The predicted price (in dense pairs, see ``diffvis.core.mixture``) of scoring n queries at (a, s):
         planned for 256 noised points a·x0_i + s·ε standing in for the queries, as a sampler's particles at that
-        noise level are spread like them."""
+        noise level are spread like them. A mixture's score is dense: n × K pairs."""
+        if self.mixture is not None:
+            return float(n * len(self.points))
         g = torch.Generator().manual_seed(0)
         pick = torch.randint(len(self.points), (256,), generator=g)
         proxy = a * self.points[pick.to(self.points.device)] + s * torch.randn(256, 2, generator=g).to(self.points)
@@ -102,8 +117,8 @@ class ExactNoisePredictor(ExactModel):
     """E[ε | x_t, y] = −√(1 − ᾱ_t) ∇ log q_t(x_t | y); callable as model(x, t[, label]), t a timestep, whole or
     (for an ODE solver's stage between timesteps) fractional: ``Schedule.abar_at``."""
 
-    def __init__(self, points, schedule: Schedule, labels=None):
-        super().__init__(points, labels)
+    def __init__(self, points, schedule: Schedule, labels=None, mixture: GaussianMixture | None = None):
+        super().__init__(points, labels, mixture)
         self.schedule = schedule
 
     def __call__(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
@@ -145,6 +160,8 @@ class ExactVelocity(ExactModel):
         return v.to(x.dtype)
 
     def _mean(self, x: torch.Tensor, y) -> torch.Tensor:
+        if self.mixture is not None:
+            return torch.as_tensor(self.mixture.mean(y)).to(x)
         points = _subset(self.points, self.labels, y).to(x)
         return points.mean(0) if len(points) else x
 
@@ -154,9 +171,10 @@ class ExactVelocity(ExactModel):
         return self.price(n, t, 1.0 - t)
 
 
-def exact_model(points, objective: str, schedule: Schedule, labels=None) -> ExactModel:
-    """The exact model of standardised ``points`` that a sampler of ``objective`` drives: the ε-predictor for
-    'ddpm', the score for 'ncsn', the velocity for 'flow'."""
+def exact_model(points, objective: str, schedule: Schedule, labels=None,
+                mixture: GaussianMixture | None = None) -> ExactModel:  # fmt: skip
+    """The exact model of standardised ``points`` (or of the standardised ``mixture``) that a sampler of
+    ``objective`` drives: the ε-predictor for 'ddpm', the score for 'ncsn', the velocity for 'flow'."""
     if objective == "ddpm":
-        return ExactNoisePredictor(points, schedule, labels)
-    return ExactVelocity(points, labels) if objective == "flow" else ExactScore(points, labels)
+        return ExactNoisePredictor(points, schedule, labels, mixture)
+    return (ExactVelocity if objective == "flow" else ExactScore)(points, labels, mixture)

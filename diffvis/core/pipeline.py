@@ -11,6 +11,7 @@ import torch
 from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.flow import source_points
+from diffvis.core.gaussian_mixture import GaussianMixture, known_density
 from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.registry import OBJECTIVES
@@ -133,6 +134,23 @@ def sampling_model(
         raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
                           f"choose the exact model, or train a {objective} model")  # fmt: skip
     return SamplingModel.of_run(run)
+
+
+def exact_model_of(
+    data: str, objective: str, *, schedule: Schedule | None = None, n: int = 20_000, device: str | torch.device = "cpu"
+) -> tuple[SamplingModel, GaussianMixture | None]:
+    """The exact model that ``--exact DATA`` names, and the density it knows (data coordinates) or None: for a
+    built-in set with a known density (``gmm8``, ``grid25``, ``tree``) the exact model of that distribution, in the
+    coordinates of its default draw of n points; for any other set or a point file, the exact model of its
+    points (a built-in set's default draw)."""
+    from diffvis.core.sources import load_source
+
+    points, info = load_source(data, n=n)
+    mixture = known_density(info["source"], info.get("noise"))
+    classes = Classes.of(points)
+    model = SamplingModel.exact_of(points.points, objective, schedule or Schedule.make(), device, classes=classes,
+                                   labels=dense_labels(classes, points), mixture=mixture)  # fmt: skip
+    return model, mixture
 
 
 def request_model(

@@ -11,6 +11,7 @@ from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
 from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import exact_model
 from diffvis.core.flow import LINEAR_PATH, SOURCES, draw_source, source_points
+from diffvis.core.gaussian_mixture import GaussianMixture
 from diffvis.core.guidance import guided
 from diffvis.core.models import ConditionalMLP, ModelConfig
 from diffvis.core.registry import OBJECTIVES, sampler_info
@@ -64,6 +65,11 @@ class Run:
         )
 
 
+def tables_of(objective: str, schedule: Schedule, ladder: SigmaLadder):
+    """The tables a model of ``objective`` is sampled over: its DDPM schedule, NCSN ladder or flow path."""
+    return {"schedule": schedule, "ladder": ladder, "path": LINEAR_PATH}[OBJECTIVES[objective].tables]
+
+
 def sample(
     model,
     objective: str,
@@ -90,8 +96,7 @@ def sample(
                           f"trained for {objective}")  # fmt: skip
     common = {"generator": generator, "callback": callback, "normaliser": normaliser, "start": start}
     model = guided(model, label, guidance)
-    tables = {"schedule": schedule, "ladder": ladder, "path": LINEAR_PATH}[OBJECTIVES[objective].tables]
-    traj = info.fn(model, x_T, tables, **info.resolve(params, objective), **common)
+    traj = info.fn(model, x_T, tables_of(objective, schedule, ladder), **info.resolve(params, objective), **common)
     if label is None:
         return traj
     labels = torch.as_tensor(label).expand(len(x_T)).cpu().numpy().astype(np.int64)
@@ -143,16 +148,25 @@ class SamplingModel:
         ladder: SigmaLadder | None = None,
         classes: Classes | None = None,
         labels: np.ndarray | None = None,
+        mixture: GaussianMixture | None = None,
     ) -> SamplingModel:
         """Standardise ``points`` (data coordinates, N ≥ 2) and build their exact model, conditional on
         ``classes`` when given (``labels`` are the points' dense ids); the σ ladder is the given one (a run's), or
-        runs from the standardised data's diameter down, as for training."""
+        runs from the standardised data's diameter down, as for training. Given the ``mixture`` the points were
+        drawn from (data coordinates), the model is that distribution's, in the same coordinates."""
         normaliser = Normaliser.fit(points)
         std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
         ladder = ladder or SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
         labels = None if classes is None else labels
-        model = exact_model(std, objective, schedule, labels)
+        if mixture is not None:
+            mixture = mixture.standardised(normaliser.mean, normaliser.scale)
+        model = exact_model(std, objective, schedule, labels, mixture)
         return cls(model, objective, schedule, ladder, normaliser, exact=True, classes=classes)
+
+    @property
+    def tables(self):
+        """The tables this model is sampled over (``tables_of``)."""
+        return tables_of(self.objective, self.schedule, self.ladder)
 
     @property
     def device(self) -> torch.device:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffvis.core.datasets import DATASETS, PointSet, make_dataset
+from diffvis.core.datasets import DATASETS, PointSet, canonical_name, make_dataset
 from diffvis.core.metrics import random_subset
 from diffvis.core.pointfiles import load_points
 from diffvis.errors import DataFileError
@@ -16,6 +16,7 @@ from diffvis.errors import DataFileError
 def load_source(source: str, *, n: int, noise: float | None = None, seed: int = 0) -> tuple[PointSet, dict]:
     """A built-in name draws ``n`` points; anything else is read as a point file. Returns the points and a
     JSON-able description that ``fresh_draw`` understands."""
+    source = canonical_name(source)
     if source in DATASETS:
         points = make_dataset(source, n, noise=noise, seed=seed)
         noise = DATASETS[source].default_noise if noise is None else noise

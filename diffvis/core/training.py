@@ -26,6 +26,7 @@ import torch
 
 from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
+from diffvis.core.datasets import canonical_name
 from diffvis.core.flow import SOURCES, draw_source, interpolate, is_source, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
@@ -63,6 +64,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         check_seed(self.seed)
+        object.__setattr__(self, "source", canonical_name(self.source))
         checks = [
             (1 <= self.steps <= 10_000_000, f"steps must be between 1 and 10,000,000, got {self.steps}"),
             (1 <= self.batch <= 1_000_000, f"batch must be between 1 and 1,000,000, got {self.batch}"),

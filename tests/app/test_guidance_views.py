@@ -117,7 +117,7 @@ def test_reverse_view_offers_the_data_classes_and_only_unconditional_for_unlabel
     assert not view.guidance.isEnabled()
 
     # eight labelled Gaussians: eight classes, named by their angle
-    window.data_panel.source.setCurrentText("gaussians8")
+    window.data_panel.source.setCurrentText("gmm8")
     names = [f"{45 * i}°" for i in range(8)]
     assert items(picker) == [("unconditional", None), ("all, in proportion", ALL_CLASSES)] + [
         (name, i) for i, name in enumerate(names)
@@ -162,7 +162,7 @@ def test_the_class_choice_is_kept_across_new_draws_of_the_same_classes(window, r
     window.data_panel.n.setValue(100)  # the same two moons, drawn again
     assert picker.currentText() == "lower" and picker.label == 1 and reverse.guidance.isEnabled()
     choose(picker, "all, in proportion")
-    window.data_panel.source.setCurrentText("gaussians8")  # other classes: 'all' is still offered
+    window.data_panel.source.setCurrentText("gmm8")  # other classes: 'all' is still offered
     assert picker.count() == 10 and picker.label == ALL_CLASSES and reverse.guidance.isEnabled()
 
 
@@ -170,7 +170,7 @@ def test_a_chosen_class_is_not_swapped_for_another_when_the_classes_change(windo
     choose(reverse.class_picker, "lower")
     assert compute(reverse, qtbot).request.label == 1
     with qtbot.waitSignal(reverse.computed, timeout=30_000):  # new data: resampled at once
-        window.data_panel.source.setCurrentText("gaussians8")
+        window.data_panel.source.setCurrentText("gmm8")
     assert reverse.class_picker.currentText() != "45°"  # the class is gone: back to the default, every class
     assert reverse.class_picker.label == ALL_CLASSES and reverse.result.request.label == ALL_CLASSES
 
@@ -339,7 +339,7 @@ def test_a_move_during_sampling_supersedes_it_and_only_the_last_w_is_shown(rever
 
 def test_all_in_proportion_draws_every_class_by_its_share(window, reverse, qtbot):
     view = reverse
-    window.data_panel.source.setCurrentText("gaussians8")
+    window.data_panel.source.setCurrentText("gmm8")
     window.data_panel.n.setValue(160)
     data = window.state.data
     n = 240

@@ -530,3 +530,12 @@ def test_pickle_in_place_of_weights_is_refused_and_never_unpickled(saved, run, m
     message = str(info.value)
     assert "not a valid safetensors file" in message and "\n" not in message
     assert not marker.exists()
+
+
+def test_a_run_recorded_under_an_old_data_set_name_loads_under_the_new_one(saved):
+    meta = _meta(saved)
+    meta["data"] = {"source": "gaussians8", "n": 300, "noise": 0.1, "seed": 3}
+    meta["train"]["source"] = "gaussians8"
+    _write_meta(saved, meta)
+    loaded = load_run(saved)
+    assert loaded.data_info["source"] == "gmm8" and loaded.train_config.source == "gmm8"

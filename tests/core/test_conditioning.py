@@ -158,7 +158,7 @@ def test_draw_is_in_proportion_and_reproducible():
 
 
 def test_classes_dict_round_trip_through_json():
-    classes = Classes.of(make_dataset("gaussians8", 500, seed=3))
+    classes = Classes.of(make_dataset("gmm8", 500, seed=3))
     d = json.loads(json.dumps(classes.to_dict()))
     assert d == {"values": list(range(8)), "names": [f"{45 * i}°" for i in range(8)],
                  "fractions": list(classes.fractions)}  # fmt: skip
@@ -536,10 +536,10 @@ def test_unconditional_batches_spend_no_random_draws_on_labels():
 
 
 def test_make_trainer_sets_num_classes_from_the_data():
-    trainer, _ = make_trainer(make_dataset("gaussians8", 400, seed=0), ModelConfig(num_classes=5, **SMALL),
+    trainer, _ = make_trainer(make_dataset("gmm8", 400, seed=0), ModelConfig(num_classes=5, **SMALL),
                               TrainConfig(steps=5, device="cpu"))  # fmt: skip
     assert trainer.model_config.num_classes == 8 and trainer.model.embed_label.num_embeddings == 9
-    trainer, _ = make_trainer(make_dataset("gaussians8", 400, seed=0), ModelConfig(num_classes=5, **SMALL),
+    trainer, _ = make_trainer(make_dataset("gmm8", 400, seed=0), ModelConfig(num_classes=5, **SMALL),
                               TrainConfig(steps=5, device="cpu", conditional=False))  # fmt: skip
     assert trainer.model_config.num_classes == 0 and trainer.classes is None
     sparse = _trainer(_sparse_set())
@@ -729,7 +729,7 @@ def test_score_classes_of_exact_conditional_samples(exact_ddpm):
 # ---------------------------------------------------------------------------------------------- Acceptance (slow)
 
 
-ACCEPTANCE = ("spirals", "gaussians8")
+ACCEPTANCE = ("spirals", "gmm8")
 _TRAIN_DEFAULT = """
 import sys
 import torch

@@ -9,7 +9,7 @@ import torch
 from diffvis.core.datasets import DATASETS, Normaliser, make_butterfly, make_dataset
 from diffvis.errors import ConfigError
 
-LABELLED = {"spirals": 2, "moons": 2, "rings": 3, "gaussians8": 8}
+LABELLED = {"spirals": 2, "moons": 2, "rings": 3, "gmm8": 8, "tree": 2}
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -102,3 +102,10 @@ def test_normaliser_refuses_coordinates_it_cannot_standardise(value):
 def test_a_normaliser_read_back_must_be_finite_and_in_range(d, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Normaliser.from_dict(d)
+
+
+def test_gaussians8_is_the_old_name_of_gmm8_and_draws_the_same_points():
+    old, new = make_dataset("gaussians8", 300, seed=3), make_dataset("gmm8", 300, seed=3)
+    np.testing.assert_array_equal(old.points, new.points)
+    np.testing.assert_array_equal(old.labels, new.labels)
+    assert "gaussians8" not in DATASETS and new.name == "gmm8"

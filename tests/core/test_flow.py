@@ -303,7 +303,7 @@ def test_a_reflow_batch_pairs_each_data_point_with_its_own_source_point(flow_run
 
 def test_a_data_set_source_starts_the_paths_on_that_set():
     data = make_dataset("moons", 1000, seed=0)
-    cfg = TrainConfig(steps=5, batch=128, source="gaussians8", conditional=False)
+    cfg = TrainConfig(steps=5, batch=128, source="gmm8", conditional=False)
     run = train_run(data, ModelConfig(objective="flow", width=16, depth=1), cfg, {"source": "moons", "n": 1000})
     traj = sample_request(SamplingModel.of_run(run), SampleRequest("euler", {"steps": 2}, n=500, objective="flow"))
     start = traj.frames[0].astype(np.float64)
