@@ -35,7 +35,6 @@ SOURCES = ("noise", *DATASETS)  # N(0, I) in standardised space, or a built-in d
 # … or a point file, named by its path (``is_source``): its points are kept in the run (``Run.source_points``)
 SOURCE_POOL = 20_000  # the points a data set source is drawn from, with replacement
 SOURCE_SEED = 7_777  # the seed of that draw: a run's source is the same set every time it is rebuilt
-T_EMBED_SCALE = 1000.0  # the network embeds 1000·t, so that t ∈ [0, 1] spans the embedding as DDPM's 0…999 do
 
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -79,6 +79,10 @@ class GaussianMixture:
         w = self._class_weights(label)
         return (w[:, None] * self.means).sum(0) / w.sum()
 
+    def class_shares(self) -> tuple[float, ...]:
+        """Each class's share of the mass, Σ_{k ∈ y} w_k, for the classes 0 … C−1."""
+        return tuple(float(self.weights[self.labels == y].sum()) for y in range(int(self.labels.max()) + 1))
+
     def _class_weights(self, label) -> np.ndarray:
         if label is None or int(label) < 0:
             return self.weights

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffvis.core.classes import UNCONDITIONAL
 from diffvis.core.flow import LinearPath
 from diffvis.core.gaussian_mixture import GaussianMixture
+from diffvis.core.guidance import guided
 from diffvis.core.ode import TABLEAUS, max_norm, probability_flow
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.errors import Cancelled, ConfigError
@@ -193,15 +195,34 @@ DENSE_PAIRS = 1 << 21  # points × components of one chunk of an exact point-set
 def model_log_likelihood(model, points: np.ndarray, *, label=None, **options) -> Likelihood:
     """log p of ``points`` (data coordinates) under a ``SamplingModel``: a trained run's network, or an exact model
     (of a known distribution, or of a point set: the mixture of its points noised to each level, a density once
-    noised), for class ``label`` (a dense id; None: the unconditional model, f(x, t, ∅) for a conditional
-    network). ``options`` go to ``log_likelihood``. A flow that starts from a data set rather than N(0, I) has no
-    known prior density and is refused."""
-    from diffvis.core.exact import exact_model
-    from diffvis.core.guidance import guided
-
+    noised). ``label``: a dense class id (log p(x | y)), ``UNCONDITIONAL`` (the network's f(x, t, ∅)), or None:
+    for a conditional model the density of what it samples by default, every class in proportion,
+    p(x) = Σ_y π_y p(x | y) (all classes in one solve), else the model's only density. ``options`` go to
+    ``log_likelihood``. A flow that starts from a data set rather than N(0, I) has no known prior density and is
+    refused."""
     if model.source is not None:
         raise ConfigError("this flow starts from a data set, whose density is unknown: log p needs a N(0, I) source")
-    tables = model.tables
+    n = len(points)
+    mixed = label is None and model.classes is not None
+    if mixed:
+        classes = len(model.classes)
+        points = np.tile(points, (classes, 1))
+        label = torch.arange(classes).repeat_interleave(n)
+    elif isinstance(label, str) and label == UNCONDITIONAL:
+        label = None
+    elif label is not None:
+        label = torch.as_tensor(label).expand(len(points))
+    result = _solve_in_chunks(model, points, label, options)
+    if not mixed:
+        return result
+    return class_mixture(result, n, np.log(np.asarray(model.classes.fractions)))
+
+
+def _solve_in_chunks(model, points: np.ndarray, labels, options: dict) -> Likelihood:
+    """``log_likelihood`` of each row for its label (None: unconditional), in chunks that bound the exact
+    point-set model's dense work; a chunk's progress is its share of the whole."""
+    from diffvis.core.exact import exact_model
+
     network = model.model
     chunk = len(points)
     if model.exact:
@@ -210,16 +231,37 @@ def model_log_likelihood(model, points: np.ndarray, *, label=None, **options) ->
             network = exact_model(network.points, model.objective, model.schedule, network.labels, mixture)
         chunk = max(1, DENSE_PAIRS // len(network.points))
     dtype = torch.float64 if model.exact else torch.float32
-    bound = guided(network, label)
     starts = range(0, len(points), chunk)
     cancelled = options.pop("cancelled", None)
     parts = []
-    for k, i in enumerate(starts):  # one chunk's progress is its share of the whole
+    for k, i in enumerate(starts):
+        rows = slice(i, i + chunk)
         in_chunk = None if cancelled is None else (
             lambda done, total, k=k: cancelled(k * total + done, len(starts) * total))  # fmt: skip
-        parts.append(log_likelihood(bound, tables, points[i:i + chunk], model.normaliser, dtype=dtype,
+        bound = guided(network, None if labels is None else labels[rows])
+        parts.append(log_likelihood(bound, model.tables, points[rows], model.normaliser, dtype=dtype,
                                     cancelled=in_chunk, **options))  # fmt: skip
     return parts[0] if len(parts) == 1 else join(parts)
+
+
+def class_mixture(per_class: Likelihood, n: int, log_weights: np.ndarray) -> Likelihood:
+    """log Σ_y π_y p(x | y) from the C·N rows of ``per_class`` (class y's rows y·N … y·N + N − 1); the parts
+    (prior, flow term, path) are those of each point's most responsible class, and Hutchinson's estimates mix
+    probe by probe."""
+    c = len(log_weights)
+    joint = per_class.log_p.reshape(c, n) + log_weights[:, None]
+    likeliest = joint.argmax(0) * n + np.arange(n)
+
+    def pick(values, axis: int = 0):
+        return None if values is None else np.take(values, likeliest, axis=axis)
+
+    estimates = per_class.estimates
+    if estimates is not None:
+        k = estimates.shape[1]
+        estimates = np.logaddexp.reduce(estimates.reshape(c, n, k) + log_weights[:, None, None], axis=0)
+    return Likelihood(np.logaddexp.reduce(joint, axis=0), pick(per_class.prior), pick(per_class.flow_term),
+                      per_class.scale_term, per_class.nfe, estimates, pick(per_class.path, 1),
+                      pick(per_class.accumulated, 1))  # fmt: skip
 
 
 def point_mixture(points: np.ndarray, labels) -> GaussianMixture:

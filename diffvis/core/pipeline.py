@@ -148,6 +148,8 @@ def exact_model_of(
     points, info = load_source(data, n=n)
     mixture = known_density(info["source"], info.get("noise"))
     classes = Classes.of(points)
+    if classes is not None and mixture is not None:  # the distribution's class shares, not the draw's
+        classes = replace(classes, fractions=mixture.class_shares())
     model = SamplingModel.exact_of(points.points, objective, schedule or Schedule.make(), device, classes=classes,
                                    labels=dense_labels(classes, points), mixture=mixture)  # fmt: skip
     return model, mixture

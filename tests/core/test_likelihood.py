@@ -251,3 +251,37 @@ def test_bound_terms_match_gaussian_kl_computed_independently():
     abar_T = schedule.alphas_cumprod[-1]
     prior = kl_divergence(Normal(abar_T**0.5 * x0_std, (1 - abar_T) ** 0.5), Normal(0.0, 1.0)).sum()
     assert bound.prior == pytest.approx(float(prior), rel=1e-9)
+
+
+def test_a_conditional_model_scores_the_class_mixture_it_samples():
+    """label None on a labelled model: log Σ_y π_y p(x | y), here exact: the exact gmm8 model's class mixture is the
+    whole mixture; a class id scores p(x | y); 'unconditional' the ∅ model (for the exact model, the same whole)."""
+    from diffvis.core.classes import UNCONDITIONAL, Classes
+
+    mixture = gmm8(0.1)
+    data = make_dataset("gmm8", 2000, seed=13)
+    points = data.points[:60]
+    normaliser = Normaliser.fit(data.points)
+    model = exact_of(mixture, "flow", normaliser)
+    classes = Classes((*range(8),), mixture.class_names, (1 / 8,) * 8)
+    labelled = SamplingModel(model.model, "flow", SCHEDULE, LADDER, normaliser, exact=True, classes=classes)
+    true = true_log_p(mixture, points)
+    mixed = model_log_likelihood(labelled, points, method="rk4", steps=60)
+    assert np.abs(mixed.log_p - true).max() < 1e-3
+    whole = model_log_likelihood(labelled, points, label=UNCONDITIONAL, method="rk4", steps=60)
+    assert np.abs(whole.log_p - true).max() < 1e-3
+    first = model_log_likelihood(labelled, points, label=0, method="rk4", steps=60)
+    expected = mixture.log_prob(torch.as_tensor(points), label=0).numpy()
+    near = expected > -20  # far from class 0 the density is ~e^-300: compare where it is not
+    assert near.sum() > 3 and np.abs(first.log_p - expected)[near].max() < 1e-3
+    own = data.labels[:60]  # each point's most responsible class supplies the parts
+    np.testing.assert_allclose(mixed.flow_term, model_log_likelihood(labelled, points, label=torch.as_tensor(own),
+                               method="rk4", steps=60).flow_term, atol=1e-9)  # fmt: skip
+
+
+def test_the_likelihood_bench_runs_on_a_tiny_case(capsys):
+    from diffvis import bench
+
+    bench.bench_likelihood(1, n=30, loop_points=2, steps=10)
+    out = capsys.readouterr().out
+    assert out.startswith("log-likelihood of 30 points") and "speed-up" in out, out

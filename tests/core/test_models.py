@@ -45,3 +45,14 @@ def test_score_network_scales_as_one_over_sigma():
 def test_bad_model_settings_are_user_errors(kwargs):
     with pytest.raises(ConfigError):
         ModelConfig(**kwargs)
+
+
+def test_a_flow_saved_before_the_time_scale_existed_keeps_embedding_1000_t():
+    """Old flow runs embedded 1000·t; a config read back without the field keeps that, new ones embed 100·t."""
+    saved = {k: v for k, v in ModelConfig(objective="flow").to_dict().items() if k != "flow_time_scale"}
+    old, new = ModelConfig.from_dict(saved), ModelConfig(objective="flow")
+    assert (old.flow_time_scale, new.flow_time_scale) == (1000.0, 100.0)
+    torch.manual_seed(0)
+    network = build_model(new)
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(network(x, 0.3), network.body(x, torch.tensor(30.0)))
