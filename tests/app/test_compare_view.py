@@ -25,6 +25,7 @@ from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import PRESETS, Reference, compare
 from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.fields import padded_extent
+from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
 from diffvis.core.metrics import METRICS
 from diffvis.core.pipeline import request_model
 from diffvis.core.pointfiles import load_points
@@ -492,7 +493,7 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
     view.model.apply_preset("solvers")
     results = compute(view, qtbot)
     table, rows = view.table, len(results)
-    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 4 + len(TABLE_METRICS)
+    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 5 + len(TABLE_METRICS)
     for row, r in enumerate(results):
         assert table.item(row, 0).text() == r.label
         assert int(table.item(row, 1).text()) == r.trajectory.nfe
@@ -513,9 +514,16 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
         assert {r.metrics[name].floor for r in results} == {results[0].metrics[name].floor}
 
     assert (*METRICS, "w2") == TABLE_METRICS
-    npe = table.columnCount() - 1  # DDPM's trajectories have no path energy: an empty column, nothing marked
-    assert table.horizontalHeaderItem(npe).text() == "NPE"
+    npe, nll = table.columnCount() - 2, table.columnCount() - 1
+    assert table.horizontalHeaderItem(npe).text() == "NPE"  # DDPM's trajectories have no path energy: an empty
     assert all(table.item(row, npe).text() == "" and not table.item(row, npe).font().bold() for row in range(rows))
+    assert table.horizontalHeaderItem(nll).text() == "NLL (nats)"  # an ODE solver's held-out NLL, others empty
+    for row, r in enumerate(results):
+        if r.nll is None:
+            assert table.item(row, nll).text() == "" and not table.item(row, nll).font().bold()
+        else:
+            assert table.item(row, nll).text() == f"{r.nll[0]:.3f} ± {r.nll[1]:.3f}"
+    assert [r.nll is not None for r in results] == [r.spec.sampler in LIKELIHOOD_METHODS for r in results]
 
     # the best (smallest) figure of each column among the panels is bold on yellow; nothing else is
     for col in range(npe):
@@ -946,7 +954,7 @@ def test_the_objectives_preset_compares_the_sessions_runs_and_says_which_is_miss
     results = compute(view, qtbot)
     assert [r.label for r in results] == ["Euler S=2 · ddpm", "Euler S=2 · flow (independent)",
                                           "Euler S=2 · flow reflowed ×1"]  # fmt: skip
-    npe = view.table.columnCount() - 1
+    npe = view.table.columnCount() - 2
     assert view.table.item(0, npe).text() == ""
     assert [float(view.table.item(row, npe).text()) for row in (1, 2)] == pytest.approx(
         [results[1].npe, results[2].npe], rel=5e-3)  # fmt: skip

@@ -15,6 +15,8 @@ import torch
 from diffvis.core.compare import PRESETS, Reference, RunRole, compare, run_panel, sweep, sweep_csv
 from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.exact import ExactNoisePredictor, ExactScore
+from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
+from diffvis.core.likelihood import model_log_likelihood
 from diffvis.core.metrics import METRICS, score_samples
 from diffvis.core.models import ModelConfig
 from diffvis.core.pipeline import request_model, sample_request, train_run
@@ -268,7 +270,9 @@ def test_compare_reports_monotone_progress_in_thousandths(compared):
     assert calls and {n for _, n in calls} == {1000 * len(SPECS)}
     done = [i for i, _ in calls]
     assert done == sorted(done) and done[-1] == 1000 * len(SPECS)
-    assert len(calls) == sum(len(r.trajectory.frames) - 1 for r in compared[0])  # one call per step
+    # a call per step, and an ODE solver's panel more during its NLL's solve
+    steps = sum(len(r.trajectory.frames) - 1 for r in compared[0])
+    assert len(calls) == steps if all(r.nll is None for r in compared[0]) else len(calls) > steps
 
 
 def test_compare_is_cancelled_by_its_progress_callback(points, schedule, reference):
@@ -357,7 +361,7 @@ def test_sweep_csv_parses_back_to_the_same_numbers(swept):
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
     assert header[:5] == ["label", "sampler", "steps", "nfe", "seconds"]
-    assert header[5:] == [c for m in [*METRICS, "w2"] for c in (m, f"{m}_ratio")] + ["npe"]
+    assert header[5:] == [c for m in [*METRICS, "w2"] for c in (m, f"{m}_ratio")] + ["npe", "nll", "nll_se"]
     assert len(rows) == 1 + len(out)
     for row, p in zip(rows[1:], out, strict=True):
         assert len(row) == len(header)
@@ -370,7 +374,24 @@ def test_sweep_csv_parses_back_to_the_same_numbers(swept):
             assert float(cells[name]) == pytest.approx(m.value, rel=1e-5)
             assert float(cells[f"{name}_ratio"]) == pytest.approx(m.ratio, rel=1e-5)
         assert cells["npe"] == ""  # DDPM-family samplers: no flow, no path energy
-    assert sweep_csv([]) == "label,sampler,steps,nfe,seconds,npe\n"
+        if p.nll is None:  # an ODE solver of the likelihood scores its held-out NLL; the other samplers do not
+            assert cells["nll"] == cells["nll_se"] == "" and p.sampler not in LIKELIHOOD_METHODS
+        else:
+            assert (float(cells["nll"]), float(cells["nll_se"])) == pytest.approx(p.nll, rel=1e-5)
+    assert {p.sampler for p in out if p.nll is not None} == {"heun"}
+    assert sweep_csv([]) == "label,sampler,steps,nfe,seconds,npe,nll,nll_se\n"
+
+
+def test_a_panels_nll_is_the_held_out_likelihood_through_its_solver(compared, points, schedule, reference):
+    results, _ = compared
+    for request, r in zip(SPECS, results, strict=True):
+        if request.sampler not in LIKELIHOOD_METHODS:
+            assert r.nll is None
+            continue
+        model, _ = request_model(request, None, points, schedule)
+        steps = request.info.resolve(request.params, model.objective)["steps"]
+        expected = model_log_likelihood(model, reference.points, method=request.sampler, steps=steps).nll
+        assert r.nll == pytest.approx(expected, rel=1e-9)
 
 
 # --- runs side by side: roles ----------------------------------------------------------------------------------------

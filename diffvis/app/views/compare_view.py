@@ -58,7 +58,7 @@ from diffvis.app.views.style import (
 from diffvis.app.views.sweep_view import METRIC_TITLES, SweepTab
 from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
-from diffvis.core.compare import PRESETS, PanelResult
+from diffvis.core.compare import NLL_POINTS, PRESETS, PanelResult
 from diffvis.core.fields import padded_extent
 from diffvis.core.request import SampleRequest
 
@@ -248,11 +248,14 @@ class CompareView(SceneView):
         return editors
 
     def _build_bottom(self) -> QTabWidget:
-        self.table = QTableWidget(0, 4 + len(METRICS))
-        self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS), "NPE"])
+        self.table = QTableWidget(0, 5 + len(METRICS))
+        self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS), "NPE",
+                                              "NLL (nats)"])  # fmt: skip
         self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
                               "metric between two fresh draws); the best of each column is highlighted. NPE: a flow's "
-                              "normalised path energy, 0 for straight optimal-transport paths")  # fmt: skip
+                              "normalised path energy, 0 for straight optimal-transport paths. NLL: for an ODE solver, "
+                              f"the mean negative log-likelihood of {NLL_POINTS:,} fresh points under the density the "
+                              "model defines through that solver, ± its standard error")  # fmt: skip
         self.bottom = QTabWidget()
         self.bottom.addTab(self.table, "Metrics")
         self.bottom.addTab(self.sweep, "Quality vs NFE")
@@ -422,17 +425,19 @@ class CompareView(SceneView):
 
     def _fill_table(self, results: list[PanelResult]) -> None:
         """A row per panel, then the floors (each metric between two fresh draws: what a perfect sampler scores);
-        a flow's NPE last (empty for other models)."""
+        a flow's NPE and an ODE solver's NLL last (empty for other samplers)."""
         self.table.setRowCount(len(results) + 1)
         columns = [[r.trajectory.nfe for r in results], [r.seconds for r in results]]
         columns += [[r.metrics[m].value if m in r.metrics else np.inf for r in results] for m in METRICS]
         columns.append([np.inf if r.npe is None else r.npe for r in results])
+        columns.append([np.inf if r.nll is None else r.nll[0] for r in results])
         for row, r in enumerate(results):
             cells = [r.label, f"{r.trajectory.nfe}", f"{r.seconds:.3f}"]
             cells += [
                 f"{r.metrics[m].value:.3g} ({r.metrics[m].ratio:.2f}×)" if m in r.metrics else "" for m in METRICS
             ]
             cells.append("" if r.npe is None else f"{r.npe:.3g}")
+            cells.append("" if r.nll is None else f"{r.nll[0]:.3f} ± {r.nll[1]:.3f}")
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         floor = results[0].metrics
