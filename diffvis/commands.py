@@ -128,8 +128,16 @@ def cmd_nll(args) -> int:
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
     from diffvis.core.flow import SOURCES
+    from diffvis.core.gaussian_mixture import known_density
     from diffvis.core.models import ModelConfig
-    from diffvis.core.pipeline import evaluate_classes, evaluate_run, quality_to_dict, train_run
+    from diffvis.core.pipeline import (
+        NLL_CHECK_POINTS,
+        check_density,
+        evaluate_classes,
+        evaluate_run,
+        quality_to_dict,
+        train_run,
+    )
     from diffvis.core.registry import OBJECTIVES
     from diffvis.core.sources import fresh_draw, fresh_sets, load_source
     from diffvis.core.training import TrainConfig
@@ -153,6 +161,11 @@ def cmd_train(args) -> int:
     scores = [] if run.classes is None else evaluate_classes(run, fresh_sets(info, points, 2000))
     if scores:
         run.quality["class_accuracy"] = {s.name: s.accuracy for s in scores}
+    mixture = known_density(info["source"], info.get("noise"))
+    density = None if mixture is None else check_density(run, mixture, fresh_draw(info, points.points,
+                                                                                  NLL_CHECK_POINTS)(77))  # fmt: skip
+    if density is not None:
+        run.quality["nll"] = density.to_dict()
     save_run(run, args.out)
     kind = "unconditional" if run.classes is None else f"conditional on {len(run.classes)} classes"
     print(
@@ -165,6 +178,9 @@ def cmd_train(args) -> int:
             "samples of each class (w = 1) nearest to their own class: "
             + ", ".join(f"{s.name} {100 * s.accuracy:.1f} %" for s in scores)
         )
+    if density is not None:
+        print(f"NLL of {density.points} fresh points {density.model:.4f} nats (true −log p {density.true:.4f}: "
+              f"model − true {density.model - density.true:+.4f} ± {density.difference_error:.4f})")  # fmt: skip
     return 0
 
 

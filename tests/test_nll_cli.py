@@ -100,3 +100,17 @@ def test_console_script_nll_exits_cleanly(tmp_path):
     assert "NLL" in proc.stdout and len(read_csv(tmp_path / "n.csv")) == 30
     missing = _script(tmp_path, "nll", "--exact", "gmm8", "--points", tmp_path / "absent.csv")
     assert_user_error(missing.returncode, missing.stderr, "absent.csv")
+
+
+def test_train_on_a_known_density_set_prints_its_nll_beside_the_truth(tmp_path, capsys):
+    from diffvis.core.checkpoint import load_run
+
+    run = tmp_path / "R"
+    rc, out, err = cli(capsys, "train", "--data", "gmm8", "--objective", "flow", *TINY, "--out", run, "--quiet")
+    assert rc == 0, err
+    check = load_run(run).quality["nll"]
+    assert check["points"] == 500 and check["model"] > check["true"] - 4 * check["difference_error"]
+    assert (f"NLL of 500 fresh points {check['model']:.4f} nats (true −log p {check['true']:.4f}: model − true "
+            f"{check['model'] - check['true']:+.4f}") in out  # fmt: skip
+    rc, out, err = cli(capsys, "train", "--data", "moons", *TINY, "--out", tmp_path / "M", "--quiet")
+    assert rc == 0 and "NLL" not in out and "nll" not in load_run(tmp_path / "M").quality

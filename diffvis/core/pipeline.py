@@ -66,6 +66,40 @@ def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALIT
     return quality_report(samples.astype(np.float64), draw)
 
 
+NLL_CHECK_POINTS = 500  # fresh points of the NLL a run on a known-density set is checked with after training
+
+
+@dataclass(frozen=True)
+class DensityCheck:
+    """A run's held-out NLL next to the true one, on the same fresh points (nats per point, data coordinates):
+    each mean, and the paired difference's standard error."""
+
+    model: float
+    true: float
+    difference_error: float
+    points: int
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "true": self.true, "difference_error": self.difference_error,
+                "points": self.points}  # fmt: skip
+
+
+def check_density(run: Run, mixture: GaussianMixture, points: np.ndarray) -> DensityCheck | None:
+    """The run's NLL of ``points`` (dopri5 at the default tolerances; every class in proportion for a
+    conditional run) beside the true −log p of the ``mixture`` they were drawn from; None for a run without a
+    density (a flow from a data set)."""
+    from diffvis.core.likelihood import model_log_likelihood
+
+    try:
+        log_p = model_log_likelihood(SamplingModel.of_run(run), points).log_p
+    except ConfigError:
+        return None
+    true = mixture.log_prob(torch.as_tensor(points, dtype=torch.float64)).numpy()
+    gap = true - log_p
+    return DensityCheck(float(-log_p.mean()), float(-true.mean()), float(gap.std(ddof=1) / np.sqrt(len(gap))),
+                        len(points))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ClassScore:
     """How the samples drawn for one class fare: ``accuracy`` is the share whose nearest fresh data point is of
