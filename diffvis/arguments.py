@@ -50,14 +50,15 @@ def class_choice(args, classes: Classes | None) -> dict:
     return {"label": label, "guidance": 1.0 if args.guidance is None else args.guidance}
 
 
-def make_request(args, classes: Classes | None, sampler: str | None = None,
-                 model_objective: str | None = None) -> SampleRequest:  # fmt: skip
-    """The request the arguments describe: --sampler (or ``sampler``) and its settings, --exact, --class and
-    --guidance, --n and --seed; for the objective of a run's model (``model_objective``), when the sampler
-    drives it, or else --objective (where the command has it), so that a setting that does not apply to such a
-    model is refused."""
+def make_request(args, classes: Classes | None, sampler: str | None = None, model_objective: str | None = None,
+                 exact: bool | str | None = None) -> SampleRequest:  # fmt: skip
+    """The request the arguments describe: --sampler (or ``sampler``) and its settings, --exact (as ``exact``
+    says: ``sources.exact_kind``), --class and --guidance, --n and --seed; for the objective of a run's model
+    (``model_objective``), when the sampler drives it, or else --objective (where the command has it), so that a
+    setting that does not apply to such a model is refused."""
     info = sampler_info(sampler or args.sampler or DEFAULT_SAMPLER)
     params = sampler_params(info, given_settings(args, [info]))
     objective = model_objective if model_objective in info.objectives else getattr(args, "objective", None)
-    return SampleRequest(info.name, params, exact=args.exact is not None, n=args.n, seed=args.seed,
+    exact = (args.exact is not None) if exact is None else exact
+    return SampleRequest(info.name, params, exact=exact, n=args.n, seed=args.seed,
                          objective=objective, **class_choice(args, classes))  # fmt: skip

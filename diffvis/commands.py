@@ -37,12 +37,9 @@ def _log_density_bytes(points, args) -> bytes:
     import torch
 
     from diffvis.core.atomic import check_output
-    from diffvis.core.datasets import DATASETS, canonical_name
-    from diffvis.core.gaussian_mixture import KNOWN_DENSITIES, known_density
+    from diffvis.core.gaussian_mixture import KNOWN_DENSITIES
 
-    name = canonical_name(args.name)
-    noise = DATASETS[name].default_noise if args.noise is None else args.noise
-    mixture = known_density(name, noise)
+    name, mixture = points.name, points.density
     if mixture is None:
         why = "noise 0 leaves only its means" if name in KNOWN_DENSITIES else "its density is not known"
         raise ConfigError(f"{name}: no log-density to write ({why}); sets with a known density: "
@@ -128,7 +125,6 @@ def cmd_nll(args) -> int:
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
     from diffvis.core.flow import SOURCES
-    from diffvis.core.gaussian_mixture import known_density
     from diffvis.core.models import ModelConfig
     from diffvis.core.pipeline import (
         NLL_CHECK_POINTS,
@@ -161,7 +157,7 @@ def cmd_train(args) -> int:
     scores = [] if run.classes is None else evaluate_classes(run, fresh_sets(info, points, 2000))
     if scores:
         run.quality["class_accuracy"] = {s.name: s.accuracy for s in scores}
-    mixture = known_density(info["source"], info.get("noise"))
+    mixture = points.density
     density = None if mixture is None else check_density(run, mixture, fresh_draw(info, points.points,
                                                                                   NLL_CHECK_POINTS)(77))  # fmt: skip
     if density is not None:
@@ -225,9 +221,10 @@ def cmd_sample(args) -> int:
     from diffvis.core.atomic import check_output, write_outputs
     from diffvis.core.classes import Classes
     from diffvis.core.pipeline import bound_to, sample_request, sampling_model
-    from diffvis.core.pointfiles import check_points_output, encode_points, load_points
+    from diffvis.core.pointfiles import check_points_output, encode_points
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
+    from diffvis.core.sources import exact_kind, exact_source
     from diffvis.core.training import resolve_device
     from diffvis.terminal import sampling_progress
 
@@ -249,11 +246,11 @@ def cmd_sample(args) -> int:
         model = SamplingModel.of_run(run)
         request = make_request(args, model.classes, model_objective=run.objective)
     else:
-        data = load_points(args.exact)
+        data, _ = exact_source(args.exact)
         if len(data) < 2:
             raise DataFileError(f"{args.exact.name}: the exact denoiser needs at least two points")
-        request = make_request(args, Classes.of(data))
-        model = sampling_model(None, data, request.bound(None).objective,
+        request = make_request(args, Classes.of(data), exact=exact_kind(data))
+        model = sampling_model(None, data, request.bound(None).objective, exact=request.exact,
                                schedule=Schedule.make(args.schedule, args.timesteps), device=device)  # fmt: skip
     x_T = None if args.init is None else _initial_noise(args.init).to(device)
     progress = None
@@ -318,7 +315,7 @@ def cmd_sweep(args) -> int:
     from diffvis.core.registry import sampler_info
     from diffvis.core.request import SampleRequest
     from diffvis.core.schedules import Schedule
-    from diffvis.core.sources import fresh_draw, load_source, runs_on_one_data_set
+    from diffvis.core.sources import exact_kind, exact_source, fresh_draw, runs_on_one_data_set
 
     if args.out.suffix.lower() != ".csv":
         raise ConfigError(f"{args.out.name}: the sweep table is written as .csv")
@@ -332,10 +329,11 @@ def cmd_sweep(args) -> int:
         runs, data, info = runs_on_one_data_set(args.run)
         schedule, classes = runs[0].schedule, runs[0].classes
     else:
-        data, info = load_source(str(args.exact), n=0)
+        data, info = exact_source(args.exact)
         schedule, classes, runs = Schedule.make(), Classes.of(data), [None]
     choice = class_choice(args, classes)
-    pairs = [(SampleRequest(i.name, sampler_params(i, given), exact=args.exact is not None, **choice), run)
+    exact = False if args.exact is None else exact_kind(data)
+    pairs = [(SampleRequest(i.name, sampler_params(i, given), exact=exact, **choice), run)
              for run in runs for i in infos]  # fmt: skip
     steps = [s for s in steps if s <= schedule.T]
     if not steps:

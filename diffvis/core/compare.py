@@ -164,7 +164,7 @@ def held_out_nll(model, request: SampleRequest, points: np.ndarray, cancelled=No
     info = request.info
     params = info.resolve({k: v for k, v in request.params.items() if info.param(k).applies_to(model.objective)},
                           model.objective)  # fmt: skip
-    options = {k: params[k] for k in ("steps", "rtol", "atol") if k in params}
+    options = {k: params[k] for k in ("steps", "spacing", "rtol", "atol") if k in params}
     try:
         return model_log_likelihood(model, points[:NLL_POINTS], method=request.sampler, cancelled=cancelled,
                                     **options).nll  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffvis.core.gaussian_mixture import gmm8, grid25, tree
+from diffvis.core.gaussian_mixture import GaussianMixture, gmm8, grid25, known_density, tree
 from diffvis.core.validation import check_seed, is_real, is_whole
 from diffvis.errors import ConfigError
 
@@ -26,12 +26,14 @@ MIN_SCALE = 1e-12
 @dataclass(frozen=True)
 class PointSet:
     """``points``: (N, 2) float64 in data coordinates; ``labels``: (N,) int64 class ids, or None;
-    ``class_names[v]`` names class id v (a file's classes are named by their ids)."""
+    ``class_names[v]`` names class id v (a file's classes are named by their ids); ``density``: the mixture the
+    points were drawn from, where it is known (``gaussian_mixture``), else None."""
 
     points: np.ndarray
     labels: np.ndarray | None = None
     name: str = "points"
     class_names: tuple[str, ...] | None = None
+    density: GaussianMixture | None = None
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 2:
@@ -108,14 +110,15 @@ def make_gmm8(n: int, *, noise: float, seed: int) -> PointSet:
     rng = np.random.default_rng(seed)
     k = rng.integers(0, 8, n)
     mixture = gmm8(noise)
-    return PointSet(_jitter(rng, mixture.means[k], noise), k.astype(np.int64), "gmm8", mixture.class_names)
+    points = _jitter(rng, mixture.means[k], noise)
+    return PointSet(points, k.astype(np.int64), "gmm8", mixture.class_names, known_density("gmm8", noise))
 
 
 def make_grid25(n: int, *, noise: float, seed: int) -> PointSet:
     """The mixture ``gaussian_mixture.grid25``: a 5 × 5 grid of Gaussians of standard deviation ``noise``."""
     rng = np.random.default_rng(seed)
     k = rng.integers(0, 25, n)
-    return PointSet(_jitter(rng, grid25(noise).means[k], noise), None, "grid25")
+    return PointSet(_jitter(rng, grid25(noise).means[k], noise), None, "grid25", None, known_density("grid25", noise))
 
 
 def make_tree(n: int, *, noise: float, seed: int) -> PointSet:
@@ -123,7 +126,7 @@ def make_tree(n: int, *, noise: float, seed: int) -> PointSet:
     their spread across the trunk."""
     mixture = tree(noise)
     points, labels = mixture.sample(n, np.random.default_rng(seed))
-    return PointSet(points, labels, "tree", mixture.class_names)
+    return PointSet(points, labels, "tree", mixture.class_names, known_density("tree", noise))
 
 
 def make_checkerboard(n: int, *, noise: float, seed: int) -> PointSet:

@@ -116,16 +116,17 @@ def rk_solve(func, state: torch.Tensor, grid: torch.Tensor, tableau) -> list[tor
 
 
 def log_likelihood(model, tables, points: np.ndarray, normaliser, *, dtype: torch.dtype = torch.float32,
-                   method: str = "dopri5", steps: int = 100, rtol: float = 1e-5, atol: float = 1e-5,
-                   hutchinson_probes: int = 0, seed: int = 0, frames: int = 0,
+                   method: str = "dopri5", steps: int = 100, spacing: str = "trailing", rtol: float = 1e-5,
+                   atol: float = 1e-5, hutchinson_probes: int = 0, seed: int = 0, frames: int = 0,
                    cancelled: Callable[[int, int], bool] | None = None) -> Likelihood:  # fmt: skip
     """log p of ``points`` (N, 2, data coordinates) under ``model`` (callable as model(x, u) for its objective's
     ``tables``, taking points of float type ``dtype``; a class label already bound) through its probability-flow
-    ODE (see the module), solved with ``method`` (dopri5 at rtol/atol, or a fixed-step method of ``TABLEAUS`` in
-    ``steps`` steps). ``hutchinson_probes`` K > 0 replaces
-    the exact divergence with K Rademacher probes per point (drawn from ``seed``). ``frames`` F ≥ 2 also records
-    the path at F u evenly spaced from u_end to u_start. ``cancelled(done, PROGRESS_TICKS)`` is asked at each
-    model evaluation and stops the solve (``Cancelled``)."""
+    ODE (see the module), solved with ``method``: dopri5 at rtol/atol, or a fixed-step method of ``TABLEAUS`` over
+    the S = ``steps`` steps its sampler takes (``solver_grid``; a DDPM model's at its ``spacing``).
+    ``hutchinson_probes`` K > 0 replaces the exact divergence with K Rademacher probes per point (drawn from
+    ``seed``). ``frames`` F ≥ 2 also records the path: for dopri5 at F u evenly spaced from u_end to u_start, for
+    a fixed-step method at its S + 1 grid points. ``cancelled(done, PROGRESS_TICKS)`` is asked at each model
+    evaluation and stops the solve (``Cancelled``)."""
     if method not in METHODS:
         raise ConfigError(f"the likelihood solver must be one of {', '.join(METHODS)}, got {method!r}")
     ode = probability_flow(model, tables, 1)
@@ -154,8 +155,13 @@ def log_likelihood(model, tables, points: np.ndarray, normaliser, *, dtype: torc
         return torch.cat([f.detach(), -div.detach()], dim=1)
 
     state = torch.cat([y_end, torch.zeros(n, width, dtype=torch.float64)], dim=1)
-    grid = torch.linspace(u_end, u_start, max(frames, 2), dtype=torch.float64)
-    states = _solve(func, state, grid, method, steps, rtol, atol)
+    if method == "dopri5":
+        grid = torch.linspace(u_end, u_start, max(frames, 2), dtype=torch.float64)
+        states = _dopri5(func, state, grid, rtol, atol)
+    else:  # the prior sits where the sampler starts (DDPM's leading spacing starts below T − 1)
+        grid = torch.as_tensor(solver_grid(probability_flow(model, tables, steps, spacing), u_end)[::-1].copy())
+        u_start = float(grid[-1])
+        states = rk_solve(func, state, grid, TABLEAUS[method])
     if cancelled is not None:
         cancelled(PROGRESS_TICKS, PROGRESS_TICKS)  # done: a progress display shows the whole span
     y_start, delta = states[-1][:, :2], states[-1][:, 2:]
@@ -173,20 +179,21 @@ def log_likelihood(model, tables, points: np.ndarray, normaliser, *, dtype: torc
                       evaluations[0], estimates if probes is not None else None, path, accumulated)  # fmt: skip
 
 
-def _solve(func, state: torch.Tensor, grid: torch.Tensor, method: str, steps: int, rtol: float,
-           atol: float) -> list[torch.Tensor]:  # fmt: skip
-    """The state at each u of ``grid``: dopri5 (torchdiffeq, every component's error within rtol/atol) or
-    ``steps`` fixed steps of a Runge–Kutta method spread over the grid's segments."""
-    if method == "dopri5":
-        from torchdiffeq import odeint  # imported on first use: it loads scipy
+def _dopri5(func, state: torch.Tensor, grid: torch.Tensor, rtol: float, atol: float) -> list[torch.Tensor]:
+    """The state at each u of ``grid`` by torchdiffeq's dopri5, every component's error within rtol/atol."""
+    from torchdiffeq import odeint  # imported on first use: it loads scipy
 
-        return list(odeint(func, state, grid, rtol=rtol, atol=atol, method="dopri5", options={"norm": max_norm}))
-    per_segment = max(1, math.ceil(steps / (len(grid) - 1)))
-    out = [state]
-    for u, u_next in zip(grid[:-1].tolist(), grid[1:].tolist(), strict=True):
-        fine = torch.linspace(u, u_next, per_segment + 1, dtype=torch.float64)
-        out.append(rk_solve(func, out[-1], fine, TABLEAUS[method])[-1])
-    return out
+    return list(odeint(func, state, grid, rtol=rtol, atol=atol, method="dopri5", options={"norm": max_norm}))
+
+
+def solver_grid(ode, u_end: float) -> np.ndarray:
+    """The u a fixed-step solve visits, from u_start to u_end: the sampler's own frames (DDIM's timesteps for
+    DDPM, geometric noise levels for NCSN, even times for a flow), the singular end σ = 0 replaced by the
+    smallest trained level u_end (and dropped where the grid already holds it)."""
+    grid = ode.grid.astype(np.float64)
+    if ode.singular_end:
+        grid = grid[:-1] if grid[-2] == u_end else np.append(grid[:-1], u_end)
+    return grid
 
 
 DENSE_PAIRS = 1 << 21  # points × components of one chunk of an exact point-set model (its score is dense here)

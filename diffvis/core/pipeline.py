@@ -11,11 +11,11 @@ import torch
 from diffvis.core.classes import ALL_CLASSES, Classes, dense_labels
 from diffvis.core.datasets import Normaliser, PointSet
 from diffvis.core.flow import source_points
-from diffvis.core.gaussian_mixture import GaussianMixture, known_density
+from diffvis.core.gaussian_mixture import GaussianMixture
 from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.registry import OBJECTIVES
-from diffvis.core.request import SampleRequest
+from diffvis.core.request import EXACT_DENSITY, SampleRequest
 from diffvis.core.run import Run, SamplingModel
 from diffvis.core.schedules import Schedule, max_pairwise_distance
 from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
@@ -149,25 +149,27 @@ def sampling_model(
     data: PointSet | np.ndarray,
     objective: str,
     *,
-    exact: bool = False,
+    exact: bool | str = False,
     schedule: Schedule | None = None,
     device: str | torch.device = "cpu",
 ) -> SamplingModel:
     """The run's EMA network, or (``exact``, or no run) the exact model of the points: a perfect model, which
-    memorises them. The exact model uses the run's schedule, σ ladder and classes, or with no run ``schedule``
-    and the classes of a labelled point set (an array has none)."""
+    memorises them; with ``exact`` = ``EXACT_DENSITY`` and a point set drawn from a known density, the exact model
+    of that distribution (its classes in its own proportions). The exact model uses the run's schedule, σ ladder
+    and classes, or with no run ``schedule`` and the classes of a labelled point set (an array has none)."""
     data = data if isinstance(data, PointSet) else PointSet(np.asarray(data, dtype=np.float64))
-    if run is None:
-        classes = Classes.of(data)
-        return SamplingModel.exact_of(data.points, objective, schedule or Schedule.make(), device, classes=classes,
-                                      labels=dense_labels(classes, data))  # fmt: skip
-    if exact:
-        return SamplingModel.exact_of(data.points, objective, run.schedule, device, ladder=run.ladder,
-                                      classes=run.classes, labels=dense_labels(run.classes, data))  # fmt: skip
-    if run.objective != objective:
-        raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
-                          f"choose the exact model, or train a {objective} model")  # fmt: skip
-    return SamplingModel.of_run(run)
+    if run is not None and not exact:
+        if run.objective != objective:
+            raise ConfigError(f"this needs a {objective} model, but the run was trained for {run.objective}: "
+                              f"choose the exact model, or train a {objective} model")  # fmt: skip
+        return SamplingModel.of_run(run)
+    mixture = data.density if exact == EXACT_DENSITY else None
+    classes = Classes.of(data) if run is None else run.classes
+    if classes is not None and mixture is not None:  # the distribution's class shares, not the draw's
+        classes = replace(classes, fractions=mixture.class_shares())
+    return SamplingModel.exact_of(data.points, objective, schedule or Schedule.make() if run is None else run.schedule,
+                                  device, ladder=None if run is None else run.ladder, classes=classes,
+                                  labels=dense_labels(classes, data), mixture=mixture)  # fmt: skip
 
 
 def exact_model_of(
@@ -179,14 +181,9 @@ def exact_model_of(
     points (a built-in set's default draw)."""
     from diffvis.core.sources import load_source
 
-    points, info = load_source(data, n=n)
-    mixture = known_density(info["source"], info.get("noise"))
-    classes = Classes.of(points)
-    if classes is not None and mixture is not None:  # the distribution's class shares, not the draw's
-        classes = replace(classes, fractions=mixture.class_shares())
-    model = SamplingModel.exact_of(points.points, objective, schedule or Schedule.make(), device, classes=classes,
-                                   labels=dense_labels(classes, points), mixture=mixture)  # fmt: skip
-    return model, mixture
+    points, _ = load_source(data, n=n)
+    model = sampling_model(None, points, objective, exact=EXACT_DENSITY, schedule=schedule, device=device)
+    return model, points.density
 
 
 def request_model(
@@ -198,7 +195,9 @@ def request_model(
     bound = request.bound(run.objective if run is not None else None)
     model = sampling_model(run if served_by(request, run) else None, data, bound.objective, exact=request.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
-    return model, request.label_text + fallback_note(request, run)
+    missing = request.exact == EXACT_DENSITY and getattr(data, "density", None) is None
+    return model, request.label_text + fallback_note(request, run) + (" (of the points: no known density)"
+                                                                       if missing else "")  # fmt: skip
 
 
 def served_by(request: SampleRequest, run: Run | None) -> bool:

@@ -24,14 +24,20 @@ from diffvis.errors import ConfigError
 DEFAULT_SAMPLER = "ddim"
 
 
+EXACT_DENSITY = "density"  # ``exact``: the exact model of the distribution the data was drawn from
+EXACT_CHOICES = (False, True, EXACT_DENSITY)
+
+
 @dataclass(frozen=True)
 class SampleRequest:
-    """``label``: None (the model's default: every class in proportion for a conditional model), ``ALL_CLASSES``,
-    ``UNCONDITIONAL`` (f(x, t, ∅)) or a dense class id; ``guidance`` is the scale w towards that class."""
+    """``exact``: False (the trained network), True (the exact model of the training points) or ``EXACT_DENSITY``
+    (of the distribution they were drawn from, where it is known); ``label``: None (the model's default: every
+    class in proportion for a conditional model), ``ALL_CLASSES``, ``UNCONDITIONAL`` (f(x, t, ∅)) or a dense class
+    id; ``guidance`` is the scale w towards that class."""
 
     sampler: str = DEFAULT_SAMPLER
     params: dict = field(default_factory=dict)
-    exact: bool = False
+    exact: bool | str = False
     label: int | str | None = None
     guidance: float = 1.0
     n: int = 2000
@@ -42,6 +48,9 @@ class SampleRequest:
         params = sampler_info(self.sampler).resolve(dict(self.params), self.objective)
         object.__setattr__(self, "params", params)
         check_guidance(self.guidance)
+        if not any(self.exact is choice or (isinstance(choice, str) and self.exact == choice)
+                   for choice in EXACT_CHOICES):  # fmt: skip
+            raise ConfigError(f"exact must be false, true or {EXACT_DENSITY!r}, got {self.exact!r}")
         if isinstance(self.label, str):
             if self.label not in (ALL_CLASSES, UNCONDITIONAL):
                 raise ConfigError(f"a class is a number, {ALL_CLASSES!r} or {UNCONDITIONAL!r}, not {self.label!r}")
@@ -113,4 +122,9 @@ class SampleRequest:
                 parts.append(param.brief(self.params[param.name]))
         if self.conditional:
             parts.append(f"w={self.guidance:g}")
-        return " ".join(parts) + (" · exact" if self.exact else "")
+        return " ".join(parts) + self.exact_text
+
+    @property
+    def exact_text(self) -> str:
+        """'' for the trained network, ' · exact' or ' · exact density' for the exact models."""
+        return {False: "", True: " · exact", EXACT_DENSITY: " · exact density"}[self.exact]

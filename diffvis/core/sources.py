@@ -10,6 +10,7 @@ import numpy as np
 from diffvis.core.datasets import DATASETS, PointSet, canonical_name, make_dataset
 from diffvis.core.metrics import random_subset
 from diffvis.core.pointfiles import load_points
+from diffvis.core.request import EXACT_DENSITY
 from diffvis.errors import DataFileError
 
 
@@ -26,6 +27,22 @@ def load_source(source: str, *, n: int, noise: float | None = None, seed: int = 
         raise DataFileError(f"{source!r} is neither a built-in data set ({', '.join(DATASETS)}) nor a point file")
     points = load_points(path)
     return points, {"source": str(path.resolve()), "n": len(points)}
+
+
+EXACT_DRAW = 20_000  # the points of a built-in set that ``--exact NAME`` draws (the training default)
+
+
+def exact_source(data: str) -> tuple[PointSet, dict]:
+    """The points that ``--exact DATA`` names: a built-in set's default draw of ``EXACT_DRAW`` points, or a point
+    file (see ``load_source``)."""
+    name = canonical_name(str(data))
+    return load_source(name, n=EXACT_DRAW) if name in DATASETS else load_source(str(data), n=0)
+
+
+def exact_kind(data: PointSet) -> bool | str:
+    """The exact model ``--exact`` stands for with these points: their distribution's (``EXACT_DENSITY``) when
+    they were drawn from a known density, else the points' own (True)."""
+    return EXACT_DENSITY if data.density is not None else True
 
 
 def fresh_draw(info: dict, points: np.ndarray, n: int) -> Callable[[int], np.ndarray]:

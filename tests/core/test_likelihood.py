@@ -285,3 +285,29 @@ def test_the_likelihood_bench_runs_on_a_tiny_case(capsys):
     bench.bench_likelihood(1, n=30, loop_points=2, steps=10)
     out = capsys.readouterr().out
     assert out.startswith("log-likelihood of 30 points") and "speed-up" in out, out
+
+
+def test_a_fixed_step_solve_visits_the_samplers_own_grid():
+    """DDPM: the σ of DDIM's timesteps (at the spacing asked), then σ(0) instead of the singular 0; NCSN: its
+    geometric levels down to σ_L; flow: even times."""
+    from diffvis.core.flow import LinearPath
+    from diffvis.core.likelihood import solver_grid, span
+    from diffvis.core.ode import probability_flow
+    from diffvis.core.schedules import ddim_timesteps
+
+    sigmas = np.exp(SCHEDULE.log_sigmas)
+    for spacing in ("trailing", "leading"):
+        grid = solver_grid(probability_flow(None, SCHEDULE, 8, spacing), span(SCHEDULE)[1])
+        visited = ddim_timesteps(1000, 8, spacing)
+        expected = sigmas[visited] if visited[-1] == 0 else np.append(sigmas[visited], sigmas[0])
+        np.testing.assert_array_equal(grid, expected)
+    grid = solver_grid(probability_flow(None, LADDER, 6), span(LADDER)[1])
+    np.testing.assert_allclose(grid, np.geomspace(LADDER.sigmas[0], LADDER.sigmas[-1], 6))
+    np.testing.assert_array_equal(solver_grid(probability_flow(None, LinearPath(), 4), 1.0), np.linspace(0, 1, 5))
+
+
+def test_fixed_step_paths_have_a_frame_per_solver_point():
+    points = make_dataset("gmm8", 10, seed=3).points
+    model = exact_of(gmm8(0.1), "ddpm", Normaliser.fit(points))
+    result = model_log_likelihood(model, points, method="heun", steps=7, frames=2)
+    assert result.path.shape == (8, 10, 2) and result.nfe == 2 * 7

@@ -171,4 +171,4 @@ def test_comparisons_and_sweeps_report_w2_with_a_floor_and_a_flows_path_energy()
     assert points[1].npe > points[0].npe > 0.1  # the finer path follows more of the exact flow's curve
     assert all("w2" in p.metrics and p.metrics["w2"].floor == reference.floor["w2"][0] for p in points)
     csv = sweep_csv(points).splitlines()
-    assert csv[0].endswith(",w2,w2_ratio,npe") and csv[3].endswith(",") and not csv[1].endswith(",")
+    assert csv[0].endswith(",w2,w2_ratio,npe,nll,nll_se") and csv[3].endswith(",,,") and not csv[1].endswith(",")

@@ -37,7 +37,7 @@ from diffvis.core.compare import (
 from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.progress import ReportProgress
-from diffvis.core.request import SampleRequest
+from diffvis.core.request import EXACT_DENSITY, SampleRequest
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
 
@@ -113,13 +113,14 @@ def _preset_fields(key: str, panels: tuple[Panel, ...]) -> dict:
     }
 
 
-def model_choices() -> list[tuple[str, RunRole, bool]]:
-    """What a panel may sample, as (title, role, exact): the lab's run, the exact model, and each kind of run a
-    preset asks for (the newest such run of the session)."""
+def model_choices() -> list[tuple[str, RunRole, bool | str]]:
+    """What a panel may sample, as (title, role, exact): the lab's run, the exact model of the points and of their
+    known density, and each kind of run a preset asks for (the newest such run of the session)."""
     roles = dict.fromkeys(role for preset in PRESETS.values() for role in preset.roles if role.objective)
     return [
         ("trained", LAB_RUN, False),
         ("exact", LAB_RUN, True),
+        ("exact density", LAB_RUN, EXACT_DENSITY),
         *((f"newest {r.title}", r, False) for r in roles),
     ]
 

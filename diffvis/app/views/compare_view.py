@@ -46,6 +46,7 @@ from diffvis.app.models.compare import (
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo
+from diffvis.app.views.sampling_widgets import DENSITY_TIP, offer_density
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
     DATA_COLOUR,
@@ -60,7 +61,7 @@ from diffvis.app.widgets.moving_scatter import MovingScatter
 from diffvis.app.widgets.sampler_controls import SamplerControls
 from diffvis.core.compare import NLL_POINTS, PRESETS, PanelResult
 from diffvis.core.fields import padded_extent
-from diffvis.core.request import SampleRequest
+from diffvis.core.request import EXACT_DENSITY, SampleRequest
 
 METRICS = tuple(METRIC_TITLES)  # the table's metric columns: the core's quality metrics and W₂
 BEST_COLOUR = "#fff0a8"  # a pale yellow behind the best figure of each column
@@ -94,10 +95,10 @@ class PanelEditor(QGroupBox):
         self.controls = SamplerControls()
         self.choices = model_choices()
         self.model_choice = QComboBox()
-        for title, _, _ in self.choices:
-            self.model_choice.addItem(title)
+        for title, _, exact in self.choices:
+            self.model_choice.addItem(title, exact if exact == EXACT_DENSITY else None)
         self.model_choice.setToolTip("the lab's trained run, the exact denoiser (or score, or velocity) of the data, "
-                                     "or the newest run of this session of a kind")  # fmt: skip
+                                     f"or the newest run of this session of a kind\n{DENSITY_TIP}")  # fmt: skip
         compact_combo(self.model_choice, 8)
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
         self.guidance.setToolTip("classifier-free guidance scale, when the view samples a class")
@@ -308,6 +309,8 @@ class CompareView(SceneView):
         return super().eventFilter(watched, event)
 
     def _on_data(self) -> None:
+        for editor in self.editors:
+            offer_density(editor.model_choice, self.state.data)
         points = self.state.data.points
         self.extent = padded_extent(points) if len(points) >= 2 else None
         self.show_backdrop()

@@ -143,7 +143,8 @@ class ReverseView(SceneView):
         self.trail_curve.setData(trails[:, 0], trails[:, 1])
         self._show_density(points)
         self.probe_layer.show(model.probes, frame)
-        text = f"{traj.name} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
+        which = model.result.request.exact_text or (" · exact" if model.result.model.exact else "")
+        text = f"{traj.name}{which} · frame {frame}/{traj.steps} · {frame_time(traj, frame)} · {traj.nfe} NFE"
         if frame == traj.steps:
             result = model.result
             text += f" · {100 * result.landed:.0f} % of samples sit on a training point"

@@ -25,7 +25,7 @@ from diffvis.app.models.scene import SceneModel
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import compact_combo
 from diffvis.app.views.exporting import ExportActions, export_button
-from diffvis.app.views.sampling_widgets import model_choice
+from diffvis.app.views.sampling_widgets import model_choice, offer_density
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.errors import DiffvisError
@@ -101,7 +101,9 @@ class SceneView(ExportActions, QWidget):
     def add_sampling_settings(self, controls) -> None:
         """A row of the sampler, the trained-or-exact model and the number of points, then the sampler's own
         settings on a row as wide as they are (``controls``, ``model_choice``, ``points``)."""
-        self.controls, self.model_choice = controls, model_choice()
+        self.controls, self.model_choice = controls, model_choice(density=True)
+        offer_density(self.model_choice, self.state.data)
+        self.state.data_changed.connect(lambda data: offer_density(self.model_choice, data))
         self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
         compact_combo(controls.combo)
         for label, widget in [("Sampler", controls.combo), ("Model", self.model_choice), ("Points", self.points)]:
@@ -117,7 +119,7 @@ class SceneView(ExportActions, QWidget):
         into the model's request as they change."""
         if controls is not None:
             self.write(controls.changed, lambda: self.write_request(sampler=controls.sampler, params=controls.params()))
-        self.write(model_choice.currentIndexChanged, lambda: self.write_request(exact=bool(model_choice.currentData())))
+        self.write(model_choice.currentIndexChanged, lambda: self.write_request(exact=model_choice.currentData()))
         self.write(points.valueChanged, lambda: self.write_request(n=points.value()))
 
     @contextmanager
