@@ -314,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--exact", metavar="DATA", help=f"the exact model of a distribution with a known density "
                      f"({', '.join(KNOWN)}), or of the points of another built-in set or a point file")  # fmt: skip
     p.add_argument("--points", required=True, type=Path, help="the points to score: .csv, .txt or .npy")
-    p.add_argument("--solver", choices=list(LIKELIHOOD_METHODS), default="dopri5", help="dopri5 (adaptive, the "
-                   "default) or a fixed-step Runge–Kutta method")  # fmt: skip
+    p.add_argument("--solver", choices=list(LIKELIHOOD_METHODS), default=LIKELIHOOD_METHODS[0],
+                   help="dopri5 (adaptive, the default) or a fixed-step Runge–Kutta method")  # fmt: skip
     p.add_argument("--steps", type=_whole_number(1, 10_000), default=100, help="fixed-step solvers: steps (100)")
     p.add_argument("--rtol", type=_tolerance, default=1e-5, help="dopri5: relative tolerance (default 1e-5)")
     p.add_argument("--atol", type=_tolerance, default=1e-5, help="dopri5: absolute tolerance (default 1e-5)")

@@ -63,9 +63,10 @@ def cmd_nll(args) -> int:
     from diffvis.core.atomic import check_output, write_outputs
     from diffvis.core.checkpoint import load_run
     from diffvis.core.gaussian_mixture import known_density
-    from diffvis.core.likelihood import model_log_likelihood
+    from diffvis.core.likelihood import ADAPTIVE, model_log_likelihood
     from diffvis.core.pipeline import exact_model_of
     from diffvis.core.pointfiles import load_points
+    from diffvis.core.registry import OBJECTIVES
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
 
@@ -79,7 +80,8 @@ def cmd_nll(args) -> int:
         model = SamplingModel.of_run(run)
         truth = known_density(run.data_info.get("source"), run.data_info.get("noise"))
     else:
-        model, truth = exact_model_of(args.exact, args.objective or "flow",
+        transports = next(name for name, info in OBJECTIVES.items() if info.transports)
+        model, truth = exact_model_of(args.exact, args.objective or transports,
                                       schedule=Schedule.make(args.schedule, args.timesteps))  # fmt: skip
     bar = ProgressBar()
     started = time.perf_counter()
@@ -96,7 +98,7 @@ def cmd_nll(args) -> int:
     )
     seconds = time.perf_counter() - started
     mean, error = result.nll
-    how = f"dopri5 at rtol {args.rtol:g}, atol {args.atol:g}" if args.solver == "dopri5" else (
+    how = f"dopri5 at rtol {args.rtol:g}, atol {args.atol:g}" if args.solver == ADAPTIVE else (
         f"{args.solver} × {args.steps}")  # fmt: skip
     divergence = f"Hutchinson, {args.hutchinson} probes" if args.hutchinson else "exact divergence"
     print(f"NLL {mean:.4f} ± {error:.4f} nats per point ({len(points):,} points; {how}; {divergence}; "

@@ -300,6 +300,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
+        self.training_view.shutdown()
         for view in self.scene_views:
             view.shutdown()
         self.settings.set("geometry", bytes(self.saveGeometry().toBase64()).decode())

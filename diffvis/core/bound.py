@@ -77,3 +77,66 @@ def variational_bound(model, schedule: Schedule, points: np.ndarray, normaliser,
     abar_T = float(s.alphas_cumprod[-1])
     prior = 0.5 * abar_T * x0.double().pow(2).sum(1).numpy() - abar_T - math.log(1 - abar_T)
     return VariationalBound(per_t.mean(1), float(prior.mean()), prior + per_t.sum(0))
+
+
+def has_bound(objective: str) -> bool:
+    """True for an objective whose models step DDPM's schedule (ε-prediction over its timesteps): the bound's."""
+    from diffvis.core.registry import OBJECTIVES
+
+    return OBJECTIVES[objective].tables == "schedule"
+
+
+BOUND_POINTS = 500  # fresh points the training view's bound and ODE NLL are measured on
+BOUND_SEED = 31  # their draw
+
+
+@dataclass(frozen=True)
+class BoundReport:
+    """A DDPM model's bound beside its ODE NLL on the same points (nats per point): ``conditional`` when each point
+    was scored under its own class (−log p(x | y))."""
+
+    bound: VariationalBound
+    ode_nll: tuple[float, float]
+    conditional: bool
+
+
+def bound_report(model, points: np.ndarray, labels: np.ndarray | None = None, *, variance: str = "beta_tilde",
+                 seed: int = 0, cancelled: Callable[[int, int], bool] | None = None) -> BoundReport:  # fmt: skip
+    """The bound and the ODE NLL (dopri5, ``likelihood.model_log_likelihood``) of a DDPM ``SamplingModel`` on
+    ``points``, each under its own class when ``labels`` (dense ids) are given and the model is conditional, else
+    unconditionally; ``cancelled(done, total)`` sees the bound's T steps, then the solve's share."""
+    from diffvis.core.classes import UNCONDITIONAL
+    from diffvis.core.guidance import guided
+    from diffvis.core.likelihood import PROGRESS_TICKS, model_log_likelihood
+
+    conditional = labels is not None and model.classes is not None
+    label = torch.as_tensor(labels) if conditional else None
+    T = model.schedule.T
+    total = T + PROGRESS_TICKS
+    bound = variational_bound(
+        guided(model.model, label),
+        model.schedule,
+        points,
+        model.normaliser,
+        variance=variance,
+        seed=seed,
+        cancelled=None if cancelled is None else lambda i, n: cancelled(i, total),
+    )
+    ode = model_log_likelihood(
+        model,
+        points,
+        label=label if conditional else UNCONDITIONAL,
+        cancelled=None if cancelled is None else lambda d, n: cancelled(T + d, total),
+    )
+    return BoundReport(bound, ode.nll, conditional)
+
+
+def run_bound_report(run, data_info: dict, data, *, cancelled=None) -> BoundReport:
+    """``bound_report`` of a trained DDPM run on ``BOUND_POINTS`` fresh points of its data (``data_info``,
+    ``data``: see ``sources.fresh_sets``), each under its own class for a conditional run."""
+    from diffvis.core.run import SamplingModel
+    from diffvis.core.sources import fresh_sets
+
+    fresh = fresh_sets(data_info, data, BOUND_POINTS)(BOUND_SEED)
+    labels = None if run.classes is None or fresh.labels is None else run.classes.encode(fresh.labels)
+    return bound_report(SamplingModel.of_run(run), fresh.points, labels, cancelled=cancelled)

@@ -38,7 +38,8 @@ from diffvis.core.ode import TABLEAUS, max_norm, probability_flow
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.errors import Cancelled, ConfigError
 
-METHODS = ("dopri5", *TABLEAUS)  # adaptive (the reference) or a fixed-step Runge–Kutta method
+ADAPTIVE = "dopri5"  # the reference solver: torchdiffeq's Dormand–Prince 5(4) at rtol/atol
+METHODS = (ADAPTIVE, *TABLEAUS)  # or a fixed-step Runge–Kutta method
 LOG_2PI = math.log(2 * math.pi)
 PROGRESS_TICKS = 1000  # ``cancelled(done, PROGRESS_TICKS)``: the share of the u span solved so far
 
@@ -116,7 +117,7 @@ def rk_solve(func, state: torch.Tensor, grid: torch.Tensor, tableau) -> list[tor
 
 
 def log_likelihood(model, tables, points: np.ndarray, normaliser, *, dtype: torch.dtype = torch.float32,
-                   method: str = "dopri5", steps: int = 100, spacing: str = "trailing", rtol: float = 1e-5,
+                   method: str = ADAPTIVE, steps: int = 100, spacing: str = "trailing", rtol: float = 1e-5,
                    atol: float = 1e-5, hutchinson_probes: int = 0, seed: int = 0, frames: int = 0,
                    cancelled: Callable[[int, int], bool] | None = None) -> Likelihood:  # fmt: skip
     """log p of ``points`` (N, 2, data coordinates) under ``model`` (callable as model(x, u) for its objective's
@@ -155,7 +156,7 @@ def log_likelihood(model, tables, points: np.ndarray, normaliser, *, dtype: torc
         return torch.cat([f.detach(), -div.detach()], dim=1)
 
     state = torch.cat([y_end, torch.zeros(n, width, dtype=torch.float64)], dim=1)
-    if method == "dopri5":
+    if method == ADAPTIVE:
         grid = torch.linspace(u_end, u_start, max(frames, 2), dtype=torch.float64)
         states = _dopri5(func, state, grid, rtol, atol)
     else:  # the prior sits where the sampler starts (DDPM's leading spacing starts below T − 1)
@@ -183,7 +184,7 @@ def _dopri5(func, state: torch.Tensor, grid: torch.Tensor, rtol: float, atol: fl
     """The state at each u of ``grid`` by torchdiffeq's dopri5, every component's error within rtol/atol."""
     from torchdiffeq import odeint  # imported on first use: it loads scipy
 
-    return list(odeint(func, state, grid, rtol=rtol, atol=atol, method="dopri5", options={"norm": max_norm}))
+    return list(odeint(func, state, grid, rtol=rtol, atol=atol, method=ADAPTIVE, options={"norm": max_norm}))
 
 
 def solver_grid(ode, u_end: float) -> np.ndarray:

@@ -311,3 +311,19 @@ def test_fixed_step_paths_have_a_frame_per_solver_point():
     model = exact_of(gmm8(0.1), "ddpm", Normaliser.fit(points))
     result = model_log_likelihood(model, points, method="heun", steps=7, frames=2)
     assert result.path.shape == (8, 10, 2) and result.nfe == 2 * 7
+
+
+def test_bound_report_scores_each_point_under_its_class_for_a_labelled_model():
+    from diffvis.core.bound import bound_report
+    from diffvis.core.pipeline import exact_model_of
+
+    model, _ = exact_model_of("gmm8", "ddpm", schedule=Schedule.make("linear", 200), n=2000)
+    data = make_dataset("gmm8", 200, seed=21)
+    labels = model.classes.encode(data.labels)
+    report = bound_report(model, data.points, labels, seed=2)
+    assert report.conditional
+    per_class = -model_log_likelihood(model, data.points, label=torch.as_tensor(labels)).log_p
+    assert report.ode_nll[0] == pytest.approx(per_class.mean(), rel=1e-9)
+    assert report.bound.total[0] > report.ode_nll[0]  # σ_t² = β̃_t: the bound lies well above
+    unconditional = bound_report(model, data.points, None, seed=2)
+    assert not unconditional.conditional and unconditional.ode_nll[0] > report.ode_nll[0]  # log 8 more, roughly

@@ -1,5 +1,6 @@
 """Training at a glance: live samples of the EMA network over the data, the loss curve (raw and smoothed, log
-scale) and the loss per timestep bucket."""
+scale), the loss per timestep bucket, and for a trained DDPM run its variational bound per timestep (Ho et al.
+2020, eq. 5: where the model loses likelihood) beside its ODE NLL, computed in a worker."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from diffvis.app.jobs import BackgroundJob
 from diffvis.app.state import LabState
 from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.exporting import ExportActions, export_button
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, corner_caption
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.timeline import Timeline
+from diffvis.core.bound import BOUND_POINTS, BoundReport, has_bound, run_bound_report
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.training import N_BUCKETS
+
+BOUND_OBJECTIVE = next(name for name in OBJECTIVES if has_bound(name))  # whose bound the view draws
 
 SMOOTHING = 0.9  # EMA weight of the smoothed loss curve
 BACKDROP_POINTS = 3000  # the faint data behind the samples: enough to see the shape, cheap to repaint
@@ -46,7 +52,7 @@ class TrainingView(ExportActions, QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.timeline)
-        self.samples_plot = self.plots.addPlot(row=0, col=0, rowspan=2)
+        self.samples_plot = self.plots.addPlot(row=0, col=0, rowspan=3)
         fit_title(self.samples_plot, "EMA network samples (DDIM, 25 steps)")
         self.samples_plot.setAspectLocked(True)
         self.samples_plot.showGrid(x=True, y=True, alpha=0.15)
@@ -75,9 +81,10 @@ class TrainingView(ExportActions, QWidget):
         self.bars = pg.BarGraphItem(x=(np.arange(N_BUCKETS) + 0.5) / N_BUCKETS, height=np.zeros(N_BUCKETS),
                                     width=0.8 / N_BUCKETS, brush=DATA_COLOUR)  # fmt: skip
         self.bucket_plot.addItem(self.bars)
+        self._build_bound_plot()
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
-        for plot in (self.samples_plot, self.loss_plot, self.bucket_plot):
+        for plot in (self.samples_plot, self.loss_plot, self.bucket_plot, self.bound_plot):
             plot.getAxis("left").setWidth(48)  # tick labels that change width would re-lay out every plot
 
         self.redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
@@ -90,6 +97,44 @@ class TrainingView(ExportActions, QWidget):
         state.run_changed.connect(self._on_run_change)
         self._on_data_change(state.data)
         self.show_preview(0)
+
+    def _build_bound_plot(self) -> None:
+        self.bound_plot = self.plots.addPlot(row=2, col=1, axisItems={"left": LogAxis("left")})
+        fit_title(self.bound_plot, "Variational bound per t (nats)")
+        self.bound_plot.setToolTip("each term L_{t−1} of the DDPM bound (Ho et al. 2020, eq. 5), a KL between "
+                                   f"Gaussians, averaged over {BOUND_POINTS} fresh points: where the model loses "
+                                   "likelihood; L_0, L_T and the total beside the ODE NLL in the caption")  # fmt: skip
+        self.bound_plot.setLogMode(y=True)
+        self.bound_plot.setLabel("bottom", "t / T")
+        self.bound_plot.setXRange(0, 1)
+        self.bound_curve = self.bound_plot.plot(pen=pg.mkPen(SAMPLE_COLOUR, width=2))
+        self.bound_caption = corner_caption(self.bound_plot)
+        self.bound_job = BackgroundJob(self)
+        self.bound_job.done.connect(self.show_bound)
+        self.bound_job.failed.connect(lambda message: self.bound_caption.setText(f"bound: {message}"))
+        self.show_bound(None)
+
+    def show_bound(self, report: BoundReport | None) -> None:
+        """Draw a run's bound terms (None: none; the caption says why)."""
+        self.bound_report = report
+        if report is None:
+            self.bound_curve.setData([], [])
+            run = self.state.model_run
+            ddpm = run is not None and has_bound(run.objective)
+            self.bound_caption.setText("computing…" if self.bound_job.busy else "" if ddpm else
+                                       f"for a trained {BOUND_OBJECTIVE.upper()} run")  # fmt: skip
+            return
+        terms, T = report.bound.terms, len(report.bound.terms)
+        self.bound_curve.setData(np.arange(1, T) / T, terms[1:])
+        (total, error), (nll, nll_error) = report.bound.total, report.ode_nll
+        whose = "each under its class" if report.conditional else "unconditional"
+        self.bound_caption.setText(f"bound {total:.3f} ± {error:.3f} · ODE NLL {nll:.3f} ± {nll_error:.3f} nats "
+                                   f"({BOUND_POINTS} fresh points, {whose}) · L₀ {terms[0]:.2f}, "
+                                   f"L_T {report.bound.prior:.1e}")  # fmt: skip
+
+    def shutdown(self) -> None:
+        """Stop the bound's worker (the window calls this as it closes)."""
+        self.bound_job.shutdown()
 
     def _on_data_change(self, data) -> None:
         self.data_scatter.setData(pos=data.points[:BACKDROP_POINTS])
@@ -146,10 +191,16 @@ class TrainingView(ExportActions, QWidget):
         return np.stack([samples for _, samples in self.state.previews])
 
     def _on_run_change(self, run) -> None:
-        """A run opened from disk has no live progress: draw its saved loss history instead."""
+        """A run opened from disk has no live progress: draw its saved loss history instead. A DDPM run's bound is
+        computed in the worker."""
         if run is not None and not self.state.progress_history and run.loss_history:
             every = run.train_config.report_every
             self._draw_loss(every * np.arange(1, len(run.loss_history) + 1), run.loss_history)
+        self.bound_job.cancel()
+        if run is not None and has_bound(run.objective):
+            info, data = self.state.data_info, self.state.data
+            self.bound_job.start(lambda progress: run_bound_report(run, info, data, cancelled=progress))
+        self.show_bound(None)
 
     def _draw_loss(self, steps, losses) -> None:
         losses = np.asarray(losses, dtype=float)
