@@ -38,8 +38,8 @@ def test_a_ddpm_run_draws_its_bound_per_t_beside_the_ode_nll(window, qtbot):
     np.testing.assert_allclose(x, np.arange(1, T) / T)
     np.testing.assert_allclose(10**y, expected.bound.terms[1:], rtol=1e-5)  # the axis is logarithmic
     total, nll = expected.bound.total[0], expected.ode_nll[0]
-    assert f"bound {total:.3f}" in view.bound_caption.text and f"ODE NLL {nll:.3f}" in view.bound_caption.text
-    assert "each under its class" in view.bound_caption.text  # gmm8 is labelled: −log p(x | y)
+    assert f"bound {total:.3f}" in view.bound_caption.text and f"ODE {nll:.3f}" in view.bound_caption.text
+    assert "each in its class" in view.bound_caption.text  # gmm8 is labelled: −log p(x | y)
 
 
 def test_a_flow_run_has_no_bound_and_says_so(window, qtbot):

@@ -127,10 +127,10 @@ class TrainingView(ExportActions, QWidget):
         terms, T = report.bound.terms, len(report.bound.terms)
         self.bound_curve.setData(np.arange(1, T) / T, terms[1:])
         (total, error), (nll, nll_error) = report.bound.total, report.ode_nll
-        whose = "each under its class" if report.conditional else "unconditional"
-        self.bound_caption.setText(f"bound {total:.3f} ± {error:.3f} · ODE NLL {nll:.3f} ± {nll_error:.3f} nats "
-                                   f"({BOUND_POINTS} fresh points, {whose}) · L₀ {terms[0]:.2f}, "
-                                   f"L_T {report.bound.prior:.1e}")  # fmt: skip
+        whose = "each in its class" if report.conditional else "unconditional"
+        self.bound_caption.setText(f"bound {total:.3f} ± {error:.3f} · ODE {nll:.3f} ± {nll_error:.3f} nats"
+                                   f"<br>{BOUND_POINTS} points, {whose} · L₀ {terms[0]:.2f} · "
+                                   f"L_T {report.bound.prior:.0e}")  # fmt: skip
 
     def shutdown(self) -> None:
         """Stop the bound's worker (the window calls this as it closes)."""
