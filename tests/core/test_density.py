@@ -46,7 +46,7 @@ def tiny_flow() -> SamplingModel:
 
 
 def test_the_grid_and_the_samples_hold_the_models_log_likelihood_there(tiny_flow):
-    result = density_map(tiny_flow, MOONS, {"source": "moons"}, resolution=6, samples=12, seed=4, **FAST)
+    result = density_map(tiny_flow, MOONS, resolution=6, samples=12, seed=4, **FAST)
     x_min, x_max, y_min, y_max = padded_extent(MOONS.points)
     np.testing.assert_allclose(result.xs, np.linspace(x_min, x_max, 6))
     np.testing.assert_allclose(result.ys, np.linspace(y_min, y_max, 6))
@@ -60,6 +60,7 @@ def test_the_grid_and_the_samples_hold_the_models_log_likelihood_there(tiny_flow
                                atol=1e-9)  # fmt: skip
     assert result.reference_name == KDE
     np.testing.assert_allclose(result.reference.ravel(), kde_log_density(MOONS.points, result.points))
+    np.testing.assert_allclose(result.sample_reference, kde_log_density(MOONS.points, result.samples))
     np.testing.assert_allclose(result.difference, result.learned - result.reference)
 
 
@@ -73,8 +74,8 @@ def test_the_exact_gmm8_models_map_is_the_true_density(built):
         model, mixture = exact_model_of("gmm8", "flow")
         solver = {"rtol": 1e-6, "atol": 1e-6}
     else:
-        model, mixture, solver = density_model(None, data, info, "flow", Schedule.make()), gmm8(info["noise"]), {}
-    result = density_map(model, data, info, resolution=16, samples=20, **solver)
+        model, mixture, solver = density_model(None, data, "flow", Schedule.make()), gmm8(info["noise"]), {}
+    result = density_map(model, data, resolution=16, samples=20, **solver)
     truth = mixture.log_prob(torch.as_tensor(result.points)).numpy().reshape(16, 16)
     assert result.reference_name == EXACT
     np.testing.assert_allclose(result.reference, truth)
@@ -106,23 +107,23 @@ def test_the_kernel_density_estimate_is_scotts_rule_by_hand():
 def test_the_reference_is_exact_for_a_known_mixture_and_an_estimate_otherwise():
     data, info = load_source("gmm8", n=500)
     queries = np.array([[2.0, 0.0], [0.0, 0.0]])
-    values, name = reference_log_density(data, info, queries)
+    values, name = reference_log_density(data, queries)
     assert name == EXACT
     np.testing.assert_allclose(values, gmm8(info["noise"]).log_prob(torch.as_tensor(queries)).numpy())
-    values, name = reference_log_density(data, {"source": "points.csv"}, queries)
+    values, name = reference_log_density(PointSet(data.points), queries)  # read from a file: no known density
     assert name == KDE
     np.testing.assert_allclose(values, kde_log_density(data.points, queries))
 
 
 def test_with_no_run_the_exact_model_of_a_known_density_and_a_point_set_refused():
     data, info = load_source("gmm8", n=500)
-    model = density_model(None, data, info, "flow", Schedule.make())
+    model = density_model(None, data, "flow", Schedule.make())
     assert model.exact and model.classes is None and model.objective == "flow"
     point = np.array([[2.0, 0.1]])
     log_p = model_log_likelihood(model, point, rtol=1e-6, atol=1e-6).log_p
     np.testing.assert_allclose(log_p, gmm8(info["noise"]).log_prob(torch.as_tensor(point)).numpy(), atol=1e-4)
     with pytest.raises(ConfigError, match="sum of spikes") as refused:
-        density_model(None, PointSet(MOONS.points), {"source": "moons"}, "flow", Schedule.make())
+        density_model(None, MOONS, "flow", Schedule.make())
     assert str(refused.value) == NO_DENSITY
 
 
@@ -145,9 +146,9 @@ def test_cancel_stops_the_map_and_progress_rises_to_the_end(tiny_flow):
         return len(seen) > 5
 
     with pytest.raises(Cancelled):
-        density_map(tiny_flow, MOONS, {}, resolution=6, samples=12, cancelled=cancelled, **FAST)
+        density_map(tiny_flow, MOONS, resolution=6, samples=12, cancelled=cancelled, **FAST)
     assert len(seen) == 6
     seen.clear()
-    density_map(tiny_flow, MOONS, {}, resolution=6, samples=12, cancelled=lambda d, t: seen.append((d, t)), **FAST)
+    density_map(tiny_flow, MOONS, resolution=6, samples=12, cancelled=lambda d, t: seen.append((d, t)), **FAST)
     done = [d for d, _ in seen]
     assert {t for _, t in seen} == {TICKS} and done == sorted(done) and done[-1] == TICKS
