@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.coupling import COUPLINGS, REFLOW
     from diffvis.core.datasets import DATASETS
     from diffvis.core.datasets import MAX_POINTS as MAX_SAMPLES
+    from diffvis.core.density import MAPS as DENSITY_MAPS
     from diffvis.core.flow import SOURCES
     from diffvis.core.gaussian_mixture import KNOWN_DENSITIES as KNOWN
     from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
@@ -298,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"coupling view joins: {', '.join(COUPLINGS)}, or {REFLOW}: the flow's own ψ(x₀) (default "
                    f"{COUPLINGS[0]})")  # fmt: skip
     p.add_argument("--error", action="store_true", help="learned-vs-exact error heatmap (score view)")
+    p.add_argument("--density-show", choices=DENSITY_MAPS, default=DENSITY_MAPS[0], help="the density view's map: "
+                   "the model's log p, the reference log p (exact, or a kernel density estimate) or their "
+                   f"difference (default {DENSITY_MAPS[0]})")  # fmt: skip
     _exact_args(p)
 
     p = sub.add_parser("sweep", help="quality against model evaluations: samplers × step counts, as a CSV table")
