@@ -126,6 +126,11 @@ def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
                            help=help_text)  # fmt: skip
 
 
+EXACT_HELP = ("a data file, or a built-in set's name (its default draw of {n:,} points), whose exact model (denoiser, "
+              "score or velocity) is the model; a set with a known density ({known}) gives the exact "
+              "model of that distribution")
+
+
 def _source_args(p: argparse.ArgumentParser, exact_help: str, *, many: bool = False) -> None:
     """--run or --exact (``--ideal``, its old name, is still accepted: see ``OLD_NAMES``); with ``many``, --run may
     be given again (a list: runs on the same data compared side by side)."""
@@ -135,7 +140,7 @@ def _source_args(p: argparse.ArgumentParser, exact_help: str, *, many: bool = Fa
                          "(repeatable: runs trained on the same data, side by side)")  # fmt: skip
     else:
         src.add_argument("--run", type=Path, help="run directory written by `diffvis train`")
-    src.add_argument("--exact", type=Path, metavar="DATA_FILE", help=exact_help)
+    src.add_argument("--exact", type=Path, metavar="DATA", help=exact_help)
 
 
 def _request_args(p: argparse.ArgumentParser) -> None:
@@ -182,10 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
     from diffvis.core.models import ModelConfig as M
     from diffvis.core.registry import OBJECTIVES
+    from diffvis.core.sources import EXACT_DRAW
     from diffvis.core.training import TrainConfig as T
     from diffvis.render import VIEWS
 
     names = ", ".join(DATASETS)
+    exact_help = EXACT_HELP.format(known=", ".join(KNOWN), n=EXACT_DRAW)
     parser = _Parser(
         prog="diffvis",
         description="A desktop laboratory for diffusion models on 2D point sets. Without a command, opens the app.",
@@ -250,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="sample from a trained run or from the exact denoiser of a data file")
-    _source_args(p, "data file whose exact denoiser (or exact score) is the model")
+    _source_args(p, exact_help)
     _sampler_args(p)
     _request_args(p)
     p.add_argument("--out", required=True, type=Path, help="samples, .npy or .csv")
@@ -265,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
-    _source_args(p, "data file whose exact denoiser (or exact score) is the model", many=True)
+    _source_args(p, exact_help, many=True)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--view", choices=VIEWS,
                       help="the app's view to draw: the forward noising, the reverse trajectories, the score field, "
@@ -305,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     _exact_args(p)
 
     p = sub.add_parser("sweep", help="quality against model evaluations: samplers × step counts, as a CSV table")
-    _source_args(p, "data file whose exact denoiser (or exact score) is the model", many=True)
+    _source_args(p, exact_help, many=True)
     _sampler_args(p, sweep=True)
     p.add_argument("--steps", default="5,10,20,50,100,250,1000", help="comma-separated step counts (S, or K per "
                    "level for Langevin; DDPM always takes all T)")  # fmt: skip

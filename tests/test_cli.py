@@ -438,4 +438,4 @@ def test_the_old_ideal_option_still_works_and_is_not_shown(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         shown = capsys.readouterr().out
-        assert "--exact DATA_FILE" in shown and "--ideal" not in shown
+        assert "--exact DATA" in shown and "--ideal" not in shown
