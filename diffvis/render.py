@@ -17,11 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from diffvis.arguments import given_settings, make_request, sampler_params
+from diffvis.core.registry import sampler_info
 from diffvis.core.request import DEFAULT_SAMPLER
 from diffvis.errors import ConfigError, DiffvisError
 from diffvis.terminal import ProgressBar
 
-VIEWS = ("forward", "reverse", "score", "langevin", "transport", "coupling")  # what --view draws
+VIEWS = ("forward", "reverse", "score", "langevin", "transport", "coupling", "density")  # what --view draws
 PROBED_VIEWS = ("reverse", "score", "transport")  # the views that take --probe
 PROBE_NEEDS = f"--probe needs the {', '.join(PROBED_VIEWS[:-1])} or {PROBED_VIEWS[-1]} view"
 
@@ -170,6 +171,7 @@ def _make_view(args, state):
             model.panels = tuple(replace(p, request=p.request.with_steps(steps)) for p in model.panels)
         return view
     from diffvis.app.views.coupling_view import CouplingView
+    from diffvis.app.views.density_view import DensityView
     from diffvis.app.views.forward_view import ForwardView
     from diffvis.app.views.langevin_view import LangevinView
     from diffvis.app.views.reverse_view import ReverseView
@@ -177,7 +179,7 @@ def _make_view(args, state):
     from diffvis.app.views.transport_view import TransportView
 
     view = {"forward": ForwardView, "reverse": ReverseView, "score": ScoreView, "langevin": LangevinView,
-            "transport": TransportView, "coupling": CouplingView}[args.view](state)  # fmt: skip
+            "transport": TransportView, "coupling": CouplingView, "density": DensityView}[args.view](state)  # fmt: skip
     model = view.model
     if args.view == "reverse":
         model.set_request(_request(args, state, args.sampler or DEFAULT_SAMPLER))
@@ -194,11 +196,33 @@ def _make_view(args, state):
     elif args.view == "coupling":  # its own number of lines; --seed draws them
         _request(args, state, None)
         model.update(kind=args.coupling, seed=args.seed)
+    elif args.view == "density":
+        model.update(show=args.density_show, **_density_solver(args, model))
     else:
         _request(args, state, None)
         if args.view == "score":
             model.update(show_exact=args.exact_overlay, show_error=args.error)
     return view
+
+
+def _density_solver(args, model) -> dict:
+    """The density view's likelihood solver from --sampler (dopri5 or a fixed-step method), --steps (fixed-step)
+    and --rtol/--atol (dopri5, one tolerance); the view's own where not given, and a setting it has no use for
+    refused."""
+    from diffvis.core.likelihood import METHODS
+
+    method = args.sampler or model.method
+    if method not in METHODS:
+        raise ConfigError(f"the density view solves its ODE with {', '.join(METHODS)}, not {method}")
+    given = given_settings(args, [sampler_info(name) for name in METHODS])
+    takes = ("rtol", "atol") if method == "dopri5" else ("steps",)
+    for name in given.keys() - set(takes):
+        raise ConfigError(f"--{name} is not a setting of the density view's {method} solver")
+    tolerances = {given[name] for name in ("rtol", "atol") if name in given}
+    if len(tolerances) > 1:
+        raise ConfigError("the density view's dopri5 solves at one tolerance: give --rtol and --atol alike")
+    return {"method": method, "steps": given.get("steps", model.steps),
+            "tolerance": tolerances.pop() if tolerances else model.tolerance}  # fmt: skip
 
 
 def _add_probes(model, positions: list[list[float]], frame: int, bar: ProgressBar) -> None:

@@ -31,6 +31,7 @@ from diffvis.app.state import LabState
 from diffvis.app.views.compare_view import CompareView
 from diffvis.app.views.coupling_view import CouplingView
 from diffvis.app.views.data_view import DataView
+from diffvis.app.views.density_view import DensityView
 from diffvis.app.views.forward_view import ForwardView
 from diffvis.app.views.langevin_view import LangevinView
 from diffvis.app.views.reverse_view import ReverseView
@@ -93,7 +94,9 @@ class MainWindow(QMainWindow):
                             self.compare_view)  # fmt: skip
         self.coupling_view = CouplingView(self.state)
         self.tabs.addTab(self.coupling_view, "Coupling")
-        self.scene_views = (*self.scene_views, self.coupling_view)
+        self.density_view = DensityView(self.state)
+        self.tabs.addTab(self.density_view, "Density")
+        self.scene_views = (*self.scene_views, self.coupling_view, self.density_view)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)
@@ -158,7 +161,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         view_menu = self.menuBar().addMenu("&View")
         for i in range(self.tabs.count()):  # ``triggered`` passes ``checked`` first: it must not land in ``i``
-            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}",
+            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{(i + 1) % 10}",  # the tenth: Ctrl+0
                          lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
         train_menu = self.menuBar().addMenu("&Training")
         self._action(train_menu, "&Train", "Ctrl+T", self.start_training)
