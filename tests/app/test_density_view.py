@@ -167,7 +167,7 @@ def test_a_click_shows_the_points_log_p_and_its_path_to_the_source(make_view, qt
     np.testing.assert_allclose(np.column_stack(view.path.getData()), probe.path)
     assert len(probe.path) == STEPS + 1 and probe.accumulated[0] == 0  # a fixed-step solve: its own S + 1 u
     np.testing.assert_allclose(np.column_stack(view.ends.getData()), probe.path[[0, -1]])
-    assert f"log p_θ = {probe.log_p:.3f} nats" in view.caption.text
+    assert f"log p_θ = {probe.log_p:.3f} = log p_source {probe.prior:.3f}" in view.caption.text
     labels = [label.textItem.toPlainText() for label in view.end_labels]
     assert labels == [f"log p_θ {probe.log_p:.2f}", f"−∫∇·f {probe.accumulated[-1]:+.2f}"]
     assert all(label.isVisible() for label in view.end_labels)

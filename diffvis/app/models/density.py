@@ -98,7 +98,7 @@ class DensityModel(SceneModel):
             result = density_map(model, data, resolution=resolution, cancelled=progress, **solver)
             about = f"trained {objective} run on {name}" if run is not None else f"exact {objective} model of {name}"
             if model.classes is not None:
-                about += f" (its {len(model.classes)} classes' mixture Σ_y π_y p(x | y))"
+                about += f" (Σ_y π_y p(x | y) over its {len(model.classes)} classes)"
             reference = f"exact log p of the mixture {name} was drawn from"
             if result.reference_name == KDE:
                 h = scott_bandwidth(data.points)

@@ -29,10 +29,15 @@ DATA_BRUSH = pg.mkBrush(0, 0, 0, 40)
 NONE = np.zeros((0, 2))
 
 
+def tolerance_text(tolerance: float) -> str:
+    """'1e-4'."""
+    return f"{tolerance:.0e}".replace("e-0", "e-")
+
+
 def solver_text(solver: dict) -> str:
     """'dopri5 at rtol = atol = 1e-4' or 'rk4 × 100'."""
     if solver["method"] == "dopri5":
-        return f"dopri5 at rtol = atol = {solver['rtol']:.0e}".replace("e-0", "e-")
+        return f"dopri5 at rtol = atol = {tolerance_text(solver['rtol'])}"
     return f"{solver['method']} × {solver['steps']}"
 
 
@@ -57,7 +62,7 @@ class DensityView(SceneView):
         self.steps.setToolTip("steps of a fixed-step solver")
         self.tolerance = QComboBox()
         for tol in TOLERANCES:
-            self.tolerance.addItem(f"{tol:g}", tol)
+            self.tolerance.addItem(tolerance_text(tol), tol)
         self.tolerance.setToolTip("dopri5's relative and absolute tolerance")
         self.show_samples = QCheckBox("samples")
         self.show_samples.setToolTip("the model's samples, coloured by the value the map shows")
@@ -142,24 +147,24 @@ class DensityView(SceneView):
         reference = "exact" if result.map.reference_name == EXACT else "KDE"
         title = TITLES[model.show].replace("log p(x)", f"log p_{reference}(x)")
         fit_title(self.plot.getPlotItem(), f"Density: {title} (nats, data coordinates)")
-        self.describe(self._caption())
+        what, samples = self._caption()
+        self.describe(what)
+        self.caption.setText(f"{self.caption.text}<br>{samples}")
         self._show_click()
 
-    def _caption(self) -> str:
-        """What the map shows, with one number of it over the model's samples."""
+    def _caption(self) -> tuple[str, str]:
+        """What the map shows, and one number of it over the model's samples (two lines of the caption)."""
         model, result = self.model, self.result
         m = result.map
+        count = len(m.samples)
         if model.show == "learned":
-            text = (f"{result.about} · {solver_text(result.solver)}, {m.nfe} evaluations per point · at its "
-                    f"{len(m.samples)} samples: mean log p_θ {m.sample_log_p.mean():.3f} nats")  # fmt: skip
-        elif model.show == "reference":
-            text = (f"{result.reference} · at the model's {len(m.samples)} samples: mean log p "
-                    f"{m.sample_reference.mean():.3f} nats")  # fmt: skip
-        else:
-            gap = (m.sample_log_p - m.sample_reference).mean()
-            text = (f"learned − {m.reference_name} · mean over the model's samples {gap:+.3f} nats "
-                    f"(≈ KL(p_θ ‖ p))")  # fmt: skip
-        return text
+            return (f"{result.about} · {solver_text(result.solver)}, {m.nfe} evaluations per point",
+                    f"its {count} samples: mean log p_θ {m.sample_log_p.mean():.3f} nats")  # fmt: skip
+        if model.show == "reference":
+            return result.reference, f"the model's {count} samples: mean log p {m.sample_reference.mean():.3f} nats"
+        gap = (m.sample_log_p - m.sample_reference).mean()
+        return (f"log p_θ − log p of the {m.reference_name}",
+                f"the model's {count} samples: mean {gap:+.3f} nats (≈ KL(p_θ ‖ p))")  # fmt: skip
 
     def _show_click(self) -> None:
         """The clicked point's path to the source, −∫∇·f at its ends, and its numbers in the caption."""
@@ -180,9 +185,9 @@ class DensityView(SceneView):
             label.setVisible(True)
         x, y = probe.point
         self.caption.setText(
-            f"{self.caption.text}<br>at ({x:.3g}, {y:.3g}): log p_θ = {probe.log_p:.3f} nats = log p_source "
-            f"{probe.prior:.3f} + (−∫∇·f) {probe.flow_term:+.3f} + scale {probe.scale_term:+.3f} · reference "
-            f"{clicked.reference:.3f} · {probe.nfe} evaluations"
+            f"{self.caption.text}<br>at ({x:.3g}, {y:.3g}): log p_θ = {probe.log_p:.3f} = log p_source "
+            f"{probe.prior:.3f} + (−∫∇·f) {probe.flow_term:+.3f} + scale {probe.scale_term:+.3f} nats · reference "
+            f"{clicked.reference:.3f}"
         )  # fmt: skip
 
     def _on_failed(self, message: str) -> None:
