@@ -117,7 +117,7 @@ def _load_state(args):
     """A LabState holding the runs (the first is the lab's; a comparison's panels may ask for the others) and their
     training points, or the data file whose exact model is drawn."""
     from diffvis.app.state import LabState
-    from diffvis.core.sources import load_source, runs_on_one_data_set
+    from diffvis.core.sources import exact_source, runs_on_one_data_set
 
     state = LabState()
     if args.run is not None:
@@ -130,7 +130,7 @@ def _load_state(args):
         for run in reversed(runs):
             state.set_run(run)
     else:
-        points, info = load_source(str(args.exact), n=0)
+        points, info = exact_source(args.exact)
         if len(points) < 2:
             raise ConfigError(f"{args.exact.name}: the exact model needs at least two points")
         state.set_data(points, info)
@@ -144,6 +144,7 @@ def _request(args, state, sampler: str | None):
     """The sampling request of the arguments, for the classes of the model drawn; None for a view that samples
     nothing, where a sampler setting is refused rather than ignored."""
     from diffvis.core.classes import Classes
+    from diffvis.core.sources import exact_kind
 
     if sampler is None:
         if args.sampler is not None or given_settings(args, []):
@@ -153,7 +154,7 @@ def _request(args, state, sampler: str | None):
         raise ConfigError(f"the {args.view} view runs the {sampler} sampler, not {args.sampler}")
     run = state.model_run
     classes = Classes.of(state.data) if run is None or args.exact is not None else run.classes
-    return make_request(args, classes, sampler)
+    return make_request(args, classes, sampler, exact=None if args.exact is None else exact_kind(state.data))
 
 
 def _make_view(args, state):

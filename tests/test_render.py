@@ -323,3 +323,20 @@ def test_a_comparisons_steps_set_every_panel_that_takes_steps(moons, tmp_path, c
     assert [(r.sampler, r.steps) for r in model.requests()] == [("ddpm", None), ("ddim", 3), ("ddim", 3)]
     rc, _, err = render(capsys, qapp, "--exact", moons, "--compare", "eta", "--eta", "0.5", "--out", tmp_path / "e.png")
     assert_user_error(rc, err, "--eta")  # a comparison's panels keep their own settings but the step count
+
+
+def test_render_exact_gmm8_samples_the_distribution(capsys, qapp, tmp_path):
+    """--exact with a known-density set's name: the reverse view samples that distribution's exact model (the
+    caption says so), and the CSV of the last frame holds fresh draws, not the default draw's points."""
+    from diffvis.core.datasets import make_dataset
+
+    rc, _, err = render(capsys, qapp, "--exact", "gmm8", "--view", "reverse", "--n", "300", "--steps", "20",
+                        "--out", tmp_path / "r.csv")  # fmt: skip
+    assert rc == 0, err
+    samples = load_points(tmp_path / "r.csv").points
+    drawn = make_dataset("gmm8", 20_000).points
+    gaps = np.sqrt(((samples[:, None] - drawn[None]) ** 2).sum(-1)).min(1)
+    assert len(samples) == 300 and np.median(gaps) > 1e-3
+    rc, _, err = render(capsys, qapp, "--exact", "gmm8", "--view", "reverse", "--n", "50", "--steps", "5",
+                        "--size", "480x400", "--out", tmp_path / "r.png")  # fmt: skip
+    assert rc == 0 and Image.open(tmp_path / "r.png").size == (480, 400)
