@@ -165,13 +165,14 @@ def field_series(
     guidance: float = 1.0,
     cancelled: Callable[[int, int], bool] | None = None,
 ) -> FieldSeries:
-    """Evaluate the learned and the exact score of ``points`` (data coordinates) at every level of
-    ``field_times``, for class ``label`` at ``guidance`` (None: unconditional; ``labels`` are the points' dense
+    """Evaluate the learned and the exact score of ``points`` (data coordinates; an exact ``model`` is its own
+    exact score: of those points, or of their known density) at every level of ``field_times``, for class ``label`` at ``guidance`` (None: unconditional; ``labels`` are the points' dense
     class ids, needed then); ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
     times = field_times(model, frames)
     norm = model.normaliser
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)
-    exact_guided = guided(exact_model(std, model.objective, model.schedule, labels), label, guidance)
+    own = model.model if model.exact else exact_model(std, model.objective, model.schedule, labels)
+    exact_guided = guided(own, label, guidance)
     learned_model = guided(model.model, label, guidance)
     x0 = norm.to_std(points[:max_noised])
     eps = np.random.default_rng(NOISE_SEED).standard_normal(x0.shape)

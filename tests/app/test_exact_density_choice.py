@@ -1,6 +1,8 @@
 """The exact model of a known distribution, offered beside the exact model of the training points: chosen through
 the real model combo of the reverse view and of a compare panel, enabled only for data drawn from a known density."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -57,3 +59,28 @@ def test_a_compare_panel_can_sample_the_exact_density(window, qtbot):
     with qtbot.waitSignal(view.computed, timeout=120_000):
         assert view.compute()
     assert view.model.result[1].label.endswith("· exact density")
+
+
+def test_langevin_follows_the_exact_density_score_and_draws_its_arrows(window, qtbot):
+    from diffvis.core.fields import field_series, padded_extent
+    from diffvis.core.pipeline import request_model
+
+    view = window.langevin_view
+    window.tabs.setCurrentWidget(view)
+    assert density_item(view.model_choice).isEnabled()
+    view.points.setValue(200)
+    view.model_choice.setCurrentIndex(view.model_choice.findData(EXACT_DENSITY))
+    assert view.model.request.exact == EXACT_DENSITY
+    with qtbot.waitSignal(view.computed, timeout=120_000):
+        assert view.compute()
+    result = view.model.result
+    assert result.source == "exact density score" and result.model.model.mixture is not None
+    state = window.state
+    model, _ = request_model(view.model.request, None, state.data, result.model.schedule)
+    expected = field_series(model, state.data.points, padded_extent(state.data.points),
+                            resolution=view.model.resolution, max_noised=1)  # fmt: skip
+    np.testing.assert_allclose(result.series.exact, expected.exact, rtol=1e-5, atol=1e-6)  # the density's arrows
+    points_model, _ = request_model(replace(view.model.request, exact=True), None, state.data, model.schedule)
+    of_points = field_series(points_model, state.data.points, padded_extent(state.data.points),
+                             resolution=view.model.resolution, max_noised=1)  # fmt: skip
+    assert not np.allclose(result.series.exact[-1], of_points.exact[-1], atol=1e-2)  # not the 60 points' arrows

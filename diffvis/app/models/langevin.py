@@ -61,7 +61,8 @@ class LangevinModel(SceneModel):
             model, _ = request_model(request, run, data, schedule)
             traj = sample_request(model, request, callback=lambda s: progress(s.i, s.total))
             series = field_series(model, data.points, extent, resolution=resolution, max_noised=1)
-            source = "exact score" if model.exact else f"trained {model.objective.upper()}"
+            source = f"exact{request.exact_text.removeprefix(' · exact')} score" if model.exact else (
+                f"trained {model.objective.upper()}")  # fmt: skip
             return Annealed(model, traj, series, source)
 
         return compute

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QSpinBox
 
 from diffvis.app.models.langevin import Annealed, LangevinModel
 from diffvis.app.state import LabState
-from diffvis.app.views.sampling_widgets import model_choice
+from diffvis.app.views.sampling_widgets import model_choice, offer_density
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, faint_brush
 from diffvis.app.widgets.moving_scatter import MovingScatter
@@ -29,8 +29,10 @@ class LangevinView(SceneView):
         super().__init__(state, "Annealed Langevin dynamics (data coordinates)", parent)
         model = LangevinModel()
         info = model.request.info
-        self.model_choice = model_choice()
+        self.model_choice = model_choice(density=True)
         self.model_choice.setItemText(1, "exact score")
+        offer_density(self.model_choice, state.data)
+        state.data_changed.connect(lambda data: offer_density(self.model_choice, data))
         self.editors = {name: param_editor(info.param(name)) for name in ("steps_per_level", "step_size")}
         self.points = QSpinBox(minimum=10, maximum=20_000, singleStep=500)
         self.resolution = QSpinBox(minimum=6, maximum=64)
