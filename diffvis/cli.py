@@ -126,9 +126,11 @@ def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
                            help=help_text)  # fmt: skip
 
 
-EXACT_HELP = ("a data file, or a built-in set's name (its default draw of {n:,} points), whose exact model (denoiser, "
-              "score or velocity) is the model; a set with a known density ({known}) gives the exact "
-              "model of that distribution")
+EXACT_HELP = (
+    "a data file, or a built-in set's name (its default draw of {n:,} points), whose exact model (denoiser, "
+    "score or velocity) is the model; a set with a known density ({known}) gives the exact "
+    "model of that distribution"
+)
 
 
 def _source_args(p: argparse.ArgumentParser, exact_help: str, *, many: bool = False) -> None:

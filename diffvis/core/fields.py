@@ -166,8 +166,9 @@ def field_series(
     cancelled: Callable[[int, int], bool] | None = None,
 ) -> FieldSeries:
     """Evaluate the learned and the exact score of ``points`` (data coordinates; an exact ``model`` is its own
-    exact score: of those points, or of their known density) at every level of ``field_times``, for class ``label`` at ``guidance`` (None: unconditional; ``labels`` are the points' dense
-    class ids, needed then); ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
+    exact score: of those points, or of their known density) at every level of ``field_times``, for class
+    ``label`` at ``guidance`` (None: unconditional; ``labels`` are the points' dense class ids, needed then);
+    ``cancelled(k, F)`` is asked after each frame and stops the work (``Cancelled``)."""
     times = field_times(model, frames)
     norm = model.normaliser
     std = torch.as_tensor(norm.to_std(points), dtype=torch.float32)

@@ -84,3 +84,15 @@ def test_langevin_follows_the_exact_density_score_and_draws_its_arrows(window, q
     of_points = field_series(points_model, state.data.points, padded_extent(state.data.points),
                              resolution=view.model.resolution, max_noised=1)  # fmt: skip
     assert not np.allclose(result.series.exact[-1], of_points.exact[-1], atol=1e-2)  # not the 60 points' arrows
+
+
+def test_the_score_view_draws_the_exact_density_score(window, qtbot):
+    view = window.score_view
+    window.tabs.setCurrentWidget(view)
+    assert density_item(view.model_choice).isEnabled()
+    view.model_choice.setCurrentIndex(view.model_choice.findData(EXACT_DENSITY))
+    assert view.model.exact == EXACT_DENSITY
+    with qtbot.waitSignal(view.computed, timeout=120_000):
+        assert view.compute()
+    model = view.model.result.model
+    assert model.exact and model.model.mixture is not None  # the distribution's score, not the 60 points'

@@ -18,7 +18,7 @@ from diffvis.app.models.score import ScoreFields, ScoreModel
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, compact_combo
 from diffvis.app.views.probes import ProbeLayer
-from diffvis.app.views.sampling_widgets import model_choice
+from diffvis.app.views.sampling_widgets import model_choice, offer_density
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import class_brushes
 from diffvis.app.views.titles import fit_title
@@ -54,8 +54,10 @@ class ScoreView(SceneView):
         super().__init__(state, "", parent)
         fit_title(self.plot.getPlotItem(), "Score field ∇ log p_t (data coordinates)")
         self.plot.setToolTip("Click to add a probe particle that follows the model from this level")
-        self.model_choice = model_choice()
+        self.model_choice = model_choice(density=True)
         compact_combo(self.model_choice)
+        offer_density(self.model_choice, state.data)
+        state.data_changed.connect(lambda data: offer_density(self.model_choice, data))
         self.resolution = QSpinBox(minimum=6, maximum=64)
         self.resolution.setToolTip("arrows per side of the grid")
         self.levels = QSpinBox(minimum=2, maximum=1000)
@@ -92,7 +94,7 @@ class ScoreView(SceneView):
         model = self.model
         self.write(
             self.model_choice.currentIndexChanged,
-            lambda: setattr(model, "exact", bool(self.model_choice.currentData())),
+            lambda: setattr(model, "exact", self.model_choice.currentData()),
         )
         for name in ("resolution", "levels"):
             self.write(
