@@ -102,7 +102,7 @@ class DensityModel(SceneModel):
             reference = f"exact log p of the mixture {name} was drawn from"
             if result.reference_name == KDE:
                 h = scott_bandwidth(data.points)
-                reference = f"kernel density estimate of {name} (Scott's rule: h = {h[0]:.2g} × {h[1]:.2g})"
+                reference = f"kernel density estimate of {name}, Scott's rule h = {h[0]:.2g} × {h[1]:.2g}"
             return Densities(model, result, data, solver, about, reference)
 
         return compute
