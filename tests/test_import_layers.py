@@ -61,10 +61,10 @@ def view_modules() -> set[str]:
             and name.count(".") == 3 and (views / f"{name.rsplit('.', 1)[1]}.py").exists()}  # fmt: skip
 
 
-def test_the_main_window_makes_its_tabs_from_nine_views():
+def test_the_main_window_makes_its_tabs_from_ten_views():
     assert {name.rsplit(".", 1)[1] for name in view_modules()} == {
         "data_view", "training_view", "forward_view", "reverse_view", "score_view", "langevin_view",
-        "transport_view", "compare_view", "coupling_view"}  # fmt: skip
+        "transport_view", "compare_view", "coupling_view", "density_view"}  # fmt: skip
 
 
 def test_no_view_imports_another_view():

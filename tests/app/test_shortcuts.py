@@ -24,17 +24,17 @@ def _view_actions(window):
 def test_every_view_action_opens_its_own_tab(window):
     actions = _view_actions(window)
     assert [a.text() for a in actions] == [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert window.tabs.count() == 9
+    assert window.tabs.count() == 10
     for i in reversed(range(window.tabs.count())):  # from the last, so that a fall back to tab 0 shows
         actions[i].trigger()
         assert window.tabs.currentIndex() == i, actions[i].text()
-    assert [a.shortcut().toString() for a in actions] == [f"Ctrl+{i + 1}" for i in range(9)]
+    assert [a.shortcut().toString() for a in actions] == [f"Ctrl+{(i + 1) % 10}" for i in range(10)]  # the 10th: 0
 
 
-@pytest.mark.parametrize("index", [6, 3, 1, 0])
+@pytest.mark.parametrize("index", [9, 6, 3, 1, 0])
 def test_ctrl_digit_keys_switch_tabs(window, index):
     window.tabs.setCurrentIndex(5 if index != 5 else 2)
-    QTest.keyClick(window, getattr(Qt.Key, f"Key_{index + 1}"), Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(window, getattr(Qt.Key, f"Key_{(index + 1) % 10}"), Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == index
 
 
