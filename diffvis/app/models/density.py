@@ -2,7 +2,7 @@
 difference), the grid and the likelihood solver it computes them with, whether the model's samples are drawn, the
 maps it computed (``result``, a ``Densities``; one frame) and the clicked point (its ``DensityProbe``).
 
-    model = DensityModel(resolution=16, method="rk4", steps=20)
+    model = DensityModel(resolution=16, steps=20)     # a fixed-step method's steps, or dopri5's tolerance
     model.result = model.work(state)(progress)   # the view runs this in its worker
     model.show = "difference"                     # drawn again, nothing recomputed
     model.add_probe(model.probe(point)(progress))  # the clicked point replaces the one before

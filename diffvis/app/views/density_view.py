@@ -19,7 +19,7 @@ from diffvis.app.views.probes import PROBE_COLOUR
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.titles import fit_title
 from diffvis.core.density import EXACT, MAPS
-from diffvis.core.likelihood import METHODS
+from diffvis.core.likelihood import ADAPTIVE, METHODS
 
 LOG_P_MAP = pg.colormap.get("CET-L17")  # white (unlikely: the plot's own background) – orange – purple – blue
 DIFFERENCE_MAP = pg.colormap.get("CET-D1")  # blue (model too low) – white (0) – red (model too high)
@@ -36,8 +36,8 @@ def tolerance_text(tolerance: float) -> str:
 
 def solver_text(solver: dict) -> str:
     """'dopri5 at rtol = atol = 1e-4' or 'rk4 × 100'."""
-    if solver["method"] == "dopri5":
-        return f"dopri5 at rtol = atol = {tolerance_text(solver['rtol'])}"
+    if solver["method"] == ADAPTIVE:
+        return f"{ADAPTIVE} at rtol = atol = {tolerance_text(solver['rtol'])}"
     return f"{solver['method']} × {solver['steps']}"
 
 
@@ -63,7 +63,7 @@ class DensityView(SceneView):
         self.tolerance = QComboBox()
         for tol in TOLERANCES:
             self.tolerance.addItem(tolerance_text(tol), tol)
-        self.tolerance.setToolTip("dopri5's relative and absolute tolerance")
+        self.tolerance.setToolTip(f"{ADAPTIVE}: the relative and absolute tolerance")
         self.show_samples = QCheckBox("samples")
         self.show_samples.setToolTip("the model's samples, coloured by the value the map shows")
         for label, widget in [("Show", self.show_box), ("Grid", self.resolution), ("Solver", self.method),
@@ -107,7 +107,7 @@ class DensityView(SceneView):
             self.show_samples.setChecked(value)
         else:
             getattr(self, name).setValue(value)
-        fixed = self.model.method != "dopri5"
+        fixed = self.model.method != ADAPTIVE
         self.steps.setEnabled(fixed)
         self.tolerance.setEnabled(not fixed)
         if name not in self.OVERLAYS and (self.result is not None or self.job.busy):  # drawn for the old setting
