@@ -22,6 +22,7 @@ from diffvis.core.datasets import make_dataset
 from diffvis.core.metrics import METRICS, MetricResult, quality_report
 from diffvis.core.models import ModelConfig, build_model
 from diffvis.core.pipeline import make_trainer
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.samplers import sample_ddim, sample_ddpm
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw, load_source
@@ -218,6 +219,20 @@ def bench_quality(name: str) -> None:
         f"recall {report['nn_recall'].ratio:.2f}× (≤ {r_target}×, bare {bare['nn_recall'].ratio:.2f}×)  "
         f"{energy_line(report['energy'])}, bare {bare['energy'].ratio:.2f}×"
     )
+
+
+def bench_density_check(target: float = 0.05) -> None:
+    """The real ``diffvis train --data gmm8 --objective flow`` with default settings (a minute: over the test
+    suite's budget, so the target is checked here): its NLL of 500 fresh points against the true −log p, as the
+    command prints it and keeps it in run.json."""
+    transports = next(name for name, info in OBJECTIVES.items() if info.transports)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "diffvis", "train", "--data", "gmm8", "--objective", transports,
+                        "--out", tmp, "--quiet"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        check = json.loads((Path(tmp) / "run.json").read_text())["quality"]["nll"]
+    gap = check["model"] - check["true"]
+    print(f"gmm8 default {transports} run: NLL {check['model']:.4f} against the true {check['true']:.4f}, "
+          f"{gap:+.4f} ± {check['difference_error']:.4f} nats (target ≤ {target})")  # fmt: skip
 
 
 def energy_line(r: MetricResult) -> str:
@@ -533,4 +548,5 @@ def run_bench(repeats: int = 5, quick: bool = False) -> int:
     if not quick:
         for name in QUALITY_SETS:
             bench_quality(name)
+        bench_density_check()
     return 0
