@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     from diffvis.core.flow import SOURCES
     from diffvis.core.gaussian_mixture import KNOWN_DENSITIES as KNOWN
     from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
+    from diffvis.core.models import DEFAULT_PREDICTION
     from diffvis.core.models import ModelConfig as M
+    from diffvis.core.parametrization import PREDICTIONS
     from diffvis.core.registry import OBJECTIVES
     from diffvis.core.sources import EXACT_DRAW
     from diffvis.core.training import TrainConfig as T
@@ -225,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, help=f"optimiser steps (default {T.steps:,})")
     p.add_argument("--objective", choices=list(OBJECTIVES), default=M.objective, help="; ".join(
         f"{name}: {info.title}, {info.paper}" for name, info in OBJECTIVES.items()))  # fmt: skip
+    p.add_argument("--prediction", choices=list(PREDICTIONS), help="ddpm: what the network predicts, ε (Ho et al. "
+                   "2020), x₀, or v = √ᾱ ε − √(1 − ᾱ) x₀ (Salimans & Ho 2022), which keeps samples from running far "
+                   f"off (default {DEFAULT_PREDICTION})")  # fmt: skip
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], help=f"default {T.schedule}")
     p.add_argument("--timesteps", type=int, help=f"T, 2 to 10,000 (default {T.timesteps})")
     p.add_argument("--width", type=int, help=f"hidden width (default {M.width})")

@@ -142,7 +142,7 @@ def cmd_train(args) -> int:
 
     check_run_folder(args.out)
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
-    model_keys = ("width", "depth", "activation")
+    model_keys = ("width", "depth", "activation", "prediction")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond", "coupling", "source")
     if not OBJECTIVES[args.objective].transports and (args.coupling or args.source):
         flows = ", ".join(name for name, info in OBJECTIVES.items() if info.transports)

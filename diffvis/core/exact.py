@@ -174,7 +174,7 @@ class ExactVelocity(ExactModel):
 def exact_model(points, objective: str, schedule: Schedule, labels=None,
                 mixture: GaussianMixture | None = None) -> ExactModel:  # fmt: skip
     """The exact model of standardised ``points`` (or of the standardised ``mixture``) that a sampler of
-    ``objective`` drives: the ε-predictor for 'ddpm', the score for 'ncsn', the velocity for 'flow'."""
+    ``objective`` drives: the ε-predictor for 'ddpm', the score for 'ncsn' and 'edm', the velocity for 'flow'."""
     if objective == "ddpm":
         return ExactNoisePredictor(points, schedule, labels, mixture)
     return (ExactVelocity if objective == "flow" else ExactScore)(points, labels, mixture)

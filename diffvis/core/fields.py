@@ -28,6 +28,7 @@ from diffvis.core.exact import exact_model
 from diffvis.core.forward import q_sample
 from diffvis.core.guidance import guided
 from diffvis.core.parametrization import score_from_eps
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import ddim_timesteps
 from diffvis.core.schedules import Schedule
@@ -143,11 +144,11 @@ def guided_series(unconditional: FieldSeries, conditional: FieldSeries, w: float
 
 
 def field_times(model: SamplingModel, frames: int = 50) -> np.ndarray:
-    """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), the σ ladder (ncsn), or
+    """The levels a score view scrubs: ``frames`` timesteps from T − 1 to 0 (ddpm), the σ ladder (ncsn, edm), or
     ``frames`` times t = k/frames from the source, k = 0 … frames − 1 (flow: the field is singular at t = 1)."""
     if model.objective == "flow":
         return np.arange(frames) / frames
-    if model.objective == "ncsn":
+    if OBJECTIVES[model.objective].tables == "ladder":
         return model.ladder.sigmas.copy()
     return ddim_timesteps(model.schedule.T, min(frames, model.schedule.T), "linspace")
 
@@ -183,7 +184,7 @@ def field_series(
         if velocity:
             exact_fn, learned_fn = (lambda x, m=m, t=float(level): m(x, t) for m in (exact_guided, learned_model))
             x = (1 - level) * eps + level * x0
-        elif model.objective == "ncsn":
+        elif OBJECTIVES[model.objective].tables == "ladder":
             exact_fn, learned_fn = ncsn_score(exact_guided, level), ncsn_score(learned_model, level)
             x = x0 + level * eps
         else:

@@ -52,6 +52,11 @@ def _nearest_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cdist(a[i : i + _CHUNK], b).min(1).values for i in range(0, len(a), _CHUNK)])
 
 
+def nearest_distances(samples: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """(N,) each sample's distance to its nearest data point."""
+    return _nearest_distances(_as_tensor(samples), _as_tensor(data)).numpy()
+
+
 def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
     a, b = _as_tensor(x), _as_tensor(y)
     return 2 * _mean_pairwise_distance(a, b) - _mean_pairwise_distance(a, a) - _mean_pairwise_distance(b, b)

@@ -1,5 +1,5 @@
-"""MLP networks: the noise predictor ε_θ(x, t), the noise-conditional score network s_θ(x, σ) and the velocity
-network v_θ(x, t) of flow matching.
+"""MLP networks: the noise predictor ε_θ(x, t) (or its x₀- or v-predicting forms), the noise-conditional score
+network s_θ(x, σ), the velocity network v_θ(x, t) of flow matching and EDM's preconditioned denoiser D_θ(x; σ).
 
 Both share one body: each coordinate of x gets a sinusoidal embedding scaled by ``input_scale`` (tiny-diffusion's
 ablation: it lets a small MLP draw sharp detail), the condition gets a sinusoidal embedding, and residual blocks
@@ -22,18 +22,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffvis.core.classes import MAX_CLASSES, NULL_LABEL
+from diffvis.core.edm import NOISE_EMBEDDING
+from diffvis.core.parametrization import PREDICTIONS, edm_preconditioning
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.validation import check_field_types
 from diffvis.errors import ConfigError
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
+DEFAULT_PREDICTION = "v"  # what a new DDPM network predicts (see the README's "Runaway samples")
 _IN_PLACE = {"silu": partial(F.silu, inplace=True), "relu": torch.relu_, "gelu": F.gelu, "tanh": torch.tanh_}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``objective`` picks the network: 'ddpm' predicts ε from (x, t), 'ncsn' the score from (x, σ), 'flow' the
-    velocity from (x, t), t ∈ [0, 1]."""
+    """``objective`` picks the network: 'ddpm' predicts ``prediction`` (ε, x₀ or v) from (x_t, t), 'ncsn' the score
+    from (x, σ), 'flow' the velocity from (x, t), t ∈ [0, 1], 'edm' the denoiser D(x; σ) of data of standard
+    deviation ``sigma_data`` (``diffvis.core.parametrization``). ``prediction`` is None for every objective but
+    'ddpm'."""
 
     objective: str = "ddpm"
     width: int = 64
@@ -43,6 +48,8 @@ class ModelConfig:
     input_scale: float = 25.0
     num_classes: int = 0
     flow_time_scale: float = 100.0  # flow: the network embeds flow_time_scale·t (``VelocityNetwork``)
+    prediction: str | None = None  # ddpm: what the network predicts, one of ``PREDICTIONS`` (None: the default)
+    sigma_data: float = 1.0  # edm: σ_d, the standard deviation of the standardised data (1 by construction)
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -60,6 +67,15 @@ class ModelConfig:
             raise ConfigError(f"input_scale must be above 0 and at most 1000, got {self.input_scale}")
         if not 1 <= self.flow_time_scale <= 1000:
             raise ConfigError(f"flow_time_scale must be from 1 to 1000, got {self.flow_time_scale}")
+        if self.objective == "ddpm" and self.prediction is None:
+            object.__setattr__(self, "prediction", DEFAULT_PREDICTION)
+        elif self.objective != "ddpm" and self.prediction in (None, "eps"):
+            object.__setattr__(self, "prediction", None)  # the field belongs to DDPM (old runs of others say eps)
+        elif self.objective != "ddpm" or self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction ({', '.join(PREDICTIONS)}) is a choice of DDPM models, got "
+                              f"{self.prediction!r} for {self.objective}")  # fmt: skip
+        if not (math.isfinite(self.sigma_data) and 0.01 <= self.sigma_data <= 100):
+            raise ConfigError(f"sigma_data must be from 0.01 to 100, got {self.sigma_data}")
         if not (self.num_classes == 0 or 2 <= self.num_classes <= MAX_CLASSES):
             raise ConfigError(f"num_classes must be 0 (unconditional) or 2 to {MAX_CLASSES}, got {self.num_classes}")
 
@@ -77,7 +93,8 @@ class ModelConfig:
 
 # what runs saved before a field existed had: flows embedded 1000·t (like DDPM's timesteps 0…999), which made
 # v_θ vary fast in t; 100·t kept the quality and cut dopri5's evaluations about 3.7× (see the README)
-BEFORE_FIELD = {"flow_time_scale": 1000.0}
+# v-prediction (see the README: ε-prediction flung samples far from the data) made DDPM runs saved before it ε-models
+BEFORE_FIELD = {"flow_time_scale": 1000.0, "prediction": "eps"}
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -174,7 +191,33 @@ class VelocityNetwork(ConditionalMLP):
         return self.body(x, t * self.config.flow_time_scale, label)
 
 
-NETWORKS = {"ddpm": NoisePredictor, "ncsn": ScoreNetwork, "flow": VelocityNetwork}
+class DenoiserNetwork(ConditionalMLP):
+    """EDM's preconditioned network (Karras et al. 2022, Table 1), callable as a score model:
+    s_θ(x, σ[, y]) = (D_θ(x; σ) − x)/σ² with D_θ = c_skip x + c_out F(c_in x; c_noise), c_noise = ¼ ln σ embedded as
+    ``NOISE_EMBEDDING``·c_noise; computed as (c_out F − σ²/(σ² + σ_d²) x)/σ², which keeps float32 exact at small σ
+    where D and x nearly cancel."""
+
+    def forward(self, x: torch.Tensor, sigma, label=None) -> torch.Tensor:
+        return self.score(x, sigma, self.raw(x, sigma, label))
+
+    def raw(self, x: torch.Tensor, sigma, label=None) -> torch.Tensor:
+        """F(c_in x; c_noise) for σ a scalar or one per point."""
+        sigma = self.column(torch.as_tensor(sigma, dtype=x.dtype, device=x.device))
+        pre = edm_preconditioning(self.config.sigma_data)
+        return self.body(x * pre.c_in(sigma), NOISE_EMBEDDING * 0.25 * torch.log(sigma).reshape(-1), label)
+
+    def score(self, x: torch.Tensor, sigma, f: torch.Tensor) -> torch.Tensor:
+        sigma = self.column(torch.as_tensor(sigma, dtype=x.dtype, device=x.device))
+        d2, s2 = self.config.sigma_data**2, sigma * sigma
+        c_out = edm_preconditioning(self.config.sigma_data).c_out(sigma)
+        return (c_out * f - s2 / (s2 + d2) * x) / s2
+
+    @staticmethod
+    def column(sigma: torch.Tensor) -> torch.Tensor:
+        return sigma.reshape(-1, 1) if sigma.ndim else sigma
+
+
+NETWORKS = {"ddpm": NoisePredictor, "ncsn": ScoreNetwork, "flow": VelocityNetwork, "edm": DenoiserNetwork}
 
 
 def build_model(config: ModelConfig) -> ConditionalMLP:

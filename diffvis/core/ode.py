@@ -5,14 +5,15 @@ Each objective's sampling ODE, in the variables its solvers step (``ProbabilityF
     objective  state y              u, start → end          f(y, u)                      frame x       end
     flow       x                    t: 0 → 1                v_θ(x, t)                    y             regular
     ddpm       x̃ = x_t / √ᾱ_t      σ = √((1 − ᾱ)/ᾱ): σ_max → 0   ε̂(y/√(1 + σ²), t(σ))  y/√(1 + σ²)   singular
-    ncsn       x                    σ: σ_1 → 0              −σ s_θ(x, σ)                 y             singular
+    ncsn, edm  x                    σ: σ_1 → 0              −σ s_θ(x, σ)                 y             singular
 
 (flow: ``diffvis.core.flow``; ddpm: the probability-flow ODE in Karras et al. 2022, eq. 4, whose σ are the S
 timesteps DDIM visits; ncsn: the variance-exploding probability flow dx/dσ = −σ ∇ log p_σ(x), Song et al. 2021,
-eq. 13, over S levels spaced geometrically from σ_1 to σ_L, then 0.) In all three the clean point the model heads
-for is one Euler step to the end, x̂ = y + (u_end − u) f(y, u): x̂₁ = x + (1 − t) v, x̂₀ = x̃ − σ ε̂ and Tweedie's
-x + σ² s. Every solver writes its update from x̂, which keeps float32 exact where y and (u_end − u) f nearly cancel
-(x̃ is ~150 times the data at DDPM's σ_max).
+eq. 13, over S levels spaced geometrically from σ_1 to σ_L, then 0; edm: the same ODE, the levels ρ-spaced as in
+Karras et al. 2022, eq. 5, and s_θ = (D_θ − x)/σ², so that f = (x − D_θ)/σ, their eq. 3.) In all of them the
+clean point the model heads for is one Euler step to the end, x̂ = y + (u_end − u) f(y, u): x̂₁ = x + (1 − t) v,
+x̂₀ = x̃ − σ ε̂ and Tweedie's x + σ² s. Every solver writes its update from x̂, which keeps float32 exact where y
+and (u_end − u) f nearly cancel (x̃ is ~150 times the data at DDPM's σ_max).
 
 An explicit Runge–Kutta method (c, A, b) steps from u to u' = u + h through the stages k_j = f(y_j, u + c_j h),
 
@@ -115,8 +116,9 @@ def vp_scale(sigma: float) -> float:
 
 
 def ve_flow(model, ladder: SigmaLadder, steps: int) -> ProbabilityFlow:
-    """NCSN's probability flow over S levels from σ_1 to σ_L spaced geometrically, then σ = 0; frame 0 is σ_1·x_T."""
-    sigmas = np.append(np.geomspace(ladder.sigmas[0], ladder.sigmas[-1], steps), 0.0)
+    """The variance-exploding probability flow (NCSN, EDM) over S levels from σ_1 to σ_L spaced as the ladder says
+    (geometrically for NCSN, ρ-spaced for EDM), then σ = 0; frame 0 is σ_1·x_T."""
+    sigmas = np.append(ladder.spaced(steps), 0.0)
 
     def drift(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return model(x, sigma).mul_(-sigma)
@@ -169,7 +171,7 @@ def max_norm(scaled_error: torch.Tensor) -> torch.Tensor:
 def dopri5_segment(ode: ProbabilityFlow, y: torch.Tensor, u: float, u_next: float, k1: torch.Tensor, rtol: float,
                    atol: float) -> torch.Tensor:  # fmt: skip
     """y at u_next by torchdiffeq's adaptive Dormand–Prince 5(4), every particle's error within (rtol, atol)
-    (``max_norm``). Its first evaluation, f(y, u), is k₁, already known."""
+    (``max_norm``), never evaluating f past u_next. Its first evaluation, f(y, u), is k₁, already known."""
     from torchdiffeq import odeint  # imported on first use: it loads scipy
 
     first = [k1]
@@ -178,7 +180,10 @@ def dopri5_segment(ode: ProbabilityFlow, y: torch.Tensor, u: float, u_next: floa
         return first.pop() if first else ode.f(state, float(t))
 
     span = torch.tensor([u, u_next], dtype=torch.float64)
-    return odeint(func, y, span, rtol=rtol, atol=atol, method="dopri5", options={"norm": max_norm})[-1]
+    # the first step tries the whole segment (torchdiffeq's own first guess probes f beyond it), and step_t ends
+    # at u_next any step that would pass it: f is never asked for outside the segment (σ < 0 is undefined)
+    options = {"norm": max_norm, "step_t": span[1:], "first_step": abs(u_next - u)}
+    return odeint(func, y, span, rtol=rtol, atol=atol, method="dopri5", options=options)[-1]
 
 
 Step = Callable[[torch.Tensor, float, float, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -186,7 +191,7 @@ Step = Callable[[torch.Tensor, float, float, torch.Tensor, torch.Tensor], torch.
 
 def stepper(ode: ProbabilityFlow, method: str, rtol: float, atol: float) -> Step:
     """step(y, u, u_next, k₁, x̂) → y at u_next, for a Runge–Kutta ``method`` (a key of ``TABLEAUS``),
-    'dopri5', or 'dpmpp_2m': DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on an ODE whose u is a σ (ddpm, ncsn),
+    'dopri5', or 'dpmpp_2m': DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on an ODE whose u is a σ (ddpm, ncsn, edm),
     with λ = −log σ and h = λ' − λ: y' = (σ'/σ) y − (e^{−h} − 1) D, D = x̂ on the first step and
     (1 + 1/2r) x̂ − (1/2r) x̂_prev after it, r = h_prev/h."""
     if method in TABLEAUS:

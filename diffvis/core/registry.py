@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diffvis.core.edm import RHO, S_TMAX, sample_edm
 from diffvis.core.ode import sample_dopri5, sample_dpmpp_2m, sample_euler, sample_heun, sample_midpoint, sample_rk4
 from diffvis.core.samplers import VARIANCES, sample_ddim, sample_ddpm, sample_langevin
 from diffvis.core.schedules import SPACINGS
@@ -35,7 +36,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
-    brief: Callable[[object], str] | None = None  # how a panel's label shows the value, e.g. 'η=0.3' (None: not)
+    brief: Callable[[object], str] | None = None  # how a panel's label shows the value, e.g. 'η=0.3' (None or '': not)
     objectives: tuple[str, ...] = ()  # the objectives whose models it applies to (empty: every one)
 
     def applies_to(self, objective: str) -> bool:
@@ -95,6 +96,25 @@ def spacing(default: str, objectives: tuple[str, ...] = ()) -> Param:
     return Param("spacing", str, default, "which timesteps the S steps visit, as in diffusers", choices=SPACINGS,
                  objectives=objectives)  # fmt: skip
 
+
+EDM_STEPS = Param("steps", int, 18, "N: the noise levels visited, ρ-spaced (2N − 1 evaluations)", "N", minimum=1,
+                  maximum=10_000, brief="N={}".format)  # fmt: skip
+EDM_RHO = Param("rho", float, RHO, "ρ: how the levels crowd towards σ_min (Karras et al. 2022, eq. 5)", "ρ",
+                minimum=1.0, maximum=100.0)  # fmt: skip
+S_CHURN = Param(
+    "s_churn",
+    float,
+    0.0,
+    "S_churn: how much noise each step adds back (0: the deterministic Heun solve)",
+    "S_churn",
+    minimum=0.0,
+    maximum=1000.0,
+    brief=lambda v: f"churn={v:g}" if v else "",
+)
+S_TMIN = Param("s_tmin", float, 0.0, "S_tmin: the lowest σ churned", "S_tmin", minimum=0.0, maximum=S_TMAX)
+S_TMAX_PARAM = Param("s_tmax", float, S_TMAX, "S_tmax: the highest σ churned", "S_tmax", minimum=0.0,
+                     maximum=S_TMAX)  # fmt: skip
+S_NOISE = Param("s_noise", float, 1.0, "S_noise: the scale of the churn's noise", "S_noise", minimum=0.5, maximum=2.0)
 
 ODE_STEPS = Param("steps", int, 50, "S: the steps of the ODE solve", "S", minimum=1, maximum=10_000,
                   brief="S={}".format)  # fmt: skip
@@ -180,10 +200,12 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
     "flow": ObjectiveInfo("flow", "Flow matching (velocity)", "Lipman et al. 2023; Liu, Gong & Liu 2023",
                           "v(x_t, t) ≈ E[x₁ − x₀ | x_t]", "dopri5", "rk4", "euler", {"steps": 50}, {"steps": 25},
                           "path", "time"),
+    "edm": ObjectiveInfo("edm", "EDM (preconditioned denoiser)", "Karras et al. 2022", "D(x; σ) ≈ E[x₀ | x]", "edm",
+                         "edm", "edm", {}, {}, "ladder", "sigma"),
 }  # fmt: skip
 
 SAMPLERS: dict[str, SamplerInfo] = {}
-ALL_ODES = ("ddpm", "ncsn", "flow")  # the objectives whose models the ODE solvers drive (``diffvis.core.ode``)
+ALL_ODES = ("ddpm", "ncsn", "flow", "edm")  # the objectives whose models the ODE solvers drive (``diffvis.core.ode``)
 
 
 def register_sampler(info: SamplerInfo) -> SamplerInfo:
@@ -237,8 +259,12 @@ for _info in (
                 "y_{k+1} = y_k + h Σ_j b_j k_j, h chosen so the 4th/5th-order difference stays within rtol, atol",
                 "steps"),
     SamplerInfo("dpmpp_2m", "DPM-Solver++(2M)", "Lu et al. 2022, Algorithm 2", sample_dpmpp_2m,
-                ("ddpm", "ncsn"), (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
+                ("ddpm", "ncsn", "edm"), (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
                 "y_{k+1} = (σ_{k+1}/σ_k) y_k − (e^{−h} − 1) D_k,  D_k from x̂ of steps k and k − 1", "steps"),
+    SamplerInfo("edm", "EDM", "Karras et al. 2022, Algorithm 2", sample_edm, ("edm", "ncsn"),
+                (EDM_STEPS, EDM_RHO, S_CHURN, S_TMIN, S_TMAX_PARAM, S_NOISE), 2.0,
+                "t̂ = (1 + γ) t_i, x̂ = x_i + √(t̂² − t_i²) z;  x_{i+1} = x̂ + (t_{i+1} − t̂)/2 · (d(x̂, t̂) "
+                "+ d(x', t_{i+1})), d = (x − D(x; t))/t", "steps"),
 ):  # fmt: skip
     register_sampler(_info)
 check_objectives()

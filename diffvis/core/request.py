@@ -118,8 +118,9 @@ class SampleRequest:
         for param in info.params:
             if param.name == info.steps_param and not with_steps:
                 continue
-            if param.brief is not None:
-                parts.append(param.brief(self.params[param.name]))
+            text = "" if param.brief is None else param.brief(self.params[param.name])
+            if text:
+                parts.append(text)
         if self.conditional:
             parts.append(f"w={self.guidance:g}")
         return " ".join(parts) + self.exact_text

@@ -14,9 +14,10 @@ from diffvis.core.flow import LINEAR_PATH, SOURCES, draw_source, source_points
 from diffvis.core.gaussian_mixture import GaussianMixture
 from diffvis.core.guidance import guided
 from diffvis.core.models import ConditionalMLP, ModelConfig
+from diffvis.core.parametrization import as_eps_model
 from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
-from diffvis.core.training import TrainConfig, Trainer
+from diffvis.core.training import TrainConfig, Trainer, sigma_ladder
 from diffvis.core.trajectory import Callback, Trajectory
 from diffvis.errors import ConfigError
 
@@ -86,8 +87,8 @@ def sample(
     guidance: float = 1.0,
     **params,
 ) -> Trajectory:
-    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn', a velocity model for
-    'flow'), guided towards class ``label`` (a dense id or one per point; None: unconditional) at scale
+    """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn' and 'edm', a velocity
+    model for 'flow'), guided towards class ``label`` (a dense id or one per point; None: unconditional) at scale
     ``guidance`` (see ``guided``). ``params`` are the sampler's settings, checked against the registry and
     completed with its defaults."""
     info = sampler_info(sampler)
@@ -106,8 +107,9 @@ def sample(
 
 @dataclass(frozen=True)
 class SamplingModel:
-    """A model ready to sample from and to take scores of: a run's EMA network, or the exact denoiser (ddpm),
-    exact score (ncsn) or exact velocity (flow) of a point set, with the tables and the normaliser that go with
+    """A model ready to sample from and to take scores of: a run's EMA network (a DDPM one seen as its ε-predictor,
+    ``parametrization.as_eps_model``), or the exact denoiser (ddpm), exact score (ncsn, edm) or exact velocity
+    (flow) of a point set, with the tables and the normaliser that go with
     it."""
 
     model: object
@@ -127,7 +129,8 @@ class SamplingModel:
             if source is None and run.train_config.source in SOURCES:
                 source = source_points(run.train_config.source, run.normaliser)
         source = None if source is None else torch.as_tensor(source, dtype=torch.float32)
-        return cls(run.ema, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
+        model = as_eps_model(run.ema, run.schedule, run.model_config.prediction) if run.objective == "ddpm" else run.ema
+        return cls(model, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
                    source=source)  # fmt: skip
 
     def starting_points(self, request) -> tuple[torch.Tensor, torch.Generator]:
@@ -156,7 +159,7 @@ class SamplingModel:
         drawn from (data coordinates), the model is that distribution's, in the same coordinates."""
         normaliser = Normaliser.fit(points)
         std = torch.as_tensor(normaliser.to_std(points), dtype=torch.float32, device=device)
-        ladder = ladder or SigmaLadder.geometric(max_pairwise_distance(std.cpu().numpy()))
+        ladder = ladder or sigma_ladder(objective, max_pairwise_distance(std.cpu().numpy()), TrainConfig())
         labels = None if classes is None else labels
         if mixture is not None:
             mixture = mixture.standardised(normaliser.mean, normaliser.scale)

@@ -116,19 +116,40 @@ class Schedule:
         return cls.make(str(d["kind"]), int(d["T"]))
 
 
+def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> np.ndarray:
+    """The n noise levels of Karras et al. 2022, eq. 5: σ_i = (σ_max^(1/ρ) + i/(n−1) (σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ,
+    i = 0 … n−1 (one level: σ_max)."""
+    i = np.arange(n) / max(n - 1, 1)
+    return (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+
+
 @dataclass(frozen=True)
 class SigmaLadder:
-    """NCSN noise levels σ_1 > … > σ_L, a read-only float64 array; ``geometric`` makes
-    σ_i = σ_max · (σ_min/σ_max)^((i−1)/(L−1))."""
+    """Noise levels σ_1 > … > σ_L of a model of the variance-exploding kind (NCSN, EDM), a read-only float64 array;
+    ``geometric`` makes σ_i = σ_max · (σ_min/σ_max)^((i−1)/(L−1)) (NCSN), ``karras`` the ρ-spaced levels of EDM.
+    ``rho`` is how an ODE solver spaces its steps between σ_1 and σ_L: 0 geometrically, else ``karras_sigmas``."""
 
     sigmas: np.ndarray
+    rho: float = 0.0
 
     def __post_init__(self) -> None:
         s = np.array(self.sigmas, dtype=np.float64)  # a copy: the caller's array stays writable
         if s.ndim != 1 or len(s) < 1 or not np.all(s > 0) or np.any(np.diff(s) >= 0):
             raise ConfigError("noise levels must be positive and strictly decreasing")
+        if not (math.isfinite(self.rho) and 0 <= self.rho <= 100):
+            raise ConfigError(f"ρ must be 0 (geometric) or up to 100, got {self.rho}")
         s.flags.writeable = False
         object.__setattr__(self, "sigmas", s)
+        object.__setattr__(self, "rho", float(self.rho))
+
+    def spaced(self, steps: int) -> np.ndarray:
+        """``steps`` levels from σ_1 to σ_L, spaced as ``rho`` says."""
+        ends = float(self.sigmas[0]), float(self.sigmas[-1])
+        return np.geomspace(*ends, steps) if self.rho == 0 else karras_sigmas(*ends, steps, self.rho)
+
+    @classmethod
+    def karras(cls, sigma_max: float, sigma_min: float, levels: int, rho: float = 7.0) -> SigmaLadder:
+        return cls(karras_sigmas(sigma_max, sigma_min, levels, rho), rho)
 
     @classmethod
     def geometric(cls, sigma_max: float, sigma_min: float = 0.01, levels: int = 10) -> SigmaLadder:
@@ -143,11 +164,11 @@ class SigmaLadder:
         return len(self.sigmas)
 
     def to_dict(self) -> dict:
-        return {"sigmas": [float(s) for s in self.sigmas]}
+        return {"sigmas": [float(s) for s in self.sigmas], **({"rho": self.rho} if self.rho else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> SigmaLadder:
-        return cls(np.asarray(d["sigmas"], dtype=np.float64))
+        return cls(np.asarray(d["sigmas"], dtype=np.float64), float(d.get("rho", 0.0)))
 
 
 def max_pairwise_distance(points: np.ndarray, directions: int = 256) -> float:

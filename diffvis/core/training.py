@@ -5,6 +5,9 @@ Objectives (x_0 from the standardised data, uniform t or noise level):
   ncsn  L = E λ(σ) ½‖s_θ(x_0 + σz, σ) + z/σ‖², λ(σ) = σ²             (Song & Ermon 2019, eq. 6)
   flow  L = E ‖v_θ((1 − t) x₀ + t x₁, t) − (x₁ − x₀)‖², t ~ U[0, 1]  (``diffvis.core.flow``: there x₁ is the data
         point and x₀ its source point, paired by the run's coupling, ``diffvis.core.coupling``)
+  edm   L = E λ(σ) ‖D_θ(x₀ + σn; σ) − x₀‖², ln σ ~ N(P_mean, P_std²), λ = 1/c_out²   (Karras et al. 2022, eq. 8:
+        ‖F_θ − (x₀ − c_skip x)/c_out‖² with weight 1, ``diffvis.core.parametrization``)
+A DDPM network that predicts x₀ or v is regressed on x₀ or v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ instead of ε.
 (each as a mean over the two coordinates). Adam with linear warm-up and cosine decay of the learning rate,
 gradient-norm clipping, and an exponential moving average of the weights, which is what samples.
 
@@ -27,9 +30,11 @@ import torch
 from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
 from diffvis.core.datasets import canonical_name
+from diffvis.core.edm import P_MEAN, P_STD, edm_ladder
 from diffvis.core.flow import SOURCES, draw_source, interpolate, is_source, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
+from diffvis.core.parametrization import ddpm_target, edm_preconditioning
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.core.validation import check_field_types, check_seed
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
@@ -60,6 +65,8 @@ class TrainConfig:
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
     ot_batch: int = 64  # flow with OT coupling: the sub-batch each exact assignment pairs
     ot_reuse: int = 8  # flow with OT coupling: how many consecutive batches each assigned pair serves
+    p_mean: float = P_MEAN  # edm: the mean of ln σ during training
+    p_std: float = P_STD  # edm: the standard deviation of ln σ during training
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -87,6 +94,8 @@ class TrainConfig:
             ),
             (2 <= self.ot_batch <= 4096, f"ot_batch must be between 2 and 4,096, got {self.ot_batch}"),
             (1 <= self.ot_reuse <= 64, f"ot_reuse must be between 1 and 64, got {self.ot_reuse}"),
+            (-10 <= self.p_mean <= 5, f"p_mean (the mean of ln σ) must be from −10 to 5, got {self.p_mean}"),
+            (0.1 <= self.p_std <= 5, f"p_std (the spread of ln σ) must be from 0.1 to 5, got {self.p_std}"),
             (
                 self.coupling != "ot"
                 or self.batch % self.ot_reuse == 0
@@ -173,6 +182,14 @@ class TrainControl:
         return self._cancelled.is_set()
 
 
+def sigma_ladder(objective: str, sigma_max: float, cfg: TrainConfig) -> SigmaLadder:
+    """The noise levels a model of ``objective`` is sampled over: EDM's ρ-spaced range (``edm.edm_ladder``), or
+    for the others (NCSN's ladder) ``cfg.levels`` from ``sigma_max`` down to ``cfg.sigma_min`` geometrically."""
+    if objective == "edm":
+        return edm_ladder(cfg.levels)
+    return SigmaLadder.geometric(sigma_max, cfg.sigma_min, cfg.levels)
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' → CUDA when torch sees one, else CPU; 'cuda' without one is a user error."""
     if name == "auto":
@@ -212,7 +229,7 @@ class Trainer:
         self.data = torch.as_tensor(data, dtype=torch.float32, device=self.device)
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long, device=self.device)
         self.schedule = Schedule.make(cfg.schedule, cfg.timesteps)
-        self.ladder = SigmaLadder.geometric(sigma_max, cfg.sigma_min, cfg.levels)
+        self.ladder = sigma_ladder(model_config.objective, sigma_max, cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model = build_model(model_config).to(self.device)
@@ -235,7 +252,8 @@ class Trainer:
 
     @property
     def n_conditions(self) -> int:
-        """Timesteps T (ddpm) or σ levels L (ncsn); 0 for flow, whose t is continuous."""
+        """Timesteps T (ddpm) or σ levels L (ncsn); 0 for flow and edm, whose t or σ is continuous (edm draws
+        u ~ U[0, 1) and takes ln σ = P_mean + P_std Φ⁻¹(u): bucket 0 holds the smallest σ)."""
         return {"ddpm": self.schedule.T, "ncsn": self.ladder.L}.get(self.objective, 0)
 
     def buckets(self, k: torch.Tensor) -> torch.Tensor:
@@ -254,8 +272,14 @@ class Trainer:
             return (self.model(x_t, k, labels) - target_velocity(x_src, x0)).square().mean(1)
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         if self.objective == "ddpm":
-            x_t = q_sample(x0, self._abar[k, None], noise)
-            return (self.model(x_t, k, labels) - noise).square().mean(1)
+            abar = self._abar[k, None]
+            target = ddpm_target(self.model_config.prediction, x0, noise, abar)
+            return (self.model(q_sample(x0, abar, noise), k, labels) - target).square().mean(1)
+        if self.objective == "edm":
+            sigma = torch.exp(self.cfg.p_mean + self.cfg.p_std * torch.special.ndtri(k.clamp(1e-6, 1 - 1e-6)))[:, None]
+            x = x0 + sigma * noise
+            target = edm_preconditioning(self.model_config.sigma_data).target(x, sigma, x0)
+            return (self.model.raw(x, sigma, labels) - target).square().mean(1)
         sigma = self._sigmas[k]
         score = self.model(x0 + sigma[:, None] * noise, sigma, labels)
         return (sigma[:, None] * score + noise).square().mean(1)

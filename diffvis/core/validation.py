@@ -32,12 +32,13 @@ _TYPES = {
     "float": (is_real, "a finite number"),
     "str": (lambda v: isinstance(v, str), "a string"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
 }
 
 
 def check_field_types(config) -> None:
-    """Refuse a dataclass field whose value is not of its declared type (int, float, str or bool); an int is
-    taken for a float. Catches what a JSON file can hold (64.5 for a width, "NaN" for a rate) before use."""
+    """Refuse a dataclass field whose value is not of its declared type (int, float, str, bool, or str | None); an
+    int is taken for a float. Catches what a JSON file can hold (64.5 for a width, "NaN" for a rate) before use."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         ok, kind = _TYPES[f.type]

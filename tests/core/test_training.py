@@ -16,19 +16,25 @@ from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
 DATA = make_dataset("moons", 2000, seed=0).points
 
 
-def _trainer(objective="ddpm", **cfg):
+def _trainer(objective="ddpm", prediction=None, **cfg):
     settings = {"steps": 300, "batch": 256, "report_every": 50, "device": "cpu", **cfg}
-    trainer, _ = make_trainer(DATA, ModelConfig(objective=objective, width=32, depth=2), TrainConfig(**settings))
+    model = ModelConfig(objective=objective, width=32, depth=2, prediction=prediction)
+    trainer, _ = make_trainer(DATA, model, TrainConfig(**settings))
     return trainer
 
 
-@pytest.mark.parametrize("objective", ["ddpm", "ncsn"])
-def test_short_training_lowers_the_loss(objective):
-    trainer = _trainer(objective)
+@pytest.mark.parametrize(
+    ("objective", "prediction", "fall"),
+    [("ddpm", "eps", 0.8), ("ddpm", "v", 0.97), ("ncsn", None, 0.8), ("edm", None, 0.9)],
+)
+def test_short_training_lowers_the_loss(objective, prediction, fall):
+    """Each loss falls; v's and EDM's fall less in 300 steps, as their targets hold more that no network can
+    predict (v ≈ −x₀ at high noise, where ε ≈ x_t is easy)."""
+    trainer = _trainer(objective, prediction)
     reports = []
     trainer.run(on_progress=reports.append)
     assert [r.step for r in reports] == [50, 100, 150, 200, 250, 300]
-    assert reports[-1].loss < 0.8 * reports[0].loss
+    assert reports[-1].loss < fall * reports[0].loss
     assert reports[-1].bucket_loss.shape == (N_BUCKETS,) and np.isfinite(reports[-1].bucket_loss).all()
     assert all(r.steps_per_second > 0 for r in reports)
     assert trainer.loss_history == [r.loss for r in reports]
@@ -36,7 +42,7 @@ def test_short_training_lowers_the_loss(objective):
 
 def test_ddpm_loss_per_bucket_falls_with_t():
     """Predicting ε is hardest at small t (x_t ≈ x_0 hides the noise): the first bucket's loss is the largest."""
-    trainer = _trainer(steps=400)
+    trainer = _trainer(steps=400, prediction="eps")
     reports = []
     trainer.run(on_progress=reports.append)
     buckets = reports[-1].bucket_loss
