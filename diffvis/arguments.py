@@ -34,20 +34,27 @@ def sampler_params(info: SamplerInfo, given: dict) -> dict:
 
 
 def class_choice(args, classes: Classes | None) -> dict:
-    """--class and --guidance as a request's ``label`` and ``guidance``: a conditional model samples every class
-    in proportion at w = 1 unless told otherwise (``--class unconditional`` gives f(x, t, ∅))."""
+    """--class, --guidance, --guidance-interval and --guide-with as a request's ``label``, ``guidance``,
+    ``interval`` and ``guide_with``: a conditional model samples every class in proportion at w = 1 unless told
+    otherwise (``--class unconditional`` gives f(x, t, ∅)); with a weak model, --guidance is autoguidance's w,
+    for any model."""
+    guide, interval = getattr(args, "guide_with", None), getattr(args, "guidance_interval", None)
+    guiding = {"guide_with": guide} if guide is not None else {}
+    guiding.update({"interval": interval} if interval is not None else {})
+    if args.guidance is not None:
+        guiding["guidance"] = args.guidance
     if classes is None:
-        if args.class_ is not None or args.guidance is not None:
-            raise ConfigError("--class and --guidance need a class-conditional run (trained on labelled data) or "
-                              "labelled --exact data")  # fmt: skip
-        return {}
+        if args.class_ is not None or (args.guidance is not None and guide is None):
+            raise ConfigError("--class and classifier-free --guidance need a class-conditional run (trained on "
+                              "labelled data) or labelled --exact data; --guide-with guides any run")  # fmt: skip
+        return guiding
     choice = args.class_ or ALL_CLASSES
     if choice == UNCONDITIONAL:
-        if args.guidance is not None:
+        if args.guidance is not None and guide is None:
             raise ConfigError("--guidance steers towards a class: it has no meaning with --class unconditional")
-        return {"label": UNCONDITIONAL}
+        return {"label": UNCONDITIONAL, **guiding}
     label = ALL_CLASSES if choice == ALL_CLASSES else classes.index(choice)
-    return {"label": label, "guidance": 1.0 if args.guidance is None else args.guidance}
+    return {"label": label, **guiding}
 
 
 def make_request(args, classes: Classes | None, sampler: str | None = None, model_objective: str | None = None,

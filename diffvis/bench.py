@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -21,11 +22,14 @@ from torch import nn
 from diffvis.core.datasets import make_dataset
 from diffvis.core.metrics import METRICS, MetricResult, quality_report
 from diffvis.core.models import ModelConfig, build_model
-from diffvis.core.pipeline import make_trainer
+from diffvis.core.pipeline import make_trainer, train_run
 from diffvis.core.registry import OBJECTIVES
+from diffvis.core.request import SampleRequest
+from diffvis.core.run import SamplingModel
 from diffvis.core.samplers import sample_ddim, sample_ddpm
 from diffvis.core.schedules import Schedule
 from diffvis.core.sources import fresh_draw, load_source
+from diffvis.core.tails import FAR_NOISE, tail_check
 from diffvis.core.training import TrainConfig
 
 QUALITY_SETS = {"butterfly": (2.0, 1.5), "spirals": (3.0, 2.0)}  # targets: precision, recall (× floor)
@@ -196,14 +200,16 @@ def bench_likelihood(repeats: int, n: int = 10_000, loop_points: int = 20, steps
     )
 
 
-def bench_quality(name: str) -> None:
-    """The real ``diffvis train --data NAME`` with default settings, timed end to end (its run.json holds the
-    quality of 2,000 DDPM samples against fresh data, drawn as a user gets them: a labelled set trains a conditional
-    model, sampled for every class in proportion at w = 1); the bare loop then trains for that whole time."""
+def bench_quality(name: str, objective: str | None = None) -> None:
+    """The real ``diffvis train --data NAME [--objective OBJECTIVE]`` with default settings, timed end to end (its
+    run.json holds the quality of 2,000 samples of its full sampler, DDPM-1000 or EDM-18, against fresh data,
+    drawn as a user gets them: a labelled set trains a conditional model, sampled for every class in proportion at
+    w = 1); the bare DDPM loop then trains for that whole time."""
+    chosen = [] if objective is None else ["--objective", objective]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "diffvis", "train", "--data", name, "--out", tmp, "--quiet"],
+            [sys.executable, "-m", "diffvis", "train", "--data", name, *chosen, "--out", tmp, "--quiet"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -214,11 +220,28 @@ def bench_quality(name: str) -> None:
     bare = bare_quality(points.points, fresh_draw(info, points.points, 2000), elapsed)
     p_target, r_target = QUALITY_SETS[name]
     print(
-        f"{name:<10} diffvis train {elapsed:5.1f} s (target ≤ 60 s)  "
+        f"{name:<10} {objective or 'default':<8} diffvis train {elapsed:5.1f} s (target ≤ 60 s)  "
         f"precision {report['nn_precision'].ratio:.2f}× (≤ {p_target}×, bare {bare['nn_precision'].ratio:.2f}×)  "
         f"recall {report['nn_recall'].ratio:.2f}× (≤ {r_target}×, bare {bare['nn_recall'].ratio:.2f}×)  "
         f"{energy_line(report['energy'])}, bare {bare['energy'].ratio:.2f}×"
     )
+
+
+def bench_tails(data: str = "moons", n: int = 20_000) -> None:
+    """Runaway samples (``diffvis.core.tails``): default-length trainings on ``data`` of the DDPM network as it was
+    (ε-prediction), as it is now (the default, v-prediction) and of EDM, each sampled as a user does (DDIM 50, or
+    the EDM sampler at 18 levels) from n noises and from n noises beyond ‖x_T‖ = 3.5, against a fresh draw."""
+    points, info = load_source(data, n=20_000, seed=0)
+    fresh = fresh_draw(info, points.points, n)(123)
+    default = ModelConfig()
+    cases = [("ddpm ε-prediction", replace(default, prediction="eps"), SampleRequest("ddim", {"steps": 50}, n=n)),
+             (f"ddpm {default.prediction}-prediction (default)", default, SampleRequest("ddim", {"steps": 50}, n=n)),
+             ("edm", ModelConfig(objective="edm"), SampleRequest("edm", {"steps": 18}, n=n))]  # fmt: skip
+    for title, config, request in cases:
+        run = train_run(points, config, TrainConfig(), info)
+        everywhere, far_out = tail_check(SamplingModel.of_run(run), request, fresh)
+        print(f"tails, {data} {title:<28} {request.label_text:<12} all noises: {everywhere.line()}; "
+              f"‖x_T‖ > {FAR_NOISE}: {far_out.line()} (target: ≤ 2 beyond 1, none beyond 3)")  # fmt: skip
 
 
 def bench_density_check(target: float = 0.05) -> None:
@@ -548,5 +571,7 @@ def run_bench(repeats: int = 5, quick: bool = False) -> int:
     if not quick:
         for name in QUALITY_SETS:
             bench_quality(name)
+            bench_quality(name, "edm")
         bench_density_check()
+        bench_tails()
     return 0

@@ -145,6 +145,21 @@ def _source_args(p: argparse.ArgumentParser, exact_help: str, *, many: bool = Fa
     src.add_argument("--exact", type=Path, metavar="DATA", help=exact_help)
 
 
+def _interval(text: str) -> tuple[float, float]:
+    """'0.3,5' → (0.3, 5.0), checked as a guidance interval."""
+    from diffvis.core.guidance import check_interval
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"two noise levels LO,HI, got {text!r}") from None
+    try:
+        check_interval((lo, hi))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return lo, hi
+
+
 def _request_args(p: argparse.ArgumentParser) -> None:
     """What a ``SampleRequest`` holds besides the sampler: how many points, their seed, the class and guidance."""
     from diffvis.core.datasets import MAX_POINTS
@@ -164,8 +179,16 @@ def _request_args(p: argparse.ArgumentParser) -> None:
         "--guidance",
         type=float,
         metavar="W",
-        help="classifier-free guidance scale w, 0 to 100 (default 1: plain conditional; 0: unconditional)",
+        help="guidance scale w, 0 to 100: classifier-free towards --class (default 1: plain conditional; 0: "
+        "unconditional), or autoguidance's with --guide-with",
     )
+    p.add_argument("--guidance-interval", type=_interval, metavar="LO,HI", help="guide only at the noise levels σ "
+                   "in (LO, HI] (Kynkäänniemi et al. 2024), σ in the units x = y + σ n of the standardised data; the "
+                   "plain model elsewhere")  # fmt: skip
+    p.add_argument("--guide-with", metavar="RUN|snapshot[:STEP]", help="autoguidance (Karras et al. 2024): guide "
+                   "the run with a weaker version of itself, an EMA snapshot it kept (snapshot: the half-way one; "
+                   "snapshot:STEP; `diffvis train` prints the steps kept) or another run folder on the same data: "
+                   "D_w = D_weak + w (D − D_weak)")  # fmt: skip
 
 
 def _exact_args(p: argparse.ArgumentParser) -> None:

@@ -127,7 +127,7 @@ def cmd_nll(args) -> int:
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
     from diffvis.core.flow import SOURCES
-    from diffvis.core.models import ModelConfig
+    from diffvis.core.models import PREDICTING, ModelConfig
     from diffvis.core.pipeline import (
         NLL_CHECK_POINTS,
         check_density,
@@ -144,6 +144,8 @@ def cmd_train(args) -> int:
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
     model_keys = ("width", "depth", "activation", "prediction")
     train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond", "coupling", "source")
+    if args.prediction is not None and args.objective != PREDICTING:
+        raise ConfigError(f"--prediction is a setting of {PREDICTING} models, not of {args.objective}")
     if not OBJECTIVES[args.objective].transports and (args.coupling or args.source):
         flows = ", ".join(name for name, info in OBJECTIVES.items() if info.transports)
         raise ConfigError(f"--coupling and --source are settings of flow matching: add --objective {flows}")
@@ -179,6 +181,9 @@ def cmd_train(args) -> int:
     if density is not None:
         print(f"NLL of {density.points} fresh points {density.model:.4f} nats (true −log p {density.true:.4f}: "
               f"model − true {density.model - density.true:+.4f} ± {density.difference_error:.4f})")  # fmt: skip
+    if run.snapshots:
+        steps = ", ".join(str(s) for s in sorted(run.snapshots))
+        print(f"kept the EMA weights of steps {steps}: weak models for autoguidance (--guide-with snapshot:STEP)")
     return 0
 
 
@@ -222,7 +227,7 @@ def cmd_sample(args) -> int:
     from diffvis.arguments import make_request
     from diffvis.core.atomic import check_output, write_outputs
     from diffvis.core.classes import Classes
-    from diffvis.core.pipeline import bound_to, sample_request, sampling_model
+    from diffvis.core.pipeline import bound_to, sample_request, sampling_model, with_guide
     from diffvis.core.pointfiles import check_points_output, encode_points
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
@@ -254,6 +259,9 @@ def cmd_sample(args) -> int:
         request = make_request(args, Classes.of(data), exact=exact_kind(data))
         model = sampling_model(None, data, request.bound(None).objective, exact=request.exact,
                                schedule=Schedule.make(args.schedule, args.timesteps), device=device)  # fmt: skip
+        run = None
+    if request.guide_with is not None:
+        model = with_guide(model, request.guide_with, run)
     x_T = None if args.init is None else _initial_noise(args.init).to(device)
     progress = None
     if sys.stderr.isatty():

@@ -62,6 +62,10 @@ def cmd_render(args) -> int:
         delete_now(view)
     what = f"the {args.view} view" if args.view else f"the {args.compare} comparison"
     print(f"wrote {frames} frame{'s' * (frames != 1)} of {what} to {args.out}")
+    if args.compare:
+        from diffvis.core.compare import panel_table
+
+        print(panel_table(view.model.result))
     return 0
 
 

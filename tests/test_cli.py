@@ -231,6 +231,46 @@ def test_conditional_run_samples_every_class_by_default(run_dir, tmp_path, capsy
     assert rc == 2 and "--guidance" in err and not (tmp_path / "x.npy").exists()
 
 
+def test_autoguidance_by_a_snapshot_and_a_guidance_interval(run_dir, tmp_path, capsys, trained):
+    """`train` prints the snapshots it kept; --guide-with snapshot:STEP guides with one of them, an unknown step or
+    the exact model is one line naming why; --guidance-interval limits CFG to its noise levels."""
+    assert "kept the EMA weights of steps 1, 3, 7, 15" in trained[2]
+    base = ["sample", "--run", run_dir, "--sampler", "ddim", "--steps", "5", "--n", "60", "--class", "0"]
+    outs = [tmp_path / f"{name}.npy" for name in ("cfg", "auto", "interval")]
+    assert cli(capsys, *base, "--guidance", "3", "--out", outs[0])[0] == 0
+    rc, _, err = cli(capsys, *base, "--guidance", "3", "--guide-with", "snapshot:7", "--out", outs[1])
+    assert rc == 0, err
+    rc, _, err = cli(capsys, *base, "--guidance", "3", "--guidance-interval", "0.5,5", "--out", outs[2])
+    assert rc == 0, err
+    cfg, auto, interval = (np.load(p) for p in outs)
+    assert np.abs(cfg - auto).max() > 1e-4 and np.abs(cfg - interval).max() > 1e-4
+    rc, _, err = cli(capsys, *base, "--guidance", "3", "--guide-with", "snapshot:2", "--out", tmp_path / "x.npy")
+    assert_user_error(rc, err, "keeps 1, 3, 7, 15")
+    rc, _, err = cli(capsys, *base, "--guidance-interval", "5,0.5", "--out", tmp_path / "x.npy")
+    assert rc == 2 and "σ_lo < σ_hi" in err
+    rc, _, err = cli(capsys, *base, "--guidance-interval", "0.5,5", "--out", tmp_path / "x.npy")
+    assert_user_error(rc, err, "interval")
+    data = tmp_path / "d.csv"
+    assert cli(capsys, "data", "moons", "--n", "50", "--out", data)[0] == 0
+    rc, _, err = cli(capsys, "sample", "--exact", data, "--guide-with", "snapshot:7", "--guidance", "2", "--out",
+                     tmp_path / "x.npy")  # fmt: skip
+    assert_user_error(rc, err, "exact model has none")
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_an_edm_run_trains_and_samples_with_churn(tmp_path, capsys):
+    run = tmp_path / "edm"
+    rc, out, err = cli(capsys, "train", "--data", "moons", *TINY, "--objective", "edm", "--out", run, "--quiet")
+    assert rc == 0, err
+    for extra in ([], ["--s-churn", "20", "--s-tmin", "0.05", "--s-tmax", "10"]):
+        rc, out, err = cli(capsys, "sample", "--run", run, "--sampler", "edm", "--steps", "6", "--n", "40", *extra,
+                           "--out", tmp_path / "s.npy")  # fmt: skip
+        assert rc == 0 and "(edm, 11 model evaluations" in out, err
+    rc, _, err = cli(capsys, "train", "--data", "moons", *TINY, "--objective", "flow", "--prediction", "v", "--out",
+                     tmp_path / "f")  # fmt: skip
+    assert_user_error(rc, err, "prediction")
+
+
 # --- sample from the exact denoiser of a data file ------------------------------------------------------------------
 
 

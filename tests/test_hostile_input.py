@@ -143,12 +143,13 @@ def _own(run: Path, kind: str) -> Path:
 
 
 def _tamper_weights(run: Path, change) -> None:
-    """Store the run's tensors changed by ``change(state)``, with run.json's checksum updated to match."""
+    """Store the run's tensors changed by ``change(state)``, with run.json's checksum updated to match (and no
+    training snapshots: they are left out of the file)."""
     state = {k: v.clone().contiguous() for k, v in load_run(run).ema.state_dict().items()}
     change(state)
     blob = save_safetensors(state)
     _own(run, "weights").write_bytes(blob)
-    _edit(run, weights_sha256=hashlib.sha256(blob).hexdigest())
+    _edit(run, weights_sha256=hashlib.sha256(blob).hexdigest(), snapshots=[])
 
 
 # --- 1 and 2: special files never hang and are never read; reads are capped ----------------------------------------

@@ -56,7 +56,8 @@ def _diffvis(home: Path, *argv) -> dict:
     return {"argv": [sys.executable, "-m", "diffvis", *map(str, argv)], "env": environment(home)}
 
 
-RUNS = ("RUN", "FLOW", "FLOW_OT", "REFLOW")  # a DDPM run, flow runs of both couplings, the first reflowed once
+RUNS = ("RUN", "FLOW", "FLOW_OT", "REFLOW", "EDM")  # a DDPM run, flow runs of both couplings, the first reflowed
+# once, and an EDM run
 
 
 def _render(home: Path, form) -> dict:
@@ -69,10 +70,10 @@ def _render(home: Path, form) -> dict:
         argv += [a for run in (RUNS if source == "runs" else RUNS[:1]) for a in ("--run", home / run)]
     argv += ["--view", name, *VIEW_ARGS[name]] if kind == "view" else ["--compare", name, "--points", "200"]
     argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--max-frames", "4", "--out", home / f"{form_id(form)}{suffix}"]
-    return {**_diffvis(home, *argv), "after": {"run": "train", "exact": "data", "runs": "reflow"}[source]}
+    return {**_diffvis(home, *argv), "after": {"run": "train", "exact": "data", "runs": "edm"}[source]}
 
 
-# Run after the other modules (the conftest): four trainings and about 30 renders, in the background.
+# Run after the other modules (the conftest): five trainings and about 35 renders, in the background.
 BACKGROUND_HEAVY = True
 
 
@@ -91,6 +92,7 @@ def background_jobs(home: Path) -> dict[str, dict]:
     jobs["flow_ot"] = {**_diffvis(home, *flow, "--coupling", "ot", "--out", home / "FLOW_OT"), "after": "flow"}
     reflow = ["reflow", "--run", home / "FLOW", "--out", home / "REFLOW", "--pairs", "500", "--steps", "50", "--quiet"]
     jobs["reflow"] = {**_diffvis(home, *reflow), "after": "flow_ot"}
+    jobs["edm"] = {**_diffvis(home, "train", *tiny, "--objective", "edm", "--out", home / "EDM"), "after": "reflow"}
     jobs.update((form_id(form), _render(home, form)) for form in forms() if form[0] == "runs")
     jobs["screenshot"] = {**_diffvis(home, "--run", home / "RUN", "--screenshot", home / "app.png"), "after": "train"}
     return jobs
@@ -101,7 +103,7 @@ def outputs(background):
     """Every form and the screenshot: {form: (process, file)}. Jobs not yet started run here, from the last on,
     while the background thread goes on from the first: two processes at a time."""
     home = background.folder(__name__)
-    for name in ("data", "train", "flow", "flow_ot", "reflow"):
+    for name in ("data", "train", "flow", "flow_ot", "reflow", "edm"):
         done = background.result(__name__, name, TIMEOUT_S)
         assert done.returncode == 0, done.stderr
     files = {form: home / f"{form_id(form)}{form[2]}" for form in forms()}

@@ -6,6 +6,8 @@ everything it needs and nothing outside it is ever read. Saving writes those fil
 each atomically, then removes the files the previous run recorded as its own, so a crash at any moment leaves
 either the old run or the new one, never a mix. Loading reads regular files inside the folder only (never a
 symlink), each within a cap, and refuses weights that are not finite float32 tensors of the model's shapes.
+The weights file also holds the EMA snapshots ``run.json`` lists (``snapshot.<step>.<name>``, the same shapes),
+which an older diffvis ignores.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ HEADER_BYTES = 10**6  # a safetensors file's header: tensor names, shapes and of
 WEIGHTS_NAME = r"weights-[0-9a-f]{16}\.safetensors"
 DATA_NAME = r"data-[0-9a-f]{16}\.(?:csv|txt|npy)"  # the copy of a point file a run was trained on
 SOURCE_TENSOR = "flow.source_points"  # a flow's source points from a point file, beside the weights
+SNAPSHOT_PREFIX = "snapshot."  # the EMA weights at an earlier step: 'snapshot.<step>.<name>', beside the weights
+MAX_SNAPSHOTS = 16
 
 
 def check_run_folder(directory: str | Path) -> None:
@@ -64,6 +68,8 @@ def save_run(run: Run, directory: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in run.ema.state_dict().items()}
     if run.source_points is not None:
         tensors[SOURCE_TENSOR] = torch.as_tensor(run.source_points, dtype=torch.float32).contiguous()
+    for step, state in run.snapshots.items():
+        tensors.update({f"{SNAPSHOT_PREFIX}{step}.{k}": v.detach().cpu().contiguous() for k, v in state.items()})
     weights = save_safetensors(tensors, metadata={"format": FORMAT})
     digest = hashlib.sha256(weights).hexdigest()
     weights_name = f"weights-{digest[:16]}.safetensors"
@@ -84,6 +90,7 @@ def save_run(run: Run, directory: str | Path) -> Path:
         "quality": run.quality,
         "classes": None if run.classes is None else run.classes.to_dict(),
         "source_points": None if run.source_points is None else len(run.source_points),
+        "snapshots": sorted(run.snapshots),
     }
     text = json.dumps(_finite(meta), indent=1).encode()
     new_folder, created = not directory.exists(), []
@@ -203,18 +210,23 @@ def load_run(path: str | Path) -> Run:
         if model_config.num_classes != (len(classes) if classes else 0):
             raise ValueError("the model's number of classes does not match the classes listed")
         sources = _source_count(meta.get("source_points"), train_config.source)
+        snapshots = _snapshot_steps(meta.get("snapshots", []), step)
     except (KeyError, TypeError, ValueError, OverflowError, DiffvisError) as e:
         raise CheckpointError(f"{meta_path}: the run description is incomplete or invalid ({e})") from None
     model = build_model(model_config)
     expected = model.state_dict()
     if sources:
         expected[SOURCE_TENSOR] = torch.zeros(sources, 2)
+    for snapshot in snapshots:
+        expected.update({f"{SNAPSHOT_PREFIX}{snapshot}.{k}": v for k, v in model.state_dict().items()})
     tensors = _read_weights(folder / weights_name, digest, expected)
     source = tensors.pop(SOURCE_TENSOR).double().numpy() if sources else None
+    kept = {snapshot: {k.removeprefix(f"{SNAPSHOT_PREFIX}{snapshot}."): tensors.pop(k) for k in list(tensors)
+                       if k.startswith(f"{SNAPSHOT_PREFIX}{snapshot}.")} for snapshot in snapshots}  # fmt: skip
     model.load_state_dict(tensors)
     model.eval().requires_grad_(False)
     return Run(model_config, train_config, normaliser, schedule, ladder, model, data, step, history, quality, classes,
-               source)  # fmt: skip
+               source, kept)  # fmt: skip
 
 
 def _source_count(count, source: str) -> int:
@@ -227,6 +239,15 @@ def _source_count(count, source: str) -> int:
     if not (is_whole(count) and 2 <= count <= MAX_POINTS):
         raise ValueError(f"a flow from a point file keeps its 2 to {MAX_POINTS:,} source points, got {count!r}")
     return int(count)
+
+
+def _snapshot_steps(steps, step: int) -> list[int]:
+    """The steps of the EMA snapshots a run keeps: at most ``MAX_SNAPSHOTS`` distinct whole numbers from 1 to the
+    run's step."""
+    if not (isinstance(steps, list) and len(steps) <= MAX_SNAPSHOTS and len(set(steps)) == len(steps)
+            and all(is_whole(s) and 1 <= s <= step for s in steps)):  # fmt: skip
+        raise ValueError(f"'snapshots' must list up to {MAX_SNAPSHOTS} distinct steps from 1 to {step}")
+    return steps
 
 
 def _read_meta(meta_path: Path) -> dict:

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from diffvis.core.class_check import ClassCheck, class_check
 from diffvis.core.classes import ALL_CLASSES
 from diffvis.core.likelihood import METHODS as LIKELIHOOD_METHODS
 from diffvis.core.metrics import MetricResult, floors, normalised_path_energy, score_samples
-from diffvis.core.pipeline import fallback_note, request_model, sample_request
+from diffvis.core.pipeline import fallback_note, request_model, sample_request, served_by
 from diffvis.core.progress import ReportProgress
 from diffvis.core.reflow import rectified_steps
 from diffvis.core.registry import OBJECTIVES
-from diffvis.core.request import SampleRequest
+from diffvis.core.request import SNAPSHOT, SampleRequest
 from diffvis.core.run import Run
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import Cancelled, ConfigError
@@ -80,6 +81,7 @@ class Preset:
 
 
 R = SampleRequest
+STUDY_W, STUDY_INTERVAL = 3.0, (0.1, 2.0)  # the guidance study's w and interval (README, "Guidance")
 EULER_2 = R("euler", {"steps": 2})
 FEW_STEPS = (1, 2, 4, 8)
 PRESETS: dict[str, Preset] = {
@@ -99,6 +101,15 @@ PRESETS: dict[str, Preset] = {
                         (RunRole("flow", coupling="independent"), RunRole("flow", coupling="ot")), FEW_STEPS),
     "flow-solvers": Preset("a flow's ODE: Euler 8 vs Heun 4 vs dopri5", (
         R("euler", {"steps": 8}), R("heun", {"steps": 4}), R("dopri5")), (RunRole("flow"),) * 3),
+    "edm": Preset("an EDM run: the EDM sampler at 18 levels (35 evaluations) vs Euler 35 vs DPM-Solver++(2M) 35", (
+        R("edm", {"steps": 18}), R("euler", {"steps": 35}), R("dpmpp_2m", {"steps": 35})), (RunRole("edm"),) * 3),
+    "edm-vs-ddpm": Preset("DDPM (DDIM 50) vs EDM (EDM sampler, 18 levels)", (
+        R("ddim", {"steps": 50}), R("edm", {"steps": 18})), (RunRole("ddpm"), RunRole("edm"))),
+    "guidance-study": Preset(f"one class at w = {STUDY_W:g} (DDIM 50): unguided, CFG, CFG in σ ∈ "
+                             f"({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}], autoguidance by the half-way snapshot", (
+        R("ddim", {"steps": 50}, label=0), R("ddim", {"steps": 50}, label=0, guidance=STUDY_W),
+        R("ddim", {"steps": 50}, label=0, guidance=STUDY_W, interval=STUDY_INTERVAL),
+        R("ddim", {"steps": 50}, label=0, guidance=STUDY_W, guide_with=SNAPSHOT))),
 }  # fmt: skip
 
 
@@ -112,6 +123,7 @@ class PanelResult:
     seconds: float
     metrics: dict[str, MetricResult]
     nll: tuple[float, float] | None = None  # held-out NLL and its standard error (``held_out_nll``)
+    class_fit: ClassCheck | None = None  # samples of one class against its known density (``class_fit``)
 
     @property
     def npe(self) -> float | None:
@@ -141,7 +153,12 @@ class Reference:
 def run_panel(request: SampleRequest, run, points, schedule, reference: Reference, *, callback=None,
               note: str = "", cancelled=None) -> PanelResult:  # fmt: skip
     """Sample one panel's request (see ``pipeline.sample_request``) and score it; ``note`` ends its label;
-    ``cancelled(done, total)`` may stop its NLL's solve."""
+    ``cancelled(done, total)`` may stop its NLL's solve. Autoguidance asked of the exact model (which has no
+    weaker self) samples it unguided, and the label says so."""
+    asked = request
+    if request.guide_with is not None and (request.exact or not served_by(request, run)):
+        request = replace(request, guide_with=None, guidance=1.0, interval=None)
+        note = " · unguided: autoguidance needs a trained run" + note
     model, label = request_model(request, run, points, schedule)
     started = time.perf_counter()
     traj = sample_request(model, request, callback=callback)
@@ -149,7 +166,16 @@ def run_panel(request: SampleRequest, run, points, schedule, reference: Referenc
     samples = traj.samples[: len(reference.points)].astype(np.float64)
     metrics = score_samples(samples, reference.points, reference.floor)
     nll = held_out_nll(model, request, reference.points, cancelled)
-    return PanelResult(request, label + note, traj, seconds, metrics, nll)
+    return PanelResult(asked, label + note, traj, seconds, metrics, nll, class_fit(request, model, points, samples))
+
+
+def class_fit(request: SampleRequest, model, points, samples: np.ndarray) -> ClassCheck | None:
+    """For a request of one class of data with a known density: its samples against that class's density
+    (``class_check``); None otherwise."""
+    mixture = getattr(points, "density", None)
+    if mixture is None or mixture.labels is None or not isinstance(request.label, int) or model.classes is None:
+        return None
+    return class_check(samples, mixture, model.classes.values[request.label])
 
 
 def held_out_nll(model, request: SampleRequest, points: np.ndarray, cancelled=None) -> tuple[float, float] | None:
@@ -192,6 +218,27 @@ def compare(requests, runs: Sequence[Run | None], points, schedule, reference: R
         results.append(run_panel(request, run, points, schedule, reference, callback=callback,
                                  note=run_note(run, runs), cancelled=cancelled))  # fmt: skip
     return results
+
+
+def panel_table(results: Sequence[PanelResult]) -> str:
+    """The comparison as text, a line per panel: its evaluations, NN precision and recall (× floor) and, for one
+    class of a known density, the share of samples in the class's support, the class recall and the samples' NLL
+    under the class (see ``class_check``)."""
+    fits = any(r.class_fit is not None for r in results)
+    width = max(len(r.label) for r in results)
+    head = f"{'panel':<{width}}  {'NFE':>5}  precision  recall"
+    lines = [head + ("  in support  class recall  class NLL" if fits else "")]
+    for r in results:
+        line = (f"{r.label:<{width}}  {r.trajectory.nfe:>5}  {r.metrics['nn_precision'].ratio:>8.2f}×"
+                f"  {r.metrics['nn_recall'].ratio:>5.2f}×")  # fmt: skip
+        if r.class_fit is not None:
+            fit = r.class_fit
+            line += f"  {100 * fit.in_support:>9.1f}%  {fit.recall.ratio:>11.2f}×  {fit.nll:>9.2f}"
+        lines.append(line)
+    entropy = next((r.class_fit.entropy for r in results if r.class_fit is not None), None)
+    if entropy is not None:
+        lines.append(f"(the class's own entropy, the NLL of its fresh draws: {entropy:.2f} nats)")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

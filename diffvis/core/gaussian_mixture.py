@@ -79,6 +79,14 @@ class GaussianMixture:
         w = self._class_weights(label)
         return (w[:, None] * self.means).sum(0) / w.sum()
 
+    def of_class(self, label: int) -> GaussianMixture:
+        """p(x | y = label): the components of that class, their weights renormalised."""
+        keep = self._class_weights(label) > 0
+        if not keep.any():
+            raise ConfigError(f"this mixture has no class {label}")
+        w = self.weights[keep]
+        return GaussianMixture(self.means[keep], self.covs[keep], w / w.sum(), self.labels[keep], self.class_names)
+
     def class_shares(self) -> tuple[float, ...]:
         """Each class's share of the mass, Σ_{k ∈ y} w_k, for the classes 0 … C−1."""
         return tuple(float(self.weights[self.labels == y].sum()) for y in range(int(self.labels.max()) + 1))

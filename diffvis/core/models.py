@@ -30,6 +30,7 @@ from diffvis.errors import ConfigError
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
 DEFAULT_PREDICTION = "v"  # what a new DDPM network predicts (see the README's "Runaway samples")
+PREDICTING = "ddpm"  # the objective whose networks may predict ε, x₀ or v (``ModelConfig.prediction``)
 _IN_PLACE = {"silu": partial(F.silu, inplace=True), "relu": torch.relu_, "gelu": F.gelu, "tanh": torch.tanh_}
 
 
@@ -38,7 +39,7 @@ class ModelConfig:
     """``objective`` picks the network: 'ddpm' predicts ``prediction`` (ε, x₀ or v) from (x_t, t), 'ncsn' the score
     from (x, σ), 'flow' the velocity from (x, t), t ∈ [0, 1], 'edm' the denoiser D(x; σ) of data of standard
     deviation ``sigma_data`` (``diffvis.core.parametrization``). ``prediction`` is None for every objective but
-    'ddpm'."""
+    'ddpm' (a value given with another objective is dropped: the CLI refuses it before)."""
 
     objective: str = "ddpm"
     width: int = 64
@@ -67,13 +68,12 @@ class ModelConfig:
             raise ConfigError(f"input_scale must be above 0 and at most 1000, got {self.input_scale}")
         if not 1 <= self.flow_time_scale <= 1000:
             raise ConfigError(f"flow_time_scale must be from 1 to 1000, got {self.flow_time_scale}")
-        if self.objective == "ddpm" and self.prediction is None:
+        if self.objective != PREDICTING:  # the field is DDPM's: dropped when a config's objective is replaced
+            object.__setattr__(self, "prediction", None)
+        elif self.prediction is None:
             object.__setattr__(self, "prediction", DEFAULT_PREDICTION)
-        elif self.objective != "ddpm" and self.prediction in (None, "eps"):
-            object.__setattr__(self, "prediction", None)  # the field belongs to DDPM (old runs of others say eps)
-        elif self.objective != "ddpm" or self.prediction not in PREDICTIONS:
-            raise ConfigError(f"prediction ({', '.join(PREDICTIONS)}) is a choice of DDPM models, got "
-                              f"{self.prediction!r} for {self.objective}")  # fmt: skip
+        elif self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if not (math.isfinite(self.sigma_data) and 0.01 <= self.sigma_data <= 100):
             raise ConfigError(f"sigma_data must be from 0.01 to 100, got {self.sigma_data}")
         if not (self.num_classes == 0 or 2 <= self.num_classes <= MAX_CLASSES):

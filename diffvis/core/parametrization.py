@@ -34,6 +34,7 @@ from torch import nn
 from diffvis.errors import ConfigError
 
 PREDICTIONS = ("eps", "x0", "v")  # what a DDPM network may predict (``--prediction``)
+PREDICTION_TITLES = {"eps": "ε (noise)", "x0": "x₀ (clean point)", "v": "v (velocity, Salimans & Ho 2022)"}
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from diffvis.core.gaussian_mixture import GaussianMixture
 from diffvis.core.metrics import MetricResult, class_accuracy, class_quality, quality_report
 from diffvis.core.models import ModelConfig
 from diffvis.core.registry import OBJECTIVES
-from diffvis.core.request import EXACT_DENSITY, SampleRequest
-from diffvis.core.run import Run, SamplingModel
+from diffvis.core.request import EXACT_DENSITY, SampleRequest, is_snapshot, snapshot_step
+from diffvis.core.run import Run, SamplingModel, sampled_network
 from diffvis.core.schedules import Schedule, max_pairwise_distance
-from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer
+from diffvis.core.training import Progress, TrainConfig, TrainControl, Trainer, weak_step
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import ConfigError
 
@@ -195,9 +195,34 @@ def request_model(
     bound = request.bound(run.objective if run is not None else None)
     model = sampling_model(run if served_by(request, run) else None, data, bound.objective, exact=request.exact,
                            schedule=run.schedule if run is not None else schedule)  # fmt: skip
+    if request.guide_with is not None:
+        model = with_guide(model, request.guide_with, run)
     missing = request.exact == EXACT_DENSITY and getattr(data, "density", None) is None
     return model, request.label_text + fallback_note(request, run) + (" (of the points: no known density)"
                                                                        if missing else "")  # fmt: skip
+
+
+def with_guide(model: SamplingModel, spec: str, run: Run | None) -> SamplingModel:
+    """``model`` (the run's network) autoguided by the weak model ``spec`` names: 'snapshot:STEP', the run's EMA
+    weights at that step ('snapshot': half-way through its training, ``weak_step``), or a run folder trained for
+    the same objective on the same points with the same tables and classes. An exact model has no weaker self, and
+    is refused."""
+    if model.exact or run is None:
+        raise ConfigError("autoguidance guides a trained run with a weaker one: the exact model has none")
+    if is_snapshot(spec):
+        step = snapshot_step(spec)
+        weak = run.snapshot(weak_step(run.train_config.steps) if step is None else step)
+        return replace(model, guide=sampled_network(run, weak))
+    from diffvis.core.checkpoint import load_run
+
+    other = load_run(spec)
+    same = (other.objective == run.objective and other.normaliser == run.normaliser
+            and other.schedule.to_dict() == run.schedule.to_dict() and other.classes == run.classes
+            and np.array_equal(other.ladder.sigmas, run.ladder.sigmas))  # fmt: skip
+    if not same:
+        raise ConfigError(f"{spec}: a weak model must be a {run.objective} run on the same points, with the same "
+                          "schedule, noise levels and classes as the run it guides")  # fmt: skip
+    return replace(model, guide=SamplingModel.of_run(other).model.to(model.device))
 
 
 def served_by(request: SampleRequest, run: Run | None) -> bool:

@@ -16,12 +16,47 @@ import torch
 
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.datasets import MAX_POINTS
-from diffvis.core.guidance import check_guidance
+from diffvis.core.guidance import check_guidance, check_interval
 from diffvis.core.registry import SamplerInfo, sampler_info
 from diffvis.core.validation import MAX_SEED
 from diffvis.errors import ConfigError
 
 DEFAULT_SAMPLER = "ddim"
+SNAPSHOT = "snapshot"  # ``guide_with`` = 'snapshot:STEP', the run's EMA weights at that step; 'snapshot' alone:
+# the half-way one (``training.WEAK_SHARE``), the best weak model of the guidance study (README)
+
+
+def snapshot_step(spec: str) -> int | None:
+    """The step of 'snapshot:STEP', None for 'snapshot' (the run's default weak model); ConfigError for any other
+    spelling of a snapshot."""
+    if spec == SNAPSHOT:
+        return None
+    step = spec.removeprefix(SNAPSHOT + ":")
+    if not (spec.startswith(SNAPSHOT + ":") and step.isdigit() and int(step) >= 1):
+        raise ConfigError(f"a snapshot is named {SNAPSHOT}:STEP with a whole STEP ≥ 1 (or {SNAPSHOT}), got {spec!r}")
+    return int(step)
+
+
+def is_snapshot(spec: str) -> bool:
+    return spec == SNAPSHOT or spec.startswith(SNAPSHOT + ":")
+
+
+def check_guide(spec) -> None:
+    """A weak model is 'snapshot', 'snapshot:STEP' (a whole STEP ≥ 1) or a run folder's path."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"--guide-with takes {SNAPSHOT}[:STEP] or a run folder, got {spec!r}")
+    if is_snapshot(spec):
+        snapshot_step(spec)
+
+
+def guide_text(spec: str) -> str:
+    """'snapshot 625', 'the half-way snapshot' or the run folder's name."""
+    from pathlib import Path
+
+    if not is_snapshot(spec):
+        return Path(spec).name
+    step = snapshot_step(spec)
+    return "the half-way snapshot" if step is None else f"snapshot {step}"
 
 
 EXACT_DENSITY = "density"  # ``exact``: the exact model of the distribution the data was drawn from
@@ -43,6 +78,8 @@ class SampleRequest:
     n: int = 2000
     seed: int = 0
     objective: str | None = None
+    interval: tuple[float, float] | None = None
+    guide_with: str | None = None
 
     def __post_init__(self) -> None:
         params = sampler_info(self.sampler).resolve(dict(self.params), self.objective)
@@ -57,8 +94,16 @@ class SampleRequest:
         elif self.label is not None and (isinstance(self.label, bool) or not isinstance(self.label, int)
                                          or self.label < 0):  # fmt: skip
             raise ConfigError(f"a class id is a whole number of 0 or more, got {self.label!r}")
-        if not self.conditional and self.guidance != 1.0:
-            raise ConfigError(f"guidance steers towards a class: choose one, or {ALL_CLASSES!r} for every class")
+        if not self.conditional and self.guidance != 1.0 and self.guide_with is None:
+            raise ConfigError(f"classifier-free guidance steers towards a class: choose one, or {ALL_CLASSES!r} for "
+                              "every class (or guide with a weaker model: --guide-with)")  # fmt: skip
+        if self.interval is not None:
+            check_interval(self.interval)
+            object.__setattr__(self, "interval", tuple(float(v) for v in self.interval))
+            if self.guidance == 1.0:
+                raise ConfigError("a guidance interval limits guidance: set a guidance scale w other than 1")
+        if self.guide_with is not None:
+            check_guide(self.guide_with)
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_POINTS:
             raise ConfigError(f"the number of samples must be a whole number from 1 to {MAX_POINTS:,}, got {self.n!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
@@ -95,8 +140,11 @@ class SampleRequest:
         return self if key is None else replace(self, params={**self.params, key: steps})
 
     def sampler_kwargs(self) -> dict:
-        """The keyword arguments of ``SamplingModel.sample``: the settings, the class and the guidance scale."""
-        return {**self.params, "label": self.label, **({"guidance": self.guidance} if self.conditional else {})}
+        """The keyword arguments of ``SamplingModel.sample``: the settings, the class, the guidance scale and its
+        interval (the weak model of autoguidance goes with the ``SamplingModel``)."""
+        guiding = {"guidance": self.guidance} if self.conditional or self.guide_with is not None else {}
+        return {**self.params, "label": self.label, **guiding,
+                **({"interval": self.interval} if self.interval is not None else {})}  # fmt: skip
 
     def noise(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Generator]:
         """The n × 2 starting noise and the generator, seeded with ``seed``, that the sampler goes on drawing from."""
@@ -121,8 +169,12 @@ class SampleRequest:
             text = "" if param.brief is None else param.brief(self.params[param.name])
             if text:
                 parts.append(text)
-        if self.conditional:
+        if self.conditional or self.guide_with is not None:
             parts.append(f"w={self.guidance:g}")
+        if self.interval is not None:
+            parts.append(f"σ∈({self.interval[0]:g}, {self.interval[1]:g}]")
+        if self.guide_with is not None:
+            parts.append(f"auto-guided by {guide_text(self.guide_with)}")
         return " ".join(parts) + self.exact_text
 
     @property

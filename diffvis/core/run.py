@@ -12,8 +12,8 @@ from diffvis.core.datasets import Normaliser
 from diffvis.core.exact import exact_model
 from diffvis.core.flow import LINEAR_PATH, SOURCES, draw_source, source_points
 from diffvis.core.gaussian_mixture import GaussianMixture
-from diffvis.core.guidance import guided
-from diffvis.core.models import ConditionalMLP, ModelConfig
+from diffvis.core.guidance import guided, noise_level
+from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.parametrization import as_eps_model
 from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.schedules import Schedule, SigmaLadder, max_pairwise_distance
@@ -43,10 +43,20 @@ class Run:
     quality: dict = field(default_factory=dict)
     classes: Classes | None = None
     source_points: np.ndarray | None = None
+    snapshots: dict[int, dict] = field(default_factory=dict)  # the EMA weights at earlier steps, by step
 
     @property
     def objective(self) -> str:
         return self.model_config.objective
+
+    def snapshot(self, step: int) -> ConditionalMLP:
+        """The EMA network as it was at ``step`` (one of ``snapshots``), or ConfigError naming the steps kept."""
+        if step not in self.snapshots:
+            kept = ", ".join(str(s) for s in sorted(self.snapshots)) or "none (a run trained before snapshots)"
+            raise ConfigError(f"the run keeps no snapshot of step {step}; it keeps {kept}")
+        net = build_model(self.model_config)
+        net.load_state_dict(self.snapshots[step])
+        return net.to(next(self.ema.parameters()).device).eval().requires_grad_(False)
 
     @classmethod
     def from_trainer(cls, trainer: Trainer, normaliser: Normaliser, data_info: dict) -> Run:
@@ -63,7 +73,15 @@ class Run:
             list(trainer.loss_history),
             classes=trainer.classes,
             source_points=trainer.source.cpu().numpy().astype(np.float64) if kept else None,
+            snapshots=dict(trainer.snapshots),
         )
+
+
+def sampled_network(run: Run, net: ConditionalMLP):
+    """``net`` (the run's EMA network or a snapshot of it) as its samplers drive it: a DDPM network seen as its
+    ε-predictor (``parametrization.as_eps_model``), any other as it is."""
+    prediction = run.model_config.prediction
+    return net if prediction is None else as_eps_model(net, run.schedule, prediction)
 
 
 def tables_of(objective: str, schedule: Schedule, ladder: SigmaLadder):
@@ -85,32 +103,37 @@ def sample(
     start: int | None = None,
     label=None,
     guidance: float = 1.0,
+    interval: tuple[float, float] | None = None,
+    guide=None,
     **params,
 ) -> Trajectory:
     """Run sampler ``sampler`` on ``model`` (an ε-model for 'ddpm', a score model for 'ncsn' and 'edm', a velocity
     model for 'flow'), guided towards class ``label`` (a dense id or one per point; None: unconditional) at scale
-    ``guidance`` (see ``guided``). ``params`` are the sampler's settings, checked against the registry and
-    completed with its defaults."""
+    ``guidance``, by classifier-free guidance or, given the weak model ``guide``, by autoguidance, in the noise
+    levels of ``interval`` (None: all; see ``guidance.guided``). ``params`` are the sampler's settings, checked
+    against the registry and completed with its defaults."""
     info = sampler_info(sampler)
     if objective not in info.objectives:
         raise ConfigError(f"the {sampler} sampler needs a {' or '.join(info.objectives)} model, but this one was "
                           f"trained for {objective}")  # fmt: skip
     common = {"generator": generator, "callback": callback, "normaliser": normaliser, "start": start}
-    model = guided(model, label, guidance)
-    traj = info.fn(model, x_T, tables_of(objective, schedule, ladder), **info.resolve(params, objective), **common)
+    tables = tables_of(objective, schedule, ladder)
+    model = guided(model, label, guidance, weak=guide, interval=interval, level=noise_level(tables))
+    traj = info.fn(model, x_T, tables, **info.resolve(params, objective), **common)
+    guiding = {"guidance": guidance} if guidance != 1.0 else {}
+    guiding.update({"interval": list(interval)} if interval is not None else {})
     if label is None:
-        return traj
+        return replace(traj, params={**traj.params, **guiding}) if guiding else traj
     labels = torch.as_tensor(label).expand(len(x_T)).cpu().numpy().astype(np.int64)
     which = int(label) if torch.as_tensor(label).ndim == 0 else "all"
-    return replace(traj, params={**traj.params, "class": which, "guidance": guidance}, labels=labels)
+    return replace(traj, params={**traj.params, "class": which, "guidance": guidance, **guiding}, labels=labels)
 
 
 @dataclass(frozen=True)
 class SamplingModel:
     """A model ready to sample from and to take scores of: a run's EMA network (a DDPM one seen as its ε-predictor,
     ``parametrization.as_eps_model``), or the exact denoiser (ddpm), exact score (ncsn, edm) or exact velocity
-    (flow) of a point set, with the tables and the normaliser that go with
-    it."""
+    (flow) of a point set, with the tables and the normaliser that go with it."""
 
     model: object
     objective: str
@@ -120,6 +143,7 @@ class SamplingModel:
     exact: bool = False
     classes: Classes | None = None
     source: torch.Tensor | None = None  # a flow run's source points (standardised); None: N(0, I)
+    guide: object | None = None  # autoguidance's weak model, of the same kind (``guidance.guided``); None: CFG
 
     @classmethod
     def of_run(cls, run: Run) -> SamplingModel:
@@ -129,9 +153,8 @@ class SamplingModel:
             if source is None and run.train_config.source in SOURCES:
                 source = source_points(run.train_config.source, run.normaliser)
         source = None if source is None else torch.as_tensor(source, dtype=torch.float32)
-        model = as_eps_model(run.ema, run.schedule, run.model_config.prediction) if run.objective == "ddpm" else run.ema
-        return cls(model, run.objective, run.schedule, run.ladder, run.normaliser, classes=run.classes,
-                   source=source)  # fmt: skip
+        return cls(sampled_network(run, run.ema), run.objective, run.schedule, run.ladder, run.normaliser,
+                   classes=run.classes, source=source)  # fmt: skip
 
     def starting_points(self, request) -> tuple[torch.Tensor, torch.Generator]:
         """The request's n starting points, standardised (its seeded N(0, I) noise, or for a flow run with a data
@@ -188,7 +211,7 @@ class SamplingModel:
         label = self.resolve_label(label, len(x_T))
         with torch.inference_mode():
             return sample(self.model, self.objective, sampler, x_T, schedule=self.schedule, ladder=self.ladder,
-                          normaliser=self.normaliser, label=label, **kwargs)  # fmt: skip
+                          normaliser=self.normaliser, label=label, guide=self.guide, **kwargs)  # fmt: skip
 
     def resolve_label(self, label, n: int):
         """A class choice as the sampler takes it (None: unconditional): None means ``ALL_CLASSES`` for a

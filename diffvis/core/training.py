@@ -182,6 +182,21 @@ class TrainControl:
         return self._cancelled.is_set()
 
 
+SNAPSHOT_SHARES = (16, 8, 4, 2)  # the EMA weights are kept at 1/16, 1/8, 1/4 and 1/2 of the steps
+WEAK_SHARE = 2  # autoguidance's default weak model: the snapshot half-way (the guidance study's best, README)
+
+
+def snapshot_steps(steps: int) -> tuple[int, ...]:
+    """The steps whose EMA weights a run keeps beside its final ones: weaker versions of the same model, which
+    autoguidance guides it with (``diffvis.core.guidance``); none below 16 steps."""
+    return tuple(steps // share for share in SNAPSHOT_SHARES) if steps >= 16 else ()
+
+
+def weak_step(steps: int) -> int:
+    """The step of autoguidance's default weak model for a run of ``steps`` steps."""
+    return steps // WEAK_SHARE
+
+
 def sigma_ladder(objective: str, sigma_max: float, cfg: TrainConfig) -> SigmaLadder:
     """The noise levels a model of ``objective`` is sampled over: EDM's ρ-spaced range (``edm.edm_ladder``), or
     for the others (NCSN's ladder) ``cfg.levels`` from ``sigma_max`` down to ``cfg.sigma_min`` geometrically."""
@@ -238,6 +253,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.loss_history: list[float] = []
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}  # the EMA weights at ``snapshot_steps``, on the CPU
         self._abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32, device=self.device)
         self._sigmas = torch.tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
         self.source = None if source is None else torch.as_tensor(source, dtype=torch.float32, device=self.device)
@@ -348,6 +364,8 @@ class Trainer:
         self.optimizer.step()
         self._update_ema()
         self.step += 1
+        if self.step in snapshot_steps(cfg.steps):
+            self.snapshots[self.step] = {k: v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
         return losses.detach(), k
 
     @torch.no_grad()

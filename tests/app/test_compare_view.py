@@ -181,7 +181,9 @@ def test_a_preset_sets_the_panels_their_count_and_class(key):
     model.label = UNCONDITIONAL
     seen = record(model)
     model.apply_preset(key)
-    assert model.preset == key and model.panel_count == len(PRESETS[key].requests) and model.label == ALL_CLASSES
+    named = PRESETS[key].requests[0].label  # a preset of one class (the guidance study) names it
+    assert model.preset == key and model.panel_count == len(PRESETS[key].requests)
+    assert model.label == (ALL_CLASSES if named is None else named)
     assert model.requests() == [asked(r, 50, 4) for r in PRESETS[key].requests]
     assert "label" in [name for name, _ in seen]  # announced
 
@@ -493,7 +495,7 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
     view.model.apply_preset("solvers")
     results = compute(view, qtbot)
     table, rows = view.table, len(results)
-    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 5 + len(TABLE_METRICS)
+    assert rows == 4 and table.rowCount() == rows + 1 and table.columnCount() == 8 + len(TABLE_METRICS)
     for row, r in enumerate(results):
         assert table.item(row, 0).text() == r.label
         assert int(table.item(row, 1).text()) == r.trajectory.nfe
@@ -514,7 +516,7 @@ def test_the_metrics_table_shows_every_panel_and_marks_the_best(window, qtbot):
         assert {r.metrics[name].floor for r in results} == {results[0].metrics[name].floor}
 
     assert (*METRICS, "w2") == TABLE_METRICS
-    npe, nll = table.columnCount() - 2, table.columnCount() - 1
+    npe, nll = table.columnCount() - 5, table.columnCount() - 4
     assert table.horizontalHeaderItem(npe).text() == "NPE"  # DDPM's trajectories have no path energy: an empty
     assert all(table.item(row, npe).text() == "" and not table.item(row, npe).font().bold() for row in range(rows))
     assert table.horizontalHeaderItem(nll).text() == "NLL (nats)"  # an ODE solver's held-out NLL, others empty
@@ -954,7 +956,7 @@ def test_the_objectives_preset_compares_the_sessions_runs_and_says_which_is_miss
     results = compute(view, qtbot)
     assert [r.label for r in results] == ["Euler S=2 · ddpm", "Euler S=2 · flow (independent)",
                                           "Euler S=2 · flow reflowed ×1"]  # fmt: skip
-    npe = view.table.columnCount() - 2
+    npe = view.table.columnCount() - 5
     assert view.table.item(0, npe).text() == ""
     assert [float(view.table.item(row, npe).text()) for row in (1, 2)] == pytest.approx(
         [results[1].npe, results[2].npe], rel=5e-3)  # fmt: skip

@@ -229,7 +229,8 @@ def test_score_view_of_a_trained_run_differs_from_the_exact_field(window, qtbot,
     view.timeline.slider.setValue(k)
     t = int(series.times[k])
     run = load_run(runs["ddpm"])
-    learned = score_field(ddpm_score(run.ema, run.schedule, t), run.normaliser, padded_extent(points), 8)
+    learned = score_field(ddpm_score(SamplingModel.of_run(run).model, run.schedule, t), run.normaliser,
+                          padded_extent(points), 8)  # fmt: skip
     np.testing.assert_allclose(view.quiver.vectors, learned.vectors.reshape(-1, 2), rtol=1e-4, atol=1e-6)
     exact = exact_ddpm_field(points, t, 8).vectors
     np.testing.assert_allclose(series.exact[k], exact, rtol=1e-5, atol=1e-9)
@@ -568,7 +569,7 @@ def test_new_snapshot_recomputes_a_visible_view_and_marks_a_hidden_one_stale(win
         window.state.add_preview(100, samples, run)
     second = view.model.trajectory
     assert second is not first and not view.stale
-    assert view.result.model.model is run.ema
+    assert view.result.model.model.net is run.ema  # seen as ε (the default predicts v)
     alone = sample_request(SamplingModel.of_run(run), SampleRequest("ddim", {"steps": 5}, n=20))
     np.testing.assert_allclose(second.frames, alone.frames, rtol=1e-5, atol=1e-5)
     assert not np.allclose(second.frames[-1], first.frames[-1], atol=1e-3)

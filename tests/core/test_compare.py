@@ -119,7 +119,8 @@ def test_every_preset_builds_valid_panels(key):
     assert title and 2 <= len(specs) <= 6 and len(PRESETS[key].roles) in (0, len(specs))
     for spec in specs:
         assert isinstance(spec, SampleRequest)
-        again = SampleRequest(spec.sampler, dict(spec.params), spec.exact, spec.label, spec.guidance)
+        again = SampleRequest(spec.sampler, dict(spec.params), spec.exact, spec.label, spec.guidance,
+                              interval=spec.interval, guide_with=spec.guide_with)  # fmt: skip
         assert again == spec  # validates again
         assert spec.label_text.startswith(spec.family.split(" · ")[0].split(" ")[0])
         if spec.sampler != "ddpm":
@@ -158,7 +159,7 @@ def test_panel_model_uses_a_run_of_the_samplers_kind(points, schedule, runs):
     ddpm, ncsn = runs["ddpm"], runs["ncsn"]
     spec = SampleRequest("ddim", {"steps": 10})
     model, label = request_model(spec, ddpm, points, schedule)
-    assert not model.exact and model.model is ddpm.ema and label == "DDIM S=10 η=0"
+    assert not model.exact and model.model.net is ddpm.ema and label == "DDIM S=10 η=0"  # seen as ε (v-prediction)
     assert model.normaliser == ddpm.normaliser and model.schedule is ddpm.schedule
 
     model, label = request_model(SampleRequest("langevin", {"steps_per_level": 20}), ncsn, points, schedule)

@@ -462,7 +462,9 @@ def test_a_conditional_model_samples_every_class_by_default(exact_ddpm, moons):
 @pytest.mark.parametrize("exact", [True, False])
 def test_a_class_id_the_model_does_not_have_is_refused(exact_ddpm, exact):
     net = build_model(ModelConfig(num_classes=2, **SMALL)).eval()
-    model = exact_ddpm if exact else SamplingModel.of_run(_FakeRun(net, exact_ddpm))
+    model = (
+        exact_ddpm if exact else SamplingModel.of_run(_FakeRun(net, exact_ddpm, ModelConfig(num_classes=2, **SMALL)))
+    )
     with pytest.raises(ConfigError):
         model.sample("ddim", torch.zeros(4, 2), label=2, steps=2)
 
@@ -470,8 +472,8 @@ def test_a_class_id_the_model_does_not_have_is_refused(exact_ddpm, exact):
 class _FakeRun:
     """The fields SamplingModel.of_run reads, for a fresh network and the exact model's tables."""
 
-    def __init__(self, net, like: SamplingModel):
-        self.ema, self.objective, self.classes = net, "ddpm", like.classes
+    def __init__(self, net, like: SamplingModel, config: ModelConfig):
+        self.ema, self.objective, self.classes, self.model_config = net, "ddpm", like.classes, config
         self.schedule, self.ladder, self.normaliser = like.schedule, like.ladder, like.normaliser
 
 

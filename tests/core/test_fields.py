@@ -10,6 +10,7 @@ from diffvis.core.datasets import Normaliser, make_dataset
 from diffvis.core.exact import ExactNoisePredictor, ExactScore
 from diffvis.core.fields import ddpm_score, ncsn_score, score_field
 from diffvis.core.models import ModelConfig
+from diffvis.core.parametrization import as_eps_model
 from diffvis.core.pipeline import make_trainer
 from diffvis.core.schedules import Schedule
 from diffvis.core.training import TrainConfig
@@ -67,6 +68,7 @@ def test_learned_field_approaches_the_exact_one_at_high_noise(objective):
     trainer.run()
     model, std_points = trainer.ema_model(), torch.tensor(norm.to_std(data), dtype=torch.float32)
     if objective == "ddpm":
+        model = as_eps_model(model, trainer.schedule, trainer.model_config.prediction)  # the default predicts v
         exact_model = ExactNoisePredictor(std_points, trainer.schedule)
         learned, exact = ddpm_score(model, trainer.schedule, 700), ddpm_score(exact_model, trainer.schedule, 700)
     else:

@@ -26,6 +26,7 @@ from diffvis.core.compare import (
     LAB_RUN,
     METRIC_POINTS,
     PRESETS,
+    STUDY_INTERVAL,
     PanelResult,
     Reference,
     RunRole,
@@ -37,7 +38,7 @@ from diffvis.core.compare import (
 from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.progress import ReportProgress
-from diffvis.core.request import EXACT_DENSITY, SampleRequest
+from diffvis.core.request import EXACT_DENSITY, SNAPSHOT, SampleRequest
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
 
@@ -52,15 +53,23 @@ def panel_frame(progress: int, frames: int) -> int:
     return round(progress / PROGRESS_FRAMES * (frames - 1))
 
 
+GUIDES = (("classifier-free", None, None),
+          (f"classifier-free in σ ∈ ({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}]", STUDY_INTERVAL, None),
+          ("autoguidance by the half-way snapshot", None, SNAPSHOT))  # (title, interval, guide_with) # fmt: skip
+
+
 @dataclass(frozen=True)
 class Panel:
     """One panel's own settings: ``request`` names the sampler, its settings and the model (its class, points and
-    seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for, ``role`` the
-    run it samples (the lab's, or the newest of another kind: see ``RunRole``)."""
+    seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for or a weak model
+    guides, ``role`` the run it samples (the lab's, or the newest of another kind: see ``RunRole``), ``interval``
+    and ``guide_with`` how it guides (``SampleRequest``; one of ``GUIDES`` in the app)."""
 
     request: SampleRequest
     guidance: float = 1.0
     role: RunRole = LAB_RUN
+    interval: tuple[float, float] | None = None
+    guide_with: str | None = None
 
     def __post_init__(self) -> None:
         check_guidance(self.guidance)
@@ -69,16 +78,21 @@ class Panel:
 
     @classmethod
     def of(cls, request: SampleRequest, role: RunRole = LAB_RUN) -> Panel:
-        return cls(request, request.guidance, role)
+        return cls(request, request.guidance, role, request.interval, request.guide_with)
 
     def asked(self, label, n: int, seed: int) -> SampleRequest:
         """The panel's request of ``n`` points from ``seed`` for class ``label``: None is the model's default, and so
-        is 'all' at w = 1 (every class in proportion); UNCONDITIONAL is f(x, t, ∅); otherwise guided at w."""
+        is 'all' at w = 1 (every class in proportion); UNCONDITIONAL is f(x, t, ∅); otherwise guided at w (by the
+        weak model, when the panel has one, whatever the class; in its interval, when it has one and w ≠ 1)."""
         choice = {}
         if label == UNCONDITIONAL:
             choice = {"label": label}
         elif label is not None and (label != ALL_CLASSES or self.guidance != 1.0):
             choice = {"label": label, "guidance": self.guidance}
+        if self.guide_with is not None:
+            choice.update(guidance=self.guidance, guide_with=self.guide_with)
+        if self.interval is not None and choice.get("guidance", 1.0) != 1.0:
+            choice["interval"] = self.interval
         return replace(self.request, n=n, seed=seed, **choice)
 
 

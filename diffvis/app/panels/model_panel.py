@@ -22,7 +22,8 @@ from diffvis.app.views.class_controls import compact_combo
 from diffvis.core.coupling import COUPLINGS
 from diffvis.core.datasets import DATASETS
 from diffvis.core.flow import SOURCES
-from diffvis.core.models import ACTIVATIONS, ModelConfig
+from diffvis.core.models import ACTIVATIONS, DEFAULT_PREDICTION, PREDICTING, ModelConfig
+from diffvis.core.parametrization import PREDICTION_TITLES, PREDICTIONS
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.schedules import MAX_T, MIN_T, SCHEDULE_KINDS
 from diffvis.core.training import TrainConfig
@@ -40,6 +41,12 @@ class ModelPanel(QGroupBox):
         for info in OBJECTIVES.values():
             self.objective.addItem(info.title, info.name)
             self.objective.setItemData(self.objective.count() - 1, f"{info.paper}: predicts {info.predicts}", 3)
+        self.prediction = QComboBox()
+        for name in PREDICTIONS:
+            self.prediction.addItem(PREDICTION_TITLES[name], name)
+        self.prediction.setToolTip("DDPM: what the network predicts; ε-prediction flings a few samples far off "
+                                   "from far-out noise (ε̂'s error is amplified 1/√ᾱ_t ≈ 160× in x̂₀), v does "
+                                   "not")  # fmt: skip
         self.schedule = QComboBox()
         self.schedule.addItems(SCHEDULE_KINDS)
         self.timesteps = QSpinBox(minimum=MIN_T, maximum=MAX_T, value=t.timesteps, singleStep=100)
@@ -64,7 +71,8 @@ class ModelPanel(QGroupBox):
         self.coupling.addItems(COUPLINGS)
         self.coupling.setToolTip("flow matching: how each batch pairs source and data points, independently (I-CFM) "
                                  "or by minibatch optimal transport (OT-CFM: straighter paths)")  # fmt: skip
-        for combo in (self.objective, self.schedule, self.activation, self.device, self.source, self.coupling):
+        for combo in (self.objective, self.prediction, self.schedule, self.activation, self.device, self.source,
+                      self.coupling):  # fmt: skip
             compact_combo(combo, 8)  # a narrow panel elides 'NCSN (denoising score matching)' or a GPU's name
         self.conditional = QCheckBox("condition on classes", checked=t.conditional)
         self.conditional.setToolTip("labelled data (two classes or more) trains one network for ε(x, t, class) and, "
@@ -77,7 +85,8 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout(self)
         for label, widget in [
-            ("Objective", self.objective), ("Source", self.source), ("Coupling", self.coupling),
+            ("Objective", self.objective), ("Prediction", self.prediction), ("Source", self.source),
+            ("Coupling", self.coupling),
             ("Schedule", self.schedule), ("Timesteps T", self.timesteps),
             ("Width", self.width), ("Depth", self.depth), ("Activation", self.activation),
             ("Learning rate", self.lr), ("Batch size", self.batch), ("Steps", self.steps), ("Seed", self.seed),
@@ -85,7 +94,8 @@ class ModelPanel(QGroupBox):
         ]:  # fmt: skip
             form.addRow(label, widget)
         form.addRow(self.error)
-        for combo in (self.objective, self.schedule, self.activation, self.device, self.source, self.coupling):
+        for combo in (self.objective, self.prediction, self.schedule, self.activation, self.device, self.source,
+                      self.coupling):  # fmt: skip
             combo.currentIndexChanged.connect(self.apply)
         for spin in (self.timesteps, self.width, self.depth, self.lr, self.batch, self.steps, self.seed, self.p_uncond):
             spin.valueChanged.connect(self.apply)
@@ -102,10 +112,11 @@ class ModelPanel(QGroupBox):
             return
         widgets = [self.objective, self.schedule, self.timesteps, self.width, self.depth, self.activation, self.lr,
                    self.batch, self.steps, self.seed, self.device, self.conditional, self.p_uncond, self.source,
-                   self.coupling]  # fmt: skip
+                   self.coupling, self.prediction]  # fmt: skip
         for w in widgets:
             w.blockSignals(True)
         self.objective.setCurrentIndex(max(0, self.objective.findData(m.objective)))
+        self.prediction.setCurrentIndex(max(0, self.prediction.findData(m.prediction or DEFAULT_PREDICTION)))
         self.schedule.setCurrentText(t.schedule)
         self.activation.setCurrentText(m.activation)
         self.device.setCurrentIndex(max(0, self.device.findData(t.device)))
@@ -125,8 +136,11 @@ class ModelPanel(QGroupBox):
 
     def apply(self) -> None:
         """Validate the widgets' values and write them to the state; show the reason when they do not fit. Source and
-        coupling are offered, and written, only for an objective that transports (the defaults otherwise)."""
+        coupling are offered, and written, only for an objective that transports (the defaults otherwise), the
+        prediction only for DDPM."""
         transports = OBJECTIVES[self.objective.currentData()].transports
+        predicts = self.objective.currentData() == PREDICTING
+        self.prediction.setEnabled(predicts)
         self.source.setEnabled(transports)
         self.coupling.setEnabled(transports)
         flow = {"source": self.source.currentData(), "coupling": self.coupling.currentText()} if transports else {}
@@ -134,6 +148,7 @@ class ModelPanel(QGroupBox):
             model = ModelConfig(
                 objective=self.objective.currentData(), width=self.width.value(), depth=self.depth.value(),
                 activation=self.activation.currentText(),
+                prediction=self.prediction.currentData() if predicts else None,
             )  # fmt: skip
             train = TrainConfig(
                 steps=self.steps.value(), batch=self.batch.value(), lr=self.lr.value(), seed=self.seed.value(),

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffvis.app.models.compare import (
+    GUIDES,
     MAX_PANELS,
     MIN_PANELS,
     PROGRESS_FRAMES,
@@ -101,20 +102,32 @@ class PanelEditor(QGroupBox):
                                      f"or the newest run of this session of a kind\n{DENSITY_TIP}")  # fmt: skip
         compact_combo(self.model_choice, 8)
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
-        self.guidance.setToolTip("classifier-free guidance scale, when the view samples a class")
+        self.guidance.setToolTip("guidance scale w: classifier-free when the view samples a class, or "
+                                 "autoguidance's")  # fmt: skip
+        self.guide = QComboBox()
+        for title, _, _ in GUIDES:
+            self.guide.addItem(title)
+        self.guide.setToolTip("how w guides: classifier-free (Ho & Salimans 2021), only in an interval of noise "
+                              "levels (Kynkäänniemi et al. 2024), or by a weaker version of the run itself, its EMA "
+                              "weights half-way through training (autoguidance, Karras et al. 2024)")  # fmt: skip
+        compact_combo(self.guide, 8)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.controls.combo, 0, 0)
         grid.addWidget(self.model_choice, 0, 1)
         grid.addWidget(self.guidance, 0, 2)
-        grid.addWidget(self.controls.pages, 1, 0, 1, 3)
+        grid.addWidget(self.guide, 0, 3)
+        grid.addWidget(self.controls.pages, 1, 0, 1, 4)
         grid.setColumnStretch(0, 1)
-        for signal in (self.controls.changed, self.model_choice.currentIndexChanged, self.guidance.valueChanged):
+        for signal in (self.controls.changed, self.model_choice.currentIndexChanged, self.guidance.valueChanged,
+                       self.guide.currentIndexChanged):  # fmt: skip
             signal.connect(lambda *_: self.changed.emit())
 
     def panel(self) -> Panel:
         _, role, exact = self.choices[self.model_choice.currentIndex()]
-        return Panel(SampleRequest(self.controls.sampler, self.controls.params(), exact), self.guidance.value(), role)
+        _, interval, guide_with = GUIDES[self.guide.currentIndex()]
+        request = SampleRequest(self.controls.sampler, self.controls.params(), exact)
+        return Panel(request, self.guidance.value(), role, interval, guide_with)
 
     def set_panel(self, panel: Panel) -> None:
         """Show ``panel`` (silently: a half-shown panel is never written back)."""
@@ -123,6 +136,8 @@ class PanelEditor(QGroupBox):
             self.controls.set_sampler(panel.request.sampler, panel.request.params)
             self.model_choice.setCurrentIndex(chosen)
             self.guidance.setValue(panel.guidance)
+            guides = [(interval, guide_with) for _, interval, guide_with in GUIDES]
+            self.guide.setCurrentIndex(guides.index((panel.interval, panel.guide_with)))
 
 
 class ComparePanel:
@@ -249,14 +264,18 @@ class CompareView(SceneView):
         return editors
 
     def _build_bottom(self) -> QTabWidget:
-        self.table = QTableWidget(0, 5 + len(METRICS))
+        self.table = QTableWidget(0, 8 + len(METRICS))
         self.table.setHorizontalHeaderLabels(["panel", "NFE", "time (s)", *(METRIC_TITLES[m] for m in METRICS), "NPE",
-                                              "NLL (nats)"])  # fmt: skip
+                                              "NLL (nats)", "in class support", "class recall",
+                                              "class NLL (nats)"])  # fmt: skip
         self.table.setToolTip("each metric against one fresh draw of the data, with its ratio to the floor (the same "
                               "metric between two fresh draws); the best of each column is highlighted. NPE: a flow's "
                               "normalised path energy, 0 for straight optimal-transport paths. NLL: for an ODE solver, "
                               f"the mean negative log-likelihood of {NLL_POINTS:,} fresh points under the density the "
-                              "model defines through that solver, ± its standard error")  # fmt: skip
+                              "model defines through that solver, ± its standard error. For one class of data of known "
+                              "density (tree, gmm8, grid25): the share of samples inside the region holding 99 % of "
+                              "the class's mass, NN recall against a fresh draw of the class (× its floor), and the "
+                              "samples' mean −log p(x | class), beside the class's entropy")  # fmt: skip
         self.bottom = QTabWidget()
         self.bottom.addTab(self.table, "Metrics")
         self.bottom.addTab(self.sweep, "Quality vs NFE")
@@ -434,6 +453,8 @@ class CompareView(SceneView):
         columns += [[r.metrics[m].value if m in r.metrics else np.inf for r in results] for m in METRICS]
         columns.append([np.inf if r.npe is None else r.npe for r in results])
         columns.append([np.inf if r.nll is None else r.nll[0] for r in results])
+        columns.append([np.inf if r.class_fit is None else -r.class_fit.in_support for r in results])  # most is best
+        columns.append([np.inf if r.class_fit is None else r.class_fit.recall.ratio for r in results])
         for row, r in enumerate(results):
             cells = [r.label, f"{r.trajectory.nfe}", f"{r.seconds:.3f}"]
             cells += [
@@ -441,6 +462,9 @@ class CompareView(SceneView):
             ]
             cells.append("" if r.npe is None else f"{r.npe:.3g}")
             cells.append("" if r.nll is None else f"{r.nll[0]:.3f} ± {r.nll[1]:.3f}")
+            fit = r.class_fit
+            cells += ["", "", ""] if fit is None else [f"{100 * fit.in_support:.1f} %", f"{fit.recall.ratio:.2f}×",
+                                                       f"{fit.nll:.2f} (entropy {fit.entropy:.2f})"]  # fmt: skip
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         floor = results[0].metrics

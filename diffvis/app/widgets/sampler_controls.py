@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QSpinBox,
     QStackedWidget,
@@ -105,25 +105,29 @@ def editor_changed(editor: QWidget):
     return editor.valueChanged
 
 
+PER_ROW = 4  # settings side by side: EDM's six take two rows, so a view stays narrow enough for a 1024 px window
+
+
 class SamplerSettings(QWidget):
-    """One sampler's row of editors."""
+    """One sampler's editors, ``PER_ROW`` to a row."""
 
     def __init__(self, info: SamplerInfo, parent=None):
         super().__init__(parent)
         self.info = info
         self.editors: dict[str, QWidget] = {}
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for param in info.params:
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for i, param in enumerate(info.params):
             editor = self.editors[param.name] = param_editor(param)
+            row, col = divmod(i, PER_ROW)
             if param.kind is not bool:
                 label = QLabel(param.symbol or param.name.replace("_", " "))
                 label.setToolTip(param.describe())
-                row.addWidget(label)
-            row.addWidget(editor)
+                grid.addWidget(label, row, 2 * col)
+            grid.addWidget(editor, row, 2 * col + 1)
         if not info.params:
-            row.addWidget(QLabel("(no settings)"))
-        row.addStretch(1)
+            grid.addWidget(QLabel("(no settings)"), 0, 0)
+        grid.setColumnStretch(2 * PER_ROW, 1)
 
     def params(self) -> dict:
         return {name: editor_value(editor) for name, editor in self.editors.items()}
