@@ -82,6 +82,28 @@ class Preset:
 
 R = SampleRequest
 STUDY_W, STUDY_INTERVAL = 3.0, (0.1, 2.0)  # the guidance study's w and interval (README, "Guidance")
+GUIDES = (
+    ("classifier-free", None, None),
+    (f"classifier-free in σ ∈ ({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}]", STUDY_INTERVAL, None),
+    ("autoguidance by the half-way snapshot", None, SNAPSHOT),
+)  # the app's choices: (title, interval, guide_with)
+
+
+def guide_index(interval, guide_with) -> int:
+    """The entry of ``GUIDES`` for a request's (interval, guide_with); 0 (classifier-free) for any other."""
+    pairs = [(i, g) for _, i, g in GUIDES]
+    return pairs.index((interval, guide_with)) if (interval, guide_with) in pairs else 0
+
+
+def with_guide_choice(request: SampleRequest, index: int, guidance: float) -> SampleRequest:
+    """``request`` guided as entry ``index`` of ``GUIDES`` says at scale ``guidance``: towards its class when it
+    asks for one, or by the weak model whatever the class; in the interval only where w ≠ 1."""
+    _, interval, guide_with = GUIDES[index]
+    if request.conditional or guide_with is not None:
+        request = replace(request, guidance=guidance, guide_with=guide_with)
+    return replace(request, interval=interval) if interval is not None and request.guidance != 1.0 else request
+
+
 EULER_2 = R("euler", {"steps": 2})
 FEW_STEPS = (1, 2, 4, 8)
 PRESETS: dict[str, Preset] = {

@@ -23,22 +23,24 @@ import numpy as np
 from diffvis.app.models.scene import SceneModel, lab_schedule
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import (
+    GUIDES,
     LAB_RUN,
     METRIC_POINTS,
     PRESETS,
-    STUDY_INTERVAL,
     PanelResult,
     Reference,
     RunRole,
     SweepPoint,
     compare,
+    guide_index,
     parse_step_counts,
     sweep,
+    with_guide_choice,
 )
 from diffvis.core.datasets import MAX_POINTS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.progress import ReportProgress
-from diffvis.core.request import EXACT_DENSITY, SNAPSHOT, SampleRequest
+from diffvis.core.request import EXACT_DENSITY, SampleRequest
 from diffvis.core.sources import fresh_draw
 from diffvis.errors import ConfigError
 
@@ -53,47 +55,39 @@ def panel_frame(progress: int, frames: int) -> int:
     return round(progress / PROGRESS_FRAMES * (frames - 1))
 
 
-GUIDES = (("classifier-free", None, None),
-          (f"classifier-free in σ ∈ ({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}]", STUDY_INTERVAL, None),
-          ("autoguidance by the half-way snapshot", None, SNAPSHOT))  # (title, interval, guide_with) # fmt: skip
-
-
 @dataclass(frozen=True)
 class Panel:
     """One panel's own settings: ``request`` names the sampler, its settings and the model (its class, points and
     seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for or a weak model
-    guides, ``role`` the run it samples (the lab's, or the newest of another kind: see ``RunRole``), ``interval``
-    and ``guide_with`` how it guides (``SampleRequest``; one of ``GUIDES`` in the app)."""
+    guides, ``role`` the run it samples (the lab's, or the newest of another kind: see ``RunRole``), ``guide`` how
+    it guides (an entry of ``GUIDES``)."""
 
     request: SampleRequest
     guidance: float = 1.0
     role: RunRole = LAB_RUN
-    interval: tuple[float, float] | None = None
-    guide_with: str | None = None
+    guide: int = 0
 
     def __post_init__(self) -> None:
         check_guidance(self.guidance)
+        if not 0 <= self.guide < len(GUIDES):
+            raise ConfigError(f"a panel guides as one of {len(GUIDES)} choices, got {self.guide!r}")
         bare = SampleRequest(self.request.sampler, self.request.params, self.request.exact)
         object.__setattr__(self, "request", bare)
 
     @classmethod
     def of(cls, request: SampleRequest, role: RunRole = LAB_RUN) -> Panel:
-        return cls(request, request.guidance, role, request.interval, request.guide_with)
+        return cls(request, request.guidance, role, guide_index(request.interval, request.guide_with))
 
     def asked(self, label, n: int, seed: int) -> SampleRequest:
         """The panel's request of ``n`` points from ``seed`` for class ``label``: None is the model's default, and so
-        is 'all' at w = 1 (every class in proportion); UNCONDITIONAL is f(x, t, ∅); otherwise guided at w (by the
-        weak model, when the panel has one, whatever the class; in its interval, when it has one and w ≠ 1)."""
+        is 'all' at w = 1 (every class in proportion); UNCONDITIONAL is f(x, t, ∅); otherwise guided at w as its
+        ``guide`` says (``with_guide_choice``)."""
         choice = {}
         if label == UNCONDITIONAL:
             choice = {"label": label}
         elif label is not None and (label != ALL_CLASSES or self.guidance != 1.0):
             choice = {"label": label, "guidance": self.guidance}
-        if self.guide_with is not None:
-            choice.update(guidance=self.guidance, guide_with=self.guide_with)
-        if self.interval is not None and choice.get("guidance", 1.0) != 1.0:
-            choice["interval"] = self.interval
-        return replace(self.request, n=n, seed=seed, **choice)
+        return with_guide_choice(replace(self.request, n=n, seed=seed, **choice), self.guide, self.guidance)
 
 
 @dataclass(frozen=True)

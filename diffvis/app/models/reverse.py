@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffvis.app.models.scene import SampledScene, lab_schedule, nan_separated
-from diffvis.core.compare import METRIC_POINTS
+from diffvis.core.compare import GUIDES, METRIC_POINTS, guide_index, with_guide_choice
 from diffvis.core.datasets import DATASETS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
@@ -25,6 +25,7 @@ from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.sources import fresh_sets
 from diffvis.core.trajectory import Trajectory
+from diffvis.errors import ConfigError
 
 MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
 FRESH_SEED = 77_777  # the fresh draw whose share within that distance is what chance gives (dense data)
@@ -54,19 +55,22 @@ def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
 
 class ReverseModel(SampledScene):
     """``request``: the sampler and its settings, the trained or exact model, the points and the seed (its class
-    is ``label``: None, ``ALL_CLASSES``, ``UNCONDITIONAL`` or a class id; ``guidance`` is the scale w towards it);
-    ``trails``: how many points draw their path; ``show_x0``, ``show_density``: the overlays."""
+    is ``label``: None, ``ALL_CLASSES``, ``UNCONDITIONAL`` or a class id; ``guidance`` is the scale w towards it,
+    ``guide`` how it guides, an entry of ``GUIDES``); ``trails``: how many points draw their path; ``show_x0``,
+    ``show_density``: the overlays."""
 
-    FIELDS = {**SampledScene.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "trails": 30,
-              "show_x0": False, "show_density": False}  # fmt: skip
+    FIELDS = {**SampledScene.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "guide": 0,
+              "trails": 30, "show_x0": False, "show_density": False}  # fmt: skip
 
     def __setattr__(self, name: str, value) -> None:
         if name == "request":
-            value = replace(value, label=None, guidance=1.0)
+            value = replace(value, label=None, guidance=1.0, interval=None, guide_with=None)
         elif name == "label":
             SampleRequest(label=value)  # refuses what is not a class
         elif name == "guidance":
             check_guidance(value)
+        elif name == "guide" and not (isinstance(value, int) and 0 <= value < len(GUIDES)):
+            raise ConfigError(f"guide is one of {len(GUIDES)} choices, got {value!r}")
         super().__setattr__(name, value)
 
     def frames_of(self, result: Sampled) -> int:
@@ -77,14 +81,22 @@ class ReverseModel(SampledScene):
         return None if self.result is None else self.result.trajectory
 
     def full_request(self) -> SampleRequest:
-        """What is sampled: ``request`` for the class ``label``, guided at w when a class is asked for."""
-        request = replace(self.request, label=self.label)
-        return replace(request, guidance=self.guidance) if request.conditional else request
+        """What is sampled: ``request`` for the class ``label``, guided at w as ``guide`` says when a class is asked
+        for or a weak model guides (``compare.with_guide_choice``)."""
+        return with_guide_choice(replace(self.request, label=self.label), self.guide, self.guidance)
+
+    @property
+    def guides(self) -> bool:
+        """True when w acts: a class is asked for, or a weak model guides."""
+        request = self.full_request()
+        return request.conditional or request.guide_with is not None
 
     def set_request(self, request: SampleRequest) -> None:
-        """Sample ``request``: its settings, class and guidance (w stays as it was when it asks for no class)."""
-        self.update(request=request, label=request.label,
-                    guidance=request.guidance if request.conditional else self.guidance)  # fmt: skip
+        """Sample ``request``: its settings, class, guidance and how it guides (w stays as it was when it asks for
+        no class and no weak model)."""
+        guided = request.conditional or request.guide_with is not None
+        self.update(request=request, label=request.label, guidance=request.guidance if guided else self.guidance,
+                    guide=guide_index(request.interval, request.guide_with))  # fmt: skip
 
     def work(self, state) -> Callable[[ReportProgress], Sampled]:
         run, request, data = state.model_run, self.full_request(), state.data

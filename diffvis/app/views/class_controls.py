@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL, Classes
+from diffvis.core.compare import GUIDES
 
 W_STEPS_PER_UNIT = 10  # the slider moves w in steps of 0.1
 MAX_W = 10
@@ -153,6 +154,20 @@ class ClassPicker(QComboBox):
         if self.label is None and self.classes is not None:
             return UNCONDITIONAL
         return self.label
+
+
+def guide_combo() -> QComboBox:
+    """How the guidance scale w guides: one of the core's ``GUIDES`` (classifier-free; classifier-free in an
+    interval of noise levels; autoguidance by the run's half-way snapshot)."""
+    combo = QComboBox()
+    for title, _, _ in GUIDES:
+        combo.addItem(title)
+    combo.setToolTip("how w guides: classifier-free (Ho & Salimans 2021), only in an interval of noise levels "
+                     "(Kynkäänniemi et al. 2024), or by a weaker version of the run itself, its EMA weights half-way "
+                     "through training (autoguidance, Karras et al. 2024; any run, with or without "
+                     "classes)")  # fmt: skip
+    compact_combo(combo, 8)
+    return combo
 
 
 class GuidanceSlider(QWidget):

@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
 )
 
 from diffvis.app.models.compare import (
-    GUIDES,
     MAX_PANELS,
     MIN_PANELS,
     PROGRESS_FRAMES,
@@ -46,7 +45,7 @@ from diffvis.app.models.compare import (
 )
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo
+from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo, guide_combo
 from diffvis.app.views.sampling_widgets import DENSITY_TIP, offer_density
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
@@ -104,13 +103,7 @@ class PanelEditor(QGroupBox):
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
         self.guidance.setToolTip("guidance scale w: classifier-free when the view samples a class, or "
                                  "autoguidance's")  # fmt: skip
-        self.guide = QComboBox()
-        for title, _, _ in GUIDES:
-            self.guide.addItem(title)
-        self.guide.setToolTip("how w guides: classifier-free (Ho & Salimans 2021), only in an interval of noise "
-                              "levels (Kynkäänniemi et al. 2024), or by a weaker version of the run itself, its EMA "
-                              "weights half-way through training (autoguidance, Karras et al. 2024)")  # fmt: skip
-        compact_combo(self.guide, 8)
+        self.guide = guide_combo()
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.controls.combo, 0, 0)
@@ -125,9 +118,8 @@ class PanelEditor(QGroupBox):
 
     def panel(self) -> Panel:
         _, role, exact = self.choices[self.model_choice.currentIndex()]
-        _, interval, guide_with = GUIDES[self.guide.currentIndex()]
         request = SampleRequest(self.controls.sampler, self.controls.params(), exact)
-        return Panel(request, self.guidance.value(), role, interval, guide_with)
+        return Panel(request, self.guidance.value(), role, self.guide.currentIndex())
 
     def set_panel(self, panel: Panel) -> None:
         """Show ``panel`` (silently: a half-shown panel is never written back)."""
@@ -136,8 +128,7 @@ class PanelEditor(QGroupBox):
             self.controls.set_sampler(panel.request.sampler, panel.request.params)
             self.model_choice.setCurrentIndex(chosen)
             self.guidance.setValue(panel.guidance)
-            guides = [(interval, guide_with) for _, interval, guide_with in GUIDES]
-            self.guide.setCurrentIndex(guides.index((panel.interval, panel.guide_with)))
+            self.guide.setCurrentIndex(panel.guide)
 
 
 class ComparePanel:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QPushButton, QSpinBox
 from diffvis.app.models.reverse import ReverseModel, Sampled
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, guide_combo
 from diffvis.app.views.class_table import ClassTable
 from diffvis.app.views.probes import ProbeLayer
 from diffvis.app.views.scene_view import SceneView
@@ -43,9 +43,10 @@ class ReverseView(SceneView):
         self.clear_probes = QPushButton("Clear probes")
         self.class_picker = ClassPicker()
         self.guidance = GuidanceSlider()
+        self.guide = guide_combo()
         for label, widget in [("Trails", self.trails), ("Class", self.class_picker), ("Guidance", self.guidance),
-                              ("", self.compute_button), ("", self.show_x0), ("", self.show_density),
-                              ("", self.clear_probes)]:  # fmt: skip
+                              ("Guide", self.guide), ("", self.compute_button), ("", self.show_x0),
+                              ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
             self.add_setting(label, widget, columns_per_row=3)
         self.class_table = ClassTable()
         self.layout().insertWidget(2, self.class_table)
@@ -71,6 +72,7 @@ class ReverseView(SceneView):
             self.class_picker.currentIndexChanged, lambda: setattr(model, "label", self.class_picker.request_label)
         )
         self.write(self.guidance.settled, lambda: setattr(model, "guidance", self.guidance.w))
+        self.write(self.guide.currentIndexChanged, lambda: setattr(model, "guide", self.guide.currentIndex()))
         self.clear_probes.clicked.connect(model.clear_probes)
         state.model_changed.connect(self._refresh_classes)
         state.data_changed.connect(self._on_data_change)
@@ -88,7 +90,12 @@ class ReverseView(SceneView):
                 self.class_picker.choose(value)
             if self.class_picker.request_label != value:  # not offered: the picker's choice instead
                 self.model.label = self.class_picker.request_label
-            self.guidance.setEnabled(self.model.full_request().conditional)
+            self.guidance.setEnabled(self.model.guides)
+            self._recompute()
+        elif name == "guide":
+            with QSignalBlocker(self.guide):
+                self.guide.setCurrentIndex(value)
+            self.guidance.setEnabled(self.model.guides)
             self._recompute()
         elif name == "guidance":
             if self.guidance.w != value:
