@@ -202,7 +202,7 @@ def bench_likelihood(repeats: int, n: int = 10_000, loop_points: int = 20, steps
 
 def bench_quality(name: str, objective: str | None = None) -> None:
     """The real ``diffvis train --data NAME [--objective OBJECTIVE]`` with default settings, timed end to end (its
-    run.json holds the quality of 2,000 samples of its full sampler, DDPM-1000 or EDM-18, against fresh data,
+    run.json holds the quality of 2,000 samples of its full sampler, DDPM-1000 or EDM-64, against fresh data,
     drawn as a user gets them: a labelled set trains a conditional model, sampled for every class in proportion at
     w = 1); the bare DDPM loop then trains for that whole time."""
     chosen = [] if objective is None else ["--objective", objective]

@@ -59,9 +59,11 @@ def train_run(
 
 
 def evaluate_run(run: Run, draw: Callable[[int], np.ndarray], *, n: int = QUALITY_N, seed: int = 0):
-    """Sample n points with the run's full sampler (DDPM, annealed Langevin for NCSN, dopri5 for a flow) from
-    seeded starting points and compare them with fresh data; returns {metric: MetricResult}."""
-    request = SampleRequest(OBJECTIVES[run.objective].full_sampler, n=n, seed=seed, objective=run.objective)
+    """Sample n points with the run's full sampler (DDPM, annealed Langevin for NCSN, dopri5 for a flow, the EDM
+    sampler at 64 levels for EDM) from seeded starting points and compare them with fresh data; returns
+    {metric: MetricResult}."""
+    info = OBJECTIVES[run.objective]
+    request = SampleRequest(info.full_sampler, info.full_params, n=n, seed=seed, objective=run.objective)
     samples = sample_request(SamplingModel.of_run(run), request).samples
     return quality_report(samples.astype(np.float64), draw)
 
@@ -133,8 +135,9 @@ def score_classes(
 
 def evaluate_classes(run: Run, draw: Callable[[int], PointSet], *, n: int = QUALITY_N, seed: int = 0):
     """A conditional run's full sampler at w = 1 for every class in proportion, scored per class."""
-    sampler = OBJECTIVES[run.objective].full_sampler
-    traj = sample_request(SamplingModel.of_run(run), SampleRequest(sampler, label=ALL_CLASSES, n=n, seed=seed))
+    info = OBJECTIVES[run.objective]
+    request = SampleRequest(info.full_sampler, info.full_params, label=ALL_CLASSES, n=n, seed=seed)
+    traj = sample_request(SamplingModel.of_run(run), request)
     return score_classes(traj.samples.astype(np.float64), traj.labels, run.classes, draw)
 
 

@@ -128,11 +128,11 @@ ATOL = Param("atol", float, 1e-5, "the absolute tolerance of each step's error",
 @dataclass(frozen=True)
 class ObjectiveInfo:
     """A training objective: what its network predicts, and the samplers that serve its models: ``full_sampler``
-    runs them in full (training's quality check), ``probe_sampler`` with ``probe_params`` is the path a particle
-    follows down the noise levels (the probability flow, or Langevin), ``preview_sampler`` with
-    ``preview_params`` a quick look while training. ``tables`` names what its models are sampled over (the
-    DDPM 'schedule', the NCSN σ 'ladder', or the flow's linear 'path'); ``levels`` what its frames' times are:
-    timesteps 't' (T − 1 … 0, −1 for clean output), noise levels 'sigma', or flow times 'time' in [0, 1]."""
+    with ``full_params`` runs them in full (training's quality check), ``probe_sampler`` with ``probe_params`` is
+    the path a particle follows down the noise levels (the probability flow, or Langevin), ``preview_sampler``
+    with ``preview_params`` a quick look while training. ``tables`` names what its models are sampled over (the
+    DDPM 'schedule', the σ 'ladder' of NCSN and EDM, or the flow's linear 'path'); ``levels`` what its frames'
+    times are: timesteps 't' (T − 1 … 0, −1 for clean output), noise levels 'sigma', or flow times 'time'."""
 
     name: str
     title: str
@@ -145,6 +145,7 @@ class ObjectiveInfo:
     preview_params: dict = field(default_factory=dict)
     tables: str = "schedule"
     levels: str = "t"
+    full_params: dict = field(default_factory=dict)
 
     @property
     def transports(self) -> bool:
@@ -201,7 +202,7 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
                           "v(x_t, t) ≈ E[x₁ − x₀ | x_t]", "dopri5", "rk4", "euler", {"steps": 50}, {"steps": 25},
                           "path", "time"),
     "edm": ObjectiveInfo("edm", "EDM (preconditioned denoiser)", "Karras et al. 2022", "D(x; σ) ≈ E[x₀ | x]", "edm",
-                         "edm", "edm", {}, {}, "ladder", "sigma"),
+                         "edm", "edm", {}, {}, "ladder", "sigma", {"steps": 64}),
 }  # fmt: skip
 
 SAMPLERS: dict[str, SamplerInfo] = {}
@@ -220,7 +221,8 @@ def register_sampler(info: SamplerInfo) -> SamplerInfo:
 def check_objectives() -> None:
     """Every objective's samplers are registered, drive its models, and take the settings it gives them."""
     for objective in OBJECTIVES.values():
-        for sampler, params in ((objective.full_sampler, {}), (objective.probe_sampler, objective.probe_params),
+        for sampler, params in ((objective.full_sampler, objective.full_params),
+                                (objective.probe_sampler, objective.probe_params),
                                 (objective.preview_sampler, objective.preview_params)):  # fmt: skip
             info = sampler_info(sampler)
             if objective.name not in info.objectives:
