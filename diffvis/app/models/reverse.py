@@ -21,6 +21,7 @@ from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
 from diffvis.core.pipeline import ClassScore, request_model, sample_request, score_classes
 from diffvis.core.progress import ReportProgress
+from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.sources import fresh_sets
@@ -90,6 +91,16 @@ class ReverseModel(SampledScene):
         """True when w acts: a class is asked for, or a weak model guides."""
         request = self.full_request()
         return request.conditional or request.guide_with is not None
+
+    def follow(self, objective: str | None) -> None:
+        """The lab's run is now of ``objective`` (None: no run): when the trained network is asked for but the
+        request's sampler cannot drive such a model (DDIM and a flow or EDM run), sample it with its objective's
+        preview sampler instead of falling back to the exact model of another kind."""
+        if objective is None or self.request.exact or objective in self.request.info.objectives:
+            return
+        info = OBJECTIVES[objective]
+        self.request = replace(SampleRequest(info.preview_sampler, info.preview_params), n=self.request.n,
+                               seed=self.request.seed)  # fmt: skip
 
     def set_request(self, request: SampleRequest) -> None:
         """Sample ``request``: its settings, class, guidance and how it guides (w stays as it was when it asks for

@@ -74,7 +74,7 @@ class ReverseView(SceneView):
         self.write(self.guidance.settled, lambda: setattr(model, "guidance", self.guidance.w))
         self.write(self.guide.currentIndexChanged, lambda: setattr(model, "guide", self.guide.currentIndex()))
         self.clear_probes.clicked.connect(model.clear_probes)
-        state.model_changed.connect(self._refresh_classes)
+        state.model_changed.connect(self._on_model_change)
         state.data_changed.connect(self._on_data_change)
         self._on_data_change(state.data)
 
@@ -105,6 +105,11 @@ class ReverseView(SceneView):
             self.trails.setValue(value)
         else:
             {"show_x0": self.show_x0, "show_density": self.show_density}[name].setChecked(value)
+
+    def _on_model_change(self) -> None:
+        run = self.state.model_run
+        self.model.follow(None if run is None else run.objective)
+        self._refresh_classes()
 
     def _refresh_classes(self) -> None:
         """Offer the classes of the model the request samples (the picker then says which one is chosen)."""

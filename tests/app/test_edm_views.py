@@ -1,0 +1,62 @@
+"""An EDM run in the app: the reverse view follows the run's kind (its EDM sampler, not DDIM on the exact model),
+samples the trained network over noise levels, and the model panel offers the prediction only for DDPM."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from diffvis.core.models import ModelConfig
+from diffvis.core.pipeline import make_trainer
+from diffvis.core.registry import OBJECTIVES
+from diffvis.core.run import Run
+from diffvis.core.training import TrainConfig
+
+LEFT = Qt.MouseButton.LeftButton
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def window(make_window):
+    win = make_window()
+    win.data_panel.source.setCurrentText("moons")
+    win.data_panel.n.setValue(100)
+    return win
+
+
+def tiny_run(window, objective: str) -> Run:
+    config = ModelConfig(objective=objective, width=16, depth=1)
+    trainer, norm = make_trainer(window.state.data, config, TrainConfig(steps=32, device="cpu"))
+    trainer.run()
+    return Run.from_trainer(trainer, norm, dict(window.state.data_info))
+
+
+def test_the_reverse_view_follows_an_edm_run_and_samples_its_network(window, qtbot):
+    view = window.reverse_view
+    assert view.controls.sampler == "ddim"
+    window.state.set_run(tiny_run(window, "edm"))
+    edm = OBJECTIVES["edm"]
+    assert view.controls.sampler == edm.preview_sampler == view.model.request.sampler
+    view.points.setValue(50)
+    window.tabs.setCurrentWidget(view)
+    if view.job.busy:
+        qtbot.mouseClick(view.compute_button, LEFT)
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        qtbot.mouseClick(view.compute_button, LEFT)
+    result = view.result
+    assert not result.model.exact and result.trajectory.levels == "sigma" and result.trajectory.times[-1] == 0
+    assert result.trajectory.nfe == 2 * view.model.request.params["steps"] - 1
+    # back to a DDPM run: DDIM again, on the network
+    window.state.set_run(tiny_run(window, "ddpm"))
+    assert view.controls.sampler == OBJECTIVES["ddpm"].preview_sampler
+
+
+def test_the_model_panel_offers_the_prediction_for_ddpm_only(window):
+    panel = window.model_panel
+    assert panel.prediction.isEnabled() and panel.prediction.currentData() == "v"
+    panel.prediction.setCurrentIndex(panel.prediction.findData("eps"))
+    assert window.state.model_config.prediction == "eps"
+    panel.objective.setCurrentIndex(panel.objective.findData("edm"))
+    assert not panel.prediction.isEnabled() and window.state.model_config.prediction is None
+    assert window.state.model_config.objective == "edm"
