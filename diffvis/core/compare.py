@@ -82,26 +82,35 @@ class Preset:
 
 R = SampleRequest
 STUDY_W, STUDY_INTERVAL = 3.0, (0.1, 2.0)  # the guidance study's w and interval (README, "Guidance")
+CFG = (None, None)  # a guide: (interval, guide_with) of a ``SampleRequest``; this one is plain classifier-free
 GUIDES = (
-    ("classifier-free", None, None),
-    (f"classifier-free in σ ∈ ({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}]", STUDY_INTERVAL, None),
-    ("autoguidance by the half-way snapshot", None, SNAPSHOT),
-)  # the app's choices: (title, interval, guide_with)
+    ("classifier-free", CFG),
+    (f"classifier-free in σ ∈ ({STUDY_INTERVAL[0]:g}, {STUDY_INTERVAL[1]:g}]", (STUDY_INTERVAL, None)),
+    ("autoguidance by the half-way snapshot", (None, SNAPSHOT)),
+)  # the app's fixed choices, (title, guide); a view adds 'autoguidance by' a run folder the user picks
 
 
-def guide_index(interval, guide_with) -> int:
-    """The entry of ``GUIDES`` for a request's (interval, guide_with); 0 (classifier-free) for any other."""
-    pairs = [(i, g) for _, i, g in GUIDES]
-    return pairs.index((interval, guide_with)) if (interval, guide_with) in pairs else 0
+def guide_of(request: SampleRequest) -> tuple:
+    """The request's guide, (interval, guide_with)."""
+    return request.interval, request.guide_with
 
 
-def with_guide_choice(request: SampleRequest, index: int, guidance: float) -> SampleRequest:
-    """``request`` guided as entry ``index`` of ``GUIDES`` says at scale ``guidance``: towards its class when it
-    asks for one, or by the weak model whatever the class; in the interval only where w ≠ 1."""
-    _, interval, guide_with = GUIDES[index]
+def with_guide_choice(request: SampleRequest, guide: tuple, guidance: float) -> SampleRequest:
+    """``request`` guided as ``guide`` = (interval, guide_with) says at scale ``guidance``: towards its class when
+    it asks for one, or by the weak model whatever the class; in the interval only where w ≠ 1."""
+    interval, guide_with = guide
     if request.conditional or guide_with is not None:
         request = replace(request, guidance=guidance, guide_with=guide_with)
     return replace(request, interval=interval) if interval is not None and request.guidance != 1.0 else request
+
+
+def check_guide_choice(guide) -> tuple:
+    """``guide`` as a (interval, guide_with) pair a request accepts, or ConfigError with the reason."""
+    if not (isinstance(guide, tuple) and len(guide) == 2):
+        raise ConfigError(f"a guide is a pair (interval, weak model), got {guide!r}")
+    interval, guide_with = guide
+    SampleRequest(label=0, guidance=2.0, interval=interval, guide_with=guide_with)  # refuses what is not a guide
+    return guide
 
 
 EULER_2 = R("euler", {"steps": 2})

@@ -194,7 +194,8 @@ class SamplerInfo:
 
 
 OBJECTIVES: dict[str, ObjectiveInfo] = {
-    "ddpm": ObjectiveInfo("ddpm", "DDPM (ε-prediction)", "Ho, Jain & Abbeel 2020", "ε̂(x_t, t)", "ddpm", "ddim",
+    "ddpm": ObjectiveInfo("ddpm", "DDPM (denoising diffusion)", "Ho, Jain & Abbeel 2020",
+                          "ε̂(x_t, t), or x̂₀ or v̂ read as ε̂ (--prediction)", "ddpm", "ddim",
                           "ddim", {"eta": 0.0, "spacing": "linspace"}, {"steps": 25}),
     "ncsn": ObjectiveInfo("ncsn", "NCSN (denoising score matching)", "Song & Ermon 2019", "s(x, σ) ≈ ∇ log p_σ(x)",
                           "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}, "ladder", "sigma"),

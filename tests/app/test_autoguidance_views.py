@@ -16,8 +16,8 @@ from diffvis.core.run import Run
 from diffvis.core.training import TrainConfig
 
 LEFT = Qt.MouseButton.LeftButton
-AUTO = next(i for i, (_, _, weak) in enumerate(GUIDES) if weak == SNAPSHOT)
-INTERVAL = next(i for i, (_, interval, _) in enumerate(GUIDES) if interval == STUDY_INTERVAL)
+AUTO = next(i for i, (_, (_, weak)) in enumerate(GUIDES) if weak == SNAPSHOT)
+INTERVAL = next(i for i, (_, (interval, _)) in enumerate(GUIDES) if interval == STUDY_INTERVAL)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,5 +76,32 @@ def test_a_comparison_panels_guide_combo_sets_its_request(window, qtbot):
     editors = view.editors[:4]
     assert [e.guide.currentIndex() for e in editors] == [0, 0, INTERVAL, AUTO]
     editors[1].guide.setCurrentIndex(AUTO)
-    assert view.model.panels[1].guide == AUTO
+    assert view.model.panels[1].guide == (None, SNAPSHOT)
     assert view.model.requests()[1].guide_with == SNAPSHOT and view.model.requests()[1].guidance == 3.0
+
+
+def test_another_run_picked_in_the_app_guides_the_lab_run(window, qtbot, tmp_path, monkeypatch):
+    """'autoguidance by another run…' asks for a run (the file dialog, here answered by a stand-in), adds it to
+    the choices and samples with it; a cancelled dialog keeps the choice there was."""
+    from diffvis.app.views import class_controls
+    from diffvis.core.checkpoint import save_run
+
+    weak, norm = make_trainer(window.state.data, ModelConfig(width=16, depth=1), TrainConfig(steps=16, device="cpu"))
+    weak.run()
+    folder = tmp_path / "weak"
+    save_run(Run.from_trainer(weak, norm, dict(window.state.data_info)), folder)
+    view = window.reverse_view
+    view.controls.combo.setCurrentIndex(view.controls.combo.findData("ddim"))
+    view.controls.settings["ddim"].editors["steps"].setValue(4)
+    view.points.setValue(40)
+    window.tabs.setCurrentWidget(view)
+    other = view.guide.findText(class_controls.OTHER_RUN)
+    view.guide.pick = lambda parent: None  # cancelled
+    view.guide.setCurrentIndex(other)
+    assert view.guide.currentIndex() == 0 and view.model.guide == (None, None)
+    view.guide.pick = lambda parent: str(folder)
+    view.guide.setCurrentIndex(other)
+    assert view.guide.currentText() == "autoguidance by weak" and view.model.guide == (None, str(folder))
+    result = sampled(view, qtbot)
+    assert result.request.guide_with == str(folder) and not result.model.exact
+    assert result.model.guide is not None

@@ -23,7 +23,7 @@ import numpy as np
 from diffvis.app.models.scene import SceneModel, lab_schedule
 from diffvis.core.classes import ALL_CLASSES, UNCONDITIONAL
 from diffvis.core.compare import (
-    GUIDES,
+    CFG,
     LAB_RUN,
     METRIC_POINTS,
     PRESETS,
@@ -31,8 +31,9 @@ from diffvis.core.compare import (
     Reference,
     RunRole,
     SweepPoint,
+    check_guide_choice,
     compare,
-    guide_index,
+    guide_of,
     parse_step_counts,
     sweep,
     with_guide_choice,
@@ -60,23 +61,22 @@ class Panel:
     """One panel's own settings: ``request`` names the sampler, its settings and the model (its class, points and
     seed are the comparison's), ``guidance`` is the panel's scale w, used when a class is asked for or a weak model
     guides, ``role`` the run it samples (the lab's, or the newest of another kind: see ``RunRole``), ``guide`` how
-    it guides (an entry of ``GUIDES``)."""
+    it guides: (interval, guide_with), as ``compare.with_guide_choice`` takes it."""
 
     request: SampleRequest
     guidance: float = 1.0
     role: RunRole = LAB_RUN
-    guide: int = 0
+    guide: tuple = CFG
 
     def __post_init__(self) -> None:
         check_guidance(self.guidance)
-        if not 0 <= self.guide < len(GUIDES):
-            raise ConfigError(f"a panel guides as one of {len(GUIDES)} choices, got {self.guide!r}")
+        check_guide_choice(self.guide)
         bare = SampleRequest(self.request.sampler, self.request.params, self.request.exact)
         object.__setattr__(self, "request", bare)
 
     @classmethod
     def of(cls, request: SampleRequest, role: RunRole = LAB_RUN) -> Panel:
-        return cls(request, request.guidance, role, guide_index(request.interval, request.guide_with))
+        return cls(request, request.guidance, role, guide_of(request))
 
     def asked(self, label, n: int, seed: int) -> SampleRequest:
         """The panel's request of ``n`` points from ``seed`` for class ``label``: None is the model's default, and so

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffvis.app.models.scene import SampledScene, lab_schedule, nan_separated
-from diffvis.core.compare import GUIDES, METRIC_POINTS, guide_index, with_guide_choice
+from diffvis.core.compare import CFG, METRIC_POINTS, check_guide_choice, guide_of, with_guide_choice
 from diffvis.core.datasets import DATASETS
 from diffvis.core.guidance import check_guidance
 from diffvis.core.metrics import memorised_fraction
@@ -26,7 +26,6 @@ from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.sources import fresh_sets
 from diffvis.core.trajectory import Trajectory
-from diffvis.errors import ConfigError
 
 MEMORISED_TOL = 1e-3  # a sample this close to a training point (× the data's extent) sits on it
 FRESH_SEED = 77_777  # the fresh draw whose share within that distance is what chance gives (dense data)
@@ -57,10 +56,10 @@ def trail_paths(frames: np.ndarray, upto: int, count: int) -> np.ndarray:
 class ReverseModel(SampledScene):
     """``request``: the sampler and its settings, the trained or exact model, the points and the seed (its class
     is ``label``: None, ``ALL_CLASSES``, ``UNCONDITIONAL`` or a class id; ``guidance`` is the scale w towards it,
-    ``guide`` how it guides, an entry of ``GUIDES``); ``trails``: how many points draw their path; ``show_x0``,
-    ``show_density``: the overlays."""
+    ``guide`` how it guides, (interval, guide_with) as ``compare.with_guide_choice`` takes it); ``trails``: how
+    many points draw their path; ``show_x0``, ``show_density``: the overlays."""
 
-    FIELDS = {**SampledScene.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "guide": 0,
+    FIELDS = {**SampledScene.FIELDS, "request": SampleRequest(), "label": None, "guidance": 1.0, "guide": CFG,
               "trails": 30, "show_x0": False, "show_density": False}  # fmt: skip
 
     def __setattr__(self, name: str, value) -> None:
@@ -70,8 +69,8 @@ class ReverseModel(SampledScene):
             SampleRequest(label=value)  # refuses what is not a class
         elif name == "guidance":
             check_guidance(value)
-        elif name == "guide" and not (isinstance(value, int) and 0 <= value < len(GUIDES)):
-            raise ConfigError(f"guide is one of {len(GUIDES)} choices, got {value!r}")
+        elif name == "guide":
+            check_guide_choice(value)
         super().__setattr__(name, value)
 
     def frames_of(self, result: Sampled) -> int:
@@ -107,7 +106,7 @@ class ReverseModel(SampledScene):
         no class and no weak model)."""
         guided = request.conditional or request.guide_with is not None
         self.update(request=request, label=request.label, guidance=request.guidance if guided else self.guidance,
-                    guide=guide_index(request.interval, request.guide_with))  # fmt: skip
+                    guide=guide_of(request))  # fmt: skip
 
     def work(self, state) -> Callable[[ReportProgress], Sampled]:
         run, request, data = state.model_run, self.full_request(), state.data

@@ -4,7 +4,9 @@ in a small window and then show their text elided, whole in the tooltip."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -156,18 +158,65 @@ class ClassPicker(QComboBox):
         return self.label
 
 
-def guide_combo() -> QComboBox:
-    """How the guidance scale w guides: one of the core's ``GUIDES`` (classifier-free; classifier-free in an
-    interval of noise levels; autoguidance by the run's half-way snapshot)."""
-    combo = QComboBox()
-    for title, _, _ in GUIDES:
-        combo.addItem(title)
-    combo.setToolTip("how w guides: classifier-free (Ho & Salimans 2021), only in an interval of noise levels "
-                     "(Kynkäänniemi et al. 2024), or by a weaker version of the run itself, its EMA weights half-way "
-                     "through training (autoguidance, Karras et al. 2024; any run, with or without "
-                     "classes)")  # fmt: skip
-    compact_combo(combo, 8)
-    return combo
+OTHER_RUN = "autoguidance by another run…"
+
+
+def pick_run_folder(parent) -> str | None:
+    """Ask for a saved run (its run.json); its folder, or None when the dialog is cancelled."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from diffvis.app.settings import runs_dir
+
+    path, _ = QFileDialog.getOpenFileName(parent, "Guide with a weaker run", str(runs_dir()), "diffvis run (run.json)")
+    return str(Path(path).parent) if path else None
+
+
+class GuideChoice(QComboBox):
+    """How the guidance scale w guides, as (interval, guide_with): the core's ``GUIDES`` (classifier-free; in an
+    interval of noise levels; autoguidance by the run's half-way snapshot), the runs picked so far, and
+    'autoguidance by another run…', which asks for a run folder (``pick``) and adds it. ``chosen`` fires with the
+    new guide when the user picks one (a cancelled pick keeps the last)."""
+
+    chosen = Signal(object)
+
+    def __init__(self, pick=pick_run_folder, parent=None):
+        super().__init__(parent)
+        self.pick = pick
+        for title, guide in GUIDES:
+            self.addItem(title, guide)
+        self.addItem(OTHER_RUN, None)
+        self._last = 0
+        self.setToolTip("how w guides: classifier-free (Ho & Salimans 2021), only in an interval of noise levels "
+                        "(Kynkäänniemi et al. 2024), or by a weaker version of the run itself, its EMA weights "
+                        "half-way through training, or another, weaker run on the same data (autoguidance, Karras "
+                        "et al. 2024; any run, with or without classes)")  # fmt: skip
+        compact_combo(self, 8)
+        self.currentIndexChanged.connect(self._on_choice)
+
+    @property
+    def guide(self) -> tuple:
+        return self.itemData(self.currentIndex())
+
+    def show_guide(self, guide: tuple) -> None:
+        """Show ``guide`` (silently), adding a picked run's entry when it is not offered yet."""
+        with QSignalBlocker(self):
+            index = next((i for i in range(self.count()) if self.itemData(i) == guide), None)
+            if index is None:
+                index = self.count() - 1
+                self.insertItem(index, f"autoguidance by {Path(guide[1]).name}", guide)
+            self.setCurrentIndex(index)
+            self._last = index
+
+    def _on_choice(self, index: int) -> None:
+        if self.itemData(index) is None:  # another run: ask for it
+            folder = self.pick(self)
+            if not folder:
+                with QSignalBlocker(self):
+                    self.setCurrentIndex(self._last)
+                return
+            self.show_guide((None, folder))
+        self._last = self.currentIndex()
+        self.chosen.emit(self.guide)
 
 
 class GuidanceSlider(QWidget):

@@ -45,7 +45,7 @@ from diffvis.app.models.compare import (
 )
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, classes_in_use, compact_combo, guide_combo
+from diffvis.app.views.class_controls import ClassPicker, GuideChoice, classes_in_use, compact_combo
 from diffvis.app.views.sampling_widgets import DENSITY_TIP, offer_density
 from diffvis.app.views.scene_view import SceneView
 from diffvis.app.views.style import (
@@ -103,7 +103,7 @@ class PanelEditor(QGroupBox):
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.5, decimals=1, value=1.0, prefix="w = ")
         self.guidance.setToolTip("guidance scale w: classifier-free when the view samples a class, or "
                                  "autoguidance's")  # fmt: skip
-        self.guide = guide_combo()
+        self.guide = GuideChoice()
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 2)
         grid.addWidget(self.controls.combo, 0, 0)
@@ -113,13 +113,13 @@ class PanelEditor(QGroupBox):
         grid.addWidget(self.controls.pages, 1, 0, 1, 4)
         grid.setColumnStretch(0, 1)
         for signal in (self.controls.changed, self.model_choice.currentIndexChanged, self.guidance.valueChanged,
-                       self.guide.currentIndexChanged):  # fmt: skip
+                       self.guide.chosen):  # fmt: skip
             signal.connect(lambda *_: self.changed.emit())
 
     def panel(self) -> Panel:
         _, role, exact = self.choices[self.model_choice.currentIndex()]
         request = SampleRequest(self.controls.sampler, self.controls.params(), exact)
-        return Panel(request, self.guidance.value(), role, self.guide.currentIndex())
+        return Panel(request, self.guidance.value(), role, self.guide.guide)
 
     def set_panel(self, panel: Panel) -> None:
         """Show ``panel`` (silently: a half-shown panel is never written back)."""
@@ -128,7 +128,7 @@ class PanelEditor(QGroupBox):
             self.controls.set_sampler(panel.request.sampler, panel.request.params)
             self.model_choice.setCurrentIndex(chosen)
             self.guidance.setValue(panel.guidance)
-            self.guide.setCurrentIndex(panel.guide)
+            self.guide.show_guide(panel.guide)
 
 
 class ComparePanel:

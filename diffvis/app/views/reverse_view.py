@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QPushButton, QSpinBox
 from diffvis.app.models.reverse import ReverseModel, Sampled
 from diffvis.app.models.scene import frame_time
 from diffvis.app.state import LabState
-from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, classes_in_use, guide_combo
+from diffvis.app.views.class_controls import ClassPicker, GuidanceSlider, GuideChoice, classes_in_use
 from diffvis.app.views.class_table import ClassTable
 from diffvis.app.views.probes import ProbeLayer
 from diffvis.app.views.scene_view import SceneView
@@ -43,7 +43,7 @@ class ReverseView(SceneView):
         self.clear_probes = QPushButton("Clear probes")
         self.class_picker = ClassPicker()
         self.guidance = GuidanceSlider()
-        self.guide = guide_combo()
+        self.guide = GuideChoice()
         for label, widget in [("Trails", self.trails), ("Class", self.class_picker), ("Guidance", self.guidance),
                               ("Guide", self.guide), ("", self.compute_button), ("", self.show_x0),
                               ("", self.show_density), ("", self.clear_probes)]:  # fmt: skip
@@ -72,7 +72,7 @@ class ReverseView(SceneView):
             self.class_picker.currentIndexChanged, lambda: setattr(model, "label", self.class_picker.request_label)
         )
         self.write(self.guidance.settled, lambda: setattr(model, "guidance", self.guidance.w))
-        self.write(self.guide.currentIndexChanged, lambda: setattr(model, "guide", self.guide.currentIndex()))
+        self.write(self.guide.chosen, lambda: setattr(model, "guide", self.guide.guide))
         self.clear_probes.clicked.connect(model.clear_probes)
         state.model_changed.connect(self._on_model_change)
         state.data_changed.connect(self._on_data_change)
@@ -93,8 +93,7 @@ class ReverseView(SceneView):
             self.guidance.setEnabled(self.model.guides)
             self._recompute()
         elif name == "guide":
-            with QSignalBlocker(self.guide):
-                self.guide.setCurrentIndex(value)
+            self.guide.show_guide(value)
             self.guidance.setEnabled(self.model.guides)
             self._recompute()
         elif name == "guidance":
