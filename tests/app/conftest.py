@@ -27,6 +27,15 @@ def make_window(qtbot, tmp_path):
 
 
 @pytest.fixture
+def moons_window(make_window):
+    """A window on 100 labelled moons points."""
+    win = make_window()
+    win.data_panel.source.setCurrentText("moons")
+    win.data_panel.n.setValue(100)
+    return win
+
+
+@pytest.fixture
 def close_at_once():
     """``close_at_once(window, worker)``: closing the window has stopped ``worker`` by the time ``close`` returns
     (what it costs is a figure of ``diffvis bench``, not a test: a loaded machine must not fail it)."""

@@ -23,11 +23,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def window(make_window):
+def window(moons_window):
     """The window on 100 moons, with a tiny conditional run trained on them (it keeps its snapshots)."""
-    win = make_window()
-    win.data_panel.source.setCurrentText("moons")
-    win.data_panel.n.setValue(100)
+    win = moons_window
     trainer, norm = make_trainer(win.state.data, ModelConfig(width=16, depth=1), TrainConfig(steps=64, device="cpu"))
     trainer.run()
     win.state.set_run(Run.from_trainer(trainer, norm, dict(win.state.data_info)))

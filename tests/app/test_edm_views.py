@@ -18,11 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def window(make_window):
-    win = make_window()
-    win.data_panel.source.setCurrentText("moons")
-    win.data_panel.n.setValue(100)
-    return win
+def window(moons_window):
+    return moons_window
 
 
 def tiny_run(window, objective: str) -> Run:

@@ -64,11 +64,8 @@ def runs(background):
 
 
 @pytest.fixture
-def window(make_window):
-    win = make_window()
-    win.data_panel.source.setCurrentText("moons")
-    win.data_panel.n.setValue(100)
-    return win
+def window(moons_window):
+    return moons_window
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
