@@ -22,6 +22,7 @@ from torch import nn
 from diffvis.core.datasets import make_dataset
 from diffvis.core.metrics import METRICS, MetricResult, quality_report
 from diffvis.core.models import ModelConfig, build_model
+from diffvis.core.parametrization import as_eps_model, eps_coefficients
 from diffvis.core.pipeline import make_trainer, train_run
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SampleRequest
@@ -140,17 +141,27 @@ def bench_flow_coupling(repeats: int) -> None:
           f"ratio {ratio:.2f}× (target ≥ 0.75×)")  # fmt: skip
 
 
-def briefly_trained_model(steps: int = 500) -> tuple[nn.Module, Schedule]:
-    """The default network after a short training on butterfly: its samples stay in the data's range, as a
-    trained model's do (an untrained one flings points far out, where sin/cos take a slow path)."""
+def briefly_trained_model(steps: int = 500) -> tuple[nn.Module, Schedule, str]:
+    """The default network after a short training on butterfly, its schedule and what it predicts: its samples
+    stay in the data's range, as a trained model's do (an untrained one flings points far out, where sin/cos take a
+    slow path)."""
     data = make_dataset("butterfly", 20_000, seed=0).points
     trainer, _ = make_trainer(data, ModelConfig(), TrainConfig(steps=steps, device="cpu"))
     trainer.run()
-    return trainer.ema_model(), trainer.schedule
+    return trainer.ema_model(), trainer.schedule, trainer.model_config.prediction
+
+
+def bare_eps(net: nn.Module, schedule: Schedule, prediction: str):
+    """The bare loops' ε-model of a network of ``prediction``: ε̂ = a_t x + b_t F with per-point tables."""
+    a, b = eps_coefficients(prediction, torch.tensor(schedule.alphas_cumprod).float())
+    a, b = torch.as_tensor(a).expand(schedule.T), torch.as_tensor(b).expand(schedule.T)
+    return lambda x, t: a[t][:, None] * x + b[t][:, None] * net(x, t)
 
 
 def bench_sampling(repeats: int) -> None:
-    model, schedule = briefly_trained_model()
+    """The default network as a user samples it (seen as its ε-predictor), against the bare loops."""
+    net, schedule, prediction = briefly_trained_model()
+    model, bare_model = as_eps_model(net, schedule, prediction), bare_eps(net, schedule, prediction)
     g = torch.Generator().manual_seed(0)
     cases = [
         (
@@ -158,14 +169,14 @@ def bench_sampling(repeats: int) -> None:
             10_000,
             0.25,
             lambda x: sample_ddim(model, x, schedule, steps=50),
-            lambda x: bare_ddim(model, x, schedule, 50),
+            lambda x: bare_ddim(bare_model, x, schedule, 50),
         ),
         (
             "DDPM 1000 steps, 2,000 points",
             2_000,
             1.5,
             lambda x: sample_ddpm(model, x, schedule, generator=g),
-            lambda x: bare_ddpm(model, x, schedule),
+            lambda x: bare_ddpm(bare_model, x, schedule),
         ),
     ]
     for name, n, target, ours_fn, bare_fn in cases:

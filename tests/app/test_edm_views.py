@@ -32,7 +32,14 @@ def tiny_run(window, objective: str) -> Run:
 def test_the_reverse_view_follows_an_edm_run_and_samples_its_network(window, qtbot):
     view = window.reverse_view
     assert view.controls.sampler == "ddim"
-    window.state.set_run(tiny_run(window, "edm"))
+    view.points.setValue(50)
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        window.tabs.setCurrentWidget(view)  # shown: DDIM on the exact model (no run yet)
+    assert view.result.model.exact
+    run = tiny_run(window, "edm")
+    with qtbot.waitSignal(view.computed, timeout=30_000):  # visible: recomputed with the run's own sampler
+        window.state.set_run(run)
+    assert view.result.trajectory.levels == "sigma" and not view.result.model.exact
     edm = OBJECTIVES["edm"]
     assert view.controls.sampler == edm.preview_sampler == view.model.request.sampler
     view.points.setValue(50)

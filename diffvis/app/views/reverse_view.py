@@ -74,7 +74,7 @@ class ReverseView(SceneView):
         self.write(self.guidance.settled, lambda: setattr(model, "guidance", self.guidance.w))
         self.write(self.guide.chosen, lambda: setattr(model, "guide", self.guide.guide))
         self.clear_probes.clicked.connect(model.clear_probes)
-        state.model_changed.connect(self._on_model_change)
+        state.model_changed.connect(self._refresh_classes)
         state.data_changed.connect(self._on_data_change)
         self._on_data_change(state.data)
 
@@ -106,9 +106,10 @@ class ReverseView(SceneView):
             {"show_x0": self.show_x0, "show_density": self.show_density}[name].setChecked(value)
 
     def _on_model_change(self) -> None:
+        """A new run (or none): first its kind's sampler when the request's cannot drive it, then recompute."""
         run = self.state.model_run
         self.model.follow(None if run is None else run.objective)
-        self._refresh_classes()
+        super()._on_model_change()
 
     def _refresh_classes(self) -> None:
         """Offer the classes of the model the request samples (the picker then says which one is chosen)."""
