@@ -102,9 +102,11 @@ def _sampler_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
 
     titles = ", ".join(f"{name} ({info.title}, {info.paper})" for name, info in SAMPLERS.items())
     if sweep:
-        swept = [name for name, info in SAMPLERS.items() if info.objectives == SAMPLERS[DEFAULT_SAMPLER].objectives]
-        p.add_argument("--samplers", default=",".join(swept), help=f"comma-separated (default {','.join(swept)}; "
-                       f"a sampler the run cannot drive uses the exact model); any of {titles}")  # fmt: skip
+        from diffvis.core.registry import swept_samplers
+
+        p.add_argument("--samplers", help="comma-separated (default: those of the run's kind, as its preview "
+                       f"sampler's, for DDPM {','.join(swept_samplers(SAMPLERS[DEFAULT_SAMPLER].objectives[0]))}; a "
+                       f"sampler the run cannot drive uses the exact model); any of {titles}")  # fmt: skip
     else:
         p.add_argument("--sampler", choices=list(SAMPLERS), default=None,
                        help=f"default {DEFAULT_SAMPLER}; one of {titles}")  # fmt: skip

@@ -322,8 +322,8 @@ def cmd_sweep(args) -> int:
     from diffvis.core.atomic import check_output, write_output
     from diffvis.core.classes import Classes
     from diffvis.core.compare import Reference, parse_step_counts, sweep, sweep_csv
-    from diffvis.core.registry import sampler_info
-    from diffvis.core.request import SampleRequest
+    from diffvis.core.registry import sampler_info, swept_samplers
+    from diffvis.core.request import DEFAULT_SAMPLER, SampleRequest
     from diffvis.core.schedules import Schedule
     from diffvis.core.sources import exact_kind, exact_source, fresh_draw, runs_on_one_data_set
 
@@ -331,16 +331,18 @@ def cmd_sweep(args) -> int:
         raise ConfigError(f"{args.out.name}: the sweep table is written as .csv")
     check_output(args.out)
     steps = parse_step_counts(args.steps)
-    infos = [sampler_info(name.strip()) for name in args.samplers.split(",") if name.strip()]
-    if not infos:
-        raise ConfigError("--samplers needs at least one sampler")
-    given = given_settings(args, infos, sweep=True)
     if args.run is not None:
         runs, data, info = runs_on_one_data_set(args.run)
         schedule, classes = runs[0].schedule, runs[0].classes
     else:
         data, info = exact_source(args.exact)
         schedule, classes, runs = Schedule.make(), Classes.of(data), [None]
+    kind = runs[0].objective if runs[0] is not None else (args.objective or sampler_info(DEFAULT_SAMPLER).objectives[0])
+    names = swept_samplers(kind) if args.samplers is None else args.samplers.split(",")
+    infos = [sampler_info(name.strip()) for name in names if name.strip()]
+    if not infos:
+        raise ConfigError("--samplers needs at least one sampler")
+    given = given_settings(args, infos, sweep=True)
     choice = class_choice(args, classes)
     exact = False if args.exact is None else exact_kind(data)
     pairs = [(SampleRequest(i.name, sampler_params(i, given), exact=exact, **choice), run)

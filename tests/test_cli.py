@@ -266,6 +266,10 @@ def test_an_edm_run_trains_and_samples_with_churn(tmp_path, capsys):
         rc, out, err = cli(capsys, "sample", "--run", run, "--sampler", "edm", "--steps", "6", "--n", "40", *extra,
                            "--out", tmp_path / "s.npy")  # fmt: skip
         assert rc == 0 and "(edm, 11 model evaluations" in out, err
+    rc, out, err = cli(capsys, "sweep", "--run", run, "--steps", "2,3", "--n", "30", "--out", tmp_path / "s.csv")
+    assert rc == 0, err  # by default a sweep runs the samplers of the run's kind: EDM's own
+    rows = (tmp_path / "s.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(row.split(",")[1] == "edm" for row in rows)
     rc, _, err = cli(capsys, "train", "--data", "moons", *TINY, "--objective", "flow", "--prediction", "v", "--out",
                      tmp_path / "f")  # fmt: skip
     assert_user_error(rc, err, "prediction")

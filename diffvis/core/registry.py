@@ -231,6 +231,13 @@ def check_objectives() -> None:
             info.resolve(params, objective.name)
 
 
+def swept_samplers(objective: str) -> list[str]:
+    """The samplers a sweep of a model of ``objective`` runs by default: those that drive the same kinds of model as
+    its preview sampler (DDPM: ddpm and ddim; NCSN: langevin; a flow: the ODE solvers; EDM: edm)."""
+    kinds = sampler_info(OBJECTIVES[objective].preview_sampler).objectives
+    return [name for name, info in SAMPLERS.items() if info.objectives == kinds]
+
+
 def sampler_info(name: str) -> SamplerInfo:
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
