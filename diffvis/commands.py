@@ -337,7 +337,7 @@ def cmd_sweep(args) -> int:
     else:
         data, info = exact_source(args.exact)
         schedule, classes, runs = Schedule.make(), Classes.of(data), [None]
-    kind = runs[0].objective if runs[0] is not None else (args.objective or sampler_info(DEFAULT_SAMPLER).objectives[0])
+    kind = runs[0].objective if runs[0] is not None else sampler_info(DEFAULT_SAMPLER).objectives[0]
     names = swept_samplers(kind) if args.samplers is None else args.samplers.split(",")
     infos = [sampler_info(name.strip()) for name in names if name.strip()]
     if not infos:
