@@ -118,7 +118,7 @@ class EpsilonView(nn.Module):
 
     def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
         a, b = eps_coefficients(self.prediction, self.schedule.abar_at(float(t)))
-        return torch.add(self.net(x, t, label).mul_(float(b)), x, alpha=float(a))
+        return self.net(x, t, label).mul_(float(b)).add_(x, alpha=float(a))  # in place: one (N, 2) less a step
 
 
 def as_eps_model(net: nn.Module, schedule, prediction: str) -> nn.Module:
