@@ -64,3 +64,17 @@ def test_the_model_panel_offers_the_prediction_for_ddpm_only(window):
     panel.objective.setCurrentIndex(panel.objective.findData("edm"))
     assert not panel.prediction.isEnabled() and window.state.model_config.prediction is None
     assert window.state.model_config.objective == "edm"
+
+
+def test_the_transport_view_frames_a_starting_grid_only_when_it_is_near_the_data():
+    """A flow's source square (±3) is framed with the data; EDM's prior grid (±240) is left out, lest the data
+    shrink to a dot in the corner of the picture."""
+    import numpy as np
+
+    from diffvis.app.views.transport_view import framed_grid
+
+    landed = np.random.default_rng(0).uniform(-1, 2, size=(100, 2))
+    square = np.stack(np.meshgrid(np.linspace(-3, 3, 5), np.linspace(-3, 3, 5)), -1).reshape(-1, 2)
+    assert len(framed_grid(square, landed)) == 25
+    assert len(framed_grid(80 * square, landed)) == 0
+    assert len(framed_grid(np.vstack([square, [[np.nan, np.nan]]]), landed)) == 25

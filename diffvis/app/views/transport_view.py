@@ -27,6 +27,17 @@ GHOST_PEN = pg.mkPen(26, 26, 26, 140, width=1.5, style=Qt.PenStyle.DashLine)
 BEND_COLOURS = pg.colormap.get("viridis").getLookupTable(0.0, 0.9, BEND_BINS, alpha=False)  # straight: dark
 
 
+GRID_FRAMED = 10.0  # the starting grid is framed when it spans at most this many times what the points land on
+
+
+def framed_grid(grid: np.ndarray, landed: np.ndarray) -> np.ndarray:
+    """The starting grid's points when the view frames them: a flow's source square and NCSN's σ_1-wide prior are
+    framed with the data, EDM's σ_max = 80 prior (hundreds of units wide) is not, lest the data shrink to a dot."""
+    finite = grid[np.isfinite(grid).all(1)]
+    span = lambda p: float(np.ptp(p, axis=0).max()) if len(p) else 0.0  # noqa: E731
+    return finite if span(finite) <= GRID_FRAMED * span(landed) else finite[:0]
+
+
 class TransportView(SceneView):
     compute_text = "Transport"
     OVERLAYS = ("trails",)
@@ -74,7 +85,8 @@ class TransportView(SceneView):
         if result is None:
             return
         self.scatter.setData(pos=result.trajectory.frames[0], brush=class_brushes(result.landed_labels, alpha=220))
-        shown = np.vstack([result.grid[0], result.trajectory.samples])  # the square grid and where the points land
+        landed = result.trajectory.samples
+        shown = np.vstack([framed_grid(result.grid[0], landed), landed])  # the square grid and where the points land
         x_min, x_max, y_min, y_max = map(float, padded_extent(shown[np.isfinite(shown).all(1)], pad=0.04))
         self.plot.disableAutoRange()
         self.plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
