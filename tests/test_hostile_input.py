@@ -189,11 +189,17 @@ SPECIAL = [  # (id, command with {d} for the folder, fragment)
     ("run-data-dev-zero", "sweep --run {d}/data-zero --samplers ddim --steps 2 --n 20 --out {d}/s.csv",
      "symbolic link"),
     ("train-data-folder", "train --data {d}/folder.csv --out {d}/new", "folder"),
+    ("guide-json-fifo", "sample --run {d}/good --guidance 2 --guide-with {d}/json-fifo --out {d}/s.csv", "named pipe"),
+    ("guide-weights-fifo", "sample --run {d}/good --guidance 2 --guide-with {d}/weights-fifo --out {d}/s.csv",
+     "named pipe"),
+    ("guide-dev-zero", "sample --run {d}/good --guidance 2 --guide-with {d}/zero.csv --out {d}/s.csv",
+     "symbolic link"),
 ]  # fmt: skip
 
 
 def _special_files(lab: Path, d: Path) -> None:
-    """Named pipes, links to /dev/zero, and runs whose weights, run.json or data copy are such files."""
+    """Named pipes, links to /dev/zero, runs whose weights, run.json or data copy are such files, and a sound run
+    that --guide-with points at them."""
     shutil.copy(lab / "moons.csv", d)
     (d / "folder.csv").mkdir()
     for name in ("fifo.csv", "fifo.npy"):
@@ -213,6 +219,7 @@ def _special_files(lab: Path, d: Path) -> None:
                 path.symlink_to("/dev/zero")
     shutil.copytree(lab / "RUN", d / "source-fifo")
     _edit(d / "source-fifo", data={"source": str(d / "fifo.csv"), "n": 300})
+    shutil.copytree(lab / "RUN", d / "good")  # a sound run, autoguided by the special ones
 
 
 @pytest.fixture(scope="module")
