@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"off (default {DEFAULT_PREDICTION})")  # fmt: skip
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], help=f"default {T.schedule}")
     p.add_argument("--timesteps", type=int, help=f"T, 2 to 10,000 (default {T.timesteps})")
+    p.add_argument("--p-mean", type=float, help=f"edm: the mean of ln σ during training (default {T.p_mean})")
+    p.add_argument("--p-std", type=float, help=f"edm: the spread of ln σ during training (default {T.p_std})")
     p.add_argument("--width", type=int, help=f"hidden width (default {M.width})")
     p.add_argument("--depth", type=int, help=f"residual blocks (default {M.depth})")
     p.add_argument("--activation", choices=["silu", "relu", "gelu", "tanh"], help=f"default {M.activation}")

@@ -126,6 +126,7 @@ def cmd_nll(args) -> int:
 
 def cmd_train(args) -> int:
     from diffvis.core.checkpoint import check_run_folder, save_run
+    from diffvis.core.edm import EDM
     from diffvis.core.flow import SOURCES
     from diffvis.core.models import PREDICTING, ModelConfig
     from diffvis.core.pipeline import (
@@ -143,9 +144,24 @@ def cmd_train(args) -> int:
     check_run_folder(args.out)
     points, info = load_source(args.data, n=args.n, noise=args.noise, seed=args.data_seed)
     model_keys = ("width", "depth", "activation", "prediction")
-    train_keys = ("steps", "schedule", "timesteps", "batch", "lr", "seed", "device", "p_uncond", "coupling", "source")
+    train_keys = (
+        "steps",
+        "schedule",
+        "timesteps",
+        "batch",
+        "lr",
+        "seed",
+        "device",
+        "p_uncond",
+        "coupling",
+        "source",
+        "p_mean",
+        "p_std",
+    )
     if args.prediction is not None and args.objective != PREDICTING:
         raise ConfigError(f"--prediction is a setting of {PREDICTING} models, not of {args.objective}")
+    if (args.p_mean is not None or args.p_std is not None) and args.objective != EDM:
+        raise ConfigError(f"--p-mean and --p-std set the noise levels EDM trains at: add --objective {EDM}")
     if not OBJECTIVES[args.objective].transports and (args.coupling or args.source):
         flows = ", ".join(name for name, info in OBJECTIVES.items() if info.transports)
         raise ConfigError(f"--coupling and --source are settings of flow matching: add --objective {flows}")

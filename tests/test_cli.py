@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -260,8 +261,12 @@ def test_autoguidance_by_a_snapshot_and_a_guidance_interval(run_dir, tmp_path, c
 
 def test_an_edm_run_trains_and_samples_with_churn(tmp_path, capsys):
     run = tmp_path / "edm"
-    rc, out, err = cli(capsys, "train", "--data", "moons", *TINY, "--objective", "edm", "--out", run, "--quiet")
+    rc, out, err = cli(capsys, "train", "--data", "moons", *TINY, "--objective", "edm", "--p-mean", "-1.5",
+                       "--p-std", "1.4", "--out", run, "--quiet")  # fmt: skip
     assert rc == 0, err
+    assert json.loads((run / "run.json").read_text())["train"]["p_mean"] == -1.5
+    rc, _, err = cli(capsys, "train", "--data", "moons", *TINY, "--p-mean", "-1", "--out", tmp_path / "d")
+    assert_user_error(rc, err, "--objective edm")
     for extra in ([], ["--s-churn", "20", "--s-tmin", "0.05", "--s-tmax", "10"]):
         rc, out, err = cli(capsys, "sample", "--run", run, "--sampler", "edm", "--steps", "6", "--n", "40", *extra,
                            "--out", tmp_path / "s.npy")  # fmt: skip

@@ -28,6 +28,7 @@ from diffvis.core.parametrization import x0_from_score
 from diffvis.core.schedules import SigmaLadder, karras_sigmas
 from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init, noise_like
 
+EDM = "edm"  # the objective whose models this module samples (``registry.OBJECTIVES``)
 SIGMA_MAX, SIGMA_MIN, RHO = 80.0, 0.002, 7.0  # the sampling range of Karras et al. 2022, Table 1
 P_MEAN, P_STD = -1.2, 1.2  # ln σ ~ N(P_mean, P_std²) during training (Karras et al. 2022, Table 1)
 S_TMAX = 1000.0  # S_tmax's default: above every ladder's σ_max, so churn (when on) acts at every level (EDM: ∞)

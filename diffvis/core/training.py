@@ -30,7 +30,7 @@ import torch
 from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
 from diffvis.core.datasets import canonical_name
-from diffvis.core.edm import P_MEAN, P_STD, edm_ladder
+from diffvis.core.edm import EDM, P_MEAN, P_STD, edm_ladder
 from diffvis.core.flow import SOURCES, draw_source, interpolate, is_source, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
@@ -200,7 +200,7 @@ def weak_step(steps: int) -> int:
 def sigma_ladder(objective: str, sigma_max: float, cfg: TrainConfig) -> SigmaLadder:
     """The noise levels a model of ``objective`` is sampled over: EDM's ρ-spaced range (``edm.edm_ladder``), or
     for the others (NCSN's ladder) ``cfg.levels`` from ``sigma_max`` down to ``cfg.sigma_min`` geometrically."""
-    if objective == "edm":
+    if objective == EDM:
         return edm_ladder(cfg.levels)
     return SigmaLadder.geometric(sigma_max, cfg.sigma_min, cfg.levels)
 
@@ -291,7 +291,7 @@ class Trainer:
             abar = self._abar[k, None]
             target = ddpm_target(self.model_config.prediction, x0, noise, abar)
             return (self.model(q_sample(x0, abar, noise), k, labels) - target).square().mean(1)
-        if self.objective == "edm":
+        if self.objective == EDM:
             sigma = torch.exp(self.cfg.p_mean + self.cfg.p_std * torch.special.ndtri(k.clamp(1e-6, 1 - 1e-6)))[:, None]
             x = x0 + sigma * noise
             target = edm_preconditioning(self.model_config.sigma_data).target(x, sigma, x0)
