@@ -132,7 +132,8 @@ class ObjectiveInfo:
     the path a particle follows down the noise levels (the probability flow, or Langevin), ``preview_sampler``
     with ``preview_params`` a quick look while training. ``tables`` names what its models are sampled over (the
     DDPM 'schedule', the σ 'ladder' of NCSN and EDM, or the flow's linear 'path'); ``levels`` what its frames'
-    times are: timesteps 't' (T − 1 … 0, −1 for clean output), noise levels 'sigma', or flow times 'time'."""
+    times are: timesteps 't' (T − 1 … 0, −1 for clean output), noise levels 'sigma', or flow times 'time';
+    ``buckets`` what its training loss is reported per bucket of."""
 
     name: str
     title: str
@@ -146,6 +147,7 @@ class ObjectiveInfo:
     tables: str = "schedule"
     levels: str = "t"
     full_params: dict = field(default_factory=dict)
+    buckets: str = "t / T"  # what the training loss is bucketed by (``training.Trainer.buckets``), as an axis says
 
     @property
     def transports(self) -> bool:
@@ -198,12 +200,14 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
                           "ε̂(x_t, t), or x̂₀ or v̂ read as ε̂ (--prediction)", "ddpm", "ddim",
                           "ddim", {"eta": 0.0, "spacing": "linspace"}, {"steps": 25}),
     "ncsn": ObjectiveInfo("ncsn", "NCSN (denoising score matching)", "Song & Ermon 2019", "s(x, σ) ≈ ∇ log p_σ(x)",
-                          "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}, "ladder", "sigma"),
+                          "langevin", "langevin", "langevin", {}, {"steps_per_level": 10}, "ladder", "sigma",
+                          buckets="level i / L (σ_1 left)"),
     "flow": ObjectiveInfo("flow", "Flow matching (velocity)", "Lipman et al. 2023; Liu, Gong & Liu 2023",
                           "v(x_t, t) ≈ E[x₁ − x₀ | x_t]", "dopri5", "rk4", "euler", {"steps": 50}, {"steps": 25},
-                          "path", "time"),
+                          "path", "time", buckets="t (source left, data right)"),
     "edm": ObjectiveInfo("edm", "EDM (preconditioned denoiser)", "Karras et al. 2022", "D(x; σ) ≈ E[x₀ | x]", "edm",
-                         "edm", "edm", {}, {}, "ladder", "sigma", {"steps": 64}),
+                         "edm", "edm", {}, {}, "ladder", "sigma", {"steps": 64},
+                         "share of the training σ below (small σ left)"),
 }  # fmt: skip
 
 SAMPLERS: dict[str, SamplerInfo] = {}

@@ -18,6 +18,7 @@ from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.core.bound import BOUND_POINTS, BoundReport, has_bound, run_bound_report
 from diffvis.core.registry import OBJECTIVES
+from diffvis.core.request import SampleRequest
 from diffvis.core.training import N_BUCKETS
 
 BOUND_OBJECTIVE = next(name for name in OBJECTIVES if has_bound(name))  # whose bound the view draws
@@ -53,7 +54,6 @@ class TrainingView(ExportActions, QWidget):
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.timeline)
         self.samples_plot = self.plots.addPlot(row=0, col=0, rowspan=3)
-        fit_title(self.samples_plot, "EMA network samples (DDIM, 25 steps)")
         self.samples_plot.setAspectLocked(True)
         self.samples_plot.showGrid(x=True, y=True, alpha=0.15)
         faint = pg.mkColor(DATA_COLOUR)
@@ -74,9 +74,10 @@ class TrainingView(ExportActions, QWidget):
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(SAMPLE_COLOUR, width=2), name="smoothed")
 
         self.bucket_plot = self.plots.addPlot(row=1, col=1)
-        fit_title(self.bucket_plot, "Loss per t bucket (latest)")
-        self.bucket_plot.setToolTip("the loss of the latest progress report, averaged per bucket of timesteps t / T")
-        self.bucket_plot.setLabel("bottom", "t / T")
+        fit_title(self.bucket_plot, "Loss per bucket (latest)")
+        self.bucket_plot.setToolTip("the loss of the latest progress report, averaged per bucket of noise levels: "
+                                    "timesteps t / T (DDPM), the σ ladder (NCSN), flow times t, or EDM's training "
+                                    "σ by quantile")  # fmt: skip
         self.bucket_plot.setXRange(0, 1)
         self.bars = pg.BarGraphItem(x=(np.arange(N_BUCKETS) + 0.5) / N_BUCKETS, height=np.zeros(N_BUCKETS),
                                     width=0.8 / N_BUCKETS, brush=DATA_COLOUR)  # fmt: skip
@@ -95,8 +96,19 @@ class TrainingView(ExportActions, QWidget):
         self.timeline.frame_changed.connect(self.show_preview)
         self.export_button.clicked.connect(self.choose_export)
         state.run_changed.connect(self._on_run_change)
+        state.model_changed.connect(self._sync_objective)
+        state.model_config_changed.connect(lambda _config: self._sync_objective())
         self._on_data_change(state.data)
+        self._sync_objective()
         self.show_preview(0)
+
+    def _sync_objective(self) -> None:
+        """Name the preview sampler and the loss buckets of the run shown (or, with none, of the one to train)."""
+        run = self.state.model_run
+        info = OBJECTIVES[run.objective if run is not None else self.state.model_config.objective]
+        preview = SampleRequest(info.preview_sampler, info.preview_params, objective=info.name)
+        fit_title(self.samples_plot, f"EMA network samples ({preview.label_text})")
+        self.bucket_plot.setLabel("bottom", info.buckets)
 
     def _build_bound_plot(self) -> None:
         self.bound_plot = self.plots.addPlot(row=2, col=1, axisItems={"left": LogAxis("left")})
