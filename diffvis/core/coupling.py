@@ -49,14 +49,16 @@ def ot_assignment(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
     return _linear_sum_assignment()(np.einsum("ijk,ijk->ij", d, d))[1]
 
 
-def pair_within_classes(x0: np.ndarray, x1: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """The order of x₁ (and its labels) that pairs it with x₀ by ``ot_assignment``, within each class."""
-    if labels is None:
-        return ot_assignment(x0, x1)
+def pair_within_classes(x0: np.ndarray, x1: np.ndarray, labels: np.ndarray | None, sub_batch: int) -> np.ndarray:
+    """The order of x₁ (and its labels) that pairs it with x₀ by ``ot_assignment`` within each class, in
+    sub-batches of at most ``sub_batch`` rows of one class (so a class-conditional run's assignments are as large
+    as an unconditional one's: pairing sub-batches of mixed classes within each class halved them on the moons)."""
+    groups = [np.arange(len(x1))] if labels is None else [np.flatnonzero(labels == y) for y in np.unique(labels)]
     order = np.empty(len(x1), dtype=np.int64)
-    for y in np.unique(labels):
-        rows = np.flatnonzero(labels == y)
-        order[rows] = rows[ot_assignment(x0[rows], x1[rows])]
+    for rows in groups:
+        for start in range(0, len(rows), sub_batch):
+            part = rows[start : start + sub_batch]
+            order[part] = part[ot_assignment(x0[part], x1[part])]
     return order
 
 
@@ -81,11 +83,7 @@ class PairStream:
 
     def _paired_block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         x0, x1, labels = self.draw(self.fresh, self.rng)
-        a, b = x0.astype(np.float64), x1.astype(np.float64)
-        order = np.arange(len(b))
-        for start in range(0, len(b), self.sub_batch):
-            part = slice(start, start + self.sub_batch)
-            order[part] = start + pair_within_classes(a[part], b[part], None if labels is None else labels[part])
+        order = pair_within_classes(x0.astype(np.float64), x1.astype(np.float64), labels, self.sub_batch)
         return x0, x1[order], None if labels is None else labels[order]
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

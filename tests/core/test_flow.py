@@ -192,12 +192,30 @@ def test_ot_pairs_cost_no_more_than_the_independent_pairing_and_stay_within_thei
         assert sorted(order) == list(range(128))
         assert _cost(x0, x1[order]) <= _cost(x0, x1)
     labels = rng.integers(0, 3, 128)
-    order = pair_within_classes(x0, x1, labels)
+    order = pair_within_classes(x0, x1, labels, sub_batch=128)
     np.testing.assert_array_equal(labels[order], labels)
     for y in range(3):
         rows = np.flatnonzero(labels == y)
         optimum = x1[rows][ot_assignment(x0[rows], x1[rows])]
         assert _cost(x0[rows], x1[order[rows]]) == pytest.approx(_cost(x0[rows], optimum))
+
+
+def test_class_conditional_pairing_assigns_whole_sub_batches_of_one_class():
+    """Sub-batches are cut from each class's rows, so every assignment pairs ``sub_batch`` points of one class
+    (cut from mixed rows, two classes would each get half)."""
+    rng = np.random.default_rng(1)
+    x0, x1 = rng.normal(size=(256, 2)), rng.normal(size=(256, 2))
+    labels = np.repeat([0, 1], 128)[rng.permutation(256)]
+    order = pair_within_classes(x0, x1, labels, sub_batch=64)
+    np.testing.assert_array_equal(labels[order], labels)
+    for y in (0, 1):
+        rows = np.flatnonzero(labels == y)
+        for start in (0, 64):
+            part = rows[start : start + 64]
+            optimum = x1[part][ot_assignment(x0[part], x1[part])]
+            assert _cost(x0[part], x1[order[part]]) == pytest.approx(_cost(x0[part], optimum), rel=1e-12)
+        whole = x1[rows][ot_assignment(x0[rows], x1[rows])]
+        assert _cost(x0[rows], x1[order[rows]]) >= _cost(x0[rows], whole) - 1e-12
 
 
 def test_the_pair_stream_is_a_seeded_sequence_that_reuses_each_pair():
