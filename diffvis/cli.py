@@ -305,6 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to sample (default cpu; auto: CUDA when torch sees one)",
     )
 
+    p = sub.add_parser("explain", help="print one step of a sampler for one point, its equation with the numbers")
+    _source_args(p, exact_help)
+    _sampler_args(p)
+    _request_args(p)
+    p.add_argument("--point", type=_whole_number(0), default=0, help="which sample, 0 to N − 1 (default 0)")
+    p.add_argument("--frame", type=_whole_number(0), default=0, help="the step from this frame to the next, 0 to "
+                   "the steps − 1 (default 0: the first step)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    _exact_args(p)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to compute (default cpu)")
+
     p = sub.add_parser("render", help="draw a view headless and write it as PNG, SVG, CSV, NPY, GIF or MP4")
     _source_args(p, exact_help, many=True)
     what = p.add_mutually_exclusive_group(required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -239,27 +240,17 @@ def format_quality(report) -> str:
     return "\n".join(lines)
 
 
-def cmd_sample(args) -> int:
+def sampling_setup(args):
+    """The model and request of ``sample``'s and ``explain``'s arguments: a run's EMA network (--run) or the exact
+    model of --exact data, guided by --guide-with when given."""
     from diffvis.arguments import make_request
-    from diffvis.core.atomic import check_output, write_outputs
     from diffvis.core.classes import Classes
-    from diffvis.core.pipeline import bound_to, sample_request, sampling_model, with_guide
-    from diffvis.core.pointfiles import check_points_output, encode_points
+    from diffvis.core.pipeline import sampling_model, with_guide
     from diffvis.core.run import SamplingModel
     from diffvis.core.schedules import Schedule
     from diffvis.core.sources import exact_kind, exact_source
     from diffvis.core.training import resolve_device
-    from diffvis.terminal import sampling_progress
 
-    check_points_output(args.out)
-    if args.trajectory is not None:
-        if args.trajectory.suffix.lower() not in (".npy", ".npz"):
-            raise ConfigError(
-                f"{args.trajectory.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)"
-            )
-        check_output(args.trajectory)
-        if args.trajectory.resolve() == args.out.resolve():
-            raise ConfigError("--out and --trajectory name the same file")
     device = resolve_device(args.device)
     if args.run is not None:
         from diffvis.core.checkpoint import load_run
@@ -278,7 +269,26 @@ def cmd_sample(args) -> int:
         run = None
     if request.guide_with is not None:
         model = with_guide(model, request.guide_with, run)
-    x_T = None if args.init is None else _initial_noise(args.init).to(device)
+    return model, request
+
+
+def cmd_sample(args) -> int:
+    from diffvis.core.atomic import check_output, write_outputs
+    from diffvis.core.pipeline import bound_to, sample_request
+    from diffvis.core.pointfiles import check_points_output, encode_points
+    from diffvis.terminal import sampling_progress
+
+    check_points_output(args.out)
+    if args.trajectory is not None:
+        if args.trajectory.suffix.lower() not in (".npy", ".npz"):
+            raise ConfigError(
+                f"{args.trajectory.name}: a trajectory is saved as .npy (frames) or .npz (frames, times, x0_hat)"
+            )
+        check_output(args.trajectory)
+        if args.trajectory.resolve() == args.out.resolve():
+            raise ConfigError("--out and --trajectory name the same file")
+    model, request = sampling_setup(args)
+    x_T = None if args.init is None else _initial_noise(args.init).to(model.device)
     progress = None
     if sys.stderr.isatty():
         bound = bound_to(model, request)
@@ -290,6 +300,21 @@ def cmd_sample(args) -> int:
     write_outputs(outputs)
     which = "" if traj.labels is None else f", class {args.class_ or 'all'} at w = {request.guidance:g}"
     print(f"wrote {len(traj.samples)} samples ({request.sampler}, {traj.nfe} model evaluations{which}) to {args.out}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    """Sample as ``sample`` would, then print step --frame → --frame + 1 of --point with its numbers (or, with
+    --json, the numbers as JSON)."""
+    from diffvis.core.explain import explain_frame
+    from diffvis.core.pipeline import sample_request
+
+    model, request = sampling_setup(args)
+    if not 0 <= args.point < request.n:
+        raise ConfigError(f"--point must be between 0 and {request.n - 1} (--n is {request.n}), got {args.point}")
+    traj = sample_request(model, request)
+    explanation = explain_frame(model, request, traj, args.point, args.frame)
+    print(json.dumps(explanation.to_dict(), ensure_ascii=False, indent=1) if args.json else explanation.text())
     return 0
 
 

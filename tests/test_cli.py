@@ -290,6 +290,34 @@ def small_data(tmp_path, capsys):
     return path
 
 
+# --- explain one step -----------------------------------------------------------------------------------------------
+
+
+def test_explain_prints_the_step_that_sample_took(run_dir, tmp_path, capsys):
+    """`explain --json`'s result is the next frame of the trajectory `sample` saves with the same arguments."""
+    common = ["--run", run_dir, "--sampler", "ddim", "--steps", "10", "--eta", "0.5", "--n", "20", "--seed", "4"]
+    rc, out, err = cli(capsys, "sample", *common, "--out", tmp_path / "S.npy", "--trajectory", tmp_path / "T.npy")
+    assert (rc, err) == (0, "")
+    frames = np.load(tmp_path / "T.npy")
+    rc, out, err = cli(capsys, "explain", *common, "--point", "3", "--frame", "2", "--json")
+    assert (rc, err) == (0, "")
+    numbers = json.loads(out)
+    assert (numbers["sampler"], numbers["frame"], numbers["point"]) == ("ddim", 2, 3)
+    assert (numbers["terms"]["t"], numbers["terms"]["t−1"]) == (70, 60)  # leading spacing of T = 100
+    np.testing.assert_allclose(numbers["result"]["data"], frames[3, 3], rtol=1e-5, atol=1e-5)
+    assert {"x_t", "ε̂", "x̂₀", "z", "σ_t"} <= set(numbers["terms"])
+    rc, text, err = cli(capsys, "explain", *common, "--point", "3", "--frame", "2")
+    assert rc == 0 and text.startswith("DDIM (") and "x_{t−1} = " in text and f"{frames[3, 3][0]:.6g}" in text
+
+
+def test_explain_as_a_real_process_exits_cleanly(small_data, tmp_path):
+    argv = [SCRIPT, "explain", "--exact", small_data, "--sampler", "heun", "--objective", "flow", "--steps", "4",
+            "--n", "8", "--point", "7", "--frame", "3"]  # fmt: skip
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Heun (") and "k₂" in done.stdout and done.stderr == ""
+
+
 @pytest.mark.parametrize("sampler", ["ddim", "langevin"])
 def test_ideal_sampling_reproduces_the_data_points(small_data, tmp_path, capsys, sampler):
     out = tmp_path / "S.csv"
@@ -356,6 +384,9 @@ USER_ERRORS = [  # (id, argv with {i} = inputs, {t} = tmp_path, {r} = the traine
     ("sample ddim steps > T", "sample --run {r} --steps 1001 --out {t}/s.csv", "1001"),
     ("sample to .json", "sample --run {r} --steps 2 --out {t}/s.json", ".json"),
     ("sample trajectory suffix", "sample --run {r} --steps 2 --n 3 --out {t}/s.csv --trajectory {t}/t.txt", "t.txt"),
+    ("explain point past n", "explain --run {r} --steps 5 --n 4 --point 4", "--point"),
+    ("explain frame past the steps", "explain --run {r} --steps 5 --n 4 --frame 5", "frame must be"),
+    ("explain no source", "explain --point 1", "--run"),
     ("ideal bad csv", "sample --ideal {i}/bad.csv --out {t}/s.csv", "not numeric"),
     ("ideal one point", "sample --ideal {i}/one.csv --out {t}/s.csv", "two points"),
     ("ideal missing file", "sample --ideal {t}/none.csv --out {t}/s.csv", "none.csv"),

@@ -19,6 +19,7 @@ With S_churn = 0 it is Algorithm 1, the deterministic Heun solve (2N − 1 evalu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.parametrization import x0_from_score
 from diffvis.core.schedules import SigmaLadder, karras_sigmas
-from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init, noise_like
+from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init
 
 EDM = "edm"  # the objective whose models this module samples (``registry.OBJECTIVES``)
 SIGMA_MAX, SIGMA_MIN, RHO = 80.0, 0.002, 7.0  # the sampling range of Karras et al. 2022, Table 1
@@ -44,6 +45,34 @@ def edm_ladder(levels: int) -> SigmaLadder:
 def churn(sigma: float, steps: int, s_churn: float, s_tmin: float, s_tmax: float) -> float:
     """γ_i of Algorithm 2."""
     return min(s_churn / steps, math.sqrt(2) - 1) if s_tmin <= sigma <= s_tmax else 0.0
+
+
+@dataclass(frozen=True)
+class EdmStep:
+    """What one step of Algorithm 2 computed: the churned point x̂ at t̂, D₀ = D(x̂; t̂), the Euler point x' at
+    t_{i+1}, D₁ = D(x'; t_{i+1}) (None at t_{i+1} = 0, where the step stays Euler) and x_{i+1}."""
+
+    x_hat: torch.Tensor
+    d0: torch.Tensor
+    x_euler: torch.Tensor
+    d1: torch.Tensor | None
+    x_next: torch.Tensor
+
+
+def edm_step(model, x: torch.Tensor, z: torch.Tensor | None, t: float, t_hat: float, t_next: float, s_noise: float, *,
+             report=None, x0_out: torch.Tensor | None = None, out: torch.Tensor | None = None) -> EdmStep:  # fmt: skip
+    """Step i of Algorithm 2 from x_i at t_i (see the module), z the churn's noise (None when t̂ = t_i); ``report``
+    is called once D₀ is written (into ``x0_out``), x_{i+1} goes into ``out``."""
+    x_hat = x if z is None else x + z * (math.sqrt(t_hat**2 - t**2) * s_noise)
+    d0 = x0_from_score(x_hat, model(x_hat, t_hat), t_hat, out=x0_out)
+    if report is not None:
+        report()
+    x_euler = torch.lerp(x_hat, d0, 1 - t_next / t_hat)  # x̂ + (t' − t̂)(x̂ − D₀)/t̂
+    if t_next == 0:
+        return EdmStep(x_hat, d0, x_euler, None, x_euler if out is None else out.copy_(x_euler))
+    d1 = x0_from_score(x_euler, model(x_euler, t_next), t_next)
+    slope = (x_hat - d0).div_(t_hat).add_((x_euler - d1).div_(t_next))  # (x̂ − D₀)/t̂ + (x' − D₁)/t'
+    return EdmStep(x_hat, d0, x_euler, d1, torch.add(x_hat, slope, alpha=(t_next - t_hat) / 2, out=out))
 
 
 @torch.inference_mode()
@@ -74,17 +103,9 @@ def sample_edm(
         t, t_next = float(sigmas[i]), float(sigmas[i + 1])
         t_hat = t * (1 + churn(t, steps, s_churn, s_tmin, s_tmax))
         x = rec.frames[i]
-        if t_hat > t:
-            x = x + noise_like(x, generator) * (math.sqrt(t_hat**2 - t**2) * s_noise)
-        d0 = x0_from_score(x, model(x, t_hat), t_hat, out=rec.x0_hat[i])
-        rec.report(i)
-        x_next = torch.lerp(x, d0, 1 - t_next / t_hat, out=rec.frames[i + 1])  # x̂ + (t' − t̂)(x̂ − D)/t̂
-        if t_next > 0:
-            d1 = x0_from_score(x_next, model(x_next, t_next), t_next)
-            # x̂ + (t' − t̂)/2 · ((x̂ − D₀)/t̂ + (x' − D₁)/t')
-            h = t_next - t_hat
-            slope = (x - d0).div_(t_hat).add_((x_next - d1).div_(t_next))
-            torch.add(x, slope, alpha=h / 2, out=rec.frames[i + 1])
+        z = rec.noise(i, x, generator) if t_hat > t else None
+        edm_step(model, x, z, t, t_hat, t_next, s_noise, report=lambda i=i: rec.report(i), x0_out=rec.x0_hat[i],
+                 out=rec.frames[i + 1])  # fmt: skip
         rec.arrived(i + 1)
     rec.x0_hat[steps] = rec.frames[steps]
     rec.report(steps)

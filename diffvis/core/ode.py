@@ -146,9 +146,11 @@ def probability_flow(model, tables, steps: int, spacing: str = "trailing") -> Pr
 
 
 def rk_step(ode: ProbabilityFlow, tableau: Tableau, y: torch.Tensor, u: float, h: float, k1: torch.Tensor,
-            x_hat: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """One step of ``tableau`` from (y, u) with its first stage k₁ and x̂ already computed (see the module)."""
-    ks = [k1]
+            x_hat: torch.Tensor, stages: list | None = None) -> torch.Tensor:  # fmt: skip
+    """One step of ``tableau`` from (y, u) with its first stage k₁ and x̂ already computed (see the module); its
+    stages k₁ … k_s are appended to ``stages`` when given."""
+    ks = [k1] if stages is None else stages
+    ks[:] = [k1]
     for c, row in zip(tableau.c[1:], tableau.a, strict=True):
         y_j = torch.add(x_hat, k1, alpha=u + c * h - ode.end)
         for a, k in zip(row, ks, strict=False):
@@ -189,14 +191,15 @@ def dopri5_segment(ode: ProbabilityFlow, y: torch.Tensor, u: float, u_next: floa
 Step = Callable[[torch.Tensor, float, float, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def stepper(ode: ProbabilityFlow, method: str, rtol: float, atol: float) -> Step:
-    """step(y, u, u_next, k₁, x̂) → y at u_next, for a Runge–Kutta ``method`` (a key of ``TABLEAUS``),
+def stepper(ode: ProbabilityFlow, method: str, rtol: float, atol: float, stages: list | None = None) -> Step:
+    """step(y, u, u_next, k₁, x̂) → y at u_next (a Runge–Kutta step's stages, or DPM-Solver++'s D, into ``stages``
+    when given), for a Runge–Kutta ``method`` (a key of ``TABLEAUS``),
     'dopri5', or 'dpmpp_2m': DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on an ODE whose u is a σ (ddpm, ncsn, edm),
     with λ = −log σ and h = λ' − λ: y' = (σ'/σ) y − (e^{−h} − 1) D, D = x̂ on the first step and
     (1 + 1/2r) x̂ − (1/2r) x̂_prev after it, r = h_prev/h."""
     if method in TABLEAUS:
         tableau = TABLEAUS[method]
-        return lambda y, u, u_next, k1, x_hat: rk_step(ode, tableau, y, u, u_next - u, k1, x_hat)
+        return lambda y, u, u_next, k1, x_hat: rk_step(ode, tableau, y, u, u_next - u, k1, x_hat, stages)
     if method == "dopri5":
         return lambda y, u, u_next, k1, x_hat: dopri5_segment(ode, y, u, u_next, k1, rtol, atol)
     if method != "dpmpp_2m" or ode.end != 0.0:
@@ -210,9 +213,26 @@ def stepper(ode: ProbabilityFlow, method: str, rtol: float, atol: float) -> Step
             r = previous["h"] / h
             d = (1 + 1 / (2 * r)) * x_hat - (1 / (2 * r)) * previous["x_hat"]
         previous.update(h=h, x_hat=x_hat.clone())
+        if stages is not None:
+            stages[:] = [d]
         return (sigma_next / sigma) * y - float(np.expm1(-h)) * d
 
     return dpmpp_2m
+
+
+def first_stage(ode: ProbabilityFlow, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """k₁ = f(y_k, u_k) and the clean point x̂ of frame k's points x = s(u_k) y_k."""
+    u = float(ode.grid[k])
+    k1 = ode.drift(x, u)
+    return k1, ode.clean(x, u, k1)
+
+
+def next_state(ode: ProbabilityFlow, step: Step, y: torch.Tensor, k: int, k1: torch.Tensor,
+               x_hat: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """y_{k+1}: the solver's step from (y_k, u_k), or x̂ on the last step of an ODE singular at its end."""
+    if ode.singular_end and k == len(ode.grid) - 2:
+        return x_hat
+    return step(y, float(ode.grid[k]), float(ode.grid[k + 1]), k1, x_hat)
 
 
 def solve(model, x_T: torch.Tensor, tables, *, method: str, steps: int, spacing: str = "trailing",
@@ -230,13 +250,11 @@ def solve(model, x_T: torch.Tensor, tables, *, method: str, steps: int, spacing:
         rec.frames[0] *= ode.prior_scale
     y = rec.frames[rec.start] / ode.scale_of(float(ode.grid[rec.start]))
     for k in range(rec.start, steps):
-        u, u_next = float(ode.grid[k]), float(ode.grid[k + 1])
-        k1 = ode.drift(rec.frames[k], u)
-        x_hat = ode.clean(rec.frames[k], u, k1)
+        k1, x_hat = first_stage(ode, rec.frames[k], k)
         rec.x0_hat[k] = x_hat
         rec.report(k)
-        y = x_hat if ode.singular_end and k == steps - 1 else step(y, u, u_next, k1, x_hat)
-        torch.mul(y, ode.scale_of(u_next), out=rec.frames[k + 1])
+        y = next_state(ode, step, y, k, k1, x_hat)
+        torch.mul(y, ode.scale_of(float(ode.grid[k + 1])), out=rec.frames[k + 1])
         rec.arrived(k + 1)
     rec.x0_hat[steps] = rec.frames[steps]
     rec.report(steps)

@@ -2,9 +2,10 @@
 
 A ``SamplerInfo`` names a sampler function (the contract of ``samplers``: ``fn(model, x_T, schedule_or_ladder, *,
 <params>, generator, callback, normaliser, start)``), its paper, the objectives whose models it can drive, its
-parameters with their types, defaults, valid ranges and help, the model evaluations it spends per step, and its
-update formula as text. Front ends (the CLI, the views, compare, sweep) read these entries and never spell a
-sampler's settings themselves; ``register_sampler`` adds one, and every front end offers it.
+parameters with their types, defaults, valid ranges and help, the model evaluations it spends per step, its
+update formula as text and in LaTeX, and its explainer (the terms of one step for one point). Front ends (the
+CLI, the views, compare, sweep) read these entries and never spell a sampler's settings themselves;
+``register_sampler`` adds one, and every front end offers it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from diffvis.core.edm import RHO, S_TMAX, sample_edm
 from diffvis.core.ode import sample_dopri5, sample_dpmpp_2m, sample_euler, sample_heun, sample_midpoint, sample_rk4
 from diffvis.core.samplers import VARIANCES, sample_ddim, sample_ddpm, sample_langevin
 from diffvis.core.schedules import SPACINGS
+from diffvis.core.step_terms import explain_ddim, explain_ddpm, explain_edm, explain_langevin, ode_explainer
 from diffvis.errors import ConfigError
 
 
@@ -169,6 +171,8 @@ class SamplerInfo:
     evals_per_step: float
     formula: str
     steps_param: str | None = None  # the parameter a sweep varies (None: the step count is fixed, DDPM's T)
+    latex: str = ""  # the formula in LaTeX
+    explain: Callable | None = None  # the terms of one step for one point (``diffvis.core.step_terms``)
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -215,7 +219,10 @@ ALL_ODES = ("ddpm", "ncsn", "flow", "edm")  # the objectives whose models the OD
 
 
 def register_sampler(info: SamplerInfo) -> SamplerInfo:
-    """Add a sampler to the vocabulary every front end reads."""
+    """Add a sampler to the vocabulary every front end reads; it must give its formula in LaTeX and how to explain
+    a step."""
+    if not info.latex or info.explain is None:
+        raise ConfigError(f"{info.name}: a sampler needs its formula in LaTeX and an explainer of its steps")
     for objective in info.objectives:
         if objective not in OBJECTIVES:
             raise ConfigError(f"{info.name}: unknown objective {objective!r}")
@@ -250,35 +257,58 @@ def sampler_info(name: str) -> SamplerInfo:
 
 for _info in (
     SamplerInfo("ddpm", "DDPM", "Ho et al. 2020, Algorithm 2", sample_ddpm, ("ddpm",), (VARIANCE,), 1.0,
-                "x_{t−1} = (x_t − β_t/√(1 − ᾱ_t) ε̂) / √α_t + σ_t z"),
+                "x_{t−1} = (x_t − β_t/√(1 − ᾱ_t) ε̂) / √α_t + σ_t z",
+                latex=r"x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}"
+                r"\,\hat\epsilon\Big) + \sigma_t z",
+                explain=explain_ddpm),
     SamplerInfo("ddim", "DDIM", "Song, Meng & Ermon 2021, eq. 12", sample_ddim, ("ddpm",),
                 (STEPS, ETA, spacing("leading")), 1.0,
-                "x_{t−1} = √ᾱ_{t−1} x̂₀ + √(1 − ᾱ_{t−1} − σ_t²) ε̂ + σ_t z", "steps"),
+                "x_{t−1} = √ᾱ_{t−1} x̂₀ + √(1 − ᾱ_{t−1} − σ_t²) ε̂ + σ_t z", "steps",
+                latex=r"x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0"
+                r" + \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\hat\epsilon + \sigma_t z",
+                explain=explain_ddim),
     SamplerInfo("langevin", "Langevin", "Song & Ermon 2019, Algorithm 1", sample_langevin, ("ncsn",),
-                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level"),
+                (STEPS_PER_LEVEL, STEP_SIZE, DENOISE), 1.0, "x ← x + α_i/2 · s(x, σ_i) + √α_i z", "steps_per_level",
+                latex=r"x' = x + \frac{\alpha_i}{2}\, s_\theta(x, \sigma_i) + \sqrt{\alpha_i}\, z",
+                explain=explain_langevin),
     SamplerInfo("euler", "Euler", "Euler's method on the probability flow (DDPM: Karras et al. 2022, eq. 4, = DDIM "
                 "η = 0)", sample_euler, ALL_ODES, (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
-                "y_{k+1} = y_k + h f(y_k, u_k)", "steps"),
+                "y_{k+1} = y_k + h f(y_k, u_k)", "steps",
+                latex=r"y_{k+1} = y_k + h\, f(y_k, u_k)",
+                explain=ode_explainer("euler")),
     SamplerInfo("midpoint", "Midpoint", "the explicit midpoint rule (Runge 1895); k-diffusion's DPM-2 for DDPM",
                 sample_midpoint, ALL_ODES, (ODE_STEPS, spacing("trailing", ("ddpm",))), 2.0,
-                "y_{k+1} = y_k + h f(y_k + h/2 · f(y_k, u_k), u_k + h/2)", "steps"),
+                "y_{k+1} = y_k + h f(y_k + h/2 · f(y_k, u_k), u_k + h/2)", "steps",
+                latex=r"y_{k+1} = y_k + h\, f\big(y_k + \tfrac{h}{2} f(y_k, u_k),\, u_k + \tfrac{h}{2}\big)",
+                explain=ode_explainer("midpoint")),
     SamplerInfo("heun", "Heun", "Heun's method (Karras et al. 2022, Algorithm 1)", sample_heun, ALL_ODES,
                 (ODE_STEPS, spacing("trailing", ("ddpm",))), 2.0,
-                "y' = y_k + h f(y_k, u_k);  y_{k+1} = y_k + h/2 · (f(y_k, u_k) + f(y', u_{k+1}))", "steps"),
+                "y' = y_k + h f(y_k, u_k);  y_{k+1} = y_k + h/2 · (f(y_k, u_k) + f(y', u_{k+1}))", "steps",
+                latex=r"y_{k+1} = y_k + \tfrac{h}{2}\big(f(y_k, u_k) + f(y_k + h f(y_k, u_k),\, u_{k+1})\big)",
+                explain=ode_explainer("heun")),
     SamplerInfo("rk4", "RK4", "the classical Runge–Kutta method (Kutta 1901)", sample_rk4, ALL_ODES,
                 (ODE_STEPS, spacing("trailing", ("ddpm",))), 4.0,
-                "y_{k+1} = y_k + h/6 · (k₁ + 2k₂ + 2k₃ + k₄)", "steps"),
+                "y_{k+1} = y_k + h/6 · (k₁ + 2k₂ + 2k₃ + k₄)", "steps",
+                latex=r"y_{k+1} = y_k + \tfrac{h}{6}(k_1 + 2k_2 + 2k_3 + k_4)",
+                explain=ode_explainer("rk4")),
     SamplerInfo("dopri5", "Dopri5", "Dormand & Prince 1980, adaptive, via torchdiffeq", sample_dopri5,
                 ALL_ODES, (FRAMES, RTOL, ATOL, spacing("trailing", ("ddpm",))), 6.0,
                 "y_{k+1} = y_k + h Σ_j b_j k_j, h chosen so the 4th/5th-order difference stays within rtol, atol",
-                "steps"),
+                "steps",
+                latex=r"y_{k+1} = y_k + h \sum_j b_j k_j",
+                explain=ode_explainer("dopri5")),
     SamplerInfo("dpmpp_2m", "DPM-Solver++(2M)", "Lu et al. 2022, Algorithm 2", sample_dpmpp_2m,
                 ("ddpm", "ncsn", "edm"), (ODE_STEPS, spacing("trailing", ("ddpm",))), 1.0,
-                "y_{k+1} = (σ_{k+1}/σ_k) y_k − (e^{−h} − 1) D_k,  D_k from x̂ of steps k and k − 1", "steps"),
+                "y_{k+1} = (σ_{k+1}/σ_k) y_k − (e^{−h} − 1) D_k,  D_k from x̂ of steps k and k − 1", "steps",
+                latex=r"y_{k+1} = \frac{\sigma_{k+1}}{\sigma_k}\, y_k - (e^{-h} - 1)\, D_k",
+                explain=ode_explainer("dpmpp_2m")),
     SamplerInfo("edm", "EDM", "Karras et al. 2022, Algorithm 2", sample_edm, ("edm", "ncsn"),
                 (EDM_STEPS, EDM_RHO, S_CHURN, S_TMIN, S_TMAX_PARAM, S_NOISE), 2.0,
                 "t̂ = (1 + γ) t_i, x̂ = x_i + √(t̂² − t_i²) z;  x_{i+1} = x̂ + (t_{i+1} − t̂)/2 · (d(x̂, t̂) "
-                "+ d(x', t_{i+1})), d = (x − D(x; t))/t", "steps"),
+                "+ d(x', t_{i+1})), d = (x − D(x; t))/t", "steps",
+                latex=r"x_{i+1} = \hat x + \tfrac{t_{i+1} - \hat t}{2}\big(d(\hat x, \hat t)"
+                r" + d(x', t_{i+1})\big),\ d(x, t) = \frac{x - D_\theta(x; t)}{t}",
+                explain=explain_edm),
 ):  # fmt: skip
     register_sampler(_info)
 check_objectives()

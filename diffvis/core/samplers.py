@@ -17,10 +17,73 @@ import torch
 from diffvis.core.datasets import Normaliser
 from diffvis.core.parametrization import x0_from_eps, x0_from_score
 from diffvis.core.schedules import Schedule, SigmaLadder, ddim_timesteps
-from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init, noise_like
+from diffvis.core.trajectory import Callback, Recorder, Trajectory, check_init
 from diffvis.errors import ConfigError
 
 VARIANCES = ("beta", "beta_tilde")
+
+
+@dataclass(frozen=True)
+class DdpmStep:
+    """The constants of Algorithm 2's step from timestep t: x_{t−1} = (x_t − c_ε ε̂)/√α_t + σ_t z with
+    c_ε = β_t/√(1 − ᾱ_t), σ_t² = β_t or β̃_t, and σ_t = 0 at t = 0 (no noise at the last step)."""
+
+    t: int
+    alpha: float
+    abar: float
+    beta: float
+    sigma: float
+
+    @classmethod
+    def at(cls, schedule: Schedule, t: int, variance: str) -> DdpmStep:
+        var = schedule.betas if variance == "beta" else schedule.posterior_variance
+        sigma = float(np.sqrt(var[t])) if t > 0 else 0.0
+        return cls(t, float(schedule.alphas[t]), float(schedule.alphas_cumprod[t]), float(schedule.betas[t]), sigma)
+
+    @property
+    def eps_coefficient(self) -> float:
+        return self.beta / float(np.sqrt(1 - self.abar))
+
+    def update(self, x: torch.Tensor, eps: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor | None = None):
+        """x_{t−1} (into ``out`` when given); z None where σ_t = 0."""
+        out = torch.sub(x, eps, alpha=self.eps_coefficient, out=out).div_(float(np.sqrt(self.alpha)))
+        return out if z is None else out.add_(z, alpha=self.sigma)
+
+
+@dataclass(frozen=True)
+class DdimStep:
+    """The constants of DDIM's step from the k-th visited timestep t to the next, t_prev (ᾱ_prev = 1 after the
+    last): x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z with
+    σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev) (eq. 16)."""
+
+    t: int
+    t_prev: int
+    abar: float
+    abar_prev: float
+    sigma: float
+
+    @classmethod
+    def at(cls, alphas_cumprod: np.ndarray, ts: np.ndarray, k: int, eta: float) -> DdimStep:
+        t, t_prev = int(ts[k]), int(ts[k + 1]) if k + 1 < len(ts) else -1
+        abar, abar_prev = float(alphas_cumprod[t]), float(alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
+        sigma = float(eta * np.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)))
+        return cls(t, t_prev, abar, abar_prev, sigma)
+
+    @property
+    def direction(self) -> float:
+        """√(1 − ᾱ_prev − σ²), the weight of ε̂."""
+        return float(np.sqrt(max(1 - self.abar_prev - self.sigma**2, 0.0)))
+
+    def update(self, x0_hat: torch.Tensor, eps: torch.Tensor, z: torch.Tensor | None, out: torch.Tensor | None = None):
+        """x_prev (into ``out`` when given); z None where σ = 0."""
+        out = torch.mul(eps, self.direction, out=out).add_(x0_hat, alpha=self.abar_prev**0.5)
+        return out if z is None else out.add_(z, alpha=self.sigma)
+
+
+def langevin_update(x: torch.Tensor, score: torch.Tensor, z: torch.Tensor, alpha: float,
+                    out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """x + α/2 · s(x, σ_i) + √α z, one step of Algorithm 1."""
+    return torch.add(x, score, alpha=alpha / 2, out=out).add_(z, alpha=alpha**0.5)
 
 
 @torch.inference_mode()
@@ -44,20 +107,17 @@ def sample_ddpm(
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
     check_init(x_T)
     s = schedule
-    var = s.betas if variance == "beta" else s.posterior_variance
     rec = Recorder(x_T, np.arange(s.T - 1, -2, -1), callback, start)
     model = rec.counted(model)
     for k, t in enumerate(range(s.T - 1, -1, -1)):
         if k < rec.start:
             continue
-        x, x_next = rec.frames[k], rec.frames[k + 1]
+        x = rec.frames[k]
         eps = model(x, t)
-        abar = float(s.alphas_cumprod[t])
-        x0_from_eps(x, eps, abar, out=rec.x0_hat[k])
+        x0_from_eps(x, eps, float(s.alphas_cumprod[t]), out=rec.x0_hat[k])
         rec.report(k)
-        torch.sub(x, eps, alpha=float(s.betas[t] / np.sqrt(1 - abar)), out=x_next).div_(float(np.sqrt(s.alphas[t])))
-        if t > 0:
-            x_next.add_(noise_like(x, generator), alpha=float(np.sqrt(var[t])))
+        step = DdpmStep.at(s, t, variance)
+        step.update(x, eps, rec.noise(k, x, generator) if step.sigma > 0 else None, out=rec.frames[k + 1])
         rec.arrived(k + 1)
     rec.x0_hat[s.T] = rec.frames[s.T]
     rec.report(s.T)
@@ -95,16 +155,11 @@ def sample_ddim(
         if k < rec.start:
             continue
         x, x_next, x0_hat = rec.frames[k], rec.frames[k + 1], rec.x0_hat[k]
-        abar = float(abars[t])
-        abar_prev = float(abars[ts[k + 1]]) if k + 1 < len(ts) else 1.0
+        step = DdimStep.at(abars, ts, k, eta)
         eps = model(x, int(t))
-        x0_from_eps(x, eps, abar, out=x0_hat)
+        x0_from_eps(x, eps, step.abar, out=x0_hat)
         rec.report(k)
-        sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
-        direction = float(np.sqrt(max(1 - abar_prev - sigma**2, 0.0)))
-        torch.add(eps.mul_(direction), x0_hat, alpha=abar_prev**0.5, out=x_next)
-        if sigma > 0:
-            x_next.add_(noise_like(x, generator), alpha=float(sigma))
+        step.update(x0_hat, eps, rec.noise(k, x, generator) if step.sigma > 0 else None, out=x_next)
         rec.arrived(k + 1)
     rec.x0_hat[len(ts)] = rec.frames[len(ts)]
     rec.report(len(ts))
@@ -176,7 +231,7 @@ def sample_langevin(
         score = model(x, sigma)
         x0_from_score(x, score, sigma, out=rec.x0_hat[k])
         rec.report(k)
-        torch.add(x, score, alpha=alpha / 2, out=rec.frames[k + 1]).add_(noise_like(x, generator), alpha=alpha**0.5)
+        langevin_update(x, score, rec.noise(k, x, generator), alpha, out=rec.frames[k + 1])
         rec.arrived(k + 1)
     sigma_L = float(ladder.sigmas[-1])
     x0_from_score(rec.frames[n_steps], model(rec.frames[n_steps], sigma_L), sigma_L, out=rec.x0_hat[n_steps])

@@ -24,6 +24,8 @@ class Trajectory:
     nfe:     number of model evaluations.
     evals:   (F,) the model evaluations spent to reach each frame (0 at the start; nfe at the end), or None.
     labels:  (N,) the class each point was drawn for (dense ids), or None for unconditional sampling.
+    draws:   for each step k that drew noise, the state its generator had just before (``noise``), so that the
+             z of any step can be drawn again exactly; empty for deterministic samplers.
     """
 
     frames: np.ndarray
@@ -35,6 +37,7 @@ class Trajectory:
     evals: np.ndarray | None = None
     labels: np.ndarray | None = None
     levels: str = "t"
+    draws: dict[int, NoiseDraw] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -50,11 +53,30 @@ class Trajectory:
     def steps(self) -> int:
         return len(self.frames) - 1
 
+    def noise(self, k: int) -> np.ndarray | None:
+        """(N, 2) the standard normal z the step from frame k drew (standardised units), drawn again from the
+        generator state it had; None where that step drew none."""
+        return self.draws[k].replay() if k in self.draws else None
+
     def take(self, frames: np.ndarray) -> Trajectory:
         """The trajectory seen only at the given frame indices (same nfe, name and params)."""
         f = frames
         evals = self.evals[f] if self.evals is not None else None
-        return replace(self, frames=self.frames[f], times=self.times[f], x0_hat=self.x0_hat[f], evals=evals)
+        return replace(self, frames=self.frames[f], times=self.times[f], x0_hat=self.x0_hat[f], evals=evals, draws={})
+
+
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One step's draw z ~ N(0, I) of ``shape``: the generator's state before it, and the device it ran on."""
+
+    state: torch.Tensor
+    device: str
+    shape: tuple[int, ...]
+
+    def replay(self) -> np.ndarray:
+        generator = torch.Generator(device=self.device)
+        generator.set_state(self.state)
+        return torch.randn(self.shape, generator=generator, device=self.device).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,14 @@ class Recorder:
         self.start = start
         self.calls = 0
         self.evals = np.zeros(len(times), dtype=np.int64)
+        self.draws: dict[int, NoiseDraw] = {}
+
+    def noise(self, k: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """z ~ N(0, I) shaped like ``like`` for the step from frame k, from ``generator`` (its state kept, so that
+        ``Trajectory.noise`` draws the same z again)."""
+        if generator is not None:
+            self.draws[k] = NoiseDraw(generator.get_state(), str(generator.device), tuple(like.shape))
+        return noise_like(like, generator)
 
     def counted(self, model):
         """``model``, with each evaluation counted."""
@@ -117,7 +147,7 @@ class Recorder:
         if normaliser is not None:
             frames, x0_hat = normaliser.to_data(frames), normaliser.to_data(x0_hat)
         return Trajectory(frames.numpy(), self.times, x0_hat.numpy(), self.calls, name, params, self.evals,
-                          levels=levels)  # fmt: skip
+                          levels=levels, draws=self.draws)  # fmt: skip
 
 
 def noise_like(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
