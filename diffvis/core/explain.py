@@ -50,11 +50,11 @@ class Explanation:
         lines = [f"{info.title} ({info.paper}): frame {self.frame} → {self.frame + 1}, point {self.point}",
                  f"  {info.formula}", f"  ({self.note})"]  # fmt: skip
         width = max(_width(t.symbol) for t in step.terms)
-        lines += [f"  {t.symbol}{' ' * (width - _width(t.symbol))} = {_number(t.value)}" for t in step.terms]
+        lines += [f"  {t.symbol}{' ' * (width - _width(t.symbol))} = {number_text(t.value)}" for t in step.terms]
         lead = f"  {self.substituted()}\n  {' ' * _width(step.result.symbol)} = " if step.combination else "  "
         if not step.combination:
             lead += f"{step.result.symbol} = "
-        lines.append(f"{lead}{_number(step.result.value)}, in data coordinates {_number(self.result_data)}")
+        lines.append(f"{lead}{number_text(step.result.value)}, in data coordinates {number_text(self.result_data)}")
         return "\n".join(lines)
 
     def latex(self) -> str:
@@ -85,7 +85,8 @@ def _plain(value):
     return [float(v) for v in value] if isinstance(value, np.ndarray) else value
 
 
-def _number(value) -> str:
+def number_text(value) -> str:
+    """A term's value as text: a number to 6 significant digits, a vector as (x, y)."""
     if isinstance(value, np.ndarray):
         return f"({value[0]:.6g}, {value[1]:.6g})"
     return f"{value:.6g}" if isinstance(value, float) else str(value)
@@ -94,7 +95,7 @@ def _number(value) -> str:
 def _latex_number(value) -> str:
     if isinstance(value, np.ndarray):
         return rf"\begin{{pmatrix}} {value[0]:.6g} \\ {value[1]:.6g} \end{{pmatrix}}"
-    return _number(value)
+    return number_text(value)
 
 
 def explain_frame(model: SamplingModel, request: SampleRequest, traj: Trajectory, point: int,

@@ -1,0 +1,98 @@
+"""The formula panel: beside a scrubbable view, the equation of the step at the current frame in the paper's
+notation, with the numbers of the frame substituted for one point (the pinned one, or the one under the pointer),
+as Qt rich text, and a *Copy as LaTeX* action. It draws a ``FormulaModel`` and writes the pinned point back."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from diffvis.app.models.formula import FormulaModel
+from diffvis.core.explain import Explanation, number_text
+
+MATH = "font-family: 'DejaVu Serif', 'Times New Roman', serif;"  # its accents sit on their letters (x̂₀)
+_SUB = re.compile(r"_\{([^{}]*)\}|_([^\s{(·,;/)])")
+_SUP = re.compile(r"\^\{([^{}]*)\}")
+
+
+def rich(text: str) -> str:
+    """Plain formula text ('x_{t−1} = √ᾱ_{t−1} x̂₀', 'σ_t²') as Qt rich text with sub- and superscripts."""
+    out = _SUB.sub(lambda m: f"<sub>{m.group(1) or m.group(2)}</sub>", html.escape(text, quote=False))
+    return _SUP.sub(lambda m: f"<sup>{m.group(1)}</sup>", out)
+
+
+def explanation_html(e: Explanation) -> str:
+    """The step as rich text: what it is, its equation, each term with its value, the equation with the numbers
+    in it, and the result (standardised and in data coordinates)."""
+    info, step = e.info, e.step
+    rows = "".join(f"<tr><td align='right'><span style=\"{MATH}\">{rich(t.symbol)}</span></td><td>&nbsp;=&nbsp;</td>"
+                   f"<td>{number_text(t.value)}</td></tr>" for t in step.terms)  # fmt: skip
+    result = f"{number_text(step.result.value)} (data: {number_text(e.result_data)})"
+    lines = [f"<b>{html.escape(info.title)}</b>, frame {e.frame} → {e.frame + 1}, point {e.point}<br>",
+             f"<small>{html.escape(info.paper)}</small>",
+             f"<p style=\"{MATH} font-size: large\">{rich(info.formula)}</p>",
+             f"<table cellspacing='0' cellpadding='1'>{rows}</table>"]  # fmt: skip
+    if step.combination:
+        lines.append(f'<p style="{MATH}">{rich(e.substituted())}<br>= {result}</p>')
+    else:
+        lines.append(f'<p style="{MATH}">{rich(step.result.symbol)} = {result}</p>')
+    lines.append(f"<small>{html.escape(e.note)}</small>")
+    return "".join(lines)
+
+
+class FormulaPanel(QWidget):
+    """The rich-text equation, the pinned point's number, and *Copy as LaTeX* (a ``QAction``, Ctrl+Shift+L)."""
+
+    def __init__(self, model: FormulaModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.text = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.text.setMinimumWidth(260)
+        self.point = QSpinBox(minimum=0, maximum=20_000)
+        self.point.setToolTip("the sample explained; hover over a sample in the plot to see its step instead")
+        self.copy_action = QAction("Copy as LaTeX", self)
+        self.copy_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(self.copy_action)
+        copy = QPushButton("Copy as LaTeX")
+        copy.setToolTip("copy the equation with its numbers as a LaTeX align* block (Ctrl+Shift+L)")
+        copy.clicked.connect(self.copy_action.trigger)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Point"))
+        row.addWidget(self.point)
+        row.addStretch(1)
+        row.addWidget(copy)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.text, 1)
+
+        self.copy_action.triggered.connect(self._copy)
+        self.point.valueChanged.connect(lambda value: setattr(model, "point", value))
+        model.events.connect(self._on_model_event)
+        self._show()
+
+    def _on_model_event(self, name: str, value) -> None:
+        if name == "point" and self.point.value() != value:
+            self.point.setValue(value)
+        if name in ("explanation", "reason"):
+            self._show()
+
+    def _show(self) -> None:
+        e = self.model.explanation
+        if e is None:
+            self.text.setText(html.escape(self.model.reason or "Sample to see the equation of each step here."))
+        else:
+            self.text.setText(explanation_html(e))
+
+    def _copy(self, checked: bool = False) -> None:
+        del checked  # QAction.triggered passes it
+        latex = self.model.latex()
+        if latex:
+            QGuiApplication.clipboard().setText(latex)

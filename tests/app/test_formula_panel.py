@@ -1,0 +1,94 @@
+"""The reverse view's formula panel: the equation of the step at the frame shown, for the pinned or hovered sample,
+its result the next frame's point; *Copy as LaTeX* through the real action and its key sequence."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QGuiApplication
+
+from diffvis.core.registry import SAMPLERS
+
+
+def choose_sampler(view, name: str) -> None:
+    view.controls.combo.setCurrentIndex(view.controls.combo.findData(name))
+
+
+@pytest.fixture
+def window(make_window):
+    win = make_window()
+    win.data_panel.source.setCurrentText("moons")
+    win.data_panel.n.setValue(60)
+    win.tabs.setCurrentWidget(win.reverse_view)
+    return win
+
+
+def _sampled(view, qtbot, sampler, **settings):
+    choose_sampler(view, sampler)
+    for name, value in settings.items():
+        view.controls.settings[view.controls.sampler].editors[name].setValue(value)
+    view.points.setValue(50)
+    with qtbot.waitSignal(view.computed, timeout=60_000):
+        assert view.compute()
+    return view.model.trajectory
+
+
+def _shown_result(view) -> np.ndarray:
+    return view.formula.explanation.result_data
+
+
+@pytest.mark.parametrize(("sampler", "settings"), [("ddim", {"steps": 10, "eta": 0.5}), ("heun", {"steps": 6})])
+def test_the_panel_explains_the_frame_shown_and_its_result_is_the_next_frame(window, qtbot, sampler, settings):
+    view = window.reverse_view
+    traj = _sampled(view, qtbot, sampler, **settings)
+    panel = view.formula_panel
+    assert panel.isVisible() and panel.text.isVisible()
+    view.timeline.slider.setValue(3)
+    panel.point.setValue(7)
+    assert view.formula.point == 7
+    np.testing.assert_allclose(_shown_result(view), traj.frames[4, 7], rtol=1e-4, atol=1e-5)
+    shown = panel.text.text()
+    assert "frame 3 → 4, point 7" in shown and SAMPLERS[sampler].title in shown and "<sub>" in shown
+    view.plot.setFocus()
+    qtbot.keyClick(view.plot, Qt.Key.Key_Right)  # the next frame: the next step
+    assert view.formula.explanation.frame == 4
+    np.testing.assert_allclose(_shown_result(view), traj.frames[5, 7], rtol=1e-4, atol=1e-5)
+    view.timeline.slider.setValue(traj.steps)  # the last frame explains the step that led to it
+    assert view.formula.explanation.frame == traj.steps - 1
+    np.testing.assert_allclose(_shown_result(view), traj.frames[-1, 7], rtol=1e-4, atol=1e-5)
+
+
+def test_hovering_over_a_sample_explains_that_one(window, qtbot):
+    view = window.reverse_view
+    traj = _sampled(view, qtbot, "ddim", steps=8)
+    view.timeline.slider.setValue(5)
+    target = traj.frames[5, 12]
+    scene_pos = view.plot.getPlotItem().vb.mapViewToScene(QPointF(*target))
+    view._on_hover((scene_pos,))
+    hovered = view.formula.hovered
+    assert hovered is not None
+    np.testing.assert_allclose(traj.frames[5, hovered], target, atol=0.05)  # it, or a sample drawn on top of it
+    assert view.formula.explanation.point == hovered
+    view._on_hover((QPointF(-10_000, -10_000),))  # off the plot: the pinned point again
+    assert view.formula.hovered is None and view.formula.explanation.point == view.formula.point
+
+
+def test_copy_as_latex_through_the_action_and_its_keys(window, qtbot):
+    view = window.reverse_view
+    _sampled(view, qtbot, "ddim", steps=5)
+    panel = view.formula_panel
+    clipboard = QGuiApplication.clipboard()
+    clipboard.clear()
+    panel.copy_action.trigger()
+    copied = clipboard.text()
+    assert copied.startswith("\\begin{align*}") and "\\hat\\epsilon" in copied and copied.endswith("\\end{align*}")
+    clipboard.clear()
+    panel.text.setFocus()
+    qtbot.keyClick(panel.text, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert clipboard.text() == copied
+
+
+def test_a_point_past_the_samples_says_why(window, qtbot):
+    view = window.reverse_view
+    _sampled(view, qtbot, "ddim", steps=5)
+    view.formula_panel.point.setValue(50)  # 50 samples: 0 … 49
+    assert view.formula.explanation is None and "point must be between 0 and 49" in view.formula_panel.text.text()
