@@ -5,7 +5,7 @@ run trained on a point file keeps a copy of it, ``data-<sha256[:16]>.<suffix>``,
 everything it needs and nothing outside it is ever read. Saving writes those files first and ``run.json`` last,
 each atomically, then removes the files the previous run recorded as its own, so a crash at any moment leaves
 either the old run or the new one, never a mix. Loading reads regular files inside the folder only (never a
-symlink), each within a cap, and refuses weights that are not finite float32 tensors of the model's shapes.
+symlink), each within a cap, and refuses weights that are not finite float32 (or float16: the example runs) tensors of the model's shapes.
 The weights file also holds the EMA snapshots ``run.json`` lists (``snapshot.<step>.<name>``, the same shapes),
 which an older diffvis ignores.
 """
@@ -57,8 +57,9 @@ def check_run_folder(directory: str | Path) -> None:
     _run_already_there(Path(directory))
 
 
-def save_run(run: Run, directory: str | Path) -> Path:
-    """Save ``run`` into ``directory`` (created if needed); returns the path of run.json.
+def save_run(run: Run, directory: str | Path, *, half: bool = False) -> Path:
+    """Save ``run`` into ``directory`` (created if needed); returns the path of run.json. With ``half`` the
+    weights are stored as float16 (half the bytes; the shipped example runs), read back as float32.
 
     All or nothing: a failure removes the files (and the folder) this save created and leaves the run that was
     there. After run.json is written, the files the previous run recorded as its own (its weights and data copy)
@@ -70,6 +71,8 @@ def save_run(run: Run, directory: str | Path) -> Path:
         tensors[SOURCE_TENSOR] = torch.as_tensor(run.source_points, dtype=torch.float32).contiguous()
     for step, state in run.snapshots.items():
         tensors.update({f"{SNAPSHOT_PREFIX}{step}.{k}": v.detach().cpu().contiguous() for k, v in state.items()})
+    if half:
+        tensors = {k: v.half() for k, v in tensors.items()}
     weights = save_safetensors(tensors, metadata={"format": FORMAT})
     digest = hashlib.sha256(weights).hexdigest()
     weights_name = f"weights-{digest[:16]}.safetensors"
@@ -179,7 +182,7 @@ def load_run(path: str | Path) -> Run:
     """Load a run directory (or its run.json); any problem raises ``CheckpointError`` with one sentence.
 
     Only regular files inside the run's folder are read (a symlink there is refused), within their caps, and
-    the weights must be finite float32 tensors of the model's shapes."""
+    the weights must be finite float32 (or float16, widened) tensors of the model's shapes."""
     path = Path(path)
     meta_path = path / RUN_FILE if path.is_dir() else path
     folder = meta_path.parent.resolve()
@@ -278,11 +281,11 @@ def _read_weights(path: Path, digest: str, expected: dict) -> dict:
         tensor = tensors.get(name)
         if tensor is None or tensor.shape != ref.shape:
             raise CheckpointError(f"{path.name}: tensor {name!r} is missing or has the wrong shape for this model")
-        if tensor.dtype != ref.dtype:
+        if tensor.dtype not in (ref.dtype, torch.float16):
             raise CheckpointError(f"{path.name}: tensor {name!r} is stored as {_dtype(tensor)}, not {_dtype(ref)}")
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path.name}: tensor {name!r} holds NaN or infinite values")
-    return {name: tensors[name] for name in expected}
+    return {name: tensors[name].to(expected[name].dtype) for name in expected}
 
 
 def _dtype(tensor) -> str:

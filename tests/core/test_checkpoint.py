@@ -112,6 +112,22 @@ def test_loaded_run_samples_identically(saved, run):
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_half_precision_run_loads_as_float32_and_samples_as_its_rounded_weights(tmp_path, run):
+    """``save_run(half=True)`` (the shipped example runs) stores float16: half the bytes; it loads as float32
+    equal to the weights rounded to float16, and samples as they do."""
+    save_run(run, tmp_path / "full")
+    save_run(run, tmp_path / "half", half=True)
+    full, half = (_weights_path(tmp_path / name).stat().st_size for name in ("full", "half"))
+    assert half < 0.55 * full
+    back = load_run(tmp_path / "half")
+    rounded = copy.deepcopy(run)
+    rounded.ema.load_state_dict({k: v.half().float() for k, v in run.ema.state_dict().items()})
+    _assert_same_weights(back.ema, rounded.ema)
+    x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(sample_run(back, "ddim", x_T, steps=5).samples,
+                                  sample_run(rounded, "ddim", x_T, steps=5).samples)  # fmt: skip
+
+
 def test_weights_file_is_named_and_checked_by_its_hash(saved):
     meta = _meta(saved)
     assert meta["format"] == "diffvis-run" and meta["version"] == 2
