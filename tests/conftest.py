@@ -73,6 +73,7 @@ def dummy_sampler():
     for the tests that find it in every front end with no other file changed; yields the nudge of every call."""
     from diffvis.core import registry
     from diffvis.core.samplers import sample_ddim
+    from diffvis.core.step_terms import explain_ddim
 
     calls = []
 
@@ -80,9 +81,13 @@ def dummy_sampler():
         calls.append(nudge)
         return sample_ddim(model, x_T, schedule, steps=steps, **common)
 
+    def explain_dummy(model, path, k, z, schedule, params):
+        return explain_ddim(model, path, k, z, schedule, {"steps": params["steps"], "eta": 0.0, "spacing": "leading"})
+
     nudge = registry.Param("nudge", float, 0.0, "a setting only this sampler has", "ν", minimum=0.0, maximum=2.0)
     registry.register_sampler(registry.SamplerInfo("dummy", "Dummy", "this test", sample_dummy, ("ddpm",),
-                                                   (registry.STEPS, nudge), 1.0, "x ← x", "steps"))  # fmt: skip
+                                                   (registry.STEPS, nudge), 1.0, "x ← x", "steps", latex="x' = x",
+                                                   explain=explain_dummy))  # fmt: skip
     yield calls
     del registry.SAMPLERS["dummy"]
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from diffvis.cli import main
 from diffvis.core.pipeline import sample_request, sampling_model
 from diffvis.core.pointfiles import load_points
-from diffvis.core.registry import SAMPLERS, sampler_info
+from diffvis.core.registry import SAMPLERS, register_sampler, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.errors import ConfigError
 
@@ -105,6 +106,14 @@ def test_the_cli_samples_what_the_core_samples_with_the_registry_defaults(tmp_pa
     alone = sample_request(model, SampleRequest("dpmpp_2m", {"steps": 10}, n=40, seed=3))
     assert alone.params["spacing"] == "trailing" and alone.times[0] == 999
     np.testing.assert_array_equal(np.load(out)[:, :2], alone.samples.astype(np.float64))
+
+
+def test_a_sampler_without_its_latex_or_explainer_is_refused():
+    info = SAMPLERS["ddim"]
+    for missing in ({"latex": ""}, {"explain": None}):
+        with pytest.raises(ConfigError, match="LaTeX and an explainer"):
+            register_sampler(replace(info, name="incomplete", **missing))
+    assert "incomplete" not in SAMPLERS
 
 
 def test_the_architecture_notes_example_adds_a_sampler_everywhere(tmp_path):
