@@ -226,11 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffvis",
         description="A desktop laboratory for diffusion models on 2D point sets. Without a command, opens the app.",
     )
-    parser.add_argument("--demo", action="store_true", help="open the app and start a short butterfly training")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the app on the shipped butterfly run while a fresh one trains beside it",
+    )
     parser.add_argument(
         "--screenshot", type=Path, metavar="PNG", help="save the window to a PNG once the work settles, then exit"
     )
     parser.add_argument("--run", type=Path, metavar="RUN_DIR", help="open a saved run in the app")
+    parser.add_argument("--tour", action="store_true", help="open the app with the guided tour (Help ▸ Tour)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("data", help="write a built-in data set to .npy or .csv")
@@ -424,7 +429,7 @@ def open_app(args) -> int:
     check_can_open_window(screenshot=args.screenshot is not None)
     from diffvis.app.main import run_app
 
-    return run_app(demo=args.demo, screenshot=args.screenshot, run=args.run)
+    return run_app(demo=args.demo, screenshot=args.screenshot, run=args.run, tour=args.tour)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,15 @@ class TrainingController(QObject):
     def busy(self) -> bool:
         return self.worker is not None
 
-    def start(self, preview_every: int = 500) -> bool:
-        """Train on the state's data with its settings."""
+    def start(self, preview_every: int = 500, *, keep_run: bool = False) -> bool:
+        """Train on the state's data with its settings. With ``keep_run`` the state's run stays the model the views
+        sample until the new one is done (``diffvis --demo``: an example run beside a fresh training)."""
         if self.busy or len(self.state.data) < 2:
             return False
-        self.state.set_run(None)
+        if keep_run:
+            self.state.clear_progress()
+        else:
+            self.state.set_run(None)
         setup = data_training(self.state.data, self.state.model_config, self.state.train_config, self.state.data_info)
         self._launch(setup, "training", preview_every)
         return True

@@ -70,7 +70,7 @@ def offscreen_app():
     return app
 
 
-def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | None = None) -> int:
+def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | None = None, tour: bool = False) -> int:
     """Open the main window; returns the exit status. With ``screenshot`` the window is saved to a PNG once the
     work settles (halfway through the demo training, or when an opened run's preview is drawn), then it closes."""
     from PySide6.QtWidgets import QApplication
@@ -93,9 +93,9 @@ def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | N
     if run is not None:
         window.open_run(run)
     if demo:
-        window.data_panel.source.setCurrentText("butterfly")
-        window.state.update_train_config(steps=DEMO_STEPS)
-        window.start_training()
+        start_demo(window)
+    if tour:
+        window.open_tour()
     if screenshot is not None:
         _screenshot_when_settled(window, Path(screenshot), demo)
     status = app.exec()
@@ -104,6 +104,23 @@ def run_app(*, demo: bool = False, screenshot: Path | None = None, run: Path | N
         view.shutdown()
     delete_now(window)
     return status
+
+
+def start_demo(window) -> None:
+    """The demo: the shipped butterfly run, sampled at once in the reverse view, while a fresh run of the same
+    settings trains beside it (``DEMO_STEPS`` steps, in the training view); the fresh one takes over when done.
+    Without the example (an installation that lacks resources/runs) the training alone."""
+    from diffvis.core.examples import DEMO_EXAMPLE, shipped
+
+    if any(e.name == DEMO_EXAMPLE for e in shipped()) and window.open_example(DEMO_EXAMPLE):
+        window.state.update_train_config(steps=DEMO_STEPS)
+        window.tabs.setCurrentWidget(window.reverse_view)
+        window.controller.start(keep_run=True)
+        window.state.say("the shipped butterfly run is shown; a fresh one trains beside it (Training tab)")
+        return
+    window.data_panel.source.setCurrentText("butterfly")
+    window.state.update_train_config(steps=DEMO_STEPS)
+    window.start_training()
 
 
 def delete_now(widget) -> None:

@@ -23,8 +23,11 @@ from PySide6.QtWidgets import (
 from diffvis import __version__
 from diffvis.app.controller import TrainingController
 from diffvis.app.models.brush import Brush
+from diffvis.app.models.tour import TourModel
 from diffvis.app.panels.data_panel import DataPanel
 from diffvis.app.panels.model_panel import ModelPanel
+from diffvis.app.panels.tour_panel import SETTINGS_KEY as TOUR_SETTING
+from diffvis.app.panels.tour_panel import TourPanel
 from diffvis.app.panels.training_panel import TrainingPanel
 from diffvis.app.settings import Settings, runs_dir
 from diffvis.app.state import LabState
@@ -40,6 +43,7 @@ from diffvis.app.views.training_view import TrainingView
 from diffvis.app.views.transport_view import TransportView
 from diffvis.core.checkpoint import load_run, save_run
 from diffvis.core.datasets import DATASETS
+from diffvis.core.examples import example, shipped
 from diffvis.core.reflow import rectified_steps
 from diffvis.core.sources import run_points
 from diffvis.errors import DataFileError, DiffvisError
@@ -55,6 +59,7 @@ class MainWindow(QMainWindow):
         self.state = LabState(self)
         self.controller = TrainingController(self.state, self)
         self._saved = None  # the run last opened or saved: a reflow of another run saves it first
+        self.tour: TourPanel | None = None  # ``open_tour``
 
         self.brush = Brush()
         self.data_panel = DataPanel(self.state, self.brush)
@@ -155,6 +160,10 @@ class MainWindow(QMainWindow):
         self.open_action = self._action(file_menu, "&Open run…", QKeySequence.StandardKey.Open, self.choose_run)
         self.save_action = self._action(file_menu, "&Save run…", QKeySequence.StandardKey.Save, self.choose_save)
         self.recent_menu = file_menu.addMenu("Recent runs")
+        self.examples_menu = file_menu.addMenu("Open e&xample run")
+        for e in shipped():  # ``triggered`` passes ``checked`` first: it must not land in ``name``
+            self.examples_menu.addAction(e.title, lambda _checked=False, name=e.name: self.open_example(name))
+        self.examples_menu.setEnabled(bool(shipped()))
         self._action(file_menu, "&Load points…", "Ctrl+L", self.data_panel.choose_file)
         self._action(file_menu, "&Export view…", "Ctrl+E", self.export_current)
         file_menu.addSeparator()
@@ -168,6 +177,7 @@ class MainWindow(QMainWindow):
         self._action(train_menu, "&Pause / resume", "Ctrl+P", self.training_panel.toggle_pause)
         self._action(train_menu, "&Stop", "Ctrl+.", self.controller.stop)
         help_menu = self.menuBar().addMenu("&Help")
+        self.tour_action = self._action(help_menu, "&Tour", "F1", self.open_tour)
         self._action(help_menu, "&About diffvis", None, self.about)
         self._refresh_recent()
         # inside the views: Space plays / pauses the current view's timeline, the arrow keys step it
@@ -197,6 +207,17 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    def open_tour(self) -> TourPanel:
+        """The guided tour, in a dock on the right, at the chapter it was left on."""
+        if self.tour is None:
+            chapter = self.settings.get(TOUR_SETTING, 0)
+            model = TourModel(chapter=chapter if isinstance(chapter, int) else 0)
+            self.tour = TourPanel(self, model, self)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.tour)
+        self.tour.show()
+        self.tour.raise_()
+        return self.tour
 
     def about(self) -> None:
         QMessageBox.about(
@@ -240,8 +261,13 @@ class MainWindow(QMainWindow):
         if path:
             self.open_run(path)
 
-    def open_run(self, path: str | Path) -> bool:
-        """Open a saved run; a bad one shows the reason and leaves the current state untouched."""
+    def open_example(self, name: str) -> bool:
+        """Open the example run ``name`` that ships with diffvis (not added to the recent runs)."""
+        return self.open_run(example(name).path, remember=False)
+
+    def open_run(self, path: str | Path, *, remember: bool = True) -> bool:
+        """Open a saved run; a bad one shows the reason and leaves the current state untouched. ``remember``: list
+        it among the recent runs."""
         if self.controller.busy:
             self.error("Stop the training before opening another run.")
             return False
@@ -258,8 +284,9 @@ class MainWindow(QMainWindow):
         self.state.set_run(run)
         self._saved = run
         self.controller.refresh_preview(run)
-        self.settings.add_recent_run(Path(path).parent if Path(path).name == "run.json" else path)
-        self._refresh_recent()
+        if remember:
+            self.settings.add_recent_run(Path(path).parent if Path(path).name == "run.json" else path)
+            self._refresh_recent()
         self.tabs.setCurrentWidget(self.training_view)
         self.state.say(f"opened {path}: {run.objective}, {run.step:,} steps")
         return True

@@ -70,11 +70,15 @@ class LabState(QObject):
             self.runs = [r for r in self.runs if r is not run] + [run]
         self.run_changed.emit(run)
         if run is None:
-            self.progress_history = []
-            self.progress_changed.emit(None)
-            self.previews = []
-            self.previews_changed.emit()
+            self.clear_progress()
         self.model_changed.emit()
+
+    def clear_progress(self) -> None:
+        """Forget the training progress and previews (a new training begins)."""
+        self.progress_history = []
+        self.progress_changed.emit(None)
+        self.previews = []
+        self.previews_changed.emit()
 
     @property
     def model_run(self) -> Run | None:

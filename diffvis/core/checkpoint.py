@@ -5,9 +5,9 @@ run trained on a point file keeps a copy of it, ``data-<sha256[:16]>.<suffix>``,
 everything it needs and nothing outside it is ever read. Saving writes those files first and ``run.json`` last,
 each atomically, then removes the files the previous run recorded as its own, so a crash at any moment leaves
 either the old run or the new one, never a mix. Loading reads regular files inside the folder only (never a
-symlink), each within a cap, and refuses weights that are not finite float32 (or float16: the example runs) tensors of the model's shapes.
-The weights file also holds the EMA snapshots ``run.json`` lists (``snapshot.<step>.<name>``, the same shapes),
-which an older diffvis ignores.
+symlink), each within a cap, and refuses weights that are not finite float32 (or float16: the example runs)
+tensors of the model's shapes. The weights file also holds the EMA snapshots ``run.json`` lists
+(``snapshot.<step>.<name>``, the same shapes), which an older diffvis ignores.
 """
 
 from __future__ import annotations

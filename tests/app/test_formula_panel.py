@@ -92,3 +92,19 @@ def test_a_point_past_the_samples_says_why(window, qtbot):
     _sampled(view, qtbot, "ddim", steps=5)
     view.formula_panel.point.setValue(50)  # 50 samples: 0 … 49
     assert view.formula.explanation is None and "point must be between 0 and 49" in view.formula_panel.text.text()
+
+
+@pytest.mark.parametrize("view_name", ["langevin_view", "transport_view"])
+def test_the_langevin_and_transport_views_explain_their_frames_too(window, qtbot, view_name):
+    view = getattr(window, view_name)
+    window.tabs.setCurrentWidget(view)
+    if view.model.result is None or view.job.busy:
+        with qtbot.waitSignal(view.computed, timeout=60_000):
+            pass
+    traj = view.model.result.trajectory
+    view.timeline.slider.setValue(traj.steps // 2)
+    view.formula_panel.point.setValue(4)
+    e = view.formula.explanation
+    assert e is not None and e.frame == traj.steps // 2 and e.point == 4
+    np.testing.assert_allclose(e.result_data, traj.frames[traj.steps // 2 + 1, 4], rtol=1e-4, atol=1e-5)
+    assert view.formula_panel.isVisible()

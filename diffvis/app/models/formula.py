@@ -27,8 +27,8 @@ class FormulaModel(EventedModel):
         object.__setattr__(self, "scene", None)
 
     def follow(self, scene) -> None:
-        """Explain the frame of ``scene`` (a ``SampledScene``: its result holds the model, request and
-        trajectory), again whenever its result or frame changes."""
+        """Explain the frame of ``scene`` (its result holds the sampling ``model``, the ``request`` and the
+        ``trajectory``), again whenever its result or frame changes."""
         object.__setattr__(self, "scene", scene)
         scene.events.connect(lambda name, _: self.refresh() if name in ("result", "frame") else None)
         self.refresh()

@@ -28,13 +28,14 @@ LANGEVIN = next(o.full_sampler for o in OBJECTIVES.values() if levels_of(o.name)
 
 @dataclass(frozen=True)
 class Annealed:
-    """What the Langevin view computes: the model, its trajectory, its score field at every level, and which
-    score it is, in words."""
+    """What the Langevin view computes: the model, its trajectory, its score field at every level, which score it
+    is, in words, and the request sampled."""
 
     model: SamplingModel
     trajectory: Trajectory
     series: FieldSeries
     source: str
+    request: SampleRequest | None = None  # what was sampled (the formula panel explains its steps)
 
 
 class LangevinModel(SceneModel):
@@ -63,6 +64,6 @@ class LangevinModel(SceneModel):
             series = field_series(model, data.points, extent, resolution=resolution, max_noised=1)
             source = f"exact{request.exact_text.removeprefix(' · exact')} score" if model.exact else (
                 f"trained {model.objective.upper()}")  # fmt: skip
-            return Annealed(model, traj, series, source)
+            return Annealed(model, traj, series, source, request)
 
         return compute
