@@ -5,31 +5,48 @@ numbers of frame k for one point substituted (``step_terms``), as text, LaTeX or
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from diffvis.core.classes import NULL_LABEL
+from diffvis.core.forward import q_sample
 from diffvis.core.guidance import guided, noise_level
 from diffvis.core.registry import SamplerInfo
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
-from diffvis.core.step_terms import StepTerms
+from diffvis.core.step_terms import StepTerms, Term, vec
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """Step ``frame`` → ``frame`` + 1 of ``point`` under ``info``'s sampler; ``terms`` standardised, ``result_data``
-    the result in data coordinates (the trajectory's next frame)."""
+    """Step ``frame`` → ``frame`` + 1 of ``point`` (or, for the forward process, frame ``frame`` itself) by the
+    update ``formula`` (and its ``latex``) of ``title`` (``name`` as the registry spells it) from ``paper``; the
+    ``step``'s terms are standardised, ``result_data`` the result in data coordinates (the next frame's point)."""
 
-    info: SamplerInfo
+    name: str
+    title: str
+    paper: str
+    formula: str
+    latex_formula: str
     frame: int
     point: int
     step: StepTerms
     result_data: np.ndarray
     note: str = ""
+    heading: str = ""  # what the explanation is of, e.g. 'frame 12 → 13, point 3' (the default)
+
+    @classmethod
+    def of_sampler(cls, info: SamplerInfo, frame: int, point: int, step: StepTerms, result_data: np.ndarray,
+                   note: str = "") -> Explanation:  # fmt: skip
+        return cls(info.name, info.title, info.paper, info.formula, info.latex, frame, point, step, result_data, note)
+
+    @property
+    def where(self) -> str:
+        return self.heading or f"frame {self.frame} → {self.frame + 1}, point {self.point}"
 
     def substituted(self, latex: bool = False) -> str:
         """The result as its combination with today's numbers, e.g. 'x_prev = 0.231·x̂₀ + 0.973·ε̂'."""
@@ -46,9 +63,8 @@ class Explanation:
 
     def text(self) -> str:
         """The equation, its numbers and its result, as lines for a terminal or lecture notes."""
-        info, step = self.info, self.step
-        lines = [f"{info.title} ({info.paper}): frame {self.frame} → {self.frame + 1}, point {self.point}",
-                 f"  {info.formula}", f"  ({self.note})"]  # fmt: skip
+        step = self.step
+        lines = [f"{self.title} ({self.paper}): {self.where}", f"  {self.formula}", f"  ({self.note})"]
         width = max(_width(t.symbol) for t in step.terms)
         lines += [f"  {t.symbol}{' ' * (width - _width(t.symbol))} = {number_text(t.value)}" for t in step.terms]
         lead = f"  {self.substituted()}\n  {' ' * _width(step.result.symbol)} = " if step.combination else "  "
@@ -59,7 +75,7 @@ class Explanation:
 
     def latex(self) -> str:
         """The update and its numbers as a LaTeX ``align*`` block."""
-        rows = [self.info.latex.replace("=", "&=", 1)]
+        rows = [self.latex_formula.replace("=", "&=", 1)]
         rows += [f"{t.latex} &= {_latex_number(t.value)}" for t in self.step.terms]
         if self.step.combination:
             head, body = self.substituted(latex=True).split(" = ", 1)
@@ -69,7 +85,7 @@ class Explanation:
 
     def to_dict(self) -> dict:
         """The numbers as JSON-able values (vectors as [x, y], standardised; the result also in data units)."""
-        return {"sampler": self.info.name, "frame": self.frame, "point": self.point, "formula": self.info.formula,
+        return {"sampler": self.name, "frame": self.frame, "point": self.point, "formula": self.formula,
                 "terms": {t.symbol: _plain(t.value) for t in self.step.terms},
                 "combination": [[c, s] for c, s in self.step.combination],
                 "result": {"symbol": self.step.result.symbol, "standardised": _plain(self.step.result.value),
@@ -120,12 +136,67 @@ def explain_frame(model: SamplingModel, request: SampleRequest, traj: Trajectory
     guidance, tables = float(kwargs.get("guidance", 1.0)), model.tables
     net = guided(model.model, label, guidance, weak=model.guide, interval=kwargs.get("interval"),
                  level=noise_level(tables))  # fmt: skip
+    first: list = []  # the (x, condition) of the step's first model evaluation: its guidance is spelled out
+
+    def evaluate(x, t):
+        first.append((x, t)) if not first else None
+        return net(x, t)
+
     with torch.inference_mode():
-        step = info.explain(net, path, frame, z, tables, params)
+        step = info.explain(evaluate, path, frame, z, tables, params)
+        if guidance != 1.0:
+            step = replace(step, terms=step.terms + _guidance_terms(model, label, guidance, *first[0]))
     result = model.normaliser.to_data(step.result.value[None])[0]
     note = "vectors in standardised coordinates"
     if guidance != 1.0:
-        note += f"; the model's output is guided, w = {guidance:g}"
+        reference = "a weaker model's" if model.guide is not None else "the unconditional"
+        note += f"; the model's output is guided at w = {guidance:g} towards the class, away from {reference}"
     if not step.combination:
         note += "; the solver picks its own steps between the frames"
-    return Explanation(info, frame, point, step, np.asarray(result, dtype=np.float64), note)
+    return Explanation.of_sampler(info, frame, point, step, np.asarray(result, dtype=np.float64), note)
+
+
+OUTPUT = {"ddpm": ("ε", r"\epsilon"), "flow": ("v", "v")}  # what a model of the objective outputs; else a score
+
+
+def _guidance_terms(model: SamplingModel, label, w: float, x: torch.Tensor, t) -> tuple[Term, ...]:
+    """The guided output at the step's first evaluation spelled out: f̃ = f_ref + w (f_c − f_ref), f_ref the
+    unconditional f(x, t, ∅) (CFG) or the weak model's f_weak(x, t, c) (autoguidance); at a level outside the
+    guidance interval the sampler used f_c itself."""
+    f, tex = OUTPUT.get(model.objective, ("s", "s"))
+    conditional = model.model(x, t, label)
+    if model.guide is not None:
+        reference, ref_name, ref_tex = model.guide(x, t, label), f"{f}_weak", rf"{tex}_\mathrm{{weak}}"
+    else:
+        null = torch.full((len(x),), NULL_LABEL, dtype=torch.long, device=x.device)
+        reference, ref_name, ref_tex = model.model(x, t, null), f"{f}_∅", rf"{tex}_\varnothing"
+    guided_output = torch.lerp(reference, conditional, w)
+    return (Term("w", "w", w), Term(f"{f}_c", rf"{tex}_c", vec(conditional)),
+            Term(ref_name, ref_tex, vec(reference)),
+            Term(f"{f}̃ = {ref_name} + w ({f}_c − {ref_name})", rf"\tilde {tex}", vec(guided_output)))  # fmt: skip
+
+
+FORWARD = ("x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε", r"x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon")
+
+
+def explain_noising(x0: np.ndarray, eps: np.ndarray, abar: float, t: int, point: int, normaliser) -> Explanation:
+    """Frame t of the forward process for one point: x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε (Ho et al. 2020, eq. 4) with its
+    clean point x₀ and its fixed noise ε (standardised, (2,)); ``normaliser`` gives the data coordinates (None:
+    the standardised ones)."""
+    x_t = q_sample(np.asarray(x0, np.float64), abar, np.asarray(eps, np.float64))
+    terms = (Term("t", "t", t), Term("ᾱ_t", r"\bar\alpha_t", abar), Term("x₀", "x_0", np.asarray(x0, np.float64)),
+             Term("ε", r"\epsilon", np.asarray(eps, np.float64)))  # fmt: skip
+    step = StepTerms(terms, Term("x_t", "x_t", x_t), ((abar**0.5, "x₀"), ((1 - abar) ** 0.5, "ε")))
+    result = x_t if normaliser is None else np.asarray(normaliser.to_data(x_t[None])[0], dtype=np.float64)
+    return Explanation(
+        "forward",
+        "Forward process",
+        "Ho et al. 2020, eq. 4",
+        *FORWARD,
+        t,
+        point,
+        step,
+        result,
+        "vectors in standardised coordinates; ε is fixed per point",
+        f"t = {t}, point {point}",
+    )

@@ -52,12 +52,13 @@ class StepTerms:
         return next(t for t in self.terms if t.symbol == symbol)
 
 
-def _vec(x: torch.Tensor) -> np.ndarray:
+def vec(x: torch.Tensor) -> np.ndarray:
+    """A (1, 2) tensor as a (2,) float64 array."""
     return x.detach().double().cpu().numpy().reshape(2)
 
 
 def _noise(z: torch.Tensor | None) -> list[Term]:
-    return [] if z is None else [Term("z", "z", _vec(z))]
+    return [] if z is None else [Term("z", "z", vec(z))]
 
 
 def explain_ddpm(model, path, k, z, schedule, params) -> StepTerms:
@@ -70,15 +71,15 @@ def explain_ddpm(model, path, k, z, schedule, params) -> StepTerms:
     result = step.update(x, eps, z)
     root = math.sqrt(step.alpha)
     terms = (Term("t", "t", t), Term("α_t", r"\alpha_t", step.alpha), Term("ᾱ_t", r"\bar\alpha_t", step.abar),
-             Term("β_t", r"\beta_t", step.beta), Term("σ_t", r"\sigma_t", step.sigma), Term("x_t", "x_t", _vec(x)),
-             Term("ε̂", r"\hat\epsilon", _vec(eps)),
-             Term("x̂₀", r"\hat x_0", _vec(x0_from_eps(x, eps, step.abar))), *_noise(z))  # fmt: skip
+             Term("β_t", r"\beta_t", step.beta), Term("σ_t", r"\sigma_t", step.sigma), Term("x_t", "x_t", vec(x)),
+             Term("ε̂", r"\hat\epsilon", vec(eps)),
+             Term("x̂₀", r"\hat x_0", vec(x0_from_eps(x, eps, step.abar))), *_noise(z))  # fmt: skip
     combination = (
         (1 / root, "x_t"),
         (-step.eps_coefficient / root, "ε̂"),
         *(((step.sigma, "z"),) if z is not None else ()),
     )
-    return StepTerms(terms, Term("x_{t−1}", "x_{t-1}", _vec(result)), combination)
+    return StepTerms(terms, Term("x_{t−1}", "x_{t-1}", vec(result)), combination)
 
 
 def explain_ddim(model, path, k, z, schedule, params) -> StepTerms:
@@ -94,10 +95,10 @@ def explain_ddim(model, path, k, z, schedule, params) -> StepTerms:
     terms = (Term("t", "t", step.t), Term("t−1", "t-1", step.t_prev),
              Term("ᾱ_t", r"\bar\alpha_t", step.abar),
              Term("ᾱ_{t−1}", r"\bar\alpha_{t-1}", step.abar_prev), Term("σ_t", r"\sigma_t", step.sigma),
-             Term("x_t", "x_t", _vec(x)), Term("ε̂", r"\hat\epsilon", _vec(eps)), Term("x̂₀", r"\hat x_0", _vec(x0_hat)),
+             Term("x_t", "x_t", vec(x)), Term("ε̂", r"\hat\epsilon", vec(eps)), Term("x̂₀", r"\hat x_0", vec(x0_hat)),
              *_noise(z))  # fmt: skip
     combination = ((step.abar_prev**0.5, "x̂₀"), (step.direction, "ε̂"), *(((step.sigma, "z"),) if z is not None else ()))
-    return StepTerms(terms, Term("x_{t−1}", "x_{t-1}", _vec(result)), combination)
+    return StepTerms(terms, Term("x_{t−1}", "x_{t-1}", vec(result)), combination)
 
 
 def explain_langevin(model, path, k, z, ladder, params) -> StepTerms:
@@ -110,18 +111,18 @@ def explain_langevin(model, path, k, z, ladder, params) -> StepTerms:
         result = x0_from_score(x, score, sigma)
         terms = (
             Term("σ_L", r"\sigma_L", sigma),
-            Term("x", "x", _vec(x)),
-            Term("s", r"s_\theta(x, \sigma_L)", _vec(score)),
+            Term("x", "x", vec(x)),
+            Term("s", r"s_\theta(x, \sigma_L)", vec(score)),
         )
-        return StepTerms(terms, Term("x̂₀", r"\hat x_0", _vec(result)), ((1.0, "x"), (sigma**2, "s")))
+        return StepTerms(terms, Term("x̂₀", r"\hat x_0", vec(result)), ((1.0, "x"), (sigma**2, "s")))
     frame = langevin_frame(ladder, K, params["step_size"], k)
     score = model(x, frame.sigma)
     result = langevin_update(x, score, z, frame.step_size)
     terms = (Term("i", "i", frame.level + 1), Term("j", "j", frame.inner + 1), Term("σ_i", r"\sigma_i", frame.sigma),
-             Term("α_i", r"\alpha_i", frame.step_size), Term("x", "x", _vec(x)),
-             Term("s", r"s_\theta(x, \sigma_i)", _vec(score)), *_noise(z))  # fmt: skip
+             Term("α_i", r"\alpha_i", frame.step_size), Term("x", "x", vec(x)),
+             Term("s", r"s_\theta(x, \sigma_i)", vec(score)), *_noise(z))  # fmt: skip
     combination = ((1.0, "x"), (frame.step_size / 2, "s"), (frame.step_size**0.5, "z"))
-    return StepTerms(terms, Term("x'", "x'", _vec(result)), combination)
+    return StepTerms(terms, Term("x'", "x'", vec(result)), combination)
 
 
 def explain_edm(model, path, k, z, ladder, params) -> StepTerms:
@@ -134,17 +135,17 @@ def explain_edm(model, path, k, z, ladder, params) -> StepTerms:
     z = z if t_hat > t else None
     st = edm_step(model, path[k], z, t, t_hat, t_next, params["s_noise"])
     terms = [Term("t_i", "t_i", t), Term("γ_i", r"\gamma_i", gamma), Term("t̂", r"\hat t", t_hat),
-             Term("t_{i+1}", "t_{i+1}", t_next), Term("x_i", "x_i", _vec(path[k])), *_noise(z),
-             Term("x̂", r"\hat x", _vec(st.x_hat)), Term("D₀", r"D_\theta(\hat x; \hat t)", _vec(st.d0)),
-             Term("x'", "x'", _vec(st.x_euler))]  # fmt: skip
+             Term("t_{i+1}", "t_{i+1}", t_next), Term("x_i", "x_i", vec(path[k])), *_noise(z),
+             Term("x̂", r"\hat x", vec(st.x_hat)), Term("D₀", r"D_\theta(\hat x; \hat t)", vec(st.d0)),
+             Term("x'", "x'", vec(st.x_euler))]  # fmt: skip
     h = t_next - t_hat
     if st.d1 is None:
         combination = ((t_next / t_hat, "x̂"), (1 - t_next / t_hat, "D₀"))
     else:
-        terms.append(Term("D₁", r"D_\theta(x'; t_{i+1})", _vec(st.d1)))
+        terms.append(Term("D₁", r"D_\theta(x'; t_{i+1})", vec(st.d1)))
         a, b = h / (2 * t_hat), h / (2 * t_next)
         combination = ((1 + a, "x̂"), (-a, "D₀"), (b, "x'"), (-b, "D₁"))
-    return StepTerms(tuple(terms), Term("x_{i+1}", "x_{i+1}", _vec(st.x_next)), combination)
+    return StepTerms(tuple(terms), Term("x_{i+1}", "x_{i+1}", vec(st.x_next)), combination)
 
 
 def ode_explainer(method: str):
@@ -166,12 +167,12 @@ def ode_explainer(method: str):
         k1, x_hat = first_stage(ode, path[k], k)
         result = next_state(ode, step, y, k, k1, x_hat) * s_next
         terms = [Term("u_k", "u_k", u), Term("u_{k+1}", "u_{k+1}", u_next), Term("h", "h", u_next - u),
-                 Term("y_k", "y_k", _vec(y)), Term("k₁", "k_1", _vec(k1)),
-                 Term("x̂", r"\hat x", _vec(x_hat))]  # fmt: skip
+                 Term("y_k", "y_k", vec(y)), Term("k₁", "k_1", vec(k1)),
+                 Term("x̂", r"\hat x", vec(x_hat))]  # fmt: skip
         if s != 1.0 or s_next != 1.0:
             terms[3:3] = [Term("s(u_k)", "s(u_k)", s), Term("s(u_{k+1})", "s(u_{k+1})", s_next)]
         combination = _ode_combination(ode, method, stages, terms, u, u_next, s_next, k)
-        return StepTerms(tuple(terms), Term("x_{k+1}", "x_{k+1}", _vec(result)), combination)
+        return StepTerms(tuple(terms), Term("x_{k+1}", "x_{k+1}", vec(result)), combination)
 
     explain.__name__ = f"explain_{method}"
     return explain
@@ -185,11 +186,11 @@ def _ode_combination(ode, method, stages, terms, u, u_next, s_next, k) -> tuple[
         tableau, h = TABLEAUS[method], u_next - u
         rest = [(s_next * h * b, f"k{_SUBSCRIPTS[j + 2]}") for j, b in enumerate(tableau.b[1:]) if b]
         for j, stage in enumerate(stages[1:]):
-            terms.append(Term(f"k{_SUBSCRIPTS[j + 2]}", f"k_{j + 2}", _vec(stage)))
+            terms.append(Term(f"k{_SUBSCRIPTS[j + 2]}", f"k_{j + 2}", vec(stage)))
         first = s_next * (u_next - ode.end - h * sum(tableau.b[1:]))
         return ((s_next, "x̂"), (first, "k₁"), *rest)
     if method == "dpmpp_2m":
-        terms.append(Term("D", "D", _vec(stages[0])))
+        terms.append(Term("D", "D", vec(stages[0])))
         return ((s_next * u_next / u, "y_k"), (-s_next * float(np.expm1(-math.log(u / u_next))), "D"))
     if method == "dopri5":
         return ()

@@ -108,3 +108,17 @@ def test_the_langevin_and_transport_views_explain_their_frames_too(window, qtbot
     assert e is not None and e.frame == traj.steps // 2 and e.point == 4
     np.testing.assert_allclose(e.result_data, traj.frames[traj.steps // 2 + 1, 4], rtol=1e-4, atol=1e-5)
     assert view.formula_panel.isVisible()
+
+
+def test_the_forward_view_explains_x_t_of_the_frame_shown(window, qtbot):
+    view = window.forward_view
+    window.tabs.setCurrentWidget(view)
+    noising = view.model.result
+    view.timeline.slider.setValue(250)
+    view.formula_panel.point.setValue(9)
+    e = view.formula.explanation
+    terms = {t.symbol: t.value for t in e.step.terms}
+    assert (terms["t"], terms["ᾱ_t"]) == (250, noising.schedule.alphas_cumprod[249])
+    np.testing.assert_allclose(e.step.result.value, view.frame_points(250)[9], rtol=1e-12)
+    np.testing.assert_allclose(e.result_data, noising.normaliser.to_data(view.frame_points(250)[9][None])[0])
+    assert "t = 250, point 9" in view.formula_panel.text.text() and view.formula_panel.isVisible()

@@ -144,3 +144,18 @@ def test_the_noise_of_a_step_is_drawn_again_exactly():
     for k in range(3):
         np.testing.assert_array_equal(traj.noise(k), torch.randn(5, 2, generator=generator).numpy())
     assert traj.noise(traj.steps - 1) is None
+
+
+def test_guidance_is_spelled_out_and_its_output_is_what_the_step_used():
+    from diffvis.core.classes import Classes
+
+    model = _model("ddpm", classes=Classes.of(POINTS))
+    request = SampleRequest("ddim", {"steps": 8}, n=16, seed=1, objective="ddpm", label=1, guidance=3.0)
+    traj = sample_request(model, request)
+    e = explain_frame(model, request, traj, point=2, frame=2)
+    terms = {t.symbol: t.value for t in e.step.terms}
+    assert terms["w"] == 3.0
+    guided_symbol = "ε̃ = ε_∅ + w (ε_c − ε_∅)"
+    np.testing.assert_allclose(terms[guided_symbol], terms["ε_∅"] + 3.0 * (terms["ε_c"] - terms["ε_∅"]), atol=1e-5)
+    np.testing.assert_allclose(terms[guided_symbol], terms["ε̂"], atol=1e-5)  # the ε̂ the step used
+    assert "away from the unconditional" in e.text()

@@ -6,13 +6,13 @@ scene's frame for that point (``core.explain``).
     formula.point = 12              # the pinned point
     formula.hovered = 40            # shown instead while the pointer is on it; None: the pinned one again
 
-At frame k the step k → k + 1 is explained; at the last frame, the step that led to it.
+What is explained is the scene's (``SceneModel.explain``): for a sampled scene, at frame k the step k → k + 1, at
+the last frame the step that led to it; for the forward process, x_t of the frame.
 """
 
 from __future__ import annotations
 
 from diffvis.app.models.evented import EventedModel
-from diffvis.core.explain import explain_frame
 from diffvis.errors import DiffvisError
 
 
@@ -43,16 +43,10 @@ class FormulaModel(EventedModel):
         return self.point if self.hovered is None else self.hovered
 
     def refresh(self) -> None:
-        """Recompute the explanation for the scene's frame and the point shown."""
+        """Recompute the explanation of the point shown at the scene's frame (``SceneModel.explain``)."""
         scene = self.scene
-        result = None if scene is None else scene.result
-        if result is None:
-            self.update(explanation=None, reason="")
-            return
-        traj = result.trajectory
-        frame = min(scene.frame, traj.steps - 1)
         try:
-            explanation = explain_frame(result.model, result.request, traj, self.shown_point, frame)
+            explanation = None if scene is None else scene.explain(self.shown_point, scene.frame)
         except DiffvisError as e:
             self.update(explanation=None, reason=str(e))
             return

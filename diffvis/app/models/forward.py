@@ -15,11 +15,12 @@ import numpy as np
 
 from diffvis.app.models.scene import SceneModel
 from diffvis.core.datasets import Normaliser
+from diffvis.core.explain import Explanation, explain_noising
 from diffvis.core.fields import NOISE_SEED
 from diffvis.core.forward import q_sample
 from diffvis.core.metrics import random_subset
 from diffvis.core.schedules import Schedule
-from diffvis.errors import DiffvisError
+from diffvis.errors import ConfigError, DiffvisError
 
 MAX_POINTS = 5000
 
@@ -32,16 +33,18 @@ class Noising:
     schedule: Schedule
     x0: np.ndarray
     eps: np.ndarray
+    normaliser: Normaliser | None = None  # the data's (None: the points drawn are the standardised ones)
 
     @classmethod
     def of(cls, points: np.ndarray, schedule: Schedule) -> Noising:
         if len(points) > MAX_POINTS:
             points = points[random_subset(len(points), MAX_POINTS, seed=0)]
         try:
-            x0 = Normaliser.fit(points).to_std(points) if len(points) >= 2 else np.zeros((0, 2))
+            normaliser = Normaliser.fit(points) if len(points) >= 2 else None
         except DiffvisError:
-            x0 = np.zeros((0, 2))
-        return cls(schedule, x0, np.random.default_rng(NOISE_SEED).standard_normal(x0.shape))
+            normaliser = None
+        x0 = normaliser.to_std(points) if normaliser is not None else np.zeros((0, 2))
+        return cls(schedule, x0, np.random.default_rng(NOISE_SEED).standard_normal(x0.shape), normaliser)
 
     def abar(self, frame: int) -> float:
         """ᾱ after ``frame`` noising steps (frame 0 is the clean data, ᾱ = 1)."""
@@ -64,3 +67,13 @@ class ForwardModel(SceneModel):
 
     def frames_of(self, result: Noising) -> int:
         return result.schedule.T + 1
+
+    def explain(self, point: int, frame: int) -> Explanation | None:
+        """x_t of sample ``point`` at frame t (``core.explain.explain_noising``); None before any data."""
+        noising = self.result
+        if noising is None or not len(noising.x0):
+            return None
+        if not 0 <= point < len(noising.x0):
+            raise ConfigError(f"the point must be between 0 and {len(noising.x0) - 1}, got {point}")
+        return explain_noising(noising.x0[point], noising.eps[point], noising.abar(frame), frame, point,
+                               noising.normaliser)  # fmt: skip

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffvis.app.models.evented import EventedModel
+from diffvis.core.explain import Explanation, explain_frame
 from diffvis.core.fields import trajectory_scores
 from diffvis.core.pipeline import probe_trajectory
 from diffvis.core.progress import ReportProgress
@@ -83,6 +84,16 @@ class SceneModel(EventedModel):
         """``fn(progress)`` computing a particle placed at ``position`` (data coordinates) in the frame shown;
         None where this view takes no probes. ConfigError says why a probe cannot start here."""
         return None
+
+    def explain(self, point: int, frame: int) -> Explanation | None:
+        """What the formula panel shows for sample ``point`` at ``frame``: the step from that frame of the result's
+        trajectory (at the last frame, the step that led to it), for a result that holds the sampling ``model``,
+        the ``request`` and the ``trajectory``; None for nothing to explain; ConfigError for a point it lacks."""
+        result = self.result
+        if result is None or not all(hasattr(result, a) for a in ("model", "request", "trajectory")):
+            return None
+        traj = result.trajectory
+        return explain_frame(result.model, result.request, traj, point, min(frame, traj.steps - 1))
 
     def add_probe(self, probe: Probe) -> None:
         self.probes = (*self.probes, probe)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import html
 import re
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from diffvis.app.models.formula import FormulaModel
 from diffvis.core.explain import Explanation, number_text
@@ -28,13 +30,13 @@ def rich(text: str) -> str:
 def explanation_html(e: Explanation) -> str:
     """The step as rich text: what it is, its equation, each term with its value, the equation with the numbers
     in it, and the result (standardised and in data coordinates)."""
-    info, step = e.info, e.step
+    step = e.step
     rows = "".join(f"<tr><td align='right'><span style=\"{MATH}\">{rich(t.symbol)}</span></td><td>&nbsp;=&nbsp;</td>"
                    f"<td>{number_text(t.value)}</td></tr>" for t in step.terms)  # fmt: skip
     result = f"{number_text(step.result.value)} (data: {number_text(e.result_data)})"
-    lines = [f"<b>{html.escape(info.title)}</b>, frame {e.frame} → {e.frame + 1}, point {e.point}<br>",
-             f"<small>{html.escape(info.paper)}</small>",
-             f"<p style=\"{MATH} font-size: large\">{rich(info.formula)}</p>",
+    lines = [f"<b>{html.escape(e.title)}</b>, {html.escape(e.where)}<br>",
+             f"<small>{html.escape(e.paper)}</small>",
+             f"<p style=\"{MATH} font-size: large\">{rich(e.formula)}</p>",
              f"<table cellspacing='0' cellpadding='1'>{rows}</table>"]  # fmt: skip
     if step.combination:
         lines.append(f'<p style="{MATH}">{rich(e.substituted())}<br>= {result}</p>')
@@ -96,3 +98,41 @@ class FormulaPanel(QWidget):
         latex = self.model.latex()
         if latex:
             QGuiApplication.clipboard().setText(latex)
+
+
+HOVER_PIXELS = 8  # a sample this near the pointer (in screen pixels) is the one the formula panel explains
+
+
+class FormulaHost:
+    """For a view with a ``figure`` in its layout, a ``model`` (a SceneModel) and ``frame_points(frame)``:
+    ``add_formula_panel(plot)`` puts a formula panel to the right of the figure, the two in a splitter, and
+    hovering over a sample of ``plot`` explains that one."""
+
+    formula: FormulaModel | None = None
+
+    def add_formula_panel(self, plot) -> FormulaPanel:
+        self.formula = FormulaModel()
+        self.formula.follow(self.model)
+        panel = FormulaPanel(self.formula)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.layout().replaceWidget(self.figure, splitter)
+        splitter.addWidget(self.figure)
+        splitter.addWidget(panel)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        self._hovered_plot = plot
+        self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
+        return panel
+
+    def _on_hover(self, event) -> None:
+        """The sample of the frame shown nearest the pointer, within a few pixels, is the one explained."""
+        view_box = self._hovered_plot.getPlotItem().vb
+        if self.model.result is None or not view_box.sceneBoundingRect().contains(event[0]):
+            self.formula.hovered = None
+            return
+        here = view_box.mapSceneToView(event[0])
+        pixel = view_box.viewPixelSize()
+        points = self.frame_points(self.model.frame)
+        gaps = np.hypot((points[:, 0] - here.x()) / pixel[0], (points[:, 1] - here.y()) / pixel[1])
+        nearest = int(np.nanargmin(gaps)) if np.isfinite(gaps).any() else -1
+        self.formula.hovered = nearest if nearest >= 0 and gaps[nearest] <= HOVER_PIXELS else None

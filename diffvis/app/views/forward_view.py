@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from diffvis.app.models.forward import ForwardModel, Noising
 from diffvis.app.state import LabState
 from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.formula_panel import FormulaHost
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.moving_scatter import MovingScatter
@@ -28,7 +29,7 @@ def position_brushes(x0: np.ndarray) -> list:
     return [brushes[int(h * 64) % 64] for h in hue]
 
 
-class ForwardView(ExportActions, QWidget):
+class ForwardView(FormulaHost, ExportActions, QWidget):
     """Exports its frames in the standardised coordinates it draws."""
 
     def __init__(self, state: LabState, parent=None):
@@ -70,6 +71,7 @@ class ForwardView(ExportActions, QWidget):
         layout.addWidget(self.timeline)
 
         self.timeline.bind(self.model)
+        self.formula_panel = self.add_formula_panel(self.points_plot)
         self.model.events.connect(self._on_model_event)
         self.export_button.clicked.connect(self.choose_export)
         state.data_changed.connect(lambda data: self._noise(data.points, self.model.result.schedule))

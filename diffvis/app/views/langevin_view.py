@@ -49,7 +49,7 @@ class LangevinView(SceneView):
             self.plot.addItem(item)
 
         self.bind(model)
-        self.formula_panel = self.add_formula_panel()
+        self.formula_panel = self.add_formula_panel(self.plot)
         self.write_request_widgets(self.model_choice, self.points)
         for editor in self.editors.values():
             self.write(editor_changed(editor), lambda: self.write_request(params=self._params()))

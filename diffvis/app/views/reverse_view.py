@@ -63,7 +63,7 @@ class ReverseView(SceneView):
         self.probe_layer = ProbeLayer(self.plot)
 
         self.bind(ReverseModel())
-        self.formula_panel = self.add_formula_panel()
+        self.formula_panel = self.add_formula_panel(self.plot)
         model = self.model
         self.write_request_widgets(self.model_choice, self.points, self.controls)
         self.write(self.trails.valueChanged, lambda: setattr(model, "trails", self.trails.value()))

@@ -17,26 +17,22 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from diffvis.app.jobs import BackgroundJob
-from diffvis.app.models.formula import FormulaModel
 from diffvis.app.models.scene import SceneModel
 from diffvis.app.state import LabState
 from diffvis.app.views.class_controls import compact_combo
 from diffvis.app.views.exporting import ExportActions, export_button
-from diffvis.app.views.formula_panel import FormulaPanel
+from diffvis.app.views.formula_panel import FormulaHost
 from diffvis.app.views.sampling_widgets import model_choice, offer_density
 from diffvis.app.views.style import corner_caption, equal_aspect_plot
 from diffvis.app.widgets.timeline import Timeline
 from diffvis.errors import DiffvisError
 
-HOVER_PIXELS = 8  # a sample this near the pointer (in screen pixels) is the one the formula panel explains
 
-
-class SceneView(ExportActions, QWidget):
+class SceneView(FormulaHost, ExportActions, QWidget):
     """Subclasses add their settings with ``add_setting``, ``bind`` their model, and implement ``show_frame``,
     ``frame_points``, ``all_points`` and ``on_setting`` (a setting of the model changed); ``take`` (a new result)
     is optional. ``OVERLAYS``: the model's fields that change only what is drawn."""
@@ -52,7 +48,6 @@ class SceneView(ExportActions, QWidget):
         self._syncing = False  # the model is being shown in the widgets: what they signal is not written back
         self.stale = False
         self.shown_before = False
-        self.formula: FormulaModel | None = None  # ``add_formula_panel``
         self.job = BackgroundJob(self)
         self.probe_job = BackgroundJob(self)  # one probe particle's trajectory at a time
         self.figure, self.svg_item = self.build_figure(title)
@@ -149,34 +144,6 @@ class SceneView(ExportActions, QWidget):
         self.caption = corner_caption(self.plot.getPlotItem())
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         return self.plot, self.plot.getPlotItem()
-
-    def add_formula_panel(self) -> FormulaPanel:
-        """Put a formula panel (``FormulaModel`` following this view's model) to the right of the figure, the two
-        in a splitter; hovering over a sample explains that one (``hover_pick``)."""
-        self.formula = FormulaModel()
-        self.formula.follow(self.model)
-        panel = FormulaPanel(self.formula)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.layout().replaceWidget(self.figure, splitter)
-        splitter.addWidget(self.figure)
-        splitter.addWidget(panel)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        self.hover_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
-        return panel
-
-    def _on_hover(self, event) -> None:
-        """The sample of the frame shown nearest the pointer, within a few pixels, is the one explained."""
-        view_box = self.plot.getPlotItem().vb
-        if self.result is None or not view_box.sceneBoundingRect().contains(event[0]):
-            self.formula.hovered = None
-            return
-        here = view_box.mapSceneToView(event[0])
-        pixel = view_box.viewPixelSize()
-        points = self.frame_points(self.model.frame)
-        gaps = np.hypot((points[:, 0] - here.x()) / pixel[0], (points[:, 1] - here.y()) / pixel[1])
-        nearest = int(np.nanargmin(gaps)) if np.isfinite(gaps).any() else -1
-        self.formula.hovered = nearest if nearest >= 0 and gaps[nearest] <= HOVER_PIXELS else None
 
     def add_setting(self, label: str, widget: QWidget, columns_per_row: int = 4) -> None:
         """Lay settings out in rows of ``columns_per_row`` label–widget pairs; a widget without a label (a check box,

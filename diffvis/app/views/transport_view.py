@@ -65,7 +65,7 @@ class TransportView(SceneView):
         self.probe_layer = ProbeLayer(self.plot)
 
         self.bind(TransportModel())
-        self.formula_panel = self.add_formula_panel()
+        self.formula_panel = self.add_formula_panel(self.plot)
         model = self.model
         self.write_request_widgets(self.model_choice, self.points, self.controls)
         self.write(self.lines.valueChanged, lambda: setattr(model, "lines", self.lines.value()))
