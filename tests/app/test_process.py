@@ -38,8 +38,10 @@ def background_jobs(home: Path) -> dict[str, dict]:
     """`diffvis --demo --screenshot` under Xvfb (where xvfb-run is installed) and offscreen, each in its own
     process (its training thread keeps about one core busy), started at the end of collection beside the tests."""
     xvfbs = (True, False) if shutil.which("xvfb-run") is not None else (False,)
-    return {_NAMES[x]: _launch(["--demo", "--screenshot", str(home / f"{_NAMES[x]}.png")], home / _NAMES[x], x)
+    jobs = {_NAMES[x]: _launch(["--demo", "--screenshot", str(home / f"{_NAMES[x]}.png")], home / _NAMES[x], x)
             for x in xvfbs}  # fmt: skip
+    jobs["tour"] = _launch(["--tour", "--screenshot", str(home / "tour.png")], home / "tour", False)
+    return jobs
 
 
 _NAMES = {True: "xvfb", False: "offscreen"}
@@ -53,3 +55,11 @@ def test_demo_screenshot_process_exits_cleanly(background, xvfb):
     assert done.returncode == 0, done.stderr
     assert not any(sign in done.stderr for sign in BAD_SIGNS), done.stderr
     _assert_real_window_picture(background.folder(__name__) / f"{_NAMES[xvfb]}.png")
+
+
+def test_the_tour_opens_from_the_command_line_and_exits_cleanly(background):
+    """`diffvis --tour --screenshot`: the window with the tour's first chapter, a picture, exit status 0."""
+    done = background.result(__name__, "tour")
+    assert done.returncode == 0, done.stderr
+    assert not any(sign in done.stderr for sign in BAD_SIGNS), done.stderr
+    _assert_real_window_picture(background.folder(__name__) / "tour.png")
