@@ -9,14 +9,27 @@ import re
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffvis.app.models.formula import FormulaModel
 from diffvis.core.explain import Explanation, number_text
 
 MATH = "font-family: 'DejaVu Serif', 'Times New Roman', serif;"  # its accents sit on their letters (x̂₀)
+MIN_WIDTH = 160  # px: the panel's narrowest (its buttons); the splitter beside the plot widens it
+WIDTH = 330  # px: the width it asks for, where the window has room
 _SUB = re.compile(r"_\{([^{}]*)\}|_([^\s{(·,;/)])")
 _SUP = re.compile(r"\^\{([^{}]*)\}")
 
@@ -55,7 +68,9 @@ class FormulaPanel(QWidget):
         self.text = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.text.setMinimumWidth(260)
+        # the text wraps to whatever width the splitter leaves it: it never widens the window (1024 px must do)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(MIN_WIDTH)
         self.point = QSpinBox(minimum=0, maximum=20_000)
         self.point.setToolTip("the sample explained; hover over a sample in the plot to see its step instead")
         self.copy_action = QAction("Copy as LaTeX", self)
@@ -67,18 +82,24 @@ class FormulaPanel(QWidget):
         copy.clicked.connect(self.copy_action.trigger)
         row = QHBoxLayout()
         row.addWidget(QLabel("Point"))
-        row.addWidget(self.point)
-        row.addStretch(1)
-        row.addWidget(copy)
+        row.addWidget(self.point, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 0, 0, 0)
         layout.addLayout(row)
-        layout.addWidget(self.text, 1)
+        layout.addWidget(copy)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)  # never taller than the view
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.text)
+        layout.addWidget(scroll, 1)
 
         self.copy_action.triggered.connect(self._copy)
         self.point.valueChanged.connect(lambda value: setattr(model, "point", value))
         model.events.connect(self._on_model_event)
         self._show()
+
+    def sizeHint(self) -> QSize:
+        """As wide as an equation reads well (``WIDTH``); the splitter gives it less in a narrow window."""
+        return QSize(WIDTH, super().sizeHint().height())
 
     def _on_model_event(self, name: str, value) -> None:
         if name == "point" and self.point.value() != value:
