@@ -14,8 +14,9 @@ consecutive batches (a batch is the fresh pairs of its step and of the seven ste
 step. On the moons (10,000 steps), reuse 8 and reuse 4 trained flows of the same quality (W₂ / floor at one Euler
 step 1.72 and 1.79, at two 1.67 and 1.65: within the measurement's spread); sub-batches of 32 were worse at one
 step (2.29), and cutting the sub-batches from one class at a time (``pair_within_classes``) better (1.60), as
-were sub-batches of 128 (1.58, twice the cost); 256 with reuse 16 gave 1.77. (Pairing ahead in a background thread was tried and was slower: on two cores the thread competed with the
-training loop's OpenMP threads and for the GIL.) The stream is a fixed sequence drawn from its own seed, so a run
+were sub-batches of 128 (1.58, twice the cost); 256 with reuse 16 gave 1.77. (Pairing ahead in a background
+thread was tried and was slower: on two cores the thread competed with the training loop's OpenMP threads and for
+the GIL.) The stream is a fixed sequence drawn from its own seed, so a run
 is reproducible. A class-conditional run is paired within each class, so that every class's source points stay
 distributed as the source.
 """
