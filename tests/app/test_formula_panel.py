@@ -9,21 +9,14 @@ from PySide6.QtGui import QGuiApplication
 from diffvis.core.registry import SAMPLERS
 
 
-def choose_sampler(view, name: str) -> None:
-    view.controls.combo.setCurrentIndex(view.controls.combo.findData(name))
-
-
 @pytest.fixture
-def window(make_window):
-    win = make_window()
-    win.data_panel.source.setCurrentText("moons")
-    win.data_panel.n.setValue(60)
-    win.tabs.setCurrentWidget(win.reverse_view)
-    return win
+def window(moons_window):
+    moons_window.tabs.setCurrentWidget(moons_window.reverse_view)
+    return moons_window
 
 
 def _sampled(view, qtbot, sampler, **settings):
-    choose_sampler(view, sampler)
+    view.controls.combo.setCurrentIndex(view.controls.combo.findData(sampler))
     for name, value in settings.items():
         view.controls.settings[view.controls.sampler].editors[name].setValue(value)
     view.points.setValue(50)
