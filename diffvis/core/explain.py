@@ -54,9 +54,10 @@ class Explanation:
         parts = []
         for c, term in pairs:
             name = term.latex if latex else term.symbol
+            name = f"({name})" if name[:1] in "−-" else name
             sign = ("-" if latex else "−") if c < 0 else "+"
             times = r" \cdot " if latex else "·"
-            parts.append(f"{sign} {abs(c):.6g}{times}{name}")
+            parts.append(f"{sign} {name}" if abs(c) == 1 else f"{sign} {abs(c):.6g}{times}{name}")
         body = " ".join(parts).removeprefix("+ ")
         head = self.step.result.latex if latex else self.step.result.symbol
         return f"{head} = {body}" if body else head
@@ -70,7 +71,8 @@ class Explanation:
         lead = f"  {self.substituted()}\n  {' ' * _width(step.result.symbol)} = " if step.combination else "  "
         if not step.combination:
             lead += f"{step.result.symbol} = "
-        lines.append(f"{lead}{number_text(step.result.value)}, in data coordinates {number_text(self.result_data)}")
+        data = f", in data coordinates {number_text(self.result_data)}" if step.result.is_vector else ""
+        lines.append(f"{lead}{number_text(step.result.value)}{data}")
         return "\n".join(lines)
 
     def latex(self) -> str:
@@ -200,3 +202,29 @@ def explain_noising(x0: np.ndarray, eps: np.ndarray, abar: float, t: int, point:
         "vectors in standardised coordinates; ε is fixed per point",
         f"t = {t}, point {point}",
     )
+
+
+LOG_DENSITY = ("log p(x) = log p_{start}(y_{start}) − ∫ ∇·f du − 2 ln s",
+               r"\log p(x) = \log p_\mathrm{start}(y_\mathrm{start}) - \int \nabla \cdot f \, du"
+               r" - 2 \ln s")  # fmt: skip
+
+
+def explain_log_density(probe) -> Explanation:
+    """A clicked point's log-likelihood through the model's ODE (a ``density.DensityProbe``): the prior's log p
+    where the path from x ends, minus the divergence integrated along it, minus 2 ln s for the normaliser's scale s
+    (Chen et al. 2018; Song et al. 2021, §4.3); nats, data coordinates."""
+    prior, flow, scale = "log p_{start}(y_{start})", "−∫ ∇·f du", "−2 ln s"
+    terms = (Term("x", "x", np.asarray(probe.point, np.float64)),
+             Term("y_{start}", r"y_\mathrm{start}", np.asarray(probe.path[-1], np.float64)),
+             Term(prior, r"\log p_\mathrm{start}(y_\mathrm{start})", float(probe.prior)),
+             Term(flow, r"-\int \nabla \cdot f \, du", float(probe.flow_term)),
+             Term(scale, r"-2 \ln s", float(probe.scale_term)),
+             Term("NFE", r"\mathrm{NFE}", int(probe.nfe)))  # fmt: skip
+    step = StepTerms(
+        terms, Term("log p(x)", r"\log p(x)", float(probe.log_p)), ((1.0, prior), (1.0, flow), (1.0, scale))
+    )
+    x, y = probe.point
+    return Explanation("likelihood", "Log-likelihood through the ODE", "Chen et al. 2018; Song et al. 2021, §4.3",
+                       *LOG_DENSITY, 0, 0, step, np.float64(probe.log_p),
+                       "nats per point, in data coordinates; y_start is where the ODE path from x ends",
+                       f"the clicked point ({x:.4g}, {y:.4g})")  # fmt: skip

@@ -171,9 +171,16 @@ def test_a_click_shows_the_points_log_p_and_its_path_to_the_source(make_view, qt
     labels = [label.textItem.toPlainText() for label in view.end_labels]
     assert labels == [f"log p_θ {probe.log_p:.2f}", f"−∫∇·f {probe.accumulated[-1]:+.2f}"]
     assert all(label.isVisible() for label in view.end_labels)
+    # the formula panel: log p = log p_start + (−∫ ∇·f du) + (−2 ln s), term by term, the clicked point's
+    e = view.formula.explanation
+    terms = {t.symbol: t.value for t in e.step.terms}
+    assert e.step.result.value == clicked.probe.log_p and terms["log p_{start}(y_{start})"] == clicked.probe.prior
+    assert sum(terms[s] for _, s in e.step.combination) == pytest.approx(clicked.probe.log_p, abs=1e-9)
+    assert "log p(x)" in view.formula_panel.text.text() and not view.formula_panel.point.isVisible()
     with qtbot.waitSignal(view.computed, timeout=60_000):  # a new grid: the old click goes
         view.resolution.setValue(RES + 8)
     assert view.model.clicked is None and not any(label.isVisible() for label in view.end_labels)
+    assert view.formula.explanation is None and "Click a point" in view.formula_panel.text.text()
 
 
 def test_a_flow_from_a_data_set_says_log_p_needs_a_gaussian_source(make_view, qtbot, gmm8):

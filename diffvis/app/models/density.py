@@ -34,6 +34,7 @@ from diffvis.core.density import (
     reference_log_density,
     scott_bandwidth,
 )
+from diffvis.core.explain import Explanation, explain_log_density
 from diffvis.core.likelihood import METHODS
 from diffvis.core.progress import ReportProgress
 from diffvis.core.run import SamplingModel
@@ -123,6 +124,12 @@ class DensityModel(SceneModel):
     def add_probe(self, probe: Clicked) -> None:
         """The clicked point replaces the one before."""
         self.probes = (probe,)
+
+    FORMULA_HINT = "Click a point to see the terms of its log-likelihood here."
+
+    def explain(self, point: int, frame: int) -> Explanation | None:
+        """The clicked point's log p through the ODE, term by term (``point`` and ``frame`` play no part)."""
+        return None if self.clicked is None else explain_log_density(self.clicked.probe)
 
     @property
     def clicked(self) -> Clicked | None:

@@ -30,7 +30,7 @@ class FormulaModel(EventedModel):
         """Explain the frame of ``scene`` (its result holds the sampling ``model``, the ``request`` and the
         ``trajectory``), again whenever its result or frame changes."""
         object.__setattr__(self, "scene", scene)
-        scene.events.connect(lambda name, _: self.refresh() if name in ("result", "frame") else None)
+        scene.events.connect(lambda name, _: self.refresh() if name in ("result", "frame", "probes") else None)
         self.refresh()
 
     def __setattr__(self, name: str, value) -> None:
@@ -50,7 +50,9 @@ class FormulaModel(EventedModel):
         except DiffvisError as e:
             self.update(explanation=None, reason=str(e))
             return
-        self.update(explanation=explanation, reason="")
+        self.update(
+            explanation=explanation, reason="" if explanation is not None or scene is None else scene.FORMULA_HINT
+        )
 
     def latex(self) -> str:
         """The explanation as LaTeX ('' when there is none)."""

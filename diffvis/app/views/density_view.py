@@ -89,6 +89,7 @@ class DensityView(SceneView):
             label.setVisible(False)  # (a filled TextItem draws its box even with no text)
 
         self.bind(DensityModel())
+        self.formula_panel = self.add_formula_panel(self.plot, pick=False)
         model = self.model
         self.write(self.show_box.currentIndexChanged, lambda: setattr(model, "show", self.show_box.currentData()))
         self.write(self.resolution.valueChanged, lambda: setattr(model, "resolution", self.resolution.value()))

@@ -46,7 +46,9 @@ def explanation_html(e: Explanation) -> str:
     step = e.step
     rows = "".join(f"<tr><td align='right'><span style=\"{MATH}\">{rich(t.symbol)}</span></td><td>&nbsp;=&nbsp;</td>"
                    f"<td>{number_text(t.value)}</td></tr>" for t in step.terms)  # fmt: skip
-    result = f"{number_text(step.result.value)} (data: {number_text(e.result_data)})"
+    result = number_text(step.result.value)
+    if step.result.is_vector:
+        result += f" (data: {number_text(e.result_data)})"
     lines = [f"<b>{html.escape(e.title)}</b>, {html.escape(e.where)}<br>",
              f"<small>{html.escape(e.paper)}</small>",
              f"<p style=\"{MATH} font-size: large\">{rich(e.formula)}</p>",
@@ -62,7 +64,7 @@ def explanation_html(e: Explanation) -> str:
 class FormulaPanel(QWidget):
     """The rich-text equation, the pinned point's number, and *Copy as LaTeX* (a ``QAction``, Ctrl+Shift+L)."""
 
-    def __init__(self, model: FormulaModel, parent=None):
+    def __init__(self, model: FormulaModel, parent=None, *, pick: bool = True):
         super().__init__(parent)
         self.model = model
         self.text = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
@@ -85,7 +87,11 @@ class FormulaPanel(QWidget):
         row.addWidget(self.point, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 0, 0, 0)
-        layout.addLayout(row)
+        if pick:  # (the density view explains its clicked point, not a sample)
+            layout.addLayout(row)
+        else:
+            for widget in (self.point, *(row.itemAt(i).widget() for i in range(row.count()))):
+                widget.hide()
         layout.addWidget(copy)
         scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)  # never taller than the view
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -110,7 +116,7 @@ class FormulaPanel(QWidget):
     def _show(self) -> None:
         e = self.model.explanation
         if e is None:
-            self.text.setText(html.escape(self.model.reason or "Sample to see the equation of each step here."))
+            self.text.setText(html.escape(self.model.reason))
         else:
             self.text.setText(explanation_html(e))
 
@@ -131,10 +137,12 @@ class FormulaHost:
 
     formula: FormulaModel | None = None
 
-    def add_formula_panel(self, plot) -> FormulaPanel:
+    def add_formula_panel(self, plot, *, pick: bool = True) -> FormulaPanel:
+        """``pick``: the samples of ``plot`` are chosen by hovering and by number (False: the view explains what
+        its model says, e.g. a clicked point)."""
         self.formula = FormulaModel()
         self.formula.follow(self.model)
-        panel = FormulaPanel(self.formula)
+        panel = FormulaPanel(self.formula, pick=pick)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.layout().replaceWidget(self.figure, splitter)
         splitter.addWidget(self.figure)
@@ -142,7 +150,8 @@ class FormulaHost:
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         self._hovered_plot = plot
-        self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
+        if pick:
+            self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
         return panel
 
     def _on_hover(self, event) -> None:
