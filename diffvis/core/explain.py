@@ -13,7 +13,8 @@ import torch
 from diffvis.core.classes import NULL_LABEL
 from diffvis.core.forward import q_sample
 from diffvis.core.guidance import guided, noise_level
-from diffvis.core.registry import SamplerInfo
+from diffvis.core.parametrization import score_from_eps
+from diffvis.core.registry import OBJECTIVES, SamplerInfo
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.step_terms import StepTerms, Term, vec
@@ -228,3 +229,46 @@ def explain_log_density(probe) -> Explanation:
                        *LOG_DENSITY, 0, 0, step, np.float64(probe.log_p),
                        "nats per point, in data coordinates; y_start is where the ODE path from x ends",
                        f"the clicked point ({x:.4g}, {y:.4g})")  # fmt: skip
+
+
+FIELDS = {  # what a score view's arrow at x is, by what a model's levels are (``ObjectiveInfo.levels``)
+    "t": ("s_θ(x, t) = −ε̂(x, t)/√(1 − ᾱ_t)", r"s_\theta(x, t) = -\frac{\hat\epsilon(x, t)}{\sqrt{1 - \bar\alpha_t}}",
+          "the score of a noise predictor (Song et al. 2021)"),
+    "sigma": ("s_θ(x, σ) ≈ ∇ log p_σ(x)", r"s_\theta(x, \sigma) \approx \nabla \log p_\sigma(x)",
+              "denoising score matching (Song & Ermon 2019)"),
+    "time": ("v_θ(x, t) ≈ E[x₁ − x₀ | x_t = x]", r"v_\theta(x, t) \approx E[x_1 - x_0 \mid x_t = x]",
+             "flow matching (Lipman et al. 2023)"),
+}  # fmt: skip
+
+
+def explain_field(model: SamplingModel, net, point: np.ndarray, level: float, index: int) -> Explanation:
+    """The arrow of a score (or velocity) field at grid point ``point`` (data coordinates) and ``level`` (a
+    timestep, σ or flow time), as ``fields.field_series`` computes it with ``net`` (the model, guided as the field
+    is): for a DDPM model s = −ε̂/√(1 − ᾱ_t) (``parametrization.score_from_eps``); the result in standardised units
+    and in data units (a score ÷ the normaliser's scale, a velocity × it)."""
+    norm, kind = model.normaliser, OBJECTIVES[model.objective].levels
+    x = torch.as_tensor(norm.to_std(np.asarray(point, np.float64)[None]), dtype=torch.float32).to(model.device)
+    with torch.inference_mode():
+        if kind == "t":
+            t = int(level)
+            abar = float(model.schedule.alphas_cumprod[t])
+            eps = net(x, t)
+            out = score_from_eps(eps, abar)
+            terms = (Term("t", "t", t), Term("ᾱ_t", r"\bar\alpha_t", abar), Term("x", "x", vec(x)),
+                     Term("ε̂", r"\hat\epsilon", vec(eps)))  # fmt: skip
+            combination = ((-1 / (1 - abar) ** 0.5, "ε̂"),)
+        else:
+            name = "σ" if kind == "sigma" else "t"
+            out = net(x, float(level))
+            terms, combination = (
+                (Term(name, r"\sigma" if kind == "sigma" else "t", float(level)), Term("x", "x", vec(x))),
+                (),
+            )
+    symbol = "v_θ" if kind == "time" else "s_θ"
+    step = StepTerms(terms, Term(symbol, symbol.replace("θ", r"_\theta"), vec(out)), combination)
+    data = vec(out) * norm.scale if kind == "time" else vec(out) / norm.scale
+    text, latex, paper = FIELDS[kind]
+    what = "velocity" if kind == "time" else "score"
+    return Explanation(f"{what} field", f"The {what} field", paper, text, latex, 0, index, step, data,
+                       f"x and the arrow in standardised units; in data units the {what} is {number_text(data)}",
+                       f"grid point {index} at ({point[0]:.3g}, {point[1]:.3g})")  # fmt: skip

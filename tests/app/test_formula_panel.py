@@ -115,3 +115,35 @@ def test_the_forward_view_explains_x_t_of_the_frame_shown(window, qtbot):
     np.testing.assert_allclose(e.step.result.value, view.frame_points(250)[9], rtol=1e-12)
     np.testing.assert_allclose(e.result_data, noising.normaliser.to_data(view.frame_points(250)[9][None])[0])
     assert "t = 250, point 9" in view.formula_panel.text.text() and view.formula_panel.isVisible()
+
+
+@pytest.mark.parametrize("example_run", [None, "moons-flow-ot", "moons-ncsn"])
+def test_the_score_view_explains_the_arrow_it_draws(window, qtbot, example_run):
+    if example_run is not None:
+        assert window.open_example(example_run)
+    view = window.score_view
+    view.resolution.setValue(6)
+    view.levels.setValue(8)
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.model.result is not None and not view.job.busy, timeout=60_000)
+    view.timeline.slider.setValue(3)
+    view.formula_panel.point.setValue(20)
+    e = view.formula.explanation
+    drawn = view.model.series.shown[3].reshape(-1, 2)[20]
+    np.testing.assert_allclose(e.result_data, drawn, rtol=1e-4, atol=1e-6)
+    assert e.where.startswith("grid point 20")
+
+
+def test_the_score_view_explains_a_guided_field(window, qtbot):
+    assert window.open_example("moons-ddpm")
+    view = window.score_view
+    view.resolution.setValue(6)
+    view.levels.setValue(8)
+    window.tabs.setCurrentWidget(view)
+    view.model.update(label=0, field="guided", guidance=3.0)
+    qtbot.waitUntil(lambda: view.model.result is not None and view.model.result.conditional is not None
+                    and not view.job.busy, timeout=60_000)  # fmt: skip
+    view.timeline.slider.setValue(5)
+    view.formula_panel.point.setValue(7)
+    drawn = view.model.series.shown[5].reshape(-1, 2)[7]
+    np.testing.assert_allclose(view.formula.explanation.result_data, drawn, rtol=1e-4, atol=1e-6)

@@ -15,13 +15,15 @@ import numpy as np
 
 from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
 from diffvis.core.classes import UNCONDITIONAL, dense_labels
+from diffvis.core.explain import Explanation, explain_field
 from diffvis.core.fields import FieldSeries, field_series, guided_series, padded_extent, trajectory_scores
-from diffvis.core.guidance import check_guidance
+from diffvis.core.guidance import check_guidance, guided
 from diffvis.core.pipeline import sampling_model
 from diffvis.core.progress import ReportProgress
 from diffvis.core.registry import OBJECTIVES, sampler_info
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
+from diffvis.errors import ConfigError
 
 FIELD_KINDS = ("unconditional", "conditional", "guided")
 PROBE_STEPS_PER_LEVEL = 20  # a probe on a σ ladder takes this many Langevin steps at each level
@@ -76,6 +78,24 @@ class ScoreModel(SceneModel):
             elif fields.conditional is not None and self.field == "guided":
                 series = guided_series(fields.unconditional, fields.conditional, self.guidance)
         object.__setattr__(self, "series", series)
+
+    FORMULA_HINT = "Hover over an arrow (or pick a grid point) to see how it is computed."
+
+    def explain(self, point: int, frame: int) -> Explanation | None:
+        """The arrow shown at grid point ``point`` (row by row, ``FieldSeries.points``) at level ``frame``: the
+        model's output there, guided as the field shown is (``core.explain.explain_field``)."""
+        series, fields = self.series, self.result
+        if series is None:
+            return None
+        points = series.points
+        if not 0 <= point < len(points):
+            raise ConfigError(f"the grid point must be between 0 and {len(points) - 1}, got {point}")
+        label, w = None, 1.0
+        if fields.conditional is not None and self.field != "unconditional":
+            label, w = fields.label, self.guidance if self.field == "guided" else 1.0
+        net = guided(fields.model.model, label, w)
+        frame = min(frame, len(series.times) - 1)
+        return explain_field(fields.model, net, points[point], float(series.times[frame]), point)
 
     @property
     def guidance_params(self) -> dict:

@@ -154,6 +154,11 @@ class FormulaHost:
             self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
         return panel
 
+    def formula_points(self, frame: int) -> np.ndarray:
+        """(N, 2) what hovering picks from at ``frame``, in the order the model's ``explain`` numbers it: the
+        samples of the frame (a view whose panel explains something else says so)."""
+        return self.frame_points(frame)
+
     def _on_hover(self, event) -> None:
         """The sample of the frame shown nearest the pointer, within a few pixels, is the one explained."""
         view_box = self._hovered_plot.getPlotItem().vb
@@ -162,7 +167,7 @@ class FormulaHost:
             return
         here = view_box.mapSceneToView(event[0])
         pixel = view_box.viewPixelSize()
-        points = self.frame_points(self.model.frame)
+        points = self.formula_points(self.model.frame)
         gaps = np.hypot((points[:, 0] - here.x()) / pixel[0], (points[:, 1] - here.y()) / pixel[1])
         nearest = int(np.nanargmin(gaps)) if np.isfinite(gaps).any() else -1
         self.formula.hovered = nearest if nearest >= 0 and gaps[nearest] <= HOVER_PIXELS else None

@@ -91,6 +91,7 @@ class ScoreView(SceneView):
         self.probe_layer = ProbeLayer(self.plot)
 
         self.bind(ScoreModel())
+        self.formula_panel = self.add_formula_panel(self.plot)
         model = self.model
         self.write(
             self.model_choice.currentIndexChanged,
@@ -200,6 +201,10 @@ class ScoreView(SceneView):
 
     def frame_points(self, frame: int) -> np.ndarray:
         return self.model.series.noised[frame]
+
+    def formula_points(self, frame: int) -> np.ndarray:
+        """The arrows' grid points: hovering explains the arrow under the pointer."""
+        return self.model.series.points
 
     def all_points(self) -> np.ndarray:
         return self.model.series.noised
