@@ -20,7 +20,7 @@ from diffvis.core.progress import ReportProgress
 from diffvis.core.reflow import rectified_steps
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.request import SNAPSHOT, SampleRequest
-from diffvis.core.run import Run
+from diffvis.core.run import Run, SamplingModel
 from diffvis.core.trajectory import Trajectory
 from diffvis.errors import Cancelled, ConfigError
 
@@ -155,6 +155,8 @@ class PanelResult:
     metrics: dict[str, MetricResult]
     nll: tuple[float, float] | None = None  # held-out NLL and its standard error (``held_out_nll``)
     class_fit: ClassCheck | None = None  # samples of one class against its known density (``class_fit``)
+    model: SamplingModel | None = field(default=None, compare=False)  # what was sampled (the formula panel's)
+    sampled: SampleRequest | None = None  # the request as sampled (``spec`` is the one asked for)
 
     @property
     def npe(self) -> float | None:
@@ -197,7 +199,8 @@ def run_panel(request: SampleRequest, run, points, schedule, reference: Referenc
     samples = traj.samples[: len(reference.points)].astype(np.float64)
     metrics = score_samples(samples, reference.points, reference.floor)
     nll = held_out_nll(model, request, reference.points, cancelled)
-    return PanelResult(asked, label + note, traj, seconds, metrics, nll, class_fit(request, model, points, samples))
+    return PanelResult(asked, label + note, traj, seconds, metrics, nll, class_fit(request, model, points, samples),
+                       model, request)  # fmt: skip
 
 
 def class_fit(request: SampleRequest, model, points, samples: np.ndarray) -> ClassCheck | None:

@@ -147,3 +147,24 @@ def test_the_score_view_explains_a_guided_field(window, qtbot):
     view.formula_panel.point.setValue(7)
     drawn = view.model.series.shown[5].reshape(-1, 2)[7]
     np.testing.assert_allclose(view.formula.explanation.result_data, drawn, rtol=1e-4, atol=1e-6)
+
+
+def test_the_compare_view_explains_the_panel_hovered(window, qtbot):
+    view = window.compare_view
+    view.model.apply_preset("eta")
+    view.model.n = 200
+    window.tabs.setCurrentWidget(view)
+    with qtbot.waitSignal(view.computed, timeout=60_000):
+        view.compute()
+    view.timeline.slider.setValue(40)
+    panel = view.panels[2]
+    traj = panel.result.trajectory
+    k = round(40 / 100 * (len(traj.frames) - 1))
+    target = traj.frames[k, 11]
+    box = panel.plot.getViewBox()
+    view._on_hover(box.mapViewToScene(QPointF(*target)))
+    e = view.formula.explanation
+    assert view.model.formula_panel == 2 and e.point == view.highlight
+    assert e.heading.startswith("panel 3 (") and e.frame == k
+    np.testing.assert_allclose(e.result_data, traj.frames[k + 1, e.point], rtol=1e-4, atol=1e-5)
+    assert view.model.result[2].label in e.heading and "η=0.6" in e.heading

@@ -39,6 +39,7 @@ from diffvis.core.compare import (
     with_guide_choice,
 )
 from diffvis.core.datasets import MAX_POINTS
+from diffvis.core.explain import Explanation, explain_frame
 from diffvis.core.guidance import check_guidance
 from diffvis.core.progress import ReportProgress
 from diffvis.core.request import EXACT_DENSITY, SampleRequest
@@ -147,6 +148,7 @@ class CompareModel(SceneModel):
         **_preset_fields(DEFAULT_PRESET, tuple(Panel.of(_first[i % len(_first)]) for i in range(MAX_PANELS))),
         "n": 2000,
         "seed": 0,
+        "formula_panel": 0,  # the panel whose step the formula panel explains (the one last hovered)
     }
 
     def __init__(self, **values) -> None:
@@ -183,6 +185,22 @@ class CompareModel(SceneModel):
             self.result = None
 
     # --- settings -------------------------------------------------------------------------------------------------
+    FORMULA_FIELDS = (*SceneModel.FORMULA_FIELDS, "formula_panel")
+
+    def explain(self, point: int, frame: int) -> Explanation | None:
+        """Sample ``point``'s step in panel ``formula_panel`` at the shared progress ``frame`` (%): that panel's
+        frame, explained as the reverse view explains one (``core.explain.explain_frame``)."""
+        if not self.result:
+            return None
+        i = min(self.formula_panel, len(self.result) - 1)
+        r = self.result[i]
+        if r.model is None:
+            return None
+        traj = r.trajectory
+        k = min(panel_frame(frame, len(traj.frames)), traj.steps - 1)
+        e = explain_frame(r.model, r.sampled, traj, point, k)
+        return replace(e, heading=f"panel {i + 1} ({r.label}): {e.where}")
+
     def apply_preset(self, key: str) -> None:
         """The preset's panels, their count and class (applied again when chosen again: edits are undone)."""
         self.update(**_preset_fields(key, self.panels))

@@ -30,7 +30,7 @@ class FormulaModel(EventedModel):
         """Explain the frame of ``scene`` (its result holds the sampling ``model``, the ``request`` and the
         ``trajectory``), again whenever its result or frame changes."""
         object.__setattr__(self, "scene", scene)
-        scene.events.connect(lambda name, _: self.refresh() if name in ("result", "frame", "probes") else None)
+        scene.events.connect(lambda name, _: self.refresh() if name in scene.FORMULA_FIELDS else None)
         self.refresh()
 
     def __setattr__(self, name: str, value) -> None:

@@ -44,6 +44,7 @@ class SceneModel(EventedModel):
     FIELDS = {"result": None, "frame": 0, "probes": ()}
     OPEN_AT_END = True
     FORMULA_HINT = "Sample to see the equation of each step here."  # the formula panel, before there is one
+    FORMULA_FIELDS = ("result", "frame", "probes")  # the fields whose change changes what ``explain`` says
 
     def frames_of(self, result) -> int:
         """How many frames ``result`` has."""

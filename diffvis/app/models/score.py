@@ -80,6 +80,7 @@ class ScoreModel(SceneModel):
         object.__setattr__(self, "series", series)
 
     FORMULA_HINT = "Hover over an arrow (or pick a grid point) to see how it is computed."
+    FORMULA_FIELDS = (*SceneModel.FORMULA_FIELDS, "field", "guidance")
 
     def explain(self, point: int, frame: int) -> Explanation | None:
         """The arrow shown at grid point ``point`` (row by row, ``FieldSeries.points``) at level ``frame``: the

@@ -227,6 +227,7 @@ class CompareView(SceneView):
         self.figure.scene().sigMouseMoved.connect(self._on_hover)
         self.figure.scene().sigMouseClicked.connect(self._on_pin)
         self.bind(model)
+        self.formula_panel = self.add_formula_panel()
         self._on_data()
         self._show_stale(f"press {self.compute_text}", "")
 
@@ -486,13 +487,15 @@ class CompareView(SceneView):
         self.timeline.set_label(f"progress {frame} %")
 
     def _nearest(self, scene_pos) -> int | None:
-        """The index of the point nearest the mouse in the panel under it, or None."""
-        for panel in self.panels:
+        """The index of the point nearest the mouse in the panel under it, or None; that panel is the one the
+        formula panel explains."""
+        for i, panel in enumerate(self.panels):
             box = panel.plot.getViewBox()
             if panel.result is not None and box.sceneBoundingRect().contains(scene_pos):
                 p = box.mapSceneToView(scene_pos)
                 traj = panel.result.trajectory
                 frame = traj.frames[panel_frame(self.model.frame, len(traj.frames))]
+                self.model.formula_panel = i
                 return int(np.argmin((frame[:, 0] - p.x()) ** 2 + (frame[:, 1] - p.y()) ** 2))
         return None
 
@@ -502,6 +505,7 @@ class CompareView(SceneView):
         index = self._nearest(scene_pos)
         if index is not None and index != self.highlight:
             self.highlight = index
+            self.formula.point = index
             self.show_frame(self.model.frame)
 
     def _on_pin(self, event) -> None:
@@ -509,6 +513,8 @@ class CompareView(SceneView):
             self.pinned = not self.pinned
             if self.pinned:
                 self.highlight = self._nearest(event.scenePos())
+                if self.highlight is not None:
+                    self.formula.point = self.highlight
             self.show_frame(self.model.frame)
 
     def frame_points(self, frame: int) -> np.ndarray:

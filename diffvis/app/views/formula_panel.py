@@ -137,20 +137,20 @@ class FormulaHost:
 
     formula: FormulaModel | None = None
 
-    def add_formula_panel(self, plot, *, pick: bool = True) -> FormulaPanel:
+    def add_formula_panel(self, plot=None, *, pick: bool = True) -> FormulaPanel:
         """``pick``: the samples of ``plot`` are chosen by hovering and by number (False: the view explains what
         its model says, e.g. a clicked point)."""
         self.formula = FormulaModel()
         self.formula.follow(self.model)
         panel = FormulaPanel(self.formula, pick=pick)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.layout().replaceWidget(self.figure, splitter)
+        self.figure.parentWidget().layout().replaceWidget(self.figure, splitter)
         splitter.addWidget(self.figure)
         splitter.addWidget(panel)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         self._hovered_plot = plot
-        if pick:
+        if pick and plot is not None:  # (None: the view tells the formula model what is hovered itself)
             self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
         return panel
 
