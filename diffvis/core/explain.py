@@ -11,10 +11,8 @@ import numpy as np
 import torch
 
 from diffvis.core.classes import NULL_LABEL
-from diffvis.core.forward import q_sample
 from diffvis.core.guidance import guided, noise_level
-from diffvis.core.parametrization import score_from_eps
-from diffvis.core.registry import OBJECTIVES, SamplerInfo
+from diffvis.core.registry import SamplerInfo
 from diffvis.core.request import SampleRequest
 from diffvis.core.run import SamplingModel
 from diffvis.core.step_terms import StepTerms, Term, vec
@@ -177,98 +175,3 @@ def _guidance_terms(model: SamplingModel, label, w: float, x: torch.Tensor, t) -
     return (Term("w", "w", w), Term(f"{f}_c", rf"{tex}_c", vec(conditional)),
             Term(ref_name, ref_tex, vec(reference)),
             Term(f"{f}̃ = {ref_name} + w ({f}_c − {ref_name})", rf"\tilde {tex}", vec(guided_output)))  # fmt: skip
-
-
-FORWARD = ("x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε", r"x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon")
-
-
-def explain_noising(x0: np.ndarray, eps: np.ndarray, abar: float, t: int, point: int, normaliser) -> Explanation:
-    """Frame t of the forward process for one point: x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε (Ho et al. 2020, eq. 4) with its
-    clean point x₀ and its fixed noise ε (standardised, (2,)); ``normaliser`` gives the data coordinates (None:
-    the standardised ones)."""
-    x_t = q_sample(np.asarray(x0, np.float64), abar, np.asarray(eps, np.float64))
-    terms = (Term("t", "t", t), Term("ᾱ_t", r"\bar\alpha_t", abar), Term("x₀", "x_0", np.asarray(x0, np.float64)),
-             Term("ε", r"\epsilon", np.asarray(eps, np.float64)))  # fmt: skip
-    step = StepTerms(terms, Term("x_t", "x_t", x_t), ((abar**0.5, "x₀"), ((1 - abar) ** 0.5, "ε")))
-    result = x_t if normaliser is None else np.asarray(normaliser.to_data(x_t[None])[0], dtype=np.float64)
-    return Explanation(
-        "forward",
-        "Forward process",
-        "Ho et al. 2020, eq. 4",
-        *FORWARD,
-        t,
-        point,
-        step,
-        result,
-        "vectors in standardised coordinates; ε is fixed per point",
-        f"t = {t}, point {point}",
-    )
-
-
-LOG_DENSITY = ("log p(x) = log p_{start}(y_{start}) − ∫ ∇·f du − 2 ln s",
-               r"\log p(x) = \log p_\mathrm{start}(y_\mathrm{start}) - \int \nabla \cdot f \, du"
-               r" - 2 \ln s")  # fmt: skip
-
-
-def explain_log_density(probe) -> Explanation:
-    """A clicked point's log-likelihood through the model's ODE (a ``density.DensityProbe``): the prior's log p
-    where the path from x ends, minus the divergence integrated along it, minus 2 ln s for the normaliser's scale s
-    (Chen et al. 2018; Song et al. 2021, §4.3); nats, data coordinates."""
-    prior, flow, scale = "log p_{start}(y_{start})", "−∫ ∇·f du", "−2 ln s"
-    terms = (Term("x", "x", np.asarray(probe.point, np.float64)),
-             Term("y_{start}", r"y_\mathrm{start}", np.asarray(probe.path[-1], np.float64)),
-             Term(prior, r"\log p_\mathrm{start}(y_\mathrm{start})", float(probe.prior)),
-             Term(flow, r"-\int \nabla \cdot f \, du", float(probe.flow_term)),
-             Term(scale, r"-2 \ln s", float(probe.scale_term)),
-             Term("NFE", r"\mathrm{NFE}", int(probe.nfe)))  # fmt: skip
-    step = StepTerms(
-        terms, Term("log p(x)", r"\log p(x)", float(probe.log_p)), ((1.0, prior), (1.0, flow), (1.0, scale))
-    )
-    x, y = probe.point
-    return Explanation("likelihood", "Log-likelihood through the ODE", "Chen et al. 2018; Song et al. 2021, §4.3",
-                       *LOG_DENSITY, 0, 0, step, np.float64(probe.log_p),
-                       "nats per point, in data coordinates; y_start is where the ODE path from x ends",
-                       f"the clicked point ({x:.4g}, {y:.4g})")  # fmt: skip
-
-
-FIELDS = {  # what a score view's arrow at x is, by what a model's levels are (``ObjectiveInfo.levels``)
-    "t": ("s_θ(x, t) = −ε̂(x, t)/√(1 − ᾱ_t)", r"s_\theta(x, t) = -\frac{\hat\epsilon(x, t)}{\sqrt{1 - \bar\alpha_t}}",
-          "the score of a noise predictor (Song et al. 2021)"),
-    "sigma": ("s_θ(x, σ) ≈ ∇ log p_σ(x)", r"s_\theta(x, \sigma) \approx \nabla \log p_\sigma(x)",
-              "denoising score matching (Song & Ermon 2019)"),
-    "time": ("v_θ(x, t) ≈ E[x₁ − x₀ | x_t = x]", r"v_\theta(x, t) \approx E[x_1 - x_0 \mid x_t = x]",
-             "flow matching (Lipman et al. 2023)"),
-}  # fmt: skip
-
-
-def explain_field(model: SamplingModel, net, point: np.ndarray, level: float, index: int) -> Explanation:
-    """The arrow of a score (or velocity) field at grid point ``point`` (data coordinates) and ``level`` (a
-    timestep, σ or flow time), as ``fields.field_series`` computes it with ``net`` (the model, guided as the field
-    is): for a DDPM model s = −ε̂/√(1 − ᾱ_t) (``parametrization.score_from_eps``); the result in standardised units
-    and in data units (a score ÷ the normaliser's scale, a velocity × it)."""
-    norm, kind = model.normaliser, OBJECTIVES[model.objective].levels
-    x = torch.as_tensor(norm.to_std(np.asarray(point, np.float64)[None]), dtype=torch.float32).to(model.device)
-    with torch.inference_mode():
-        if kind == "t":
-            t = int(level)
-            abar = float(model.schedule.alphas_cumprod[t])
-            eps = net(x, t)
-            out = score_from_eps(eps, abar)
-            terms = (Term("t", "t", t), Term("ᾱ_t", r"\bar\alpha_t", abar), Term("x", "x", vec(x)),
-                     Term("ε̂", r"\hat\epsilon", vec(eps)))  # fmt: skip
-            combination = ((-1 / (1 - abar) ** 0.5, "ε̂"),)
-        else:
-            name = "σ" if kind == "sigma" else "t"
-            out = net(x, float(level))
-            terms, combination = (
-                (Term(name, r"\sigma" if kind == "sigma" else "t", float(level)), Term("x", "x", vec(x))),
-                (),
-            )
-    symbol = "v_θ" if kind == "time" else "s_θ"
-    step = StepTerms(terms, Term(symbol, symbol.replace("θ", r"_\theta"), vec(out)), combination)
-    data = vec(out) * norm.scale if kind == "time" else vec(out) / norm.scale
-    text, latex, paper = FIELDS[kind]
-    what = "velocity" if kind == "time" else "score"
-    return Explanation(f"{what} field", f"The {what} field", paper, text, latex, 0, index, step, data,
-                       f"x and the arrow in standardised units; in data units the {what} is {number_text(data)}",
-                       f"grid point {index} at ({point[0]:.3g}, {point[1]:.3g})")  # fmt: skip

@@ -31,10 +31,9 @@ from diffvis.core.classes import NULL_LABEL, Classes
 from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
 from diffvis.core.datasets import canonical_name
 from diffvis.core.edm import EDM, P_MEAN, P_STD, edm_ladder
-from diffvis.core.flow import SOURCES, draw_source, interpolate, is_source, target_velocity
-from diffvis.core.forward import q_sample
+from diffvis.core.flow import SOURCES, draw_source, is_source
+from diffvis.core.losses import LossTables, loss_terms
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
-from diffvis.core.parametrization import ddpm_target, edm_preconditioning
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.core.validation import check_field_types, check_seed
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
@@ -254,8 +253,7 @@ class Trainer:
         self.step = 0
         self.loss_history: list[float] = []
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}  # the EMA weights at ``snapshot_steps``, on the CPU
-        self._abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32, device=self.device)
-        self._sigmas = torch.tensor(self.ladder.sigmas, dtype=torch.float32, device=self.device)
+        self.loss_tables = LossTables.of(model_config, cfg, self.schedule, self.ladder, self.device)
         self.source = None if source is None else torch.as_tensor(source, dtype=torch.float32, device=self.device)
         if (cfg.coupling == REFLOW) != (pairs is not None) or (pairs is not None and len(pairs) != len(data)):
             raise ConfigError("a reflow run needs one source point paired with every data point, and only it")
@@ -284,21 +282,9 @@ class Trainer:
         level; for flow the times t) and labels; a flow batch's ``source`` points are drawn here when not given."""
         if self.objective == "flow":
             x_src = self.draw_source(len(x0)) if source is None else source
-            x_t = interpolate(x_src, x0, k)
-            return (self.model(x_t, k, labels) - target_velocity(x_src, x0)).square().mean(1)
+            return loss_terms(self.loss_tables, self.model, x0, k, labels, source=x_src).per_sample
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
-        if self.objective == "ddpm":
-            abar = self._abar[k, None]
-            target = ddpm_target(self.model_config.prediction, x0, noise, abar)
-            return (self.model(q_sample(x0, abar, noise), k, labels) - target).square().mean(1)
-        if self.objective == EDM:
-            sigma = torch.exp(self.cfg.p_mean + self.cfg.p_std * torch.special.ndtri(k.clamp(1e-6, 1 - 1e-6)))[:, None]
-            x = x0 + sigma * noise
-            target = edm_preconditioning(self.model_config.sigma_data).target(x, sigma, x0)
-            return (self.model.raw(x, sigma, labels) - target).square().mean(1)
-        sigma = self._sigmas[k]
-        score = self.model(x0 + sigma[:, None] * noise, sigma, labels)
-        return (sigma[:, None] * score + noise).square().mean(1)
+        return loss_terms(self.loss_tables, self.model, x0, k, labels, noise=noise).per_sample
 
     def draw_source(self, n: int) -> torch.Tensor:
         """n source points of a flow (``diffvis.core.flow.draw_source``)."""

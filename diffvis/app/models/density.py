@@ -34,7 +34,8 @@ from diffvis.core.density import (
     reference_log_density,
     scott_bandwidth,
 )
-from diffvis.core.explain import Explanation, explain_log_density
+from diffvis.core.explain import Explanation
+from diffvis.core.formulas import explain_log_density
 from diffvis.core.likelihood import METHODS
 from diffvis.core.progress import ReportProgress
 from diffvis.core.run import SamplingModel

@@ -15,8 +15,9 @@ import numpy as np
 
 from diffvis.app.models.scene import SceneModel
 from diffvis.core.datasets import Normaliser
-from diffvis.core.explain import Explanation, explain_noising
+from diffvis.core.explain import Explanation
 from diffvis.core.fields import NOISE_SEED
+from diffvis.core.formulas import explain_noising
 from diffvis.core.forward import q_sample
 from diffvis.core.metrics import random_subset
 from diffvis.core.schedules import Schedule
@@ -69,7 +70,7 @@ class ForwardModel(SceneModel):
         return result.schedule.T + 1
 
     def explain(self, point: int, frame: int) -> Explanation | None:
-        """x_t of sample ``point`` at frame t (``core.explain.explain_noising``); None before any data."""
+        """x_t of sample ``point`` at frame t (``core.formulas.explain_noising``); None before any data."""
         noising = self.result
         if noising is None or not len(noising.x0):
             return None

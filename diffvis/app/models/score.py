@@ -15,8 +15,9 @@ import numpy as np
 
 from diffvis.app.models.scene import Probe, SceneModel, follow, lab_schedule
 from diffvis.core.classes import UNCONDITIONAL, dense_labels
-from diffvis.core.explain import Explanation, explain_field
+from diffvis.core.explain import Explanation
 from diffvis.core.fields import FieldSeries, field_series, guided_series, padded_extent, trajectory_scores
+from diffvis.core.formulas import explain_field
 from diffvis.core.guidance import check_guidance, guided
 from diffvis.core.pipeline import sampling_model
 from diffvis.core.progress import ReportProgress
@@ -84,7 +85,7 @@ class ScoreModel(SceneModel):
 
     def explain(self, point: int, frame: int) -> Explanation | None:
         """The arrow shown at grid point ``point`` (row by row, ``FieldSeries.points``) at level ``frame``: the
-        model's output there, guided as the field shown is (``core.explain.explain_field``)."""
+        model's output there, guided as the field shown is (``core.formulas.explain_field``)."""
         series, fields = self.series, self.result
         if series is None:
             return None
