@@ -168,3 +168,29 @@ def test_the_compare_view_explains_the_panel_hovered(window, qtbot):
     assert e.heading.startswith("panel 3 (") and e.frame == k
     np.testing.assert_allclose(e.result_data, traj.frames[k + 1, e.point], rtol=1e-4, atol=1e-5)
     assert view.model.result[2].label in e.heading and "η=0.6" in e.heading
+
+
+def test_the_training_view_explains_one_examples_loss(window, qtbot):
+    import torch
+
+    assert window.open_example("moons-ddpm")
+    view = window.training_view
+    window.tabs.setCurrentWidget(view)
+    view.formula_panel.point.setValue(5)
+    e = view.formula.explanation
+    terms = {t.symbol: t.value for t in e.step.terms}
+    run, point = window.state.run, window.state.data.points[5]
+    x0 = run.normaliser.to_std(point[None])[0]
+    np.testing.assert_allclose(terms["x₀"], x0, rtol=1e-6)
+    t, abar, eps = terms["t"], terms["ᾱ_t"], terms["ε"]
+    assert abar == pytest.approx(run.schedule.alphas_cumprod[t], rel=1e-6)
+    # by hand, for v-prediction: x_t = √ᾱ x₀ + √(1 − ᾱ) ε, v = √ᾱ ε − √(1 − ᾱ) x₀
+    x_t = np.sqrt(abar) * x0 + np.sqrt(1 - abar) * eps
+    v = np.sqrt(abar) * eps - np.sqrt(1 - abar) * x0
+    label = torch.tensor([int(window.state.data.labels[5])])
+    with torch.no_grad():
+        out = run.ema(torch.tensor(x_t[None], dtype=torch.float32), torch.tensor([t]), label).numpy()[0]
+    assert e.step.result.value == pytest.approx(np.mean((out - v) ** 2), rel=1e-4)
+    mean = terms[next(s for s in terms if s.startswith("mean L"))]
+    assert abs(mean - run.loss_history[-1]) < 0.2  # the objective over the data, near the training loss
+    assert "training point 5" in view.formula_panel.text.text()

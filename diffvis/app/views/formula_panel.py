@@ -137,13 +137,16 @@ class FormulaHost:
 
     formula: FormulaModel | None = None
 
-    def add_formula_panel(self, plot=None, *, pick: bool = True) -> FormulaPanel:
+    def add_formula_panel(self, plot=None, *, pick: bool = True, room: int = 0) -> FormulaPanel:
         """``pick``: the samples of ``plot`` are chosen by hovering and by number (False: the view explains what
-        its model says, e.g. a clicked point)."""
+        its model says, e.g. a clicked point). ``room``: the width the figure needs; where the panel would leave
+        it less, the panel starts folded against the right edge (drag the handle to open it)."""
         self.formula = FormulaModel()
         self.formula.follow(self.model)
         panel = FormulaPanel(self.formula, pick=pick)
         splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setHandleWidth(8)
+        self.formula_splitter, self._formula_room = splitter, room
         self.figure.parentWidget().layout().replaceWidget(self.figure, splitter)
         splitter.addWidget(self.figure)
         splitter.addWidget(panel)
@@ -153,6 +156,12 @@ class FormulaHost:
         if pick and plot is not None:  # (None: the view tells the formula model what is hovered itself)
             self.hover_proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
         return panel
+
+    def fold_formula_if_cramped(self) -> None:
+        """On first show: fold the panel away where the figure would get less than its ``room``."""
+        splitter = self.formula_splitter
+        if self._formula_room and splitter.width() - MIN_WIDTH < self._formula_room:
+            splitter.setSizes([splitter.width(), 0])
 
     def formula_points(self, frame: int) -> np.ndarray:
         """(N, 2) what hovering picks from at ``frame``, in the order the model's ``explain`` numbers it: the

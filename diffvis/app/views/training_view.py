@@ -10,9 +10,11 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from diffvis.app.jobs import BackgroundJob
+from diffvis.app.models.training_example import TrainingExample
 from diffvis.app.state import LabState
 from diffvis.app.views.axes import LogAxis
 from diffvis.app.views.exporting import ExportActions, export_button
+from diffvis.app.views.formula_panel import FormulaHost
 from diffvis.app.views.style import DATA_COLOUR, SAMPLE_COLOUR, corner_caption
 from diffvis.app.views.titles import fit_title
 from diffvis.app.widgets.timeline import Timeline
@@ -25,6 +27,7 @@ BOUND_OBJECTIVE = next(name for name in OBJECTIVES if has_bound(name))  # whose 
 
 SMOOTHING = 0.9  # EMA weight of the smoothed loss curve
 BACKDROP_POINTS = 3000  # the faint data behind the samples: enough to see the shape, cheap to repaint
+FIGURE_ROOM = 640  # px the plots need for their titles whole: a narrower view starts with its formula panel folded
 REDRAW_MS = 250  # progress arrives up to ~10 times a second; the curves are redrawn at most this often
 
 
@@ -37,7 +40,7 @@ def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
     return out
 
 
-class TrainingView(ExportActions, QWidget):
+class TrainingView(FormulaHost, ExportActions, QWidget):
     """The plots, and a timeline over the preview snapshots: scrub or play to watch the shape emerge; exports
     the snapshots (an animation of training)."""
 
@@ -98,16 +101,28 @@ class TrainingView(ExportActions, QWidget):
         state.run_changed.connect(self._on_run_change)
         state.model_changed.connect(self._sync_objective)
         state.model_config_changed.connect(lambda _config: self._sync_objective())
+        self.model = TrainingExample(run=state.model_run, data=state.data)
+        # its number picks the training point (nothing to hover); folded in a window too narrow for the plots
+        self.formula_panel = self.add_formula_panel(room=FIGURE_ROOM)
+        self._folded_once = False
+        state.model_changed.connect(lambda: setattr(self.model, "run", state.model_run))
+        state.data_changed.connect(lambda data: setattr(self.model, "data", data))
         self._on_data_change(state.data)
         self._sync_objective()
         self.show_preview(0)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._folded_once:
+            self._folded_once = True
+            self.fold_formula_if_cramped()
 
     def _sync_objective(self) -> None:
         """Name the preview sampler and the loss buckets of the run shown (or, with none, of the one to train)."""
         run = self.state.model_run
         info = OBJECTIVES[run.objective if run is not None else self.state.model_config.objective]
         preview = SampleRequest(info.preview_sampler, info.preview_params, objective=info.name)
-        fit_title(self.samples_plot, f"EMA network samples ({preview.label_text})")
+        fit_title(self.samples_plot, f"EMA samples ({preview.label_text})")
         self.bucket_plot.setLabel("bottom", info.buckets)
 
     def _build_bound_plot(self) -> None:
