@@ -194,3 +194,20 @@ def test_the_training_view_explains_one_examples_loss(window, qtbot):
     mean = terms[next(s for s in terms if s.startswith("mean L"))]
     assert abs(mean - run.loss_history[-1]) < 0.2  # the objective over the data, near the training loss
     assert "training point 5" in view.formula_panel.text.text()
+
+
+def test_a_new_probe_is_explained_until_a_sample_is_picked(window, qtbot):
+    view = window.reverse_view
+    traj = _sampled(view, qtbot, "ddim", steps=10, eta=0.5)
+    view.timeline.slider.setValue(3)
+    with qtbot.waitSignal(view.probe_job.done, timeout=30_000):
+        assert view.probe(traj.frames[3, 0] + 0.1)
+    probe = view.model.probes[-1].trajectory
+    e = view.formula.explanation
+    assert e.heading.startswith("probe 1: frame 3 → 4") and e.point == 0
+    np.testing.assert_allclose(e.result_data, probe.frames[4, 0], rtol=1e-4, atol=1e-5)
+    assert "z" in {t.symbol for t in e.step.terms}  # its own noise, drawn again
+    view.timeline.slider.setValue(6)
+    np.testing.assert_allclose(view.formula.explanation.result_data, probe.frames[7, 0], rtol=1e-4, atol=1e-5)
+    view.formula_panel.point.setValue(2)  # a sample picked: the samples again
+    assert view.formula.explanation.point == 2 and not view.formula.explanation.heading

@@ -17,10 +17,11 @@ from diffvis.errors import DiffvisError
 
 
 class FormulaModel(EventedModel):
-    """``point``: the pinned sample; ``hovered``: the sample under the pointer (None: none); ``explanation``: the
+    """``point``: the pinned sample; ``hovered``: the sample under the pointer (None: none); ``probe``: the newest
+    probe particle is explained (set when one is placed, cleared when a sample is picked); ``explanation``: the
     step explained (None: nothing sampled yet, or ``reason`` says why not)."""
 
-    FIELDS = {"point": 0, "hovered": None, "explanation": None, "reason": ""}
+    FIELDS = {"point": 0, "hovered": None, "probe": False, "explanation": None, "reason": ""}
 
     def __init__(self, **values) -> None:
         super().__init__(**values)
@@ -30,12 +31,20 @@ class FormulaModel(EventedModel):
         """Explain the frame of ``scene`` (its result holds the sampling ``model``, the ``request`` and the
         ``trajectory``), again whenever its result or frame changes."""
         object.__setattr__(self, "scene", scene)
-        scene.events.connect(lambda name, _: self.refresh() if name in scene.FORMULA_FIELDS else None)
+        scene.events.connect(self._on_scene_event)
         self.refresh()
 
+    def _on_scene_event(self, name: str, value) -> None:
+        if name == "probes":  # a new probe is explained until a sample is picked again
+            object.__setattr__(self, "probe", bool(value))
+        if name in self.scene.FORMULA_FIELDS:
+            self.refresh()
+
     def __setattr__(self, name: str, value) -> None:
+        if name in ("point", "hovered") and value is not None:
+            object.__setattr__(self, "probe", False)
         super().__setattr__(name, value)
-        if name in ("point", "hovered"):
+        if name in ("point", "hovered", "probe"):
             self.refresh()
 
     @property
@@ -46,7 +55,11 @@ class FormulaModel(EventedModel):
         """Recompute the explanation of the point shown at the scene's frame (``SceneModel.explain``)."""
         scene = self.scene
         try:
-            explanation = None if scene is None else scene.explain(self.shown_point, scene.frame)
+            explanation = None
+            if scene is not None and self.probe and hasattr(scene, "explain_probe"):
+                explanation = scene.explain_probe(scene.frame)
+            if scene is not None and explanation is None:
+                explanation = scene.explain(self.shown_point, scene.frame)
         except DiffvisError as e:
             self.update(explanation=None, reason=str(e))
             return

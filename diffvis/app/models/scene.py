@@ -12,7 +12,7 @@ with LabState's ``model_run``, ``data``, ``data_info`` and ``train_config``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -97,6 +97,10 @@ class SceneModel(EventedModel):
         traj = result.trajectory
         return explain_frame(result.model, result.request, traj, point, min(frame, traj.steps - 1))
 
+    def explain_probe(self, frame: int) -> Explanation | None:
+        """The newest probe's step at ``frame`` (None: no probe, or this scene explains none)."""
+        return None
+
     def add_probe(self, probe: Probe) -> None:
         self.probes = (*self.probes, probe)
 
@@ -136,6 +140,17 @@ def follow(model: SamplingModel, request: SampleRequest, position: np.ndarray, *
 
 class SampledScene(SceneModel):
     """A scene whose ``result`` holds the sampling ``model`` and the ``request`` of the ``trajectory`` it shows."""
+
+    def explain_probe(self, frame: int) -> Explanation | None:
+        """The newest probe's step from ``frame`` (from its first frame, if placed later), explained as a sample's
+        is: its own trajectory, model and request, its noise drawn again from its own generator."""
+        if not self.probes or self.result is None:
+            return None
+        traj = self.probes[-1].trajectory
+        first = int(np.flatnonzero(np.isfinite(traj.frames[:, 0, 0]))[0])
+        k = min(max(frame, first), traj.steps - 1)
+        e = explain_frame(self.result.model, self.result.request, traj, 0, k)
+        return replace(e, heading=f"probe {len(self.probes)}: frame {k} → {k + 1}")
 
     def probe(self, position: np.ndarray) -> Callable[[ReportProgress], Probe] | None:
         """A particle at ``position`` in the frame shown, sampled on from there as the trajectory was (None before
