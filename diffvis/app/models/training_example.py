@@ -21,7 +21,6 @@ class TrainingExample(EventedModel):
     FIELDS = {"run": None, "data": None, "frame": 0}
     FORMULA_FIELDS = ("run", "data")
     FORMULA_HINT = "Train or open a run to see the loss of one training example here."
-    result = None  # (nothing to hover: the panel's number picks the training point)
 
     def explain(self, point: int, frame: int) -> Explanation | None:
         if self.run is None or self.data is None or len(self.data) < 2:

@@ -158,9 +158,10 @@ class FormulaHost:
         return panel
 
     def fold_formula_if_cramped(self) -> None:
-        """On first show: fold the panel away where the figure would get less than its ``room``."""
+        """On first show: fold the panel away where, at its asked-for width, it would leave the figure less than
+        its ``room``."""
         splitter = self.formula_splitter
-        if self._formula_room and splitter.width() - MIN_WIDTH < self._formula_room:
+        if self._formula_room and splitter.width() - WIDTH < self._formula_room:
             splitter.setSizes([splitter.width(), 0])
 
     def formula_points(self, frame: int) -> np.ndarray:
