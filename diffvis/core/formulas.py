@@ -4,13 +4,15 @@ recomputes its numbers with the function the view's picture comes from."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from diffvis.core.explain import Explanation, number_text
 from diffvis.core.flow import draw_source
 from diffvis.core.forward import q_sample
-from diffvis.core.losses import LossTables, loss_terms
+from diffvis.core.losses import N_BUCKETS, LossTables, LossTerms, bucket_of, loss_terms
 from diffvis.core.parametrization import score_from_eps
 from diffvis.core.registry import OBJECTIVES
 from diffvis.core.run import SamplingModel
@@ -127,34 +129,60 @@ LOSSES = {  # each objective's per-sample loss as its paper writes it (``core.lo
 CONDITION = {"ddpm": ("t", "t"), "ncsn": ("σ_i", r"\sigma_i"), "edm": ("σ", r"\sigma"), "flow": ("t", "t")}
 
 
-def explain_training_example(run, points: np.ndarray, labels: np.ndarray | None, index: int,
-                             seed: int = 0) -> Explanation:  # fmt: skip
-    """The loss of training point ``index`` (of ``points``, data coordinates; ``labels`` their dense class ids)
-    under ``run``'s EMA network, with a condition and noise (a flow: a source point) drawn for every point from
-    ``seed`` (``core.losses``); the mean over all the points' draws is shown beside it."""
-    if not 0 <= index < len(points):
-        raise ConfigError(f"the training point must be between 0 and {len(points) - 1}, got {index}")
+@dataclass(frozen=True)
+class DataLosses:
+    """The loss of every training point under a run's EMA network, each with its own draw from a seed: the
+    condition indices ``k`` (N,), the draws (``noise`` or a flow's ``source``, (N, 2)), the ``terms`` and the
+    per-point ``losses`` (N,); ``count`` is the number of discrete conditions (0: continuous)."""
+
+    tables: LossTables
+    x0: torch.Tensor
+    k: torch.Tensor
+    draws: dict
+    terms: LossTerms
+    losses: torch.Tensor
+    count: int
+
+    def per_bucket(self) -> np.ndarray:
+        """(N_BUCKETS,) the mean loss of the points whose condition falls in each bucket (NaN: none)."""
+        bucket = bucket_of(self.k, self.count).cpu().numpy()
+        losses = self.losses.cpu().numpy()
+        return np.array([losses[bucket == b].mean() if (bucket == b).any() else np.nan for b in range(N_BUCKETS)])
+
+
+def data_losses(run, points: np.ndarray, labels: np.ndarray | None, seed: int = 0) -> DataLosses:
+    """``DataLosses`` of ``points`` (data coordinates; ``labels`` their dense class ids) under ``run``."""
     objective, net = run.objective, run.ema
     device = next(net.parameters()).device
     tables = LossTables.of(run.model_config, run.train_config, run.schedule, run.ladder, device)
     x0 = torch.as_tensor(run.normaliser.to_std(np.asarray(points, np.float64)), dtype=torch.float32, device=device)
     y = None if labels is None or run.classes is None else torch.as_tensor(labels, dtype=torch.long, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    count = {"ddpm": run.schedule.T, "ncsn": run.ladder.L}.get(objective)
-    n = len(x0)
-    k = (
-        torch.randint(count, (n,), generator=generator, device=device)
-        if count
-        else torch.rand(n, generator=generator, device=device)
-    )
+    count, n = {"ddpm": run.schedule.T, "ncsn": run.ladder.L}.get(objective, 0), len(x0)
+    if count:
+        k = torch.randint(count, (n,), generator=generator, device=device)
+    else:
+        k = torch.rand(n, generator=generator, device=device)
     if objective == "flow":
         source = SamplingModel.of_run(run).source
-        extra = {"source": draw_source(None if source is None else source.to(device), n, generator)}
+        draws = {"source": draw_source(None if source is None else source.to(device), n, generator)}
     else:
-        extra = {"noise": torch.randn(n, 2, generator=generator, device=device)}
+        draws = {"noise": torch.randn(n, 2, generator=generator, device=device)}
     with torch.inference_mode():
-        terms = loss_terms(tables, net, x0, k, y, **extra)
-        losses = terms.per_sample
+        terms = loss_terms(tables, net, x0, k, y, **draws)
+    return DataLosses(tables, x0, k, draws, terms, terms.per_sample, count)
+
+
+def explain_training_example(run, points: np.ndarray, labels: np.ndarray | None, index: int,
+                             seed: int = 0) -> Explanation:  # fmt: skip
+    """The loss of training point ``index`` under ``run``'s EMA network, term by term (``data_losses``), beside the
+    mean over all the points' draws."""
+    if not 0 <= index < len(points):
+        raise ConfigError(f"the training point must be between 0 and {len(points) - 1}, got {index}")
+    d = data_losses(run, points, labels, seed)
+    objective, tables, x0, k, terms, losses, count, n = (run.objective, d.tables, d.x0, d.k, d.terms, d.losses,
+                                                         d.count, len(d.x0))  # fmt: skip
+    extra = d.draws
     i = index
     name, tex = CONDITION[objective]
     condition = int(k[i]) if count else float(terms.condition[i])

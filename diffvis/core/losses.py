@@ -21,6 +21,8 @@ from diffvis.core.flow import interpolate, target_velocity
 from diffvis.core.forward import q_sample
 from diffvis.core.parametrization import ddpm_target, edm_preconditioning
 
+N_BUCKETS = 10  # the loss is reported per bucket of the conditions: tenths of the T timesteps, L levels or [0, 1)
+
 
 @dataclass(frozen=True)
 class LossTables:
@@ -83,3 +85,11 @@ def loss_terms(tables: LossTables, model, x0: torch.Tensor, k: torch.Tensor, lab
     sigma = tables.sigmas[k]
     x = x0 + sigma[:, None] * noise
     return LossTerms(x, sigma, sigma[:, None] * model(x, sigma, labels), -noise)
+
+
+def bucket_of(k: torch.Tensor, count: int) -> torch.Tensor:
+    """The bucket 0 … N_BUCKETS − 1 of each condition index: its share of ``count`` discrete conditions (timesteps,
+    levels), or of [0, 1) for a continuous one (``count`` 0: a flow's t, EDM's quantile of ln σ)."""
+    if count == 0:
+        return (k * N_BUCKETS).long().clamp_(0, N_BUCKETS - 1)
+    return k * N_BUCKETS // count

@@ -32,13 +32,11 @@ from diffvis.core.coupling import COUPLINGS, REFLOW, PairStream
 from diffvis.core.datasets import canonical_name
 from diffvis.core.edm import EDM, P_MEAN, P_STD, edm_ladder
 from diffvis.core.flow import SOURCES, draw_source, is_source
-from diffvis.core.losses import LossTables, loss_terms
+from diffvis.core.losses import N_BUCKETS, LossTables, bucket_of, loss_terms
 from diffvis.core.models import ConditionalMLP, ModelConfig, build_model
 from diffvis.core.schedules import Schedule, SigmaLadder
 from diffvis.core.validation import check_field_types, check_seed
 from diffvis.errors import Cancelled, ConfigError, TrainingDiverged
-
-N_BUCKETS = 10
 
 
 @dataclass(frozen=True)
@@ -271,10 +269,8 @@ class Trainer:
         return {"ddpm": self.schedule.T, "ncsn": self.ladder.L}.get(self.objective, 0)
 
     def buckets(self, k: torch.Tensor) -> torch.Tensor:
-        """The loss bucket 0…N_BUCKETS − 1 of each condition: its share of the T timesteps, L levels or [0, 1)."""
-        if self.n_conditions == 0:
-            return (k * N_BUCKETS).long().clamp_(0, N_BUCKETS - 1)
-        return k * N_BUCKETS // self.n_conditions
+        """The loss bucket 0…N_BUCKETS − 1 of each condition (``losses.bucket_of``)."""
+        return bucket_of(k, self.n_conditions)
 
     def per_sample_loss(self, x0: torch.Tensor, k: torch.Tensor, labels: torch.Tensor | None = None,
                         source: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip

@@ -194,6 +194,12 @@ def test_the_training_view_explains_one_examples_loss(window, qtbot):
     mean = terms[next(s for s in terms if s.startswith("mean L"))]
     assert abs(mean - run.loss_history[-1]) < 0.2  # the objective over the data, near the training loss
     assert "training point 5" in view.formula_panel.text.text()
+    # an opened run's loss per bucket: the same per-point losses, averaged by condition
+    from diffvis.core.formulas import data_losses
+
+    expected = data_losses(run, window.state.data.points, window.state.data.labels).per_bucket()
+    np.testing.assert_allclose(view.bars.opts["height"], expected, rtol=1e-6)
+    assert np.isfinite(expected).all() and (expected > 0).all()
 
 
 def test_a_new_probe_is_explained_until_a_sample_is_picked(window, qtbot):

@@ -8,10 +8,12 @@ or the newest snapshot of the one in training), term by term (``core.formulas.ex
 
 from __future__ import annotations
 
+import numpy as np
+
 from diffvis.app.models.evented import EventedModel
 from diffvis.core.classes import dense_labels
 from diffvis.core.explain import Explanation
-from diffvis.core.formulas import explain_training_example
+from diffvis.core.formulas import data_losses, explain_training_example
 
 
 class TrainingExample(EventedModel):
@@ -23,7 +25,18 @@ class TrainingExample(EventedModel):
     FORMULA_HINT = "Train or open a run to see the loss of one training example here."
 
     def explain(self, point: int, frame: int) -> Explanation | None:
-        if self.run is None or self.data is None or len(self.data) < 2:
+        if not self._ready:
             return None
-        labels = dense_labels(self.run.classes, self.data) if self.run.classes is not None else None
-        return explain_training_example(self.run, self.data.points, labels, point)
+        return explain_training_example(self.run, self.data.points, self._labels, point)
+
+    def bucket_loss(self) -> np.ndarray | None:
+        """(N_BUCKETS,) the model's loss over the training points per bucket of conditions (None: no model)."""
+        return data_losses(self.run, self.data.points, self._labels).per_bucket() if self._ready else None
+
+    @property
+    def _ready(self) -> bool:
+        return self.run is not None and self.data is not None and len(self.data) >= 2
+
+    @property
+    def _labels(self):
+        return dense_labels(self.run.classes, self.data) if self.run.classes is not None else None

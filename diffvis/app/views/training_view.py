@@ -106,6 +106,7 @@ class TrainingView(FormulaHost, ExportActions, QWidget):
         self.formula_panel = self.add_formula_panel(room=FIGURE_ROOM)
         self._folded_once = False
         state.model_changed.connect(lambda: setattr(self.model, "run", state.model_run))
+        self.model.events.connect(lambda name, _: self.redraw_progress() if name in ("run", "data") else None)
         state.data_changed.connect(lambda data: setattr(self.model, "data", data))
         self._on_data_change(state.data)
         self._sync_objective()
@@ -179,10 +180,11 @@ class TrainingView(FormulaHost, ExportActions, QWidget):
     def redraw_progress(self) -> None:
         history = self.state.progress_history
         progress = history[-1] if history else None
-        if progress is None:
+        if progress is None:  # an opened run: its loss over the training points, per bucket
             self.raw_curve.setData([], [])
             self.smooth_curve.setData([], [])
-            self.bars.setOpts(height=np.zeros(N_BUCKETS))
+            per_bucket = self.model.bucket_loss() if self.state.run is not None else None
+            self.bars.setOpts(height=np.zeros(N_BUCKETS) if per_bucket is None else np.nan_to_num(per_bucket))
             return
         self._draw_loss([p.step for p in history], [p.loss for p in history])
         self.bars.setOpts(height=np.nan_to_num(progress.bucket_loss))
