@@ -161,7 +161,7 @@ def test_comparisons_and_sweeps_report_w2_with_a_floor_and_a_flows_path_energy()
         return make_dataset("moons", 300, seed=seed).points
 
     reference = Reference.draw(draw)
-    pairs = [wasserstein2(draw(10_000 + 2 * p), draw(10_001 + 2 * p)) for p in range(4)]  # the mean of four pairs
+    pairs = [wasserstein2(reference.points, draw(10_001 + 2 * p)) for p in range(4)]  # four draws, its reference
     assert reference.floor["w2"] == pytest.approx((np.mean(pairs), np.std(pairs, ddof=1)), rel=1e-12)
     from diffvis.core.request import SampleRequest
 
@@ -172,3 +172,19 @@ def test_comparisons_and_sweeps_report_w2_with_a_floor_and_a_flows_path_energy()
     assert all("w2" in p.metrics and p.metrics["w2"].floor == reference.floor["w2"][0] for p in points)
     csv = sweep_csv(points).splitlines()
     assert csv[0].endswith(",w2,w2_ratio,npe,nll,nll_se") and csv[3].endswith(",,,") and not csv[1].endswith(",")
+
+
+def test_w2s_floor_is_taken_against_the_samples_own_reference():
+    """W₂ between two 2,000-point draws of the moons swings with how the points split between the moons; a floor
+    from independent pairs put a perfect sampler anywhere from 0.6× to 2.3× it. Against the samples' reference,
+    fresh draws (a perfect sampler) score about 1×."""
+    from diffvis.core.sources import fresh_draw, load_source
+
+    points, info = load_source("moons", n=20_000, seed=0)
+    draw = fresh_draw(info, points.points, 2000)
+    reference = draw(9_999)
+    floor, spread = floors(draw, 1, 10_000, w2_pairs=3, reference=reference)["w2"]
+    own = [wasserstein2(reference, draw(10_000 + 2 * p + 1)) for p in range(3)]
+    assert floor == pytest.approx(np.mean(own)) and spread == pytest.approx(np.std(own, ddof=1))
+    fresh = [wasserstein2(draw(20_000 + i), reference) / floor for i in range(3)]
+    assert 0.7 < np.mean(fresh) < 1.3
