@@ -9,16 +9,16 @@
   between the two sub-batches). Paths of an optimal plan do not cross, and the flow comes out nearly straight.
 
 An exact 1024 × 1024 assignment takes about 0.1 s on a CPU core, thirty training steps. ``PairStream`` therefore
-pairs sub-batches of m = 64 points (0.18 ms each; the cost grows as m³), and each pair serves ``reuse`` = 8
-consecutive batches (a batch is the fresh pairs of its step and of the seven steps before): 0.4 ms of pairing a
-step. On the moons (10,000 steps), reuse 8 and reuse 4 trained flows of the same quality (W₂ / floor at one Euler
-step 1.72 and 1.79, at two 1.67 and 1.65: within the measurement's spread); sub-batches of 32 were worse at one
-step (2.29), and cutting the sub-batches from one class at a time (``pair_within_classes``) better (1.60), as
-were sub-batches of 128 (1.58, twice the cost); 256 with reuse 16 gave 1.77. (Pairing ahead in a background
+pairs sub-batches of at most m = 64 points of one class (0.34 ms each; the cost grows as m³), and each pair serves
+``reuse`` = 16 consecutive batches (a batch is the fresh pairs of its step and of the fifteen steps before). On the
+moons (10,000 steps; W₂ / floor at one and two Euler steps, floor against the samples' reference): reuse 16
+1.30 / 1.23, reuse 8 1.18 / 1.19 at twice the pairing (OT-CFM then trained at 0.75–0.76× I-CFM's steps per second,
+against 0.87× with 16). Measured before W₂'s floor shared the reference (ratios ~1.3× higher): reuse 8 and 4 alike
+(1.72 and 1.79 at one step), sub-batches of 32 worse (2.29), cutting sub-batches from one class at a time
+(``pair_within_classes``) better (1.60), sub-batches of 128 1.58 at twice the cost. (Pairing ahead in a background
 thread was tried and was slower: on two cores the thread competed with the training loop's OpenMP threads and for
-the GIL.) The stream is a fixed sequence drawn from its own seed, so a run
-is reproducible. A class-conditional run is paired within each class, so that every class's source points stay
-distributed as the source.
+the GIL.) The stream is a fixed sequence drawn from its own seed, so a run is reproducible. A class-conditional run
+is paired within each class, so that every class's source points stay distributed as the source.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class TrainConfig:
     source: str = "noise"  # flow: where the paths start, N(0, I) or a built-in data set (``diffvis.core.flow``)
     coupling: str = "independent"  # flow: how source and data points are paired (``diffvis.core.coupling``)
     ot_batch: int = 64  # flow with OT coupling: the sub-batch each exact assignment pairs
-    ot_reuse: int = 8  # flow with OT coupling: how many consecutive batches each assigned pair serves
+    ot_reuse: int = 16  # flow with OT coupling: how many consecutive batches each assigned pair serves
     p_mean: float = P_MEAN  # edm: the mean of ln σ during training
     p_std: float = P_STD  # edm: the standard deviation of ln σ during training
 
